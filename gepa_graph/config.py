@@ -1,0 +1,54 @@
+"""OptimizeConfig: every knob of an optimization, validated with clear errors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class OptimizeConfig(BaseModel):
+    """Settings of one optimization. Unknown fields are an error, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Budgets: the run stops at whichever is hit first. At least one must be set.
+    max_rollouts: int | None = Field(200, gt=0, description="rollouts of the system, all kinds")
+    max_cost_usd: float | None = Field(None, gt=0, description="reflection + task LM spend")
+    max_seconds: float | None = Field(None, gt=0, description="wall-clock limit")
+    max_stale_iterations: int | None = Field(
+        None, gt=0, description="stop after this many iterations without a new best"
+    )
+
+    minibatch_size: int = Field(3, gt=0)
+    concurrency: int = Field(8, gt=0, le=1024)
+    seed: int = 0
+
+    candidate_selection: Literal["pareto", "current_best"] = "pareto"
+    module_selection: Literal["round_robin"] = "round_robin"
+    skip_perfect_score: bool = Field(
+        True, description="skip reflection when the parent already scores perfect_score everywhere"
+    )
+    perfect_score: float = 1.0
+    failure_score: float = Field(0.0, description="score of a rollout that raised or timed out")
+
+    use_merge: bool = True
+    max_merge_attempts: int = Field(5, ge=0)
+    merge_subsample_size: int = Field(5, gt=0)
+
+    rollout_timeout_s: float | None = Field(None, gt=0)
+
+    reflection_temperature: float | None = Field(None, ge=0)
+    reflection_max_tokens: int | None = Field(4096, gt=0)
+    reflection_timeout_s: float = Field(120.0, gt=0)
+    lm_max_retries: int = Field(6, ge=0)
+    lm_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
+    max_chars_per_field: int = Field(
+        2000, gt=0, description="long trace fields are cut to this in the reflection prompt"
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_budget(self) -> OptimizeConfig:
+        if self.max_rollouts is None and self.max_cost_usd is None and self.max_seconds is None:
+            raise ValueError("set at least one budget: max_rollouts, max_cost_usd or max_seconds")
+        return self

@@ -1,0 +1,143 @@
+"""Typed events the engine emits; listeners (progress display, tracking) subscribe to them.
+
+Listeners must not be able to break an optimization: an exception in a listener is reported
+once (logging) and the listener keeps receiving later events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger("gepa_graph")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CandidateInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    prompts: dict[str, str]
+    parent_ids: tuple[str, ...]
+    origin: str
+    changed_modules: tuple[str, ...]
+
+
+class Ledger(BaseModel):
+    """Budget snapshot."""
+
+    rollouts_used: int = 0
+    max_rollouts: int | None = None
+    cost_usd: float = 0.0
+    reflection_cost_usd: float = 0.0
+    task_cost_usd: float = 0.0
+    reflection_calls: int = 0
+    lm_retries: int = 0
+    lm_failures: int = 0
+    failed_rollouts: int = 0
+    seconds: float = 0.0
+
+
+class OptimizationStarted(Event):
+    run_dir: str | None
+    resumed: bool
+    config: dict[str, Any]
+    seed_prompts: dict[str, str]
+    n_train: int
+    n_val: int
+    reflection_lm: str
+
+
+class IterationStarted(Event):
+    iteration: int
+    kind: Literal["mutation", "merge"]
+    parent_ids: tuple[str, ...]
+    module: str | None = None
+
+
+class ReflectionCalled(Event):
+    iteration: int
+    module: str
+    parent_id: str
+    prompt: str
+    reply: str
+    cost_usd: float | None = None
+
+
+class ProposalRejected(Event):
+    """A proposal that did not enter the pool. ``reason`` is a short code, ``detail`` prose."""
+
+    iteration: int
+    kind: Literal["mutation", "merge"]
+    reason: str
+    detail: str = ""
+    module: str | None = None
+    parent_ids: tuple[str, ...] = ()
+    proposed_text: str | None = None
+
+
+class MinibatchEvaluated(Event):
+    iteration: int
+    candidate_id: str
+    role: Literal["parent", "child"]
+    example_keys: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
+class CandidateAccepted(Event):
+    iteration: int
+    candidate: CandidateInfo
+    val_scores: dict[str, float]
+    mean_score: float
+    rollouts_used: int
+    is_best: bool
+
+
+class BudgetUpdated(Event):
+    iteration: int
+    ledger: Ledger
+    best_score: float
+    best_id: str
+    pool_size: int
+    pareto_score: float  # mean over validation examples of the best score any candidate reached
+
+
+class OptimizationFinished(Event):
+    stop_reason: str
+    best_id: str
+    best_score: float
+    seed_score: float
+    ledger: Ledger
+    iterations: int
+    result: Any = None  # the gepa_graph.Result, for listeners that write a final report
+
+
+Listener = Callable[[Event], Any]
+
+
+class EventBus:
+    def __init__(self, listeners: list[Listener] | None = None) -> None:
+        self._listeners: list[Listener] = list(listeners or [])
+        self._failed: set[int] = set()
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, event: Event) -> None:
+        for index, listener in enumerate(self._listeners):
+            try:
+                listener(event)
+            except Exception as exc:  # a listener never stops the optimization
+                if index not in self._failed:
+                    self._failed.add(index)
+                    log.warning(
+                        "event listener %r failed on %s (reported once, it keeps receiving "
+                        "events): %s: %s",
+                        listener, type(event).__name__, type(exc).__name__, exc,
+                    )

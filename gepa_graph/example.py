@@ -1,0 +1,79 @@
+"""Examples and datasets: stable keys so caches and checkpoints survive restarts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+
+def _stable_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr, separators=(",", ":"))
+
+
+class Example(Mapping[str, Any]):
+    """A read-only dict of fields with a stable ``key``.
+
+    The key is the ``id`` field when the example has one, else a hash of its content, so the
+    same example gets the same key in a resumed run.
+    """
+
+    __slots__ = ("_data", "key")
+
+    def __init__(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        merged = {**(dict(data) if data is not None else {}), **fields}
+        self._data = merged
+        if "id" in merged:
+            self.key = str(merged["id"])
+        else:
+            digest = hashlib.sha256(_stable_json(merged).encode("utf-8")).hexdigest()[:16]
+            self.key = f"ex-{digest}"
+
+    def __getitem__(self, name: str) -> Any:
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"Example({self._data!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def as_dataset(items: Iterable[Any], name: str) -> list[Example]:
+    """Normalise a user dataset to Examples, rejecting empty sets, non-mappings and duplicates."""
+    if items is None:
+        raise ValueError(f"{name} is required")
+    examples: list[Example] = []
+    for index, item in enumerate(items):
+        if isinstance(item, Example):
+            examples.append(item)
+        elif isinstance(item, Mapping):
+            examples.append(Example(item))
+        else:
+            raise TypeError(
+                f"{name}[{index}] is a {type(item).__name__}; examples must be dicts or gg.Example"
+            )
+    if not examples:
+        raise ValueError(f"{name} is empty; give at least one example")
+    seen: dict[str, int] = {}
+    for index, example in enumerate(examples):
+        if example.key in seen:
+            raise ValueError(
+                f"{name}[{index}] duplicates {name}[{seen[example.key]}] (key {example.key!r}); "
+                "give each example a unique 'id' or remove the duplicate"
+            )
+        seen[example.key] = index
+    return examples

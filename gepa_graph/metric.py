@@ -1,0 +1,88 @@
+"""Metric protocol: (example, prediction, trace) -> float | Score, and its validation."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gepa_graph.system import Trace
+
+
+class Score(BaseModel):
+    """A metric's verdict on one rollout.
+
+    ``feedback`` is text the reflection LM reads; ``module_feedback`` targets single modules
+    (e.g. ``{"planner": "the plan skipped step 2"}``) and is preferred over ``feedback`` when a
+    module's prompt is being rewritten.
+    """
+
+    value: float
+    feedback: str = ""
+    module_feedback: dict[str, str] | None = None
+
+    def feedback_for(self, module: str) -> str:
+        if self.module_feedback and module in self.module_feedback:
+            return self.module_feedback[module]
+        return self.feedback
+
+
+class MetricError(Exception):
+    """The metric raised or returned something that is not a usable score."""
+
+
+Metric = Callable[..., Any]
+
+
+def metric_arity(metric: Metric) -> int:
+    """How many positional arguments to pass: 2 (example, prediction) or 3 (+ trace).
+
+    Raises TypeError with a clear message for anything else, before any LM call is made.
+    """
+    if not callable(metric):
+        raise TypeError(f"metric must be callable, got {type(metric).__name__}")
+    try:
+        signature = inspect.signature(metric)
+    except (TypeError, ValueError):
+        return 3
+    params = list(signature.parameters.values())
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 3
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) > 3 or len(positional) < 2:
+        raise TypeError(
+            f"metric {getattr(metric, '__name__', metric)!r} must accept "
+            f"(example, prediction[, trace]); its signature is {signature}"
+        )
+    return 3 if len(positional) >= 3 else 2
+
+
+def to_score(value: Any) -> Score:
+    """Validate a metric's return value; anything unusable is a MetricError, never a silent 0."""
+    if isinstance(value, Score):
+        score = value
+    elif isinstance(value, bool):
+        score = Score(value=float(value))
+    elif isinstance(value, (int, float)):
+        score = Score(value=float(value))
+    elif isinstance(value, dict) and "value" in value:
+        score = Score(**value)
+    else:
+        raise MetricError(
+            f"metric returned {type(value).__name__} {value!r:.80}; expected a number or gg.Score"
+        )
+    if not math.isfinite(score.value):
+        raise MetricError(f"metric returned a non-finite score ({score.value})")
+    return score
+
+
+async def call_metric(metric: Metric, arity: int, example: Any, output: Any, trace: Trace) -> Score:
+    args = (example, output, trace)[:arity]
+    value = metric(*args)
+    if inspect.isawaitable(value):
+        value = await value
+    return to_score(value)

@@ -1,0 +1,79 @@
+"""Result of an optimization: the best prompts, the whole pool with lineage, and the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from gepa_graph.events import Ledger
+
+
+class CandidateRecord(BaseModel):
+    """An accepted candidate: its prompts, lineage, and full validation score vector."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    prompts: dict[str, str]
+    parent_ids: tuple[str, ...] = ()
+    origin: str = "seed"
+    changed_modules: tuple[str, ...] = ()
+    val_scores: dict[str, float]  # example key -> score
+    mean_score: float
+    iteration: int  # 0 for the seed
+    rollouts_at_discovery: int
+
+
+class RejectedProposal(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    iteration: int
+    kind: str
+    reason: str
+    detail: str = ""
+    module: str | None = None
+    parent_ids: tuple[str, ...] = ()
+    proposed_text: str | None = None
+
+
+class Result(BaseModel):
+    best_id: str
+    best_candidate: dict[str, str]
+    best_score: float
+    seed_candidate: dict[str, str]
+    seed_score: float
+    candidates: list[CandidateRecord]
+    rejected: list[RejectedProposal]
+    rollouts_used: int
+    ledger: Ledger
+    iterations: int
+    stop_reason: str
+    run_dir: str | None = None
+    val_keys: list[str]
+
+    _system: Any = PrivateAttr(default=None)
+
+    def candidate(self, candidate_id: str) -> CandidateRecord:
+        for record in self.candidates:
+            if record.id == candidate_id:
+                return record
+        raise KeyError(f"no candidate {candidate_id!r} in this result")
+
+    def changed_modules(self) -> dict[str, tuple[str, str]]:
+        """Modules whose best prompt differs from the seed: name -> (seed, best)."""
+        return {
+            name: (self.seed_candidate[name], text)
+            for name, text in self.best_candidate.items()
+            if self.seed_candidate.get(name) != text
+        }
+
+    def apply(self, target: Any) -> None:
+        """Write the best prompts into ``target`` in place (e.g. the user's compiled graph)."""
+        applier = getattr(self._system, "apply", None)
+        if applier is None:
+            raise TypeError(
+                "this result's system cannot write prompts into an object; use "
+                "result.best_candidate directly"
+            )
+        applier(target, self.best_candidate)

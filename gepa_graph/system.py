@@ -1,0 +1,146 @@
+"""The System protocol: what the optimizer needs from anything it optimizes.
+
+A System owns a set of named prompts (modules) and can run one example with a candidate's
+prompts, returning a Rollout: the output, a Trace of what happened, and an error if it failed.
+LangGraph graphs are adapted to this protocol in ``gepa_graph.integrations.langgraph``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Usage(BaseModel):
+    """Tokens and USD cost of LM calls; cost is None where LiteLLM does not know the price."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None
+        if self.cost_usd is not None or other.cost_usd is not None:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=cost,
+        )
+
+
+class TraceRecord(BaseModel):
+    """One thing that happened during a rollout.
+
+    ``node`` attributes the record to the part of the system that produced it (a LangGraph node);
+    None means the record belongs to the whole system and every module's reflection sees it.
+    ``kind`` is free text; the integrations use "llm", "tool", "node" and "error".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    node: str | None = None
+    inputs: Any = None
+    outputs: Any = None
+    error: str | None = None
+    usage: Usage | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trace(BaseModel):
+    records: list[TraceRecord] = Field(default_factory=list)
+
+    def add(self, kind: str, **fields: Any) -> TraceRecord:
+        record = TraceRecord(kind=kind, **fields)
+        self.records.append(record)
+        return record
+
+    def for_node(self, node: str | None) -> list[TraceRecord]:
+        """Records a module living in ``node`` may see: its node's own and the system-wide ones."""
+        if node is None:
+            return list(self.records)
+        return [r for r in self.records if r.node is None or r.node == node]
+
+    def usage(self) -> Usage:
+        total = Usage()
+        for record in self.records:
+            if record.usage is not None:
+                total = total + record.usage
+        return total
+
+
+class Rollout(BaseModel):
+    """The result of running a System on one example with one candidate."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    output: Any = None
+    trace: Trace = Field(default_factory=Trace)
+    error: str | None = None
+
+
+@runtime_checkable
+class System(Protocol):
+    """Anything with named prompts that can run one example.
+
+    Optional extras a System may define (the engine checks with ``getattr``):
+    ``node_of(module) -> str | None``: which trace node a module's reflection should look at;
+    ``validate_example(example) -> None``: raise ValueError for an example it cannot run;
+    ``apply(target, prompts) -> None``: write prompts into a user object (``Result.apply``).
+    """
+
+    def modules(self) -> dict[str, str]: ...
+
+    async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout: ...
+
+
+def node_of(system: System, module: str) -> str | None:
+    finder = getattr(system, "node_of", None)
+    return finder(module) if finder is not None else None
+
+
+class FunctionSystem:
+    """Wraps a plain function ``fn(prompts, example)`` (sync or async) as a System.
+
+    The function may return the output, or a Rollout when it wants to report a trace. If it
+    accepts a third parameter ``trace``, it receives a Trace to record into.
+    """
+
+    def __init__(
+        self,
+        modules: Mapping[str, str],
+        fn: Callable[..., Any] | Callable[..., Awaitable[Any]],
+    ) -> None:
+        if not modules:
+            raise ValueError("FunctionSystem needs at least one module (name -> seed prompt)")
+        for name, text in modules.items():
+            if not isinstance(name, str) or not isinstance(text, str):
+                raise TypeError("FunctionSystem modules must map str names to str prompts")
+        if not callable(fn):
+            raise TypeError(f"FunctionSystem fn must be callable, got {type(fn).__name__}")
+        self._modules = dict(modules)
+        self._fn = fn
+        self._is_async = inspect.iscoroutinefunction(fn)
+        self._wants_trace = "trace" in inspect.signature(fn).parameters
+
+    def modules(self) -> dict[str, str]:
+        return dict(self._modules)
+
+    async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
+        trace = Trace()
+        prompts = dict(candidate)
+        kwargs = {"trace": trace} if self._wants_trace else {}
+        if self._is_async:
+            value = await self._fn(prompts, example, **kwargs)
+        else:
+            # The loop's default executor; optimize() sizes it to the configured concurrency.
+            loop = asyncio.get_running_loop()
+            value = await loop.run_in_executor(None, lambda: self._fn(prompts, example, **kwargs))
+        if isinstance(value, Rollout):
+            return value
+        return Rollout(output=value, trace=trace)
