@@ -16,6 +16,7 @@ class OptimizeConfig(BaseModel):
     max_rollouts: int | None = Field(200, gt=0, description="rollouts of the system, all kinds")
     max_cost_usd: float | None = Field(None, gt=0, description="reflection + task LM spend")
     max_seconds: float | None = Field(None, gt=0, description="wall-clock limit")
+    max_iterations: int | None = Field(None, gt=0)
     max_stale_iterations: int | None = Field(
         None, gt=0, description="stop after this many iterations without a new best"
     )

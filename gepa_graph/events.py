@@ -129,6 +129,18 @@ class EventBus:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def close(self) -> None:
+        """Call each listener's optional ``close()``; failures are logged, never raised."""
+        for listener in self._listeners:
+            close = getattr(listener, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception as exc:
+                log.warning("closing event listener %r failed: %s: %s",
+                            listener, type(exc).__name__, exc)
+
     def emit(self, event: Event) -> None:
         for index, listener in enumerate(self._listeners):
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Callable
@@ -81,8 +82,16 @@ def to_score(value: Any) -> Score:
 
 
 async def call_metric(metric: Metric, arity: int, example: Any, output: Any, trace: Trace) -> Score:
+    """Call the metric; a sync metric runs in the loop's executor so a slow one (an LLM
+    judge, say) does not stall the other rollouts."""
     args = (example, output, trace)[:arity]
-    value = metric(*args)
-    if inspect.isawaitable(value):
-        value = await value
+    if inspect.iscoroutinefunction(metric) or inspect.iscoroutinefunction(
+        getattr(metric, "__call__", None)
+    ):
+        value = await metric(*args)
+    else:
+        loop = asyncio.get_running_loop()
+        value = await loop.run_in_executor(None, lambda: metric(*args))
+        if inspect.isawaitable(value):
+            value = await value
     return to_score(value)

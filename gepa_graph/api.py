@@ -1,0 +1,215 @@
+"""optimize(): the one entry point most users call. It wires the core to the integrations
+(LangGraph graphs are adapted automatically) and to tracking listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gepa_graph.budget import Budget
+from gepa_graph.config import OptimizeConfig
+from gepa_graph.engine import Engine
+from gepa_graph.evaluation import Evaluator
+from gepa_graph.events import EventBus, Listener
+from gepa_graph.example import Example, as_dataset
+from gepa_graph.journal import Journal
+from gepa_graph.lm import ReflectionLM
+from gepa_graph.metric import Metric, metric_arity
+from gepa_graph.replay import ReflectionReplay
+from gepa_graph.result import Result
+from gepa_graph.state import JOURNAL_FILE, load_state
+from gepa_graph.system import System
+
+
+def optimize(
+    system: Any,
+    trainset: Iterable[Mapping[str, Any] | Example],
+    valset: Iterable[Mapping[str, Any] | Example] | None = None,
+    *,
+    metric: Metric,
+    reflection_lm: str | Callable[[str], Any],
+    max_rollouts: int | None = None,
+    max_cost_usd: float | None = None,
+    max_seconds: float | None = None,
+    config: OptimizeConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    tracking: Any = None,
+    listeners: Iterable[Listener] | None = None,
+    progress: bool | None = None,
+    seed_prompts: Mapping[str, str] | None = None,
+) -> Result:
+    """Optimize the prompts of ``system`` (a gg.System or a compiled LangGraph graph).
+
+    Budgets given here override ``config``'s. ``run_dir`` holds the checkpoint and the rollout
+    journal (default: a new folder under ./gepa_runs); ``resume=True`` continues a run from it
+    without re-running finished rollouts. ``tracking`` is an experiment name or a listener such
+    as ``gg.tracking.MLflowTracker``. ``progress`` shows a live display (default: on a terminal).
+    """
+    coroutine = aoptimize(
+        system, trainset, valset, metric=metric, reflection_lm=reflection_lm,
+        max_rollouts=max_rollouts, max_cost_usd=max_cost_usd, max_seconds=max_seconds,
+        config=config, run_dir=run_dir, resume=resume, tracking=tracking, listeners=listeners,
+        progress=progress, seed_prompts=seed_prompts,
+    )
+    concurrency = (config or OptimizeConfig()).concurrency
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_on_own_loop(coroutine, concurrency))
+    # Called from inside a running event loop (a notebook): run on a private loop and thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _on_own_loop(coroutine, concurrency)).result()
+
+
+async def _on_own_loop(coroutine: Any, concurrency: int) -> Result:
+    """Run on a loop we own, whose default executor runs sync user code (a FunctionSystem, a
+    sync metric, a callable LM): sized so that `concurrency` rollouts really run at once."""
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=concurrency + 4, thread_name_prefix="gepa-graph"
+    )
+    asyncio.get_running_loop().set_default_executor(executor)
+    try:
+        return await coroutine
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def aoptimize(
+    system: Any,
+    trainset: Iterable[Mapping[str, Any] | Example],
+    valset: Iterable[Mapping[str, Any] | Example] | None = None,
+    *,
+    metric: Metric,
+    reflection_lm: str | Callable[[str], Any],
+    max_rollouts: int | None = None,
+    max_cost_usd: float | None = None,
+    max_seconds: float | None = None,
+    config: OptimizeConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    tracking: Any = None,
+    listeners: Iterable[Listener] | None = None,
+    progress: bool | None = None,
+    seed_prompts: Mapping[str, str] | None = None,
+) -> Result:
+    """``optimize`` for callers already inside an event loop."""
+    config = _merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
+    system = as_system(system)
+    seeds = _seed_prompts(system, seed_prompts)
+    train = as_dataset(trainset, "trainset")
+    val = as_dataset(valset, "valset") if valset is not None else train
+    validate = getattr(system, "validate_example", None)
+    if validate is not None:
+        for name, dataset in (("trainset", train), ("valset", val)):
+            for index, example in enumerate(dataset):
+                try:
+                    validate(example)
+                except ValueError as exc:
+                    raise ValueError(f"{name}[{index}] ({example.key}): {exc}") from None
+    metric_arity(metric)
+    if config.max_rollouts is not None and config.max_rollouts < len(val):
+        raise ValueError(
+            f"max_rollouts={config.max_rollouts} cannot even evaluate the seed on the "
+            f"{len(val)} validation examples; raise it or use a smaller valset"
+        )
+    lm = ReflectionLM(
+        reflection_lm,
+        temperature=config.reflection_temperature,
+        max_tokens=config.reflection_max_tokens,
+        timeout_s=config.reflection_timeout_s,
+        max_retries=config.lm_max_retries,
+        backoff_s=config.lm_backoff_s,
+    )
+
+    directory = Path(run_dir) if run_dir is not None else _new_run_dir()
+    journal = Journal(directory / JOURNAL_FILE)
+    state = None
+    journaled_rollouts: dict = {}
+    journaled_reflections: dict = {}
+    if resume:
+        state = load_state(directory)
+        journaled_rollouts, journaled_reflections = journal.load()
+    elif (directory / JOURNAL_FILE).exists():
+        raise FileExistsError(
+            f"{directory} already holds a run; pass resume=True to continue it, or choose "
+            "another run_dir"
+        )
+
+    bus = EventBus(_listeners(tracking, listeners, progress))
+    budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
+    evaluator = Evaluator(system, metric, config, budget, journal, journaled_rollouts)
+    engine = Engine(
+        system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
+        replay=ReflectionReplay(journal, journaled_reflections), config=config, budget=budget,
+        bus=bus, seed_prompts=seeds, run_dir=directory, journal=journal,
+        replay_until_iteration=state.iteration if state else None,
+    )
+    try:
+        return await engine.run()
+    finally:
+        bus.close()
+
+
+def as_system(system: Any) -> System:
+    """A gg.System as is; a compiled LangGraph graph adapted; anything else a TypeError."""
+    if isinstance(system, System):
+        return system
+    from gepa_graph.integrations.langgraph import LangGraphSystem, is_langgraph
+
+    if is_langgraph(system):
+        return LangGraphSystem(system)
+    raise TypeError(
+        f"cannot optimize a {type(system).__name__}: pass a compiled LangGraph graph, a "
+        "gg.System, or wrap a function with gg.FunctionSystem(modules=..., fn=...)"
+    )
+
+
+def _merge_budgets(config: OptimizeConfig | None, max_rollouts: int | None,
+                   max_cost_usd: float | None, max_seconds: float | None) -> OptimizeConfig:
+    base = (config or OptimizeConfig()).model_dump()
+    for name, value in (("max_rollouts", max_rollouts), ("max_cost_usd", max_cost_usd),
+                        ("max_seconds", max_seconds)):
+        if value is not None:
+            base[name] = value
+    return OptimizeConfig(**base)
+
+
+def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[str, str]:
+    seeds = dict(system.modules())
+    if not seeds:
+        raise ValueError("the system has no modules (prompts) to optimize")
+    for name, text in (overrides or {}).items():
+        if name not in seeds:
+            raise KeyError(f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}")
+        seeds[name] = text
+    return seeds
+
+
+def _listeners(tracking: Any, extra: Iterable[Listener] | None,
+               progress: bool | None) -> list[Listener]:
+    listeners: list[Listener] = []
+    if progress or (progress is None and sys.stderr.isatty()):
+        from gepa_graph.progress import ProgressDisplay
+
+        listeners.append(ProgressDisplay())
+    if isinstance(tracking, str):
+        from gepa_graph.tracking import MLflowTracker
+
+        tracking = MLflowTracker(experiment=tracking)
+    if tracking is not None:
+        if not callable(tracking):
+            raise TypeError("tracking must be an experiment name or a listener callable(event)")
+        listeners.append(tracking)
+    listeners.extend(extra or ())
+    return listeners
+
+
+def _new_run_dir() -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path("gepa_runs") / f"run-{stamp}"

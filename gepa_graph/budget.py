@@ -1,0 +1,65 @@
+"""The budget ledger: rollouts (exact), USD cost and wall time, and when to stop."""
+
+from __future__ import annotations
+
+import time
+
+from gepa_graph.config import OptimizeConfig
+from gepa_graph.events import Ledger
+
+
+class BudgetExhausted(Exception):
+    """Raised before launching rollouts that would exceed ``max_rollouts``."""
+
+
+class Budget:
+    def __init__(self, config: OptimizeConfig, prior_seconds: float = 0.0) -> None:
+        self.config = config
+        self.ledger = Ledger(max_rollouts=config.max_rollouts)
+        self._started = time.monotonic()
+        self._prior_seconds = prior_seconds
+
+    @property
+    def rollouts_left(self) -> int | None:
+        if self.config.max_rollouts is None:
+            return None
+        return self.config.max_rollouts - self.ledger.rollouts_used
+
+    def reserve_rollouts(self, count: int) -> None:
+        """Spend ``count`` rollouts now, or raise without spending any.
+
+        Reserving a whole batch before it starts is what keeps the ledger exact and the run
+        from ever exceeding ``max_rollouts``.
+        """
+        left = self.rollouts_left
+        if left is not None and count > left:
+            raise BudgetExhausted(f"{count} rollouts needed, {left} left of max_rollouts")
+        self.ledger.rollouts_used += count
+
+    def add_task_cost(self, cost: float | None) -> None:
+        if cost:
+            self.ledger.task_cost_usd += cost
+            self.ledger.cost_usd += cost
+
+    def add_reflection_cost(self, cost: float | None) -> None:
+        if cost:
+            self.ledger.reflection_cost_usd += cost
+            self.ledger.cost_usd += cost
+
+    def seconds(self) -> float:
+        return self._prior_seconds + time.monotonic() - self._started
+
+    def snapshot(self) -> Ledger:
+        self.ledger.seconds = round(self.seconds(), 3)
+        return self.ledger.model_copy()
+
+    def stop_reason(self) -> str | None:
+        """Which budget, if any, is used up. Checked between steps, never mid-batch."""
+        config = self.config
+        if config.max_rollouts is not None and self.ledger.rollouts_used >= config.max_rollouts:
+            return "max_rollouts"
+        if config.max_cost_usd is not None and self.ledger.cost_usd >= config.max_cost_usd:
+            return "max_cost_usd"
+        if config.max_seconds is not None and self.seconds() >= config.max_seconds:
+            return "max_seconds"
+        return None

@@ -1,0 +1,151 @@
+"""Runs a System on examples: bounded concurrency, metric scoring, failures as scores, and a
+(candidate, example) cache so no candidate ever runs twice on the same example."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gepa_graph.budget import Budget
+from gepa_graph.candidate import Candidate
+from gepa_graph.config import OptimizeConfig
+from gepa_graph.example import Example
+from gepa_graph.journal import Journal
+from gepa_graph.jsonable import to_jsonable
+from gepa_graph.metric import Metric, Score, call_metric, metric_arity
+from gepa_graph.system import Rollout, System, Trace, TraceRecord, Usage
+
+log = logging.getLogger("gepa_graph")
+
+
+class EvalResult(BaseModel):
+    """One scored rollout, reduced to JSON values (see jsonable.py for why)."""
+
+    example_key: str
+    score: float
+    feedback: str = ""
+    module_feedback: dict[str, str] | None = None
+    output: Any = None
+    trace: Trace = Field(default_factory=Trace)
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    def feedback_for(self, module: str) -> str:
+        return Score(
+            value=self.score, feedback=self.feedback, module_feedback=self.module_feedback
+        ).feedback_for(module)
+
+
+class Evaluator:
+    def __init__(
+        self,
+        system: System,
+        metric: Metric,
+        config: OptimizeConfig,
+        budget: Budget,
+        journal: Journal,
+        journaled: dict[tuple[str, str], dict[str, Any]] | None = None,
+    ) -> None:
+        self.system = system
+        self.metric = metric
+        self._arity = metric_arity(metric)
+        self.config = config
+        self.budget = budget
+        self.journal = journal
+        self._cache: dict[tuple[str, str], EvalResult] = {}
+        # Rollouts a killed run already paid for: free to run, but counted again when first
+        # used so the resumed ledger matches an uninterrupted one exactly.
+        self._journaled = dict(journaled or {})
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._metric_warned = False
+
+    def cached(self, candidate_id: str, example_key: str) -> EvalResult | None:
+        return self._cache.get((candidate_id, example_key))
+
+    def uncached_count(self, candidate: Candidate, examples: Sequence[Example]) -> int:
+        return sum((candidate.id, ex.key) not in self._cache for ex in examples)
+
+    async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
+        """Scores of ``candidate`` on ``examples``, in order. Raises BudgetExhausted (spending
+        nothing) when the rollouts not yet cached do not fit in the budget."""
+        missing: dict[str, Example] = {}
+        for example in examples:
+            if (candidate.id, example.key) not in self._cache:
+                missing.setdefault(example.key, example)
+        self.budget.reserve_rollouts(len(missing))
+        to_run = []
+        for example in missing.values():
+            stored = self._journaled.pop((candidate.id, example.key), None)
+            if stored is not None:
+                result = EvalResult.model_validate(stored)
+                self._remember(candidate, result, journal=False)
+            else:
+                to_run.append(example)
+        if to_run:
+            await asyncio.gather(*(self._run_and_remember(candidate, ex) for ex in to_run))
+        return [self._cache[(candidate.id, ex.key)] for ex in examples]
+
+    def _remember(self, candidate: Candidate, result: EvalResult, *, journal: bool) -> None:
+        self._cache[(candidate.id, result.example_key)] = result
+        self.budget.add_task_cost(result.usage.cost_usd)
+        if result.error is not None:
+            self.budget.ledger.failed_rollouts += 1
+        if journal:
+            self.journal.record_rollout(
+                candidate.id, result.example_key, result.model_dump(mode="json")
+            )
+
+    async def _run_and_remember(self, candidate: Candidate, example: Example) -> None:
+        async with self._semaphore:
+            rollout = await self._run(candidate, example)
+            result = await self._score(example, rollout)
+        self._remember(candidate, result, journal=True)
+
+    async def _run(self, candidate: Candidate, example: Example) -> Rollout:
+        timeout = self.config.rollout_timeout_s
+        try:
+            rollout = await asyncio.wait_for(self.system.arun(candidate.prompts, example), timeout)
+        except asyncio.TimeoutError:
+            return Rollout(error=f"TimeoutError: rollout exceeded {timeout:g}s")
+        except Exception as exc:  # a failing rollout is a score, never a crash
+            error = f"{type(exc).__name__}: {exc}"
+            trace = Trace(records=[TraceRecord(kind="error", error=traceback.format_exc(limit=8))])
+            return Rollout(error=error, trace=trace)
+        if not isinstance(rollout, Rollout):
+            return Rollout(
+                error=f"TypeError: System.arun returned {type(rollout).__name__}, not gg.Rollout"
+            )
+        return rollout
+
+    async def _score(self, example: Example, rollout: Rollout) -> EvalResult:
+        failure = self.config.failure_score
+        base = dict(
+            example_key=example.key,
+            output=to_jsonable(rollout.output),
+            trace=Trace.model_validate(to_jsonable(rollout.trace.model_dump(mode="python"))),
+            usage=rollout.trace.usage(),
+        )
+        if rollout.error is not None:
+            return EvalResult(
+                score=failure, feedback=f"The system failed with {rollout.error}",
+                error=rollout.error, **base,
+            )
+        try:
+            score = await call_metric(self.metric, self._arity, example, rollout.output, rollout.trace)
+        except Exception as exc:
+            error = f"metric failed on example {example.key!r}: {type(exc).__name__}: {exc}"
+            if not self._metric_warned:
+                self._metric_warned = True
+                log.warning("%s (scored %s; later metric failures are recorded silently)",
+                            error, failure)
+            base["trace"].records.append(TraceRecord(kind="error", error=error))
+            return EvalResult(score=failure, feedback=error, error=error, **base)
+        return EvalResult(
+            score=score.value, feedback=score.feedback, module_feedback=score.module_feedback,
+            **base,
+        )

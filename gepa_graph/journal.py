@@ -1,0 +1,90 @@
+"""Append-only log of finished rollouts and reflection replies, for exact resume.
+
+Each finished rollout and each reflection reply is appended as one JSON line and flushed at
+once, so a process killed at any moment loses at most the calls still in flight. A resumed run
+replays the optimization from the start, taking every rollout and reflection it already paid
+for from here, and so reaches exactly the state the killed run had.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class CorruptRunDir(ValueError):
+    """A run directory's journal or checkpoint cannot be read."""
+
+
+class Journal:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._file = None
+
+    def load(self) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Read the journal: (rollouts by (candidate id, example key), reflections by key).
+
+        A torn last line (the process died mid-write) is dropped; damage anywhere else is an
+        error, because silently skipping paid-for work would change the resumed result.
+        """
+        rollouts: dict[tuple[str, str], dict[str, Any]] = {}
+        reflections: dict[str, dict[str, Any]] = {}
+        if self.path is None or not self.path.exists():
+            return rollouts, reflections
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        complete = raw.endswith(b"\n")
+        good_bytes = 0
+        for number, line in enumerate(lines, start=1):
+            is_last = number == len(lines)
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if is_last and not complete:
+                    break  # torn final write; truncated below
+                raise CorruptRunDir(f"{self.path}: line {number} is not valid JSON ({exc})") from exc
+            good_bytes += len(line) + 1
+            kind = record.get("type")
+            if kind == "rollout":
+                rollouts[(record["candidate_id"], record["example_key"])] = record["result"]
+            elif kind == "reflection":
+                reflections[record["key"]] = record["response"]
+            else:
+                raise CorruptRunDir(f"{self.path}: line {number} has unknown record type {kind!r}")
+        if good_bytes < len(raw):
+            with self.path.open("r+b") as handle:
+                handle.truncate(good_bytes)
+        return rollouts, reflections
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def record_rollout(self, candidate_id: str, example_key: str, result: dict[str, Any]) -> None:
+        self._append(
+            {"type": "rollout", "candidate_id": candidate_id, "example_key": example_key,
+             "result": result}
+        )
+
+    def record_reflection(self, key: str, response: dict[str, Any]) -> None:
+        self._append({"type": "reflection", "key": key, "response": response})
+
+    def sync(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self.sync()
+            self._file.close()
+            self._file = None

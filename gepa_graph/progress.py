@@ -1,0 +1,75 @@
+"""A live terminal display of an optimization, driven only by events."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gepa_graph.events import (
+    BudgetUpdated,
+    CandidateAccepted,
+    Event,
+    OptimizationFinished,
+    OptimizationStarted,
+)
+
+
+class ProgressDisplay:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, OptimizationStarted):
+            self._start(event)
+        elif isinstance(event, CandidateAccepted):
+            star = "[bold green]new best[/]" if event.is_best else ""
+            self.console.print(
+                f"iteration {event.iteration}: accepted {event.candidate.origin} "
+                f"{event.candidate.id[:8]} val {event.mean_score:.3f} "
+                f"({event.rollouts_used} rollouts) {star}"
+            )
+        elif isinstance(event, BudgetUpdated) and self._progress is not None:
+            ledger = event.ledger
+            self._progress.update(
+                self._task,
+                completed=ledger.rollouts_used,
+                best=f"{event.best_score:.3f}",
+                pool=event.pool_size,
+                cost=f"${ledger.cost_usd:.4f}",
+                iteration=event.iteration,
+            )
+        elif isinstance(event, OptimizationFinished):
+            self.close()
+            self.console.print(
+                f"[bold]done[/] ({event.stop_reason}): best {event.best_score:.3f} vs seed "
+                f"{event.seed_score:.3f}, {event.ledger.rollouts_used} rollouts, "
+                f"${event.ledger.cost_usd:.4f}, {event.iterations} iterations"
+            )
+
+    def _start(self, event: OptimizationStarted) -> None:
+        where = f" in {event.run_dir}" if event.run_dir else ""
+        verb = "resuming" if event.resumed else "optimizing"
+        self.console.print(
+            f"{verb} {len(event.seed_prompts)} module(s) on {event.n_train} train / "
+            f"{event.n_val} val examples{where}"
+        )
+        self._progress = Progress(
+            TextColumn("iter {task.fields[iteration]}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} rollouts"),
+            TextColumn("best {task.fields[best]} · pool {task.fields[pool]} · {task.fields[cost]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self._task = self._progress.add_task(
+            "gepa", total=event.config.get("max_rollouts"), best="-", pool=0, cost="$0",
+            iteration=0,
+        )
+        self._progress.start()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,51 @@
+"""Reflective mutation: rewrite one module's prompt from its own trace and the metric's feedback."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gepa_graph.candidate import Candidate
+from gepa_graph.evaluation import EvalResult
+from gepa_graph.example import Example
+from gepa_graph.lm import LMResponse, ReflectionLM
+from gepa_graph.reflection import build_reflective_dataset, parse_proposal, render_reflection_prompt
+from gepa_graph.replay import ReflectionReplay
+
+
+@dataclass(frozen=True)
+class Reflection:
+    prompt: str
+    response: LMResponse
+
+
+class ReflectiveProposer:
+    def __init__(self, lm: ReflectionLM, replay: ReflectionReplay, max_chars_per_field: int) -> None:
+        self.lm = lm
+        self.replay = replay
+        self.max_chars_per_field = max_chars_per_field
+
+    async def reflect(
+        self,
+        parent: Candidate,
+        module: str,
+        node: str | None,
+        examples: Sequence[Example],
+        results: Sequence[EvalResult],
+    ) -> Reflection:
+        dataset = build_reflective_dataset(module, node, examples, results)
+        prompt = render_reflection_prompt(
+            module, parent.prompts[module], dataset, self.max_chars_per_field
+        )
+        key = hashlib.sha256(f"{self.lm.name}\n{prompt}".encode()).hexdigest()
+        response = await self.replay.call(key, lambda: self.lm(prompt))
+        return Reflection(prompt=prompt, response=response)
+
+    @staticmethod
+    def child(parent: Candidate, module: str, reflection: Reflection) -> Candidate:
+        """The mutated candidate; raises InvalidProposal for a reply that cannot be used."""
+        text = parse_proposal(
+            reflection.response.text, reflection.response.finish_reason, parent.prompts[module]
+        )
+        return parent.mutate(module, text)

@@ -1,0 +1,147 @@
+"""The reflection step's text: the reflective dataset, the prompt shown to the reflection LM,
+and strict parsing of its reply into a new prompt (or a reason to reject it)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from gepa_graph.evaluation import EvalResult
+from gepa_graph.example import Example
+
+# LangChain f-string variables: {name}, but not the escaped literal braces {{ and }}.
+_VARIABLE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_OPEN_FENCE = re.compile(r"^(`{3,})[^`]*$")
+
+
+def template_variables(text: str) -> set[str]:
+    return set(_VARIABLE.findall(text))
+
+
+class InvalidProposal(Exception):
+    """The reflection reply cannot become a prompt. ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str, text: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.text = text
+
+
+def build_reflective_dataset(
+    module: str, node: str | None, examples: Sequence[Example], results: Sequence[EvalResult]
+) -> list[dict[str, Any]]:
+    """What the reflection LM reads about one module: per example, the inputs, this module's
+    node's part of the trace, the final output, the score and the metric's feedback."""
+    dataset = []
+    for example, result in zip(examples, results, strict=True):
+        records = [
+            {k: v for k, v in record.model_dump(mode="json").items() if v not in (None, {}, [])}
+            for record in result.trace.for_node(node)
+        ]
+        entry: dict[str, Any] = {"inputs": example.to_dict(), "trace": records}
+        entry["final_output"] = result.output
+        if result.error:
+            entry["error"] = result.error
+        entry["score"] = result.score
+        entry["feedback"] = result.feedback_for(module)
+        dataset.append(entry)
+    return dataset
+
+
+def _clip(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" ...[{len(text) - limit} more characters cut]"
+
+
+def render_reflection_prompt(
+    module: str, current: str, dataset: Sequence[dict[str, Any]], max_chars_per_field: int
+) -> str:
+    variables = sorted(template_variables(current))
+    current_fence = "````" if "```" in current else "```"
+    parts = [
+        "You are improving one instruction inside an AI system. The instruction belongs to the "
+        f"module `{module}`. Here it is, exactly as the module uses it now:",
+        f"{current_fence}\n{current}\n{current_fence}",
+        "Below are examples of the module at work: the inputs, what this module did (its LLM "
+        "calls, tool calls and tool outputs), the system's final output, its score, and feedback "
+        "on what went wrong or right.",
+    ]
+    for number, entry in enumerate(dataset, start=1):
+        parts.append(f"## Example {number}")
+        for field, value in entry.items():
+            parts.append(f"### {field}\n{_clip(value, max_chars_per_field)}")
+    rules = [
+        "Read the examples and the feedback carefully. Work out what the instruction misses or "
+        "gets wrong, and what general rules, domain facts and strategies would make the module "
+        "succeed on these and similar inputs.",
+        "Then write the complete new instruction. Keep what already works.",
+    ]
+    if variables:
+        listed = ", ".join("{" + name + "}" for name in variables)
+        rules.append(
+            f"The instruction is a template: keep every variable ({listed}) exactly as written, "
+            "with single braces, and add no new variables. Write literal braces as {{ and }}."
+        )
+    rules.append(
+        "Put the new instruction, and nothing else, inside one ``` fenced block at the end of "
+        "your reply (if the instruction itself contains ``` lines, fence it with ```` instead)."
+    )
+    parts.append("## Your task\n" + "\n".join(f"- {rule}" for rule in rules))
+    return "\n\n".join(parts)
+
+
+def _fenced_blocks(reply: str) -> tuple[list[str], bool]:
+    """CommonMark-style fenced blocks: a block opened by N backticks closes at a line of at
+    least N backticks and nothing else, so ```` can wrap a prompt that contains ```.
+    Returns the blocks and whether the last one was left open."""
+    blocks: list[str] = []
+    fence_len = 0
+    current: list[str] = []
+    for line in reply.splitlines():
+        stripped = line.strip()
+        if fence_len == 0:
+            match = _OPEN_FENCE.match(stripped)
+            if match:
+                fence_len = len(match.group(1))
+                current = []
+        elif set(stripped) == {"`"} and len(stripped) >= fence_len:
+            blocks.append("\n".join(current))
+            fence_len = 0
+        else:
+            current.append(line)
+    return blocks, fence_len > 0
+
+
+def parse_proposal(reply: str, finish_reason: str | None, current: str) -> str:
+    """The new prompt in ``reply``'s last fenced block, or InvalidProposal.
+
+    Rejected: a reply cut off by the token limit or with an unclosed fence (truncated), no
+    fenced block, an empty block, the current prompt unchanged, or a template whose variables
+    differ from the current prompt's (a dropped variable starves the node of its input; a new
+    one fails at format time).
+    """
+    if finish_reason == "length":
+        raise InvalidProposal("truncated", "the reply hit the token limit", reply)
+    blocks, unclosed = _fenced_blocks(reply)
+    if unclosed:
+        raise InvalidProposal("truncated", "the reply's last ``` fence is never closed", reply)
+    if not blocks:
+        raise InvalidProposal("no_fenced_block", "the reply has no ``` fenced block", reply)
+    text = blocks[-1].strip()
+    if not text:
+        raise InvalidProposal("empty", "the fenced block is empty", reply)
+    if text == current.strip():
+        raise InvalidProposal("unchanged", "the proposal is identical to the current prompt", text)
+    wanted, got = template_variables(current), template_variables(text)
+    if wanted - got:
+        missing = ", ".join("{" + v + "}" for v in sorted(wanted - got))
+        raise InvalidProposal("missing_variable", f"the proposal drops {missing}", text)
+    if got - wanted:
+        extra = ", ".join("{" + v + "}" for v in sorted(got - wanted))
+        raise InvalidProposal("unknown_variable", f"the proposal adds {extra}", text)
+    return text

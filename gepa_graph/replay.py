@@ -1,0 +1,31 @@
+"""Reflection replies a killed run already paid for, served again in the same order on resume."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gepa_graph.journal import Journal
+from gepa_graph.lm import LMResponse
+
+
+class ReflectionReplay:
+    """Keys are (prompt hash, occurrence): the n-th identical prompt of a run gets the n-th
+    reply it got before, so even a sampling LM resumes onto the same path."""
+
+    def __init__(self, journal: Journal, journaled: dict[str, dict[str, Any]]) -> None:
+        self.journal = journal
+        self._journaled = journaled
+        self._seen: Counter[str] = Counter()
+
+    async def call(self, prompt_key: str, make_call: Callable[[], Awaitable[LMResponse]]) -> LMResponse:
+        occurrence = self._seen[prompt_key]
+        self._seen[prompt_key] += 1
+        key = f"{prompt_key}#{occurrence}"
+        stored = self._journaled.pop(key, None)
+        if stored is not None:
+            return LMResponse.model_validate(stored)
+        response = await make_call()
+        self.journal.record_reflection(key, response.model_dump(mode="json"))
+        return response
