@@ -1,0 +1,74 @@
+import pytest
+
+from gepa_graph.evaluation import EvalResult
+from gepa_graph.example import Example
+from gepa_graph.reflection import (
+    InvalidProposal,
+    build_reflective_dataset,
+    parse_proposal,
+    render_reflection_prompt,
+    template_variables,
+)
+from gepa_graph.system import Trace
+from gepa_graph.testing.reflection import current_prompt, module_name
+
+CURRENT = "Summarise {document} for {audience}. Output JSON like {{\"k\": 1}}."
+
+
+def test_template_variables_ignore_escaped_braces_and_json():
+    assert template_variables(CURRENT) == {"document", "audience"}
+    assert template_variables('Reply {"a": 1} literally') == set()
+
+
+@pytest.mark.parametrize(
+    ("reply", "finish", "reason"),
+    [
+        ("```\nnew {document} {audience}\n```", "length", "truncated"),
+        ("Here:\n```\nnew {document} {audience}\nand it goes on", None, "truncated"),
+        ("I would change nothing.", None, "no_fenced_block"),
+        ("```\n   \n```", None, "empty"),
+        (f"```\n{CURRENT}\n```", None, "unchanged"),
+        ("```\nSummarise {document}.\n```", None, "missing_variable"),
+        ("```\nSummarise {document} for {audience} in {language}.\n```", None, "unknown_variable"),
+    ],
+)
+def test_unusable_replies_are_rejected_with_a_reason(reply, finish, reason):
+    with pytest.raises(InvalidProposal) as info:
+        parse_proposal(reply, finish, CURRENT)
+    assert info.value.reason == reason
+
+
+def test_last_fenced_block_wins_and_four_backticks_wrap_inner_fences():
+    reply = (
+        "The old one was:\n```\nold\n```\nNew:\n````\nSummarise {document} for {audience}.\n"
+        "Example:\n```json\n{{\"k\": 1}}\n```\n````\n"
+    )
+    text = parse_proposal(reply, "stop", CURRENT)
+    assert text.startswith("Summarise {document} for {audience}.")
+    assert text.endswith("```")
+
+
+def test_reflective_dataset_holds_only_the_modules_node_and_its_feedback():
+    trace = Trace()
+    trace.add("llm", node="planner", inputs="plan this", outputs="plan")
+    trace.add("tool", node="executor", inputs={"q": 1}, outputs="tool says hi")
+    trace.add("node", node=None, outputs="shared")
+    result = EvalResult(example_key="x", score=0.0, feedback="overall bad",
+                        module_feedback={"planner": "plan skipped step 2"}, output={"a": 1},
+                        trace=trace)
+    example = Example({"id": "x", "question": "q?"})
+    [entry] = build_reflective_dataset("planner", "planner", [example], [result])
+    nodes = [r.get("node") for r in entry["trace"]]
+    assert nodes == ["planner", None]
+    assert entry["feedback"] == "plan skipped step 2"
+    [other] = build_reflective_dataset("executor", "executor", [example], [result])
+    assert other["feedback"] == "overall bad"
+    assert "tool says hi" in str(other["trace"]) and "plan this" not in str(other["trace"])
+
+
+def test_reflection_prompt_shows_current_prompt_variables_and_cuts_long_fields():
+    entry = {"inputs": {"question": "x" * 5000}, "feedback": "too long"}
+    prompt = render_reflection_prompt("writer", CURRENT, [entry], max_chars_per_field=100)
+    assert current_prompt(prompt) == CURRENT and module_name(prompt) == "writer"
+    assert "{audience}, {document}" in prompt
+    assert "more characters cut" in prompt and "x" * 200 not in prompt

@@ -1,0 +1,130 @@
+"""A run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends, without
+re-running a finished rollout or re-asking a paid reflection."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import gepa_graph as gg
+from gepa_graph.journal import CorruptRunDir
+
+SCRIPT = textwrap.dedent('''
+    import json, os, signal, sys, threading
+    import gepa_graph as gg
+    from gepa_graph.testing.rules import RuleTask
+
+    run_dir, resume, kill_at_run, kill_at_reflection = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
+    task = RuleTask(n_types=8, modules=("a", "b"))
+    runs, lock = [], threading.Lock()
+
+    def answer(prompts, example, trace):
+        with lock:
+            runs.append([gg.Candidate(prompts=prompts).id, example.key])
+            if len(runs) == kill_at_run:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return task.answer(prompts, example, trace)
+
+    reflect = task.reflection_lm()
+    def reflection_lm(prompt):
+        if len(reflect.calls) + 1 == kill_at_reflection:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return reflect(prompt)
+
+    result = gg.optimize(
+        gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
+        task.examples(16, seed=1, prefix="t"), task.examples(10, seed=2, prefix="v"),
+        metric=task.metric, reflection_lm=reflection_lm, max_rollouts=160,
+        config=gg.OptimizeConfig(seed=4, concurrency=4), run_dir=run_dir, resume=resume,
+        progress=False,
+    )
+    print(json.dumps({"best": result.best_id, "score": result.best_score,
+                      "rollouts": result.rollouts_used, "ids": [c.id for c in result.candidates],
+                      "runs": runs, "reflections": len(reflect.calls)}))
+''')
+
+
+def _run(tmp_path, run_dir, resume=False, kill_at_run=0, kill_at_reflection=0):
+    script = tmp_path / "opt.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(run_dir), "1" if resume else "0", str(kill_at_run),
+         str(kill_at_reflection)],
+        capture_output=True, text=True, timeout=120,
+    )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("base")
+    proc = _run(tmp, tmp / "run")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("kill", [
+    {"kill_at_run": 5},            # during the seed's validation
+    {"kill_at_run": 47},           # during a later minibatch or validation
+    {"kill_at_reflection": 3},     # during a reflection call
+])
+def test_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, kill):
+    run_dir = tmp_path / "run"
+    killed = _run(tmp_path, run_dir, **kill)
+    assert killed.returncode == -9, killed.stderr
+    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    done = {(r["candidate_id"], r["example_key"]) for r in journal if r["type"] == "rollout"}
+    assert done, "the killed run journaled nothing"
+
+    resumed = _run(tmp_path, run_dir, resume=True)
+    assert resumed.returncode == 0, resumed.stderr
+    out = json.loads(resumed.stdout)
+    assert (out["best"], out["score"], out["ids"], out["rollouts"]) == (
+        uninterrupted["best"], uninterrupted["score"], uninterrupted["ids"],
+        uninterrupted["rollouts"],
+    )
+    rerun = done & {tuple(pair) for pair in out["runs"]}
+    assert not rerun, f"finished rollouts were run again: {sorted(rerun)[:3]}"
+    # Work before the kill + work after = the uninterrupted run's work.
+    assert len(done) + len(out["runs"]) == len(uninterrupted["runs"])
+    assert out["reflections"] < uninterrupted["reflections"] or kill.get("kill_at_run") == 5
+
+
+def test_resuming_a_finished_run_reruns_nothing(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    assert _run(tmp_path, run_dir).returncode == 0
+    again = json.loads(_run(tmp_path, run_dir, resume=True).stdout)
+    assert again["runs"] == [] and again["reflections"] == 0
+    assert again["best"] == uninterrupted["best"]
+    assert gg.load_result(run_dir).best_id == uninterrupted["best"]
+
+
+def test_existing_run_dir_needs_resume_and_corruption_is_a_clear_error(tmp_path):
+    from gepa_graph.testing.rules import RuleTask
+
+    task = RuleTask(n_types=3)
+    args = dict(metric=task.metric, reflection_lm=task.reflection_lm(), max_rollouts=30,
+                run_dir=tmp_path / "r", progress=False)
+    data = task.examples(6, seed=1)
+    gg.optimize(task.system(), data, **args)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        gg.optimize(task.system(), data, **args)
+    (tmp_path / "r" / "state.json").write_text('{"format": 1, "iteration": "x"')
+    with pytest.raises(CorruptRunDir, match="state.json is corrupt"):
+        gg.optimize(task.system(), data, resume=True, **args)
+
+
+def test_torn_last_journal_line_is_dropped_but_damage_elsewhere_is_an_error(tmp_path):
+    from gepa_graph.journal import Journal
+
+    path = tmp_path / "journal.jsonl"
+    good = json.dumps({"type": "reflection", "key": "k#0", "response": {"text": "x"}})
+    path.write_text(good + "\n" + good[:20])
+    _, reflections = Journal(path).load()
+    assert list(reflections) == ["k#0"]
+    assert path.read_text() == good + "\n"  # the torn tail is cut so appends stay clean
+    path.write_text("garbage\n" + good + "\n")
+    with pytest.raises(CorruptRunDir, match="line 1"):
+        Journal(path).load()
