@@ -146,6 +146,6 @@ class Evaluator:
             base["trace"].records.append(TraceRecord(kind="error", error=error))
             return EvalResult(score=failure, feedback=error, error=error, **base)
         return EvalResult(
-            score=score.value, feedback=score.feedback, module_feedback=score.module_feedback,
-            **base,
+            score=score.value, feedback=to_jsonable(score.feedback),
+            module_feedback=to_jsonable(score.module_feedback), **base,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from gepa_graph.evaluation import EvalResult
 from gepa_graph.example import Example
+from gepa_graph.jsonable import to_jsonable
 
 # LangChain f-string variables: {name}, but not the escaped literal braces {{ and }}.
 _VARIABLE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
@@ -41,7 +42,7 @@ def build_reflective_dataset(
             {k: v for k, v in record.model_dump(mode="json").items() if v not in (None, {}, [])}
             for record in result.trace.for_node(node)
         ]
-        entry: dict[str, Any] = {"inputs": example.to_dict(), "trace": records}
+        entry: dict[str, Any] = {"inputs": to_jsonable(example.to_dict()), "trace": records}
         entry["final_output"] = result.output
         if result.error:
             entry["error"] = result.error
