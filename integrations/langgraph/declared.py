@@ -1,0 +1,41 @@
+"""``gg.prompt(name, default)``: a prompt the scanner cannot see, declared where it is used.
+
+Inside any node (or a tool, or a function a node calls) write::
+
+    instructions = gg.prompt("grader", "Grade the answer from 1 to 5 ...")
+
+Outside an optimization it returns ``default``. During a rollout it returns the candidate's text,
+which LangGraph hands to the node through the run's config (``configurable["gepa_graph_prompts"]``),
+so concurrent rollouts never see each other's text and no user object is mutated.
+
+Discovery finds these calls by reading the source of the functions a graph's nodes reach (see
+``walk.declared_calls``) when the name and default are literals or module-level constants. Where
+that is impossible (source unavailable, computed names, a conditional-edge function), declare
+them: ``LangGraphSystem(graph, prompts={"grader": "Grade the answer ..."})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from langgraph.config import get_config
+
+CONFIG_KEY = "gepa_graph_prompts"
+
+
+def prompt(name: str, default: str) -> str:
+    """The text of prompt ``name`` for the current run: the candidate's, else ``default``."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"gg.prompt name must be a non-empty str, got {name!r}")
+    if not isinstance(default, str):
+        raise TypeError(
+            f"gg.prompt default for {name!r} must be a str, got {type(default).__name__}"
+        )
+    try:
+        config = get_config()
+    except RuntimeError:  # called outside a LangGraph run
+        return default
+    prompts = (config.get("configurable") or {}).get(CONFIG_KEY)
+    if isinstance(prompts, Mapping) and name in prompts:
+        return prompts[name]
+    return default

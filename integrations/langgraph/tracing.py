@@ -1,0 +1,282 @@
+"""A LangChain callback handler that turns one graph run into a per-node ``gepa_graph.Trace``.
+
+Records (all values JSON-friendly, messages as ``{"role", "content", "tool_calls", ...}``):
+
+- ``node``: a node step, from its start (input state) to its end (the update it returned);
+  a step that raised becomes an ``error`` record carrying the node's input and the exception;
+- ``llm``: each model call, with the messages sent and the message returned, token usage and
+  cost (LiteLLM's price table; None when the model is unknown to it), or the error;
+- ``tool``: each tool call with its name and arguments and its output or error.
+
+Attribution: a run's node comes from LangGraph's metadata at its start
+(``_internals.node_path_of``: "node", or "parent/child" inside a subgraph); runs without that
+metadata inherit their parent run's node. End and error events carry no metadata, so records are
+found by run id. Records are appended at start, so they are in start order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import LLMResult
+from langgraph.errors import GraphBubbleUp
+from pydantic import BaseModel
+
+from gepa_graph.integrations.langgraph._internals import node_path_of
+from gepa_graph.system import Trace, TraceRecord, Usage
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+_MAX_DEPTH = 24
+
+
+def message_to_dict(message: BaseMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "role": _ROLES.get(message.type, message.type),
+        "content": to_jsonable(message.content),
+    }
+    if isinstance(message, AIMessage) and message.tool_calls:
+        data["tool_calls"] = [
+            {"name": call["name"], "args": to_jsonable(call["args"]), "id": call.get("id")}
+            for call in message.tool_calls
+        ]
+    if isinstance(message, ToolMessage):
+        data["tool_call_id"] = message.tool_call_id
+        if message.status != "success":
+            data["status"] = message.status
+    if message.name:
+        data["name"] = message.name
+    return data
+
+
+def to_jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-serialisable rendering of ``value`` (messages as dicts, unknown objects as repr)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if _depth > _MAX_DEPTH:
+        return repr(value)
+    if isinstance(value, BaseMessage):
+        return message_to_dict(value)
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item, _depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(item, _depth + 1) for item in value]
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value, _depth + 1)
+    if isinstance(value, BaseModel):
+        return {
+            name: to_jsonable(getattr(value, name), _depth + 1) for name in type(value).model_fields
+        }
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_jsonable(getattr(value, f.name), _depth + 1)
+            for f in dataclasses.fields(value)
+        }
+    return repr(value)
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def usage_of(response: LLMResult, model: str | None) -> Usage | None:
+    """Token usage of an LLM response and its cost where LiteLLM knows the model's price."""
+    prompt_tokens = completion_tokens = None
+    generations = response.generations[0] if response.generations else []
+    message = getattr(generations[0], "message", None) if generations else None
+    usage_metadata = getattr(message, "usage_metadata", None)
+    if usage_metadata:
+        prompt_tokens = usage_metadata.get("input_tokens", 0)
+        completion_tokens = usage_metadata.get("output_tokens", 0)
+    else:
+        token_usage = (response.llm_output or {}).get("token_usage") or {}
+        if token_usage:
+            prompt_tokens = token_usage.get("prompt_tokens", 0)
+            completion_tokens = token_usage.get("completion_tokens", 0)
+    if prompt_tokens is None:
+        return None
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=_cost(model, prompt_tokens, completion_tokens),
+    )
+
+
+def _cost(model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+    if not model:
+        return None
+    import litellm  # lazily: importing it is slow and most runs never need a price
+
+    # Look the model up first: asking LiteLLM about an unknown model prints a provider list.
+    known = next((m for m in (model, model.split("/", 1)[-1]) if m in litellm.model_cost), None)
+    if known is None:
+        return None
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=known, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+    except Exception:  # a price entry LiteLLM cannot use
+        return None
+    return float(prompt_cost + completion_cost)
+
+
+def _model_name(response: LLMResult, start_model: str | None) -> str | None:
+    name = (response.llm_output or {}).get("model_name")
+    if not name and response.generations and response.generations[0]:
+        message = getattr(response.generations[0][0], "message", None)
+        name = (getattr(message, "response_metadata", None) or {}).get("model_name")
+    return name or start_model
+
+
+def _start_model(kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> str | None:
+    params = kwargs.get("invocation_params") or {}
+    name = params.get("model") or params.get("model_name")
+    if not name and metadata:
+        name = metadata.get("ls_model_name")
+    return name if isinstance(name, str) else None
+
+
+@dataclasses.dataclass
+class _Run:
+    node: str | None
+    record: TraceRecord | None = None
+    model: str | None = None
+
+
+class TraceCollector(BaseCallbackHandler):
+    """Collects one rollout's trace; give each rollout its own collector (``.trace``)."""
+
+    run_inline = True  # called in order on the event loop for async runs; no thread hop
+
+    def __init__(self) -> None:
+        self.trace = Trace()
+        self._runs: dict[UUID, _Run] = {}
+        self._lock = threading.Lock()  # sync nodes run in worker threads
+
+    # -- bookkeeping
+
+    def _start(
+        self,
+        kind: str | None,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: Mapping[str, Any] | None,
+        inputs: Any = None,
+        model: str | None = None,
+    ) -> None:
+        with self._lock:
+            parent = self._runs.get(parent_run_id) if parent_run_id else None
+            node = node_path_of(metadata) or (parent.node if parent else None)
+            if kind == "node" and (node is None or (parent is not None and parent.node == node)):
+                kind = None  # not a node step: the graph itself, or a run inside a node's step
+            record = self.trace.add(kind, node=node, inputs=inputs) if kind else None
+            self._runs[run_id] = _Run(node=node, record=record, model=model)
+
+    def _end(self, run_id: UUID, **fields: Any) -> _Run | None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+            if run is not None and run.record is not None:
+                for name, value in fields.items():
+                    setattr(run.record, name, value)
+            return run
+
+    # -- chains: graph, node steps and everything inside them
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start("node", run_id, parent_run_id, metadata, to_jsonable(inputs))
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, outputs=to_jsonable(outputs))
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        if isinstance(error, GraphBubbleUp):  # interrupts and Command(graph=PARENT): control flow
+            self._end(run_id)
+        else:
+            self._end(run_id, kind="error", error=error_text(error))
+
+    # -- model calls
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        batches = [[message_to_dict(m) for m in batch] for batch in messages]
+        inputs = {"messages": batches[0] if len(batches) == 1 else batches}
+        model = _start_model(kwargs, metadata)
+        self._start("llm", run_id, parent_run_id, metadata, inputs, model)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        model = _start_model(kwargs, metadata)
+        self._start("llm", run_id, parent_run_id, metadata, {"prompts": list(prompts)}, model)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+        model = _model_name(response, run.model if run else None)
+        generation = (
+            response.generations[0][0] if response.generations and response.generations[0] else None
+        )
+        message = getattr(generation, "message", None)
+        if message is not None:
+            outputs: Any = {"message": message_to_dict(message)}
+        else:
+            outputs = {"text": generation.text if generation else ""}
+        self._end(run_id, outputs=outputs, usage=usage_of(response, model), meta={"model": model})
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error_text(error))
+
+    # -- tools
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = (serialized or {}).get("name") or kwargs.get("name")
+        arguments = to_jsonable(inputs) if inputs is not None else input_str
+        self._start("tool", run_id, parent_run_id, metadata, {"name": name, "args": arguments})
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if isinstance(output, ToolMessage):
+            output = output.content
+        self._end(run_id, outputs=to_jsonable(output))
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error_text(error))
