@@ -1,0 +1,168 @@
+"""A whole optimization with scripted LMs, tracked in MLflow and registered, against a SQLite store
+and against a real `mlflow server` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gepa_graph.tracking import MLflowTracker, registry
+from mlflow import MlflowClient
+
+import gepa_graph as gg
+
+SEEDS = {"greet": "Say hi to {name}", "sign": "Sign as {{the team}} for {name}"}
+
+
+def _run(prompts, example):
+    return prompts
+
+
+def _metric(example, prediction):
+    marks = sum(text.count("!") for text in prediction.values())
+    return gg.Score(value=min(marks / 4, 1.0), feedback="add more enthusiasm")
+
+
+class Reflector:
+    """Appends '!' to the prompt under revision (the first fenced block of the reflection
+    prompt); its second reply repeats the prompt unchanged, which the engine must reject."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, prompt: str) -> str:
+        self.calls += 1
+        current = re.search(r"(`{3,})\n(.*?)\n\1", prompt, re.DOTALL).group(2)
+        new = current if self.calls == 2 else current + "!"
+        return f"Adding enthusiasm.\n```\n{new}\n```"
+
+
+TRAIN = [{"id": f"ex{i}", "name": f"user{i}"} for i in range(3)]
+
+
+def _optimize(tracking, run_dir: Path) -> gg.Result:
+    return gg.optimize(
+        gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, TRAIN, metric=_metric,
+        reflection_lm=Reflector(), max_rollouts=60, run_dir=run_dir, tracking=tracking,
+        progress=False, config=gg.OptimizeConfig(use_merge=False),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` process on 127.0.0.1 (one worker, offline-safe), for the session."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = _free_port()
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/server.db",
+         "--artifacts-destination", str(root / "artifacts")],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("mlflow server did not become healthy")
+        yield uri
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its worker share its group
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def sqlite_uri(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+
+
+@pytest.fixture(params=["sqlite", "server"])
+def tracking_uri(request):
+    return request.getfixturevalue("mlflow_server" if request.param == "server" else "sqlite_uri")
+
+
+def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path):
+    experiment = f"e2e-{tmp_path.name}"
+    tracker = MLflowTracker(experiment=experiment, tracking_uri=tracking_uri)
+    result = _optimize(tracker, tmp_path / "run")
+    assert not tracker.failed
+    assert result.best_score > result.seed_score and result.changed_modules()
+    assert any(r.reason == "unchanged" for r in result.rejected)
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_rollouts"] == "60" and run.data.params["n_val"] == "3"
+    assert run.data.tags["gepa_graph.best_candidate_id"] == result.best_id
+    steps = [m.step for m in client.get_metric_history(tracker.run_id, "best_val_score")]
+    assert steps == sorted(steps) and steps[-1] == result.rollouts_used
+
+    children = client.search_runs([run.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{tracker.run_id}'")
+    assert len(children) == len(result.candidates)
+    by_id = {c.data.tags["gepa_graph.candidate_id"]: c for c in children}
+    for record in result.candidates:
+        child = by_id[record.id]
+        assert child.data.params["parent_ids"] == ",".join(record.parent_ids)
+        assert child.data.params["iteration"] == str(record.iteration)
+        assert child.data.metrics["mean_score"] == pytest.approx(record.mean_score)
+        local = client.download_artifacts(child.info.run_id, "candidate.json", str(tmp_path))
+        logged = json.loads(Path(local).read_text())
+        assert logged["val_scores"] == record.val_scores and logged["prompts"] == record.prompts
+
+    rejected = client.download_artifacts(tracker.run_id, "tables/rejected.json", str(tmp_path))
+    assert "unchanged" in Path(rejected).read_text()
+    plots = {a.path for a in client.list_artifacts(tracker.run_id, "plots")}
+    assert len(plots) == 3
+
+    name = f"agent-{tmp_path.name}".replace("_", "-")
+    done = registry.register(result, name, tracking_uri=tracking_uri)
+    version = client.get_prompt_version_by_alias(f"{name}.sign", "candidate")
+    assert version.tags[registry.TAG_RUN_ID] == tracker.run_id  # read from run_dir
+    assert registry.load_prompts(f"{name}@candidate", tracking_uri) == result.best_candidate
+    again = registry.register(result, name, tracking_uri=tracking_uri)
+    assert again.versions == done.versions and not any(again.created.values())
+    registry.promote(name, tracking_uri=tracking_uri)
+    assert registry.load_prompts(f"{name}@production", tracking_uri) == result.best_candidate
+
+
+def test_registry_prompts_seed_a_new_optimization(sqlite_uri, tmp_path):
+    uri = sqlite_uri
+    first = _optimize(None, tmp_path / "first")
+    registry.register(first, "warm", tracking_uri=uri)
+    seeds = registry.seed_from_registry("warm@candidate", uri)
+    second = gg.optimize(
+        gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, metric=_metric,
+        reflection_lm=Reflector(), max_rollouts=10, run_dir=tmp_path / "second", progress=False,
+        seed_prompts=seeds,
+    )
+    assert second.seed_candidate == first.best_candidate
+    assert second.seed_score == pytest.approx(first.best_score)
