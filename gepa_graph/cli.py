@@ -1,0 +1,354 @@
+"""The ``gepa-graph`` command: optimize, inspect, show, promote, ui.
+
+User errors (a bad JSONL line, a ``module:attr`` that does not import, an unknown registry name)
+are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything can import litellm: never fetch the model price map from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.panel import Panel  # noqa: E402
+from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
+
+app = typer.Typer(
+    name="gepa-graph",
+    help="GEPA prompt optimization for LangGraph agents, tracked in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+class CLIError(Exception):
+    """A user error: reported as one line, exit code 2."""
+
+
+def _say(text: str) -> None:
+    """Plain text on stdout: no rich markup, no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from mlflow.exceptions import MlflowException
+
+    return (CLIError, ValueError, TypeError, LookupError, OSError, MlflowException)
+
+
+# --- loading user objects and data -------------------------------------------------------------
+
+
+def load_object(spec: str, what: str) -> Any:
+    """``package.module:attr`` or ``path/to/file.py:attr`` -> the object (cwd is importable)."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise CLIError(f"{what} must be given as module:attr (e.g. my_agent:graph), got {spec!r}")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise CLIError(f"cannot import {what} {spec!r}: no file {path}")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except CLIError:
+        raise
+    except Exception as exc:
+        raise CLIError(f"cannot import {what} {spec!r}: {type(exc).__name__}: {_one_line(exc)}")
+    value = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            raise CLIError(
+                f"cannot import {what} {spec!r}: {module_name} has no attribute {attr!r}"
+            )
+        value = getattr(value, part)
+    return value
+
+
+def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
+    """Examples from a JSONL file: one JSON object per line, blank lines skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CLIError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"{path}:{number}: invalid JSON in {what}: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise CLIError(
+                f"{path}:{number}: each {what} line must be a JSON object, got "
+                f"{type(value).__name__}"
+            )
+        examples.append(value)
+    if not examples:
+        raise CLIError(f"{what} file {path} holds no examples")
+    return examples
+
+
+_PYTHON_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def reflection_lm_from(value: str) -> Any:
+    """A LiteLLM model name, or ``module:attr`` naming a Python callable(prompt) -> str."""
+    if _PYTHON_PATH.match(value):
+        try:
+            target = load_object(value, "reflection LM")
+        except CLIError:
+            return value  # e.g. "ollama:llama3": a model name, not a Python path
+        if callable(target):
+            return target
+    return value
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _render(title: str, rows: list[dict[str, Any]], best_id: str | None,
+            best_prompts: dict[str, str], summary: str = "") -> None:
+    table = Table(title=title)
+    for column in ("candidate", "origin", "parents", "iteration", "rollouts", "mean score"):
+        table.add_column(column, justify="right" if column in ("iteration", "rollouts",
+                                                               "mean score") else "left")
+    for row in rows:
+        marker = " *" if row["id"] == best_id else ""
+        table.add_row(
+            row["id"] + marker, row["origin"],
+            ", ".join(p[:8] for p in row["parent_ids"]) or "-",
+            str(row["iteration"]), str(row["rollouts"]), f"{row['mean']:.4f}",
+        )
+    console.print(table)
+    if summary:
+        _say(summary)
+    for module, text in sorted(best_prompts.items()):
+        console.print(Panel(Text(text), title=f"best prompt: {module}", title_align="left"))
+
+
+def _rows_from_result(result: Any) -> list[dict[str, Any]]:
+    return [
+        {"id": c.id, "origin": c.origin, "parent_ids": list(c.parent_ids),
+         "iteration": c.iteration, "rollouts": c.rollouts_at_discovery, "mean": c.mean_score}
+        for c in result.candidates
+    ]
+
+
+def _show_result(result: Any, title: str) -> None:
+    summary = (
+        f"best {result.best_id}: {result.best_score:.4f} (seed {result.seed_score:.4f}); "
+        f"{result.rollouts_used} rollouts, {result.iterations} iterations, "
+        f"stop: {result.stop_reason}"
+    )
+    _render(title, _rows_from_result(result), result.best_id, result.best_candidate, summary)
+
+
+def _show_mlflow_run(run_id: str, tracking_uri: str | None) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, "tables/candidates.json", tmp)
+        except Exception:
+            raise CLIError(f"MLflow run {run_id} has no gepa_graph candidates table") from None
+        payload = json.loads(Path(local).read_text(encoding="utf-8"))
+    records = [dict(zip(payload["columns"], row)) for row in payload["data"]]
+    rows = [
+        {"id": r["candidate_id"], "origin": r["origin"],
+         "parent_ids": [p for p in r["parent_ids"].split(",") if p],
+         "iteration": r["iteration"], "rollouts": r["rollouts_at_discovery"],
+         "mean": r["mean_score"]}
+        for r in records
+    ]
+    best_id = run.data.tags.get("gepa_graph.best_candidate_id") or max(
+        rows, key=lambda r: r["mean"])["id"]
+    best_run = next(r["run_id"] for r in records if r["candidate_id"] == best_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(best_run, "candidate.json", tmp)
+        prompts = json.loads(Path(local).read_text(encoding="utf-8"))["prompts"]
+    status = run.info.status
+    stop = run.data.tags.get("gepa_graph.stop_reason")
+    summary = f"MLflow run {run_id} ({status}" + (f", stop: {stop})" if stop else ")")
+    _render(f"candidates of {run.info.run_name}", rows, best_id, prompts, summary)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@app.command()
+def optimize(
+    system: str = typer.Argument(..., help="module:attr of a LangGraph graph or gg.System"),
+    metric: str = typer.Argument(..., help="module:attr of metric(example, prediction[, trace])"),
+    train: Path = typer.Option(..., "--train", help="training examples, JSONL"),
+    val: Path | None = typer.Option(None, "--val", help="validation JSONL (default: train)"),
+    reflection_lm: str = typer.Option(
+        ..., "--reflection-lm", help="LiteLLM model name, or module:attr of a callable(prompt)->str"
+    ),
+    max_rollouts: int | None = typer.Option(None, help="rollout budget (default 200)"),
+    max_cost_usd: float | None = typer.Option(None, help="LM spend budget in USD"),
+    max_seconds: float | None = typer.Option(None, help="wall-clock budget"),
+    minibatch_size: int | None = typer.Option(None, help="examples per reflection minibatch"),
+    seed: int | None = typer.Option(None, help="random seed"),
+    experiment: str | None = typer.Option(None, help="MLflow experiment to track the run in"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLflow's)"),
+    run_dir: Path | None = typer.Option(None, help="checkpoint folder (default: ./gepa_runs/...)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir"),
+    seed_from: str | None = typer.Option(
+        None, help="start from registry prompts, e.g. my_agent@production"
+    ),
+    register: str | None = typer.Option(
+        None, "--register", help="register the best prompts in the MLflow Prompt Registry as NAME"
+    ),
+    alias: str = typer.Option("candidate", help="alias the registered versions get"),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress"),
+) -> None:
+    """Optimize the prompts of a graph on JSONL data."""
+    try:
+        import gepa_graph as gg
+        from gepa_graph.config import OptimizeConfig
+        from gepa_graph.tracking import registry
+
+        target = load_object(system, "system")
+        metric_fn = load_object(metric, "metric")
+        trainset = read_jsonl(train, "train")
+        valset = read_jsonl(val, "val") if val is not None else None
+        settings = {"minibatch_size": minibatch_size, "seed": seed}
+        config = OptimizeConfig(**{k: v for k, v in settings.items() if v is not None})
+        tracker = None
+        if experiment is not None or tracking_uri is not None:
+            tracker = gg.tracking.MLflowTracker(
+                experiment=experiment or "gepa-graph", tracking_uri=tracking_uri
+            )
+        seed_prompts = (
+            registry.seed_from_registry(seed_from, tracking_uri) if seed_from else None
+        )
+        result = gg.optimize(
+            target, trainset, valset, metric=metric_fn,
+            reflection_lm=reflection_lm_from(reflection_lm), max_rollouts=max_rollouts,
+            max_cost_usd=max_cost_usd, max_seconds=max_seconds, config=config, run_dir=run_dir,
+            resume=resume, tracking=tracker, progress=progress, seed_prompts=seed_prompts,
+        )
+        _show_result(result, f"candidates ({result.run_dir})")
+        if tracker is not None and tracker.run_id:
+            _say(f"MLflow run: {tracker.run_id}")
+        if register:
+            done = registry.register(
+                result, register, alias, tracking_uri,
+                run_id=tracker.run_id if tracker is not None else None,
+            )
+            versions = ", ".join(f"{m}=v{v}" for m, v in sorted(done.versions.items()))
+            _say(f"registered {register}@{alias}: {versions}")
+    except _user_errors() as exc:
+        _fail(_one_line(exc))
+
+
+@app.command("inspect")
+def inspect_graph(
+    graph: str = typer.Argument(..., help="module:attr of a compiled LangGraph graph"),
+) -> None:
+    """List the prompts (modules) found in a graph."""
+    try:
+        from gepa_graph.integrations.langgraph import describe
+
+        _say(describe(load_object(graph, "graph")))
+    except _user_errors() as exc:
+        _fail(_one_line(exc))
+
+
+@app.command()
+def show(
+    run_dir: Path | None = typer.Argument(None, help="a run folder holding state.json"),
+    run_id: str | None = typer.Option(None, help="an MLflow run id (parent run)"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI for --run-id"),
+) -> None:
+    """Show a run's candidates and best prompts, from a run folder or an MLflow run."""
+    if (run_dir is None) == (run_id is None):
+        _fail("give either a run folder or --run-id")
+    try:
+        if run_dir is not None:
+            from gepa_graph.state import load_result
+
+            _show_result(load_result(run_dir), f"candidates ({run_dir})")
+        else:
+            _show_mlflow_run(run_id, tracking_uri)
+    except _user_errors() as exc:
+        _fail(_one_line(exc))
+
+
+@app.command()
+def promote(
+    name: str = typer.Argument(..., help="registry name given to --register"),
+    from_alias: str = typer.Option("candidate", "--from", help="alias to promote"),
+    to_alias: str = typer.Option("production", "--to", help="alias to move"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI"),
+) -> None:
+    """Move an alias (default production) to the versions another alias names, all modules."""
+    try:
+        from gepa_graph.tracking.registry import promote as promote_prompts
+
+        versions = promote_prompts(name, from_alias, to_alias, tracking_uri)
+    except _user_errors() as exc:
+        _fail(_one_line(exc))
+    for module, version in sorted(versions.items()):
+        _say(f"{name}.{module}: {to_alias} -> v{version}")
+
+
+def ui_command(host: str, port: int, backend_store_uri: str | None) -> list[str]:
+    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
+               "--workers", "1"]
+    if backend_store_uri:
+        command += ["--backend-store-uri", backend_store_uri]
+    return command
+
+
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1", help="interface to bind (default: this machine only)"),
+    port: int = typer.Option(5000, help="port"),
+    backend_store_uri: str | None = typer.Option(
+        None, help="MLflow store (default: MLflow's, sqlite mlflow.db in this folder)"
+    ),
+) -> None:
+    """Start the MLflow UI (an `mlflow server` with one worker) to browse runs and prompts."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    _say(f"MLflow UI on http://{host}:{port} (Ctrl+C to stop)")
+    try:
+        code = subprocess.call(ui_command(host, port, backend_store_uri), env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)

@@ -1,0 +1,174 @@
+"""The `gepa-graph` command: optimize/show/promote on JSONL data, inspect, ui, and user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from gepa_graph.tracking import registry
+from typer.testing import CliRunner
+
+from gepa_graph import cli
+
+APP = textwrap.dedent('''
+    import re
+    from typing import TypedDict
+
+    from langchain_core.prompts import ChatPromptTemplate
+    from langgraph.graph import END, START, StateGraph
+
+    import gepa_graph as gg
+    from gepa_graph.testing.chat_model import ScriptedChatModel
+
+    system = gg.FunctionSystem(modules={"m": "Say hi to {name}"}, fn=lambda p, e: p["m"])
+
+    def metric(example, prediction):
+        return gg.Score(value=min(prediction.count("!") / 2, 1.0), feedback="more !")
+
+    def reflect(prompt):
+        current = re.search(r"(`{3,})\\n(.*?)\\n\\1", prompt, re.DOTALL).group(2)
+        return "```\\n" + current + "!\\n```"
+
+    class State(TypedDict):
+        question: str
+        answer: str
+
+    chain = ChatPromptTemplate.from_messages(
+        [("system", "Answer {question} in one word.")]) | ScriptedChatModel(script=lambda m: "ok")
+
+    def answer(state):
+        return {"answer": chain.invoke(state).content}
+
+    builder = StateGraph(State)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", END)
+    graph = builder.compile()
+''')
+
+
+@pytest.fixture
+def app_dir(tmp_path, monkeypatch):
+    """cwd (set by conftest) holds the user's module `cliapp` and JSONL data."""
+    (tmp_path / "cliapp.py").write_text(APP)
+    lines = [json.dumps({"id": f"e{i}", "name": f"user{i}"}) for i in range(3)]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli.app, list(args))
+
+
+def test_optimize_register_show_promote(app_dir):
+    uri = f"sqlite:///{app_dir}/mlflow.db"
+    result = _invoke(
+        "optimize", "cliapp:system", "cliapp:metric", "--train", "train.jsonl",
+        "--reflection-lm", "cliapp:reflect", "--max-rollouts", "30", "--run-dir", "run",
+        "--experiment", "cli", "--tracking-uri", uri, "--register", "cliagent", "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Say hi to {name}!!" in result.output
+    assert "registered cliagent@candidate: m=v1" in result.output
+    assert registry.load_prompts("cliagent@candidate", uri) == {"m": "Say hi to {name}!!"}
+    run_id = json.loads((app_dir / "run" / "mlflow_run.json").read_text())["run_id"]
+
+    from_disk = _invoke("show", "run")
+    assert from_disk.exit_code == 0, from_disk.output
+    assert "stop: perfect_score" in from_disk.output and "Say hi to {name}!!" in from_disk.output
+
+    from_mlflow = _invoke("show", "--run-id", run_id, "--tracking-uri", uri)
+    assert from_mlflow.exit_code == 0, from_mlflow.output
+    assert "FINISHED" in from_mlflow.output and "Say hi to {name}!!" in from_mlflow.output
+
+    promoted = _invoke("promote", "cliagent", "--tracking-uri", uri)
+    assert promoted.exit_code == 0, promoted.output
+    assert "cliagent.m: production -> v1" in promoted.output
+    assert registry.load_prompts("cliagent@production", uri) == {"m": "Say hi to {name}!!"}
+
+
+def test_inspect_prints_the_graph_prompts(app_dir):
+    result = _invoke("inspect", "cliapp:graph")
+    assert result.exit_code == 0, result.output
+    assert "1 prompt(s)" in result.output and "Answer {question} in one word." in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("optimize", "nowhere:system", "cliapp:metric"),
+         "error: cannot import system 'nowhere:system': ModuleNotFoundError"),
+        (("optimize", "cliapp:nothing", "cliapp:metric"),
+         "error: cannot import system 'cliapp:nothing': cliapp has no attribute 'nothing'"),
+        (("optimize", "cliapp", "cliapp:metric"), "error: system must be given as module:attr"),
+        (("optimize", "cliapp:system", "cliapp:metric", "--val", "bad.jsonl"),
+         "error: bad.jsonl:2: invalid JSON in val"),
+        (("optimize", "cliapp:system", "cliapp:metric", "--train", "list.jsonl"),
+         "error: list.jsonl:1: each train line must be a JSON object, got list"),
+        (("promote", "bad name!"), "error: registry name 'bad name!' is invalid"),
+        (("show",), "error: give either a run folder or --run-id"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(app_dir, args, message):
+    (app_dir / "bad.jsonl").write_text('{"id": 1}\n{"id": 2,,}\n')
+    (app_dir / "list.jsonl").write_text("[1, 2]\n")
+    if "--train" not in args and args[0] == "optimize":
+        args = (*args, "--train", "train.jsonl")
+    if args[0] == "optimize":
+        args = (*args, "--reflection-lm", "cliapp:reflect")
+    result = _invoke(*args)
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message)  # MLflow may log INFO lines too
+
+
+def test_ui_starts_a_local_single_worker_server(monkeypatch):
+    seen = {}
+
+    def fake_call(command, env):
+        seen.update(command=command, env=env)
+        return 0
+
+    monkeypatch.setattr(cli.subprocess, "call", fake_call)
+    result = _invoke("ui", "--port", "5123")
+    assert result.exit_code == 0
+    command = seen["command"]
+    assert command[1:4] == ["-m", "mlflow", "server"]
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--port") + 1] == "5123"
+    assert command[command.index("--workers") + 1] == "1"
+    assert seen["env"]["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+
+
+def test_installed_command_reports_errors_with_exit_code_2(tmp_path):
+    executable = Path(sys.executable).parent / "gepa-graph"
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    helped = subprocess.run([str(executable), "--help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0
+    for command in ("optimize", "inspect", "show", "promote", "ui"):
+        assert command in helped.stdout
+    (tmp_path / "data.jsonl").write_text("{not json}\n")
+    failed = subprocess.run(
+        [str(executable), "optimize", "x:y", "x:z", "--train", "data.jsonl",
+         "--reflection-lm", "m"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [
+        "error: cannot import system 'x:y': ModuleNotFoundError: No module named 'x'"
+    ]
+
+
+def test_importing_the_package_leaves_litellm_unloaded():
+    """cli sets LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm."""
+    code = ("import sys, os; import gepa_graph.cli; "
+            "print('litellm' in sys.modules, os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])")
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["False", "True"]
