@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from gepa_graph.tracking import MLflowTracker
-from gepa_graph.tracking.mlflow import REDACTED, redact
 from mlflow import MlflowClient
 
 from gepa_graph.events import (
@@ -21,6 +20,8 @@ from gepa_graph.events import (
     ProposalRejected,
     ReflectionCalled,
 )
+from gepa_graph.redact import MASK as REDACTED
+from gepa_graph.redact import redact
 from gepa_graph.result import CandidateRecord, Result
 
 SEED = {"m": "Say {x} hi"}

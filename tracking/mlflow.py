@@ -46,48 +46,13 @@ from gepa_graph.events import (
     ProposalRejected,
     ReflectionCalled,
 )
+from gepa_graph.redact import redact, redact_text
 
 log = logging.getLogger("gepa_graph.tracking")
 
 RUN_FILE = "mlflow_run.json"
-REDACTED = "[REDACTED]"
 _PARAM_MAX_CHARS = 6000
 _BATCH_MAX = 1000
-_SECRET_KEY = re.compile(
-    r"(api[_-]?key|secret|password|passwd|authorization|credential|bearer"
-    r"|(access|auth|api|bearer|refresh|session)[_-]?token|^token$)",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"
-    r"|AKIA[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
-    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"
-    r"|hf_[A-Za-z0-9]{20,}"
-    r"|AIza[0-9A-Za-z_\-]{30,}"
-    r"|(?i:(?:api[_-]?key|secret|token|password)\s*[=:]\s*)[^\s,;\"']{6,})"
-)
-
-
-def redact_text(text: str) -> str:
-    """Replace anything shaped like an API key or bearer token."""
-    return _SECRET_VALUE.sub(REDACTED, text)
-
-
-def redact(value: Any, *, by_key: bool = False, key: str = "") -> Any:
-    """Redact key-shaped strings in nested data; with ``by_key``, also every value stored under
-    a secret-sounding key (for configs; not for prompt dicts keyed by module name)."""
-    if by_key and _SECRET_KEY.search(key) and value not in (None, "", False):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redact(v, by_key=by_key, key=str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, by_key=by_key) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
-
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
