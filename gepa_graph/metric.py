@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from gepa_graph.system import Trace
 

@@ -8,13 +8,12 @@ would otherwise silently find nothing or run the wrong prompts).
 import asyncio
 from typing import TypedDict
 
+from gepa_graph.integrations.langgraph import _internals
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableLambda
 from langgraph.constants import START
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
-
-from gepa_graph.integrations.langgraph import _internals
 
 
 class State(TypedDict, total=False):

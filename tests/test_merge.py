@@ -1,7 +1,12 @@
 import random
 
 from gepa_graph.candidate import Candidate
-from gepa_graph.proposers.merge import ancestors, balanced_subsample, find_merge, merged_prompts
+from gepa_graph.proposers.merge import (
+    ancestors,
+    balanced_subsample,
+    find_merge,
+    merged_prompts,
+)
 
 
 def _lineage():

@@ -142,10 +142,10 @@ def test_names_that_are_not_manifests_are_refused(uri):
 def test_a_production_graph_gets_its_promoted_prompts(uri):
     from typing import TypedDict
 
+    from gepa_graph.integrations.langgraph import discover
     from langchain_core.prompts import ChatPromptTemplate
     from langgraph.graph import END, START, StateGraph
 
-    from gepa_graph.integrations.langgraph import discover
     from gepa_graph.testing.chat_model import ScriptedChatModel
 
     class State(TypedDict):

@@ -10,7 +10,11 @@ from gepa_graph.candidate import Candidate
 from gepa_graph.evaluation import EvalResult
 from gepa_graph.example import Example
 from gepa_graph.lm import LMResponse, ReflectionLM
-from gepa_graph.reflection import build_reflective_dataset, parse_proposal, render_reflection_prompt
+from gepa_graph.reflection import (
+    build_reflective_dataset,
+    parse_proposal,
+    render_reflection_prompt,
+)
 from gepa_graph.replay import ReflectionReplay
 
 

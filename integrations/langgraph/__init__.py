@@ -8,9 +8,6 @@
 
 from typing import Any
 
-from langgraph.graph import StateGraph
-from langgraph.pregel import Pregel
-
 from gepa_graph.integrations.langgraph.declared import prompt
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
@@ -21,6 +18,8 @@ from gepa_graph.integrations.langgraph.discover import (
 from gepa_graph.integrations.langgraph.substitute import with_prompts
 from gepa_graph.integrations.langgraph.system import LangGraphSystem
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 
 
 def is_langgraph(obj: Any) -> bool:

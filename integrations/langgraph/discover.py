@@ -24,9 +24,6 @@ import dataclasses
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
-from langgraph.graph import StateGraph
-from langgraph.pregel import Pregel
-
 from gepa_graph.integrations.langgraph.declared import CONFIG_KEY
 from gepa_graph.integrations.langgraph.walk import (
     DeclaredLeaf,
@@ -34,6 +31,8 @@ from gepa_graph.integrations.langgraph.walk import (
     Walker,
     template_variables,
 )
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 
 _HOW_TO_MARK = (
     'Mark a prompt explicitly: inside the node call `gg.prompt("my_prompt", "default text")` '

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from langgraph.pregel import Pregel
-
 from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.integrations.langgraph.declared import CONFIG_KEY
 from gepa_graph.integrations.langgraph.discover import PromptSlot, discover
 from gepa_graph.integrations.langgraph.walk import Walker
+from langgraph.pregel import Pregel
 
 
 def _check_names(slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]) -> None:

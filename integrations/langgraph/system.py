@@ -27,6 +27,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph.discover import (
+    PromptSlot,
+    discover,
+    ensure_compiled,
+)
+from gepa_graph.integrations.langgraph.substitute import apply, substituted
+from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
@@ -35,10 +43,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 
 from gepa_graph.candidate import content_id
-from gepa_graph.integrations.langgraph import _internals
-from gepa_graph.integrations.langgraph.discover import PromptSlot, discover, ensure_compiled
-from gepa_graph.integrations.langgraph.substitute import apply, substituted
-from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
 from gepa_graph.system import Rollout
 
 LABEL_FIELDS = frozenset(

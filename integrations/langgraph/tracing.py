@@ -23,13 +23,13 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from gepa_graph.integrations.langgraph._internals import node_path_of
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel
 
-from gepa_graph.integrations.langgraph._internals import node_path_of
 from gepa_graph.system import Trace, TraceRecord, Usage
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}

@@ -35,6 +35,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
@@ -51,9 +53,6 @@ from langchain_core.runnables.passthrough import RunnableAssign
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-
-from gepa_graph.integrations.langgraph import _internals
-from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
 
 PROMPT_NAME = re.compile(r"prompt|instruction|template|system|persona|guideline|rubric", re.I)
 """A string variable is a prompt when its name matches this (case-insensitive)."""
