@@ -38,6 +38,12 @@ class OptimizeConfig(BaseModel):
     merge_subsample_size: int = Field(5, gt=0)
 
     rollout_timeout_s: float | None = Field(None, gt=0)
+    rollout_retries: int = Field(
+        3, ge=0, description="re-runs of a rollout that failed transiently (rate limit, timeout)"
+    )
+    score_range: tuple[float, float] | None = Field(
+        (0.0, 1.0), description="metric values outside it are errors; None accepts any finite value"
+    )
 
     reflection_temperature: float | None = Field(None, ge=0)
     reflection_max_tokens: int | None = Field(4096, gt=0)

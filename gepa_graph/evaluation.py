@@ -17,7 +17,8 @@ from gepa_graph.config import OptimizeConfig
 from gepa_graph.example import Example
 from gepa_graph.journal import Journal
 from gepa_graph.jsonable import to_jsonable
-from gepa_graph.metric import Metric, Score, call_metric, metric_arity
+from gepa_graph.lm import is_transient
+from gepa_graph.metric import Metric, MetricError, Score, call_metric, metric_arity
 from gepa_graph.system import Rollout, System, Trace, TraceRecord, Usage
 
 log = logging.getLogger("gepa_graph")
@@ -102,7 +103,14 @@ class Evaluator:
 
     async def _run_and_remember(self, candidate: Candidate, example: Example) -> None:
         async with self._semaphore:
-            rollout = await self._run(candidate, example)
+            for attempt in range(self.config.rollout_retries + 1):
+                rollout = await self._run(candidate, example)
+                if not (rollout.error and rollout.retryable) or attempt == self.config.rollout_retries:
+                    break
+                # A rate limit or dropped connection says nothing about the prompt: run again
+                # rather than score it. One (candidate, example) still counts one rollout.
+                self.budget.ledger.rollout_retries += 1
+                await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
             result = await self._score(example, rollout)
         self._remember(candidate, result, journal=True)
 
@@ -111,11 +119,12 @@ class Evaluator:
         try:
             rollout = await asyncio.wait_for(self.system.arun(candidate.prompts, example), timeout)
         except asyncio.TimeoutError:
+            # Our own limit: a candidate that makes the system hang is scored, not retried.
             return Rollout(error=f"TimeoutError: rollout exceeded {timeout:g}s")
         except Exception as exc:  # a failing rollout is a score, never a crash
             error = f"{type(exc).__name__}: {exc}"
             trace = Trace(records=[TraceRecord(kind="error", error=traceback.format_exc(limit=8))])
-            return Rollout(error=error, trace=trace)
+            return Rollout(error=error, trace=trace, retryable=is_transient(exc))
         if not isinstance(rollout, Rollout):
             return Rollout(
                 error=f"TypeError: System.arun returned {type(rollout).__name__}, not gg.Rollout"
@@ -137,6 +146,12 @@ class Evaluator:
             )
         try:
             score = await call_metric(self.metric, self._arity, example, rollout.output, rollout.trace)
+            low_high = self.config.score_range
+            if low_high is not None and not low_high[0] <= score.value <= low_high[1]:
+                raise MetricError(
+                    f"score {score.value} is outside score_range {low_high} (set "
+                    "OptimizeConfig.score_range to your metric's scale)"
+                )
         except Exception as exc:
             error = f"metric failed on example {example.key!r}: {type(exc).__name__}: {exc}"
             if not self._metric_warned:

@@ -41,6 +41,7 @@ class Ledger(BaseModel):
     lm_retries: int = 0
     lm_failures: int = 0
     failed_rollouts: int = 0
+    rollout_retries: int = 0
     seconds: float = 0.0
 
 

@@ -8,7 +8,6 @@ import inspect
 import logging
 import os
 import random
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -35,21 +34,24 @@ class LMConfigError(ValueError):
     """The LM cannot work at all: unknown model, bad credentials, bad request."""
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors worth a retry. LiteLLM's count only once something imported it (a callable LM
-    need not pay for importing LiteLLM)."""
-    litellm = sys.modules.get("litellm")
-    if litellm is None:
-        return (TimeoutError, ConnectionError)
-    return (
-        TimeoutError,
-        ConnectionError,
-        litellm.RateLimitError,
-        litellm.Timeout,
-        litellm.APIConnectionError,
-        litellm.ServiceUnavailableError,
-        litellm.InternalServerError,
-    )
+# Exception class names that mean "try again later" across LiteLLM, OpenAI, Anthropic and
+# httpx, matched anywhere in the class hierarchy so no provider SDK needs importing.
+_TRANSIENT_NAMES = frozenset({
+    "RateLimitError", "Timeout", "APITimeoutError", "TimeoutException", "APIConnectionError",
+    "ServiceUnavailableError", "InternalServerError", "OverloadedError", "ConnectError",
+    "ReadTimeout", "RemoteProtocolError",
+})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: rate limits, timeouts, dropped connections, 5xx."""
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__)
+
+
+class EmptyReply(Exception):
+    """The LM answered with nothing: treated like a transient failure and retried."""
 
 
 def check_model_string(model: str) -> None:
@@ -106,12 +108,16 @@ class ReflectionLM:
         return getattr(self.lm, "__qualname__", None) or type(self.lm).__name__
 
     async def __call__(self, prompt: str) -> LMResponse:
-        transient = _transient_errors()
         async with self._semaphore:
             for attempt in range(self.max_retries + 1):
                 try:
-                    return await asyncio.wait_for(self._call_once(prompt), self.timeout_s)
-                except transient as exc:
+                    response = await asyncio.wait_for(self._call_once(prompt), self.timeout_s)
+                    if not response.text.strip() and response.finish_reason != "length":
+                        raise EmptyReply("the reflection LM returned an empty reply")
+                    return response
+                except Exception as exc:
+                    if not (isinstance(exc, EmptyReply) or is_transient(exc)):
+                        raise
                     if attempt == self.max_retries:
                         self.failures += 1
                         raise LMCallFailed(

@@ -75,13 +75,18 @@ class Trace(BaseModel):
 
 
 class Rollout(BaseModel):
-    """The result of running a System on one example with one candidate."""
+    """The result of running a System on one example with one candidate.
+
+    ``retryable`` marks a failure that says nothing about the prompts (a rate limit, a timeout,
+    a dropped connection): the evaluator runs such a rollout again instead of scoring it.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     output: Any = None
     trace: Trace = Field(default_factory=Trace)
     error: str | None = None
+    retryable: bool = False
 
 
 @runtime_checkable

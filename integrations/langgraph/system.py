@@ -43,6 +43,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 
 from gepa_graph.candidate import content_id
+from gepa_graph.lm import is_transient
 from gepa_graph.system import Rollout
 
 LABEL_FIELDS = frozenset(
@@ -144,7 +145,8 @@ class LangGraphSystem:
             graph_input = self.graph_input(example)
             output = await graph.ainvoke(graph_input, self._run_config(collector, thread_id))
         except Exception as exc:  # a failed rollout is a scored failure, never a crash
-            return Rollout(output=None, trace=collector.trace, error=error_text(exc))
+            return Rollout(output=None, trace=collector.trace, error=error_text(exc),
+                           retryable=is_transient(exc))
         finally:
             if self._saver is not None:
                 self._saver.delete_thread(thread_id)
