@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from gepa_graph.budget import Budget
-from gepa_graph.config import OptimizeConfig
+from gepa_graph.config import ConfigError, OptimizeConfig, one_line
 from gepa_graph.engine import Engine
 from gepa_graph.evaluation import Evaluator
 from gepa_graph.events import EventBus, Listener
@@ -77,7 +79,7 @@ async def _on_own_loop(coroutine: Any, concurrency: int) -> Result:
     try:
         return await coroutine
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 async def aoptimize(
@@ -177,7 +179,10 @@ def _merge_budgets(config: OptimizeConfig | None, max_rollouts: int | None,
                         ("max_seconds", max_seconds)):
         if value is not None:
             base[name] = value
-    return OptimizeConfig(**base)
+    try:
+        return OptimizeConfig(**base)
+    except ValidationError as exc:
+        raise ConfigError(one_line(exc)) from None
 
 
 def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -186,7 +191,9 @@ def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[s
         raise ValueError("the system has no modules (prompts) to optimize")
     for name, text in (overrides or {}).items():
         if name not in seeds:
-            raise KeyError(f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}")
+            raise ValueError(
+                f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}"
+            )
         seeds[name] = text
     return seeds
 

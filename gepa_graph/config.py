@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message is one line naming the field."""
+
+
+def one_line(exc: ValidationError) -> str:
+    """Pydantic's multi-line report as one line: 'field: problem; field: problem'."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid OptimizeConfig: " + "; ".join(parts)
 
 
 class OptimizeConfig(BaseModel):

@@ -58,6 +58,7 @@ def check_model_string(model: str) -> None:
     """Fail before any call when LiteLLM cannot route ``model`` (typo, unknown provider)."""
     import litellm
 
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners on every retried error
     try:
         litellm.get_llm_provider(model)
     except Exception as exc:

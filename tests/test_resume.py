@@ -16,7 +16,8 @@ SCRIPT = textwrap.dedent('''
     import gepa_graph as gg
     from gepa_graph.testing.rules import RuleTask
 
-    run_dir, resume, kill_at_run, kill_at_reflection = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
+    run_dir, resume = sys.argv[1], sys.argv[2] == "1"
+    kill_at_run, kill_at_reflection, kill_at_checkpoint = map(int, sys.argv[3:6])
     task = RuleTask(n_types=8, modules=("a", "b"))
     runs, lock = [], threading.Lock()
 
@@ -33,6 +34,14 @@ SCRIPT = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGKILL)
         return reflect(prompt)
 
+    real_replace, renames = os.replace, []
+    def replace(src, dst):  # the checkpoint's rename: die with the new state written but not renamed
+        renames.append(dst)
+        if len(renames) == kill_at_checkpoint:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+    os.replace = replace
+
     result = gg.optimize(
         gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
         task.examples(16, seed=1, prefix="t"), task.examples(10, seed=2, prefix="v"),
@@ -46,12 +55,13 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _run(tmp_path, run_dir, resume=False, kill_at_run=0, kill_at_reflection=0):
+def _run(tmp_path, run_dir, resume=False, kill_at_run=0, kill_at_reflection=0,
+         kill_at_checkpoint=0):
     script = tmp_path / "opt.py"
     script.write_text(SCRIPT)
     proc = subprocess.run(
         [sys.executable, str(script), str(run_dir), "1" if resume else "0", str(kill_at_run),
-         str(kill_at_reflection)],
+         str(kill_at_reflection), str(kill_at_checkpoint)],
         capture_output=True, text=True, timeout=120,
     )
     return proc
@@ -69,6 +79,7 @@ def uninterrupted(tmp_path_factory):
     {"kill_at_run": 5},            # during the seed's validation
     {"kill_at_run": 47},           # during a later minibatch or validation
     {"kill_at_reflection": 3},     # during a reflection call
+    {"kill_at_checkpoint": 3},     # while writing the checkpoint
 ])
 def test_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, kill):
     run_dir = tmp_path / "run"
@@ -77,6 +88,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, kill):
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     done = {(r["candidate_id"], r["example_key"]) for r in journal if r["type"] == "rollout"}
     assert done, "the killed run journaled nothing"
+    if "kill_at_checkpoint" in kill:
+        # Killed between writing the new checkpoint and renaming it: the old one is whole.
+        assert list(run_dir.glob(".state-*.json")), "the kill did not hit the checkpoint write"
+        before = gg.load_result(run_dir)
+        assert 0 < len(before.candidates) < len(uninterrupted["ids"])
 
     resumed = _run(tmp_path, run_dir, resume=True)
     assert resumed.returncode == 0, resumed.stderr
