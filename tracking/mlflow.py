@@ -40,6 +40,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 from gepa_graph.events import (
     BudgetUpdated,
     CandidateAccepted,
+    CandidateInfo,
     Event,
     OptimizationFinished,
     OptimizationStarted,
@@ -457,6 +458,22 @@ class MLflowTracker:
         self._flush_metrics()
         self._flush_tables()
 
+    def _sync_candidates(self, result: Any) -> None:
+        """Record accepted candidates this run does not hold yet: those accepted while MLflow
+        was unreachable reach it when the optimization is resumed."""
+        for record in result.candidates:
+            if record.id in self._children:
+                continue
+            self._accepted(CandidateAccepted(
+                iteration=record.iteration,
+                candidate=CandidateInfo(
+                    id=record.id, prompts=record.prompts, parent_ids=record.parent_ids,
+                    origin=record.origin, changed_modules=record.changed_modules,
+                ),
+                val_scores=record.val_scores, mean_score=record.mean_score,
+                rollouts_used=record.rollouts_at_discovery, is_best=False,
+            ))
+
     def _finish(self, event: OptimizationFinished) -> None:
         client = self._client
         now = int(time.time() * 1000)
@@ -476,8 +493,10 @@ class MLflowTracker:
             RunTag("gepa_graph.stop_reason", event.stop_reason),
             RunTag("gepa_graph.best_candidate_id", event.best_id),
         ])
-        self._flush_tables()
         result = event.result
+        if result is not None:
+            self._sync_candidates(result)
+        self._flush_tables()
         if result is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp)

@@ -15,7 +15,9 @@ list each call received and ``model.call_tools`` the names of the tools bound fo
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,6 +53,7 @@ class ScriptedChatModel(BaseChatModel):
 
     script: Any
     model_name: str = "scripted"
+    latency_s: float = 0.0  # simulated network latency per call (slept, async-aware)
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
@@ -125,6 +128,8 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.latency_s:
+            time.sleep(self.latency_s)
         return self._result(self._next_reply(messages, _tool_names(kwargs)))
 
     async def _agenerate(
@@ -134,6 +139,8 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         return self._result(self._next_reply(messages, _tool_names(kwargs)))
 
 
