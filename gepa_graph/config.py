@@ -36,6 +36,12 @@ class OptimizeConfig(BaseModel):
 
     minibatch_size: int = Field(3, gt=0)
     concurrency: int = Field(8, gt=0, le=1024)
+    parallel_proposals: int = Field(
+        1, gt=0, le=64,
+        description="proposals run at once per round: raise it (to about concurrency / "
+        "minibatch_size) to keep a high concurrency busy on slow models, at some cost in "
+        "rollouts per improvement, since proposals of one round do not see each other",
+    )
     seed: int = 0
 
     candidate_selection: Literal["pareto", "current_best"] = "pareto"

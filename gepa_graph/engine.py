@@ -7,9 +7,11 @@ which is what makes runs reproducible and resume exact.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gepa_graph import pareto
@@ -34,7 +36,7 @@ from gepa_graph.example import Example
 from gepa_graph.journal import Journal
 from gepa_graph.lm import LMCallFailed, ReflectionLM
 from gepa_graph.proposers.merge import balanced_subsample, find_merge
-from gepa_graph.proposers.reflective import ReflectiveProposer
+from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import CandidateRecord, RejectedProposal, Result
@@ -46,6 +48,25 @@ log = logging.getLogger("gepa_graph")
 # Iterations in a row that ran no rollout at all (every proposal rejected before running,
 # every minibatch cached) before the run stops as stalled instead of spinning.
 MAX_IDLE_ITERATIONS = 25
+
+
+@dataclass
+class _Plan:
+    iteration: int
+    parent: Candidate
+    module_index: int
+    module: str
+    minibatch: list[Example]
+
+
+@dataclass
+class _Outcome:
+    plan: _Plan
+    parent_results: list[EvalResult]
+    reflection: Reflection | None = None
+    child: Candidate | None = None
+    child_results: list[EvalResult] | None = None
+    rejection: tuple[str, str, str | None] | None = None  # reason, detail, proposed text
 
 
 class MinibatchSampler:
@@ -144,9 +165,10 @@ class Engine:
             save_state(self.state, self.run_dir)
 
     def _reject(self, kind: str, reason: str, detail: str = "", module: str | None = None,
-                parent_ids: tuple[str, ...] = (), text: str | None = None) -> None:
+                parent_ids: tuple[str, ...] = (), text: str | None = None,
+                iteration: int | None = None) -> None:
         record = RejectedProposal(
-            iteration=self.state.iteration, kind=kind, reason=reason, detail=detail,
+            iteration=self.state.iteration if iteration is None else iteration, kind=kind, reason=reason, detail=detail,
             module=module, parent_ids=parent_ids, proposed_text=text,
         )
         self.state.rejected.append(record)
@@ -173,18 +195,18 @@ class Engine:
         ))
         stop_reason = "unknown"
         try:
-            if not await self._admit(self.seed, next_module=0):
-                raise BudgetExhausted("the budget does not cover evaluating the seed")
+            await self._admit([(self.seed, 0)])
             while (stop_reason := self._stop_reason()) is None:
-                self.state.iteration += 1
+                iteration_before = self.state.iteration
                 spent_before = self.budget.ledger.rollouts_used
                 best_before = self._mean(self.best_id)
                 if not await self._try_merge():
-                    await self._mutate()
+                    await self._mutation_round()
+                steps = self.state.iteration - iteration_before
                 improved = self._mean(self.best_id) > best_before
-                self.stale_iterations = 0 if improved else self.stale_iterations + 1
+                self.stale_iterations = 0 if improved else self.stale_iterations + steps
                 spent = self.budget.ledger.rollouts_used > spent_before
-                self.idle_iterations = 0 if spent else self.idle_iterations + 1
+                self.idle_iterations = 0 if spent else self.idle_iterations + steps
                 self._emit_budget()
         except BudgetExhausted:
             stop_reason = "max_rollouts"
@@ -237,63 +259,111 @@ class Engine:
             return self.candidates[self.best_id]
         return self.candidates[pareto.sample_parent(self.scores, self.val_keys, order, self.rng)]
 
-    async def _mutate(self) -> None:
+    def _round_width(self) -> int:
+        """How many proposals run at once this round (``parallel_proposals``), narrowed so the
+        worst case (every minibatch rollout uncached) fits the rollout budget: a round never
+        races for budget, which keeps runs reproducible."""
+        width = self.config.parallel_proposals
+        left = self.budget.rollouts_left
+        if left is not None:
+            width = min(width, left // (2 * self.sampler.size))
+        if self.config.max_iterations is not None:
+            width = min(width, self.config.max_iterations - self.state.iteration)
+        return max(1, width)
+
+    def _plan(self) -> _Plan:
+        """Parent, module and minibatch of one proposal: every random draw happens here, in
+        order, before anything runs concurrently."""
+        self.state.iteration += 1
         parent = self._select_parent()
         index = self.next_module[parent.id] % len(self.modules)
-        module = self.modules[index]
         self.next_module[parent.id] = index + 1
+        plan = _Plan(self.state.iteration, parent, index, self.modules[index], self.sampler.next())
         self._emit(IterationStarted(
-            iteration=self.state.iteration, kind="mutation", parent_ids=(parent.id,), module=module
+            iteration=plan.iteration, kind="mutation", parent_ids=(parent.id,), module=plan.module
         ))
-        minibatch = self.sampler.next()
-        parent_results = await self.evaluator.evaluate(parent, minibatch)
-        self._emit_minibatch(parent, "parent", minibatch, parent_results)
-        if self.config.skip_perfect_score and all(
-            r.score >= self.config.perfect_score for r in parent_results
-        ):
-            self._reject("mutation", "parent_perfect_on_minibatch", "nothing to learn from",
-                         module, (parent.id,))
-            return
+        return plan
 
+    async def _mutation_round(self) -> None:
+        plans = [self._plan() for _ in range(self._round_width())]
+        outcomes = await asyncio.gather(*(self._propose(p) for p in plans), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        # Settle in plan order, not completion order: events, rejections and the pool come
+        # out the same however the concurrent proposals interleaved.
+        passed: list[tuple[Candidate, int]] = []
+        for outcome in outcomes:
+            child = self._settle(outcome, {c.id for c, _ in passed})
+            if child is not None:
+                passed.append((child, outcome.plan.module_index + 1))
+        added = await self._admit(passed)
+        if self.config.use_merge:
+            room = self.config.max_merge_attempts - self.merges_done - self.merges_due
+            self.merges_due += max(0, min(added, room))
+
+    async def _propose(self, plan: _Plan) -> _Outcome:
+        """Run one proposal: parent minibatch, reflection, child minibatch. Emits nothing."""
+        parent, module = plan.parent, plan.module
+        outcome = _Outcome(plan, await self.evaluator.evaluate(parent, plan.minibatch))
+        if self.config.skip_perfect_score and all(
+            r.score >= self.config.perfect_score for r in outcome.parent_results
+        ):
+            outcome.rejection = ("parent_perfect_on_minibatch", "nothing to learn from", None)
+            return outcome
         try:
-            reflection = await self.proposer.reflect(
-                parent, module, node_of(self.system, module), minibatch, parent_results
+            outcome.reflection = await self.proposer.reflect(
+                parent, module, node_of(self.system, module), plan.minibatch, outcome.parent_results
             )
         except LMCallFailed as exc:
-            self._reject("mutation", "reflection_failed", str(exc), module, (parent.id,))
-            return
-        self.state.ledger.reflection_calls += 1
-        self.budget.add_reflection_cost(reflection.response.usage.cost_usd)
-        self._emit(ReflectionCalled(
-            iteration=self.state.iteration, module=module, parent_id=parent.id,
-            prompt=reflection.prompt, reply=reflection.response.text,
-            cost_usd=reflection.response.usage.cost_usd,
-        ))
+            outcome.rejection = ("reflection_failed", str(exc), None)
+            return outcome
         try:
-            child = self.proposer.child(parent, module, reflection)
+            child = self.proposer.child(parent, module, outcome.reflection)
         except InvalidProposal as exc:
-            self._reject("mutation", exc.reason, exc.detail, module, (parent.id,), exc.text)
-            return
+            outcome.rejection = (exc.reason, exc.detail, exc.text)
+            return outcome
+        outcome.child = child
         if child.id in self.candidates:
-            self._reject("mutation", "duplicate_candidate", f"same prompts as {child.id}",
-                         module, (parent.id,), child.prompts[module])
-            return
-
-        child_results = await self.evaluator.evaluate(child, minibatch)
-        self._emit_minibatch(child, "child", minibatch, child_results)
-        before = sum(r.score for r in parent_results)
-        after = sum(r.score for r in child_results)
+            outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}",
+                                 child.prompts[module])
+            return outcome
+        outcome.child_results = await self.evaluator.evaluate(child, plan.minibatch)
+        before = sum(r.score for r in outcome.parent_results)
+        after = sum(r.score for r in outcome.child_results)
         if after <= before:
-            self._reject("mutation", "not_better_on_minibatch",
-                         f"minibatch score {after:g} vs parent {before:g}", module, (parent.id,),
-                         child.prompts[module])
-            return
-        if not await self._admit(child, next_module=index + 1):
-            self._reject("mutation", "budget_exhausted", "no budget left to validate the child",
-                         module, (parent.id,), child.prompts[module])
-            raise BudgetExhausted("no budget left to validate the child")
-        if self.config.use_merge and self.merges_done + self.merges_due < self.config.max_merge_attempts:
-            self.merges_due += 1
+            outcome.rejection = ("not_better_on_minibatch",
+                                 f"minibatch score {after:g} vs parent {before:g}",
+                                 child.prompts[module])
+        return outcome
+
+    def _settle(self, outcome: _Outcome, taken: set[str]) -> Candidate | None:
+        """Report a proposal's outcome; the child if it earned a validation run."""
+        plan, child = outcome.plan, outcome.child
+        self._emit_minibatch(plan.iteration, plan.parent, "parent", plan.minibatch,
+                             outcome.parent_results)
+        reflection = outcome.reflection
+        if reflection is not None:
+            self.state.ledger.reflection_calls += 1
+            self.budget.add_reflection_cost(reflection.response.usage.cost_usd)
+            self._emit(ReflectionCalled(
+                iteration=plan.iteration, module=plan.module, parent_id=plan.parent.id,
+                prompt=reflection.prompt, reply=reflection.response.text,
+                cost_usd=reflection.response.usage.cost_usd,
+            ))
+        if outcome.child_results is not None:
+            self._emit_minibatch(plan.iteration, child, "child", plan.minibatch,
+                                 outcome.child_results)
+        rejection = outcome.rejection
+        if rejection is None and child.id in taken:
+            rejection = ("duplicate_candidate", f"same prompts as {child.id}",
+                         child.prompts[plan.module])
+        if rejection is not None:
+            reason, detail, text = rejection
+            self._reject("mutation", reason, detail, plan.module, (plan.parent.id,), text,
+                         iteration=plan.iteration)
+            return None
+        return child
 
     async def _try_merge(self) -> bool:
         """Attempt one merge if one is due and an eligible pair exists; True if attempted."""
@@ -306,6 +376,7 @@ class Engine:
             return False
         self.merges_due -= 1
         self.merges_done += 1
+        self.state.iteration += 1
         child = plan.child
         self.tried_merges.add(child.id)
         parents = (plan.left, plan.right)
@@ -324,18 +395,42 @@ class Engine:
                          f"subsample score {merged:g} vs best parent {best_parent:g}",
                          parent_ids=parents)
             return True
-        if not await self._admit(child, next_module=self.next_module[plan.left]):
-            self._reject("merge", "budget_exhausted", "no budget left to validate the merge",
-                         parent_ids=parents)
-            raise BudgetExhausted("no budget left to validate the merge")
+        await self._admit([(child, self.next_module[plan.left])])
         return True
 
-    async def _admit(self, candidate: Candidate, next_module: int) -> bool:
-        """Evaluate on the whole validation set and add to the pool; False if over budget."""
-        try:
-            results = await self.evaluator.evaluate(candidate, self.valset)
-        except BudgetExhausted:
-            return False
+    async def _admit(self, candidates: Sequence[tuple[Candidate, int]]) -> int:
+        """Validate candidates (concurrently) and add them to the pool in the given order.
+
+        Each entry is (candidate, index of the module its lineage mutates next). Budget is
+        reserved in order before anything runs; a candidate it cannot cover is rejected and
+        the run stops after this batch with BudgetExhausted. Returns how many were added.
+        """
+        fits: list[tuple[Candidate, int]] = []
+        short = None
+        left = self.budget.rollouts_left
+        for candidate, next_module in candidates:
+            need = self.evaluator.uncached_count(candidate, self.valset)
+            if left is not None and need > left:
+                short = candidate
+                break
+            left = None if left is None else left - need
+            fits.append((candidate, next_module))
+        all_results = await asyncio.gather(
+            *(self.evaluator.evaluate(candidate, self.valset) for candidate, _ in fits)
+        )
+        for (candidate, next_module), results in zip(fits, all_results):
+            self._register(candidate, results, next_module)
+        if short is not None:
+            if short.origin == "seed":
+                raise BudgetExhausted("the budget does not cover evaluating the seed")
+            self._reject(short.origin, "budget_exhausted", "no budget left to validate it",
+                         next(iter(short.changed_modules), None), short.parent_ids,
+                         iteration=self.state.iteration)
+            raise BudgetExhausted("no budget left to validate a candidate")
+        return len(fits)
+
+    def _register(self, candidate: Candidate, results: Sequence[EvalResult],
+                  next_module: int) -> None:
         best_before = self._mean(self.best_id) if self.scores else None
         self.candidates[candidate.id] = candidate
         self.scores[candidate.id] = {r.example_key: r.score for r in results}
@@ -357,12 +452,11 @@ class Engine:
             is_best=best_before is None or mean > best_before,
         ))
         self._checkpoint()
-        return True
 
-    def _emit_minibatch(self, candidate: Candidate, role: str, examples: Sequence[Example],
-                        results: Sequence[EvalResult]) -> None:
+    def _emit_minibatch(self, iteration: int, candidate: Candidate, role: str,
+                        examples: Sequence[Example], results: Sequence[EvalResult]) -> None:
         self._emit(MinibatchEvaluated(
-            iteration=self.state.iteration, candidate_id=candidate.id, role=role,
+            iteration=iteration, candidate_id=candidate.id, role=role,
             example_keys=tuple(ex.key for ex in examples),
             scores=tuple(r.score for r in results),
         ))

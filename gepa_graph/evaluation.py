@@ -62,6 +62,7 @@ class Evaluator:
         # Rollouts a killed run already paid for: free to run, but counted again when first
         # used so the resumed ledger matches an uninterrupted one exactly.
         self._journaled = dict(journaled or {})
+        self._inflight: dict[tuple[str, str], asyncio.Future] = {}
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._metric_warned = False
 
@@ -73,22 +74,39 @@ class Evaluator:
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
         """Scores of ``candidate`` on ``examples``, in order. Raises BudgetExhausted (spending
-        nothing) when the rollouts not yet cached do not fit in the budget."""
+        nothing) when the rollouts not yet cached do not fit in the budget. A rollout another
+        caller has already started is awaited, not run twice."""
         missing: dict[str, Example] = {}
+        waiting: list[asyncio.Future] = []
         for example in examples:
-            if (candidate.id, example.key) not in self._cache:
-                missing.setdefault(example.key, example)
+            key = (candidate.id, example.key)
+            if key in self._cache or example.key in missing:
+                continue
+            if key in self._inflight:
+                waiting.append(self._inflight[key])
+            else:
+                missing[example.key] = example
         self.budget.reserve_rollouts(len(missing))
         to_run = []
         for example in missing.values():
             stored = self._journaled.pop((candidate.id, example.key), None)
             if stored is not None:
-                result = EvalResult.model_validate(stored)
-                self._remember(candidate, result, journal=False)
+                self._remember(candidate, EvalResult.model_validate(stored), journal=False)
             else:
                 to_run.append(example)
         if to_run:
-            await asyncio.gather(*(self._run_and_remember(candidate, ex) for ex in to_run))
+            loop = asyncio.get_running_loop()
+            for example in to_run:
+                self._inflight[(candidate.id, example.key)] = loop.create_future()
+            try:
+                await asyncio.gather(*(self._run_and_remember(candidate, ex) for ex in to_run))
+            finally:
+                for example in to_run:
+                    future = self._inflight.pop((candidate.id, example.key))
+                    if not future.done():
+                        future.set_result(None)
+        if waiting:
+            await asyncio.gather(*waiting)
         return [self._cache[(candidate.id, ex.key)] for ex in examples]
 
     def _remember(self, candidate: Candidate, result: EvalResult, *, journal: bool) -> None:

@@ -207,3 +207,18 @@ def test_bad_requests_fail_before_any_rollout(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         run(task, system, run_dir=tmp_path / "r", **kwargs)
     assert not system.runs
+
+
+def test_parallel_proposals_are_reproducible_exact_and_within_budget(tmp_path):
+    task = RuleTask(n_types=10, modules=("a", "b"))
+    config = {"parallel_proposals": 4, "concurrency": 12}
+    first_system, first = run(task, run_dir=tmp_path / "1", max_rollouts=200, config=dict(config))
+    _, second = run(task, run_dir=tmp_path / "2", max_rollouts=200, config=dict(config))
+    strip = lambda r: r.model_dump(exclude={"run_dir", "ledger"})  # noqa: E731
+    assert strip(first) == strip(second)
+    assert first.best_score > first.seed_score
+    # Concurrent proposals sharing a parent never run a (candidate, example) twice.
+    assert max(first_system.runs.values()) == 1
+    assert first.rollouts_used == sum(first_system.runs.values()) <= 200
+    iterations = [r.iteration for r in first.rejected]
+    assert iterations == sorted(iterations)  # settled in plan order
