@@ -52,6 +52,11 @@ class OptimizeConfig(BaseModel):
     perfect_score: float = 1.0
     failure_score: float = Field(0.0, description="score of a rollout that raised or timed out")
 
+    adaptive_validation: bool = Field(
+        False, description="validate a child on a quarter of the validation set first and drop "
+        "it there if it does worse than its parent and sets no new per-example best",
+    )
+
     use_merge: bool = True
     max_merge_attempts: int = Field(5, ge=0)
     merge_subsample_size: int = Field(5, gt=0)

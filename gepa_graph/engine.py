@@ -111,6 +111,10 @@ class Engine:
         self.trainset = list(trainset)
         self.valset = list(valset)
         self.val_keys = [ex.key for ex in self.valset]
+        # A fixed quarter of the validation set for adaptive validation, drawn from its own
+        # generator so that switching the feature on does not change the search's draws.
+        screen_size = max(1, len(self.valset) // 4) if len(self.valset) >= 8 else len(self.valset)
+        self.screening_sample = random.Random(config.seed + 1).sample(self.valset, screen_size)
         self.evaluator = evaluator
         self.reflection_lm = reflection_lm
         self.proposer = ReflectiveProposer(reflection_lm, replay, config.max_chars_per_field)
@@ -415,6 +419,8 @@ class Engine:
                 break
             left = None if left is None else left - need
             fits.append((candidate, next_module))
+        if self.config.adaptive_validation:
+            fits = await self._screen(fits)
         all_results = await asyncio.gather(
             *(self.evaluator.evaluate(candidate, self.valset) for candidate, _ in fits)
         )
@@ -428,6 +434,30 @@ class Engine:
                          iteration=self.state.iteration)
             raise BudgetExhausted("no budget left to validate a candidate")
         return len(fits)
+
+    async def _screen(self, entries: list[tuple[Candidate, int]]) -> list[tuple[Candidate, int]]:
+        """Adaptive validation: run mutation children on a quarter of the validation set first
+        and drop those that do worse there than their parent while reaching no new per-example
+        best, before they spend the other three quarters."""
+        sample = self.screening_sample
+        mutations = [c for c, _ in entries if c.origin == "mutation"]
+        if not mutations or len(sample) == len(self.valset):
+            return entries
+        results = await asyncio.gather(*(self.evaluator.evaluate(c, sample) for c in mutations))
+        hopeless = set()
+        for child, child_results in zip(mutations, results):
+            parent = self.scores[child.parent_ids[0]]
+            mine = {r.example_key: r.score for r in child_results}
+            top = {k: max(scores[k] for scores in self.scores.values()) for k in mine}
+            if sum(mine.values()) < sum(parent[k] for k in mine) and not any(
+                mine[k] > top[k] for k in mine
+            ):
+                hopeless.add(child.id)
+                self._reject("mutation", "worse_than_parent_on_validation_sample",
+                             f"{sum(mine.values()):g} vs parent {sum(parent[k] for k in mine):g} "
+                             f"on {len(mine)} validation examples", child.changed_modules[0],
+                             child.parent_ids, child.prompts[child.changed_modules[0]])
+        return [(c, m) for c, m in entries if c.id not in hopeless]
 
     def _register(self, candidate: Candidate, results: Sequence[EvalResult],
                   next_module: int) -> None:

@@ -222,3 +222,24 @@ def test_parallel_proposals_are_reproducible_exact_and_within_budget(tmp_path):
     assert first.rollouts_used == sum(first_system.runs.values()) <= 200
     iterations = [r.iteration for r in first.rejected]
     assert iterations == sorted(iterations)  # settled in plan order
+
+
+def test_adaptive_validation_drops_hopeless_children_before_full_validation(tmp_path):
+    # The seed knows rules 0-2; the reflection LM rewrites the prompt to know only rule 3.
+    # Such children can win a minibatch of type-3 examples but lose on validation.
+    task = RuleTask(n_types=4)
+    seed = {"instructions": "Base. rule-0. rule-1. rule-2."}
+    calls = []
+
+    def forgetful(prompt):
+        calls.append(prompt)
+        return f"```\nBase. rule-3. attempt {len(calls)}\n```"
+
+    common = dict(seed_prompts=seed, reflection_lm=forgetful, max_rollouts=300)
+    _, plain = run(task, run_dir=tmp_path / "plain", config={"max_iterations": 6}, **common)
+    _, adaptive = run(task, run_dir=tmp_path / "adaptive",
+                      config={"max_iterations": 6, "adaptive_validation": True}, **common)
+    screened = [r for r in adaptive.rejected if r.reason == "worse_than_parent_on_validation_sample"]
+    assert screened, "no child was screened out"
+    assert adaptive.rollouts_used < plain.rollouts_used
+    assert len(adaptive.candidates) < len(plain.candidates)
