@@ -39,7 +39,7 @@ from gepa_graph.proposers.merge import balanced_subsample, find_merge
 from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.replay import ReflectionReplay
-from gepa_graph.result import CandidateRecord, RejectedProposal, Result
+from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.state import OptimizerState, save_state
 from gepa_graph.system import System, node_of
 
@@ -171,12 +171,13 @@ class Engine:
     def _reject(self, kind: str, reason: str, detail: str = "", module: str | None = None,
                 parent_ids: tuple[str, ...] = (), text: str | None = None,
                 iteration: int | None = None) -> None:
-        record = RejectedProposal(
-            iteration=self.state.iteration if iteration is None else iteration, kind=kind, reason=reason, detail=detail,
-            module=module, parent_ids=parent_ids, proposed_text=text,
+        rejection = ProposalRejected(
+            iteration=self.state.iteration if iteration is None else iteration, kind=kind,
+            reason=reason, detail=detail, module=module, parent_ids=parent_ids,
+            proposed_text=text,
         )
-        self.state.rejected.append(record)
-        self._emit(ProposalRejected(**record.model_dump()))
+        self.state.rejected.append(rejection)
+        self._emit(rejection)
 
     @property
     def best_id(self) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from gepa_graph.events import Ledger
+from gepa_graph.events import Ledger, ProposalRejected
 
 
 class CandidateRecord(BaseModel):
@@ -25,18 +25,6 @@ class CandidateRecord(BaseModel):
     rollouts_at_discovery: int
 
 
-class RejectedProposal(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    iteration: int
-    kind: str
-    reason: str
-    detail: str = ""
-    module: str | None = None
-    parent_ids: tuple[str, ...] = ()
-    proposed_text: str | None = None
-
-
 class Result(BaseModel):
     best_id: str
     best_candidate: dict[str, str]
@@ -44,7 +32,7 @@ class Result(BaseModel):
     seed_candidate: dict[str, str]
     seed_score: float
     candidates: list[CandidateRecord]
-    rejected: list[RejectedProposal]
+    rejected: list[ProposalRejected]  # every proposal that did not join the pool, and why
     rollouts_used: int
     ledger: Ledger
     iterations: int

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gepa_graph.events import Ledger
+from gepa_graph.events import Ledger, ProposalRejected
 from gepa_graph.journal import CorruptRunDir
-from gepa_graph.result import CandidateRecord, RejectedProposal, Result
+from gepa_graph.result import CandidateRecord, Result
 
 STATE_FILE = "state.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -32,7 +32,7 @@ class OptimizerState(BaseModel):
     train_keys: list[str] = Field(default_factory=list)
     val_keys: list[str] = Field(default_factory=list)
     candidates: list[CandidateRecord] = Field(default_factory=list)
-    rejected: list[RejectedProposal] = Field(default_factory=list)
+    rejected: list[ProposalRejected] = Field(default_factory=list)
     best_id: str | None = None
 
     def to_result(self, run_dir: Path | None) -> Result:
