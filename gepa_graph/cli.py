@@ -1,4 +1,4 @@
-"""The ``gepa-graph`` command: optimize, inspect, show, promote, ui.
+"""The ``gepa-graph`` command: optimize, inspect, show, promote, ui, demo.
 
 User errors (a bad JSONL line, a ``module:attr`` that does not import, an unknown registry name)
 are one line on stderr and exit code 2.
@@ -352,3 +352,39 @@ def ui(
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    task_lm: str | None = typer.Option(
+        None, "--task-lm", help="LiteLLM model for the agent (default: the embedded local model)"
+    ),
+    reflection_lm: str | None = typer.Option(
+        None, "--reflection-lm", help="LiteLLM model for reflection (default: the task LM)"
+    ),
+    max_rollouts: int = typer.Option(60, help="rollout budget"),
+    max_seconds: float = typer.Option(420.0, help="wall-clock budget of the optimization"),
+    seed: int = typer.Option(0, help="random seed"),
+    experiment: str = typer.Option("gepa-graph-demo", help="MLflow experiment"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLflow's)"),
+    register: str = typer.Option("date-extractor", "--register",
+                                 help="Prompt Registry name for the winner (alias candidate)"),
+    run_dir: Path | None = typer.Option(None, help="checkpoint folder (default: ./gepa_runs/...)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Optimize a small real LangGraph agent (dates -> ISO 8601) with a local LLM, offline."""
+    try:
+        from gepa_graph.demo import run_demo, summary
+        from gepa_graph.local_model import LocalModelError
+
+        report = run_demo(
+            task_lm=task_lm, reflection_lm=reflection_lm, max_rollouts=max_rollouts,
+            max_seconds=max_seconds, seed=seed, tracking_uri=tracking_uri,
+            experiment=experiment, registry_name=register, run_dir=run_dir,
+            progress=progress, say=_say,
+        )
+    except LocalModelError as exc:
+        _fail(_one_line(exc))
+    except _user_errors() as exc:
+        _fail(_one_line(exc))
+    _say(summary(report))
