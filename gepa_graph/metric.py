@@ -25,6 +25,10 @@ class Score(BaseModel):
     feedback: str = ""
     module_feedback: dict[str, str] | None = None
 
+    def __init__(self, value: float, feedback: str = "",
+                 module_feedback: dict[str, str] | None = None) -> None:
+        super().__init__(value=value, feedback=feedback, module_feedback=module_feedback)
+
     def feedback_for(self, module: str) -> str:
         if self.module_feedback and module in self.module_feedback:
             return self.module_feedback[module]

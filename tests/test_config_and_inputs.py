@@ -49,6 +49,9 @@ def test_metric_signature_and_return_values_are_checked():
         to_score(None)
     assert to_score(True).value == 1.0
     assert to_score(gg.Score(value=0.5, feedback="meh")).feedback == "meh"
+    positional = gg.Score(0.25, "too short", {"writer": "add detail"})
+    assert (positional.value, positional.feedback_for("writer")) == (0.25, "add detail")
+    assert to_score({"value": 1, "feedback": "ok"}).feedback == "ok"
 
 
 def test_metric_that_raises_or_returns_nan_is_a_recorded_failure(tmp_path):
