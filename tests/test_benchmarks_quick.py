@@ -1,0 +1,165 @@
+"""Quick modes of benchmarks 1-3 (seconds each): they run and write well-formed results.
+
+No timing is asserted here; the full runs live in benchmarks/ and benchmarks/README.md.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not installed
+    sys.path.append(str(ROOT))
+
+pytest.importorskip("gepa", reason="the reference gepa package (pip install '.[bench]')")
+
+from benchmarks import overhead, real_model, report, search_efficiency, wall_clock
+from benchmarks.rule_family import FAMILY, RuleAdapter, RuleTask
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_reflection_lm_reads_both_optimizers_prompts():
+    """The shared scripted reflection LM finds the same instruction and feedback in
+    gepa_graph's reflection prompt and in gepa 0.1.4's, so both get the same proposal."""
+    from gepa.strategies.instruction_proposal import InstructionProposalSignature
+
+    import gepa_graph as gg
+    from gepa_graph.evaluation import EvalResult
+    from gepa_graph.example import as_dataset
+    from gepa_graph.reflection import build_reflective_dataset, render_reflection_prompt
+
+    task = RuleTask(FAMILY["two-module"], data_seed=3)
+    current = "You are the solver.\nrule-1. For type 1 questions, apply procedure 1."
+    prompts = {**task.seed_prompts(), "solver": current}
+    examples = [ex for ex in task.train if any(k % 2 for k in ex["types"])][:3]
+    trace = gg.Trace()
+    outputs = [task.student(prompts, ex, trace) for ex in examples]
+    scores = [task.score(ex, out) for ex, out in zip(examples, outputs)]
+    assert any("missing rule-" in s.feedback_for("solver") for s in scores)
+
+    results = [EvalResult(example_key=ex["id"], score=s.value, feedback=s.feedback,
+                          module_feedback=s.module_feedback, output=out)
+               for ex, s, out in zip(examples, scores, outputs)]
+    ours = render_reflection_prompt(
+        "solver", current,
+        build_reflective_dataset("solver", None, as_dataset(examples, "x"), results), 2000)
+    adapter = RuleAdapter(task)
+    batch = adapter.evaluate(examples, prompts, capture_traces=True)
+    dataset = adapter.make_reflective_dataset(prompts, batch, ["solver"])["solver"]
+    theirs = InstructionProposalSignature.prompt_renderer(
+        {"current_instruction_doc": current, "dataset_with_feedback": dataset})
+
+    lm = task.reflection_lm(noise_seed=0)
+    assert lm(ours) == lm(theirs)
+    assert lm.unparsed == 0
+    assert [r["Feedback"] for r in dataset] == [s.feedback_for("solver") for s in scores]
+
+
+def test_search_efficiency_quick(tmp_path):
+    out = tmp_path / "search.json"
+    results = search_efficiency.main(["--quick", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data == json.loads(json.dumps(results))
+    assert {r["optimizer"] for r in data["runs"]} == {"gepa_graph", "gepa"}
+    for run in data["runs"]:
+        assert run["candidates"] and all(_finite(c["val"]) and _finite(c["test"])
+                                         for c in run["candidates"])
+        assert run["rollouts_used"] > 0 and run["unparsed_prompts"] == 0
+    (summary,) = data["summaries"]
+    assert summary["seeds"] == data["params"]["seeds"]
+    assert [row["budget"] for row in summary["checkpoints"]] == data["params"]["checkpoints"]
+    for row in summary["checkpoints"]:
+        for optimizer in ("gepa_graph", "gepa"):
+            assert all(_finite(v) for v in row[optimizer]["val"] + row[optimizer]["test"])
+    assert 0 <= summary["reach_gepa_final"]["gepa_graph"]["reached"] <= summary["seeds"]
+    assert "| task |" in search_efficiency.markdown(data)
+
+
+def test_wall_clock_quick(tmp_path):
+    out = tmp_path / "wall.json"
+    wall_clock.main(["--quick", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert [row["optimizer"] for row in data["rows"]] == [
+        "gepa_graph", "gepa_graph parallel_proposals=2"]
+    for row in data["rows"]:
+        for optimizer in ("gepa_graph", "gepa"):
+            run = row[optimizer]
+            assert run["rollouts"] > 0 and run["seconds"] > 0
+            assert _finite(run["efficiency"]) and _finite(run["ideal_seconds"])
+        assert _finite(row["speedup"]) and _finite(row["speedup_per_rollout"])
+    assert "| C |" in wall_clock.markdown(data)
+
+
+def test_overhead_quick(tmp_path):
+    out = tmp_path / "overhead.json"
+    overhead.main(["--quick", "--out", str(out)])
+    data = json.loads(out.read_text())
+    m = data["measurements"]
+    for key in ("bare_invoke_ms", "bare_ainvoke_ms", "system_rollout_ms"):
+        assert _finite(m[key]) and m[key] > 0
+    for key in ("optimize", "gepa"):
+        assert m[key]["rollouts"] > 0 and _finite(m[key]["per_rollout"])
+    assert "bare `graph.invoke`" in overhead.markdown(data)
+
+
+def test_real_model_exits_cleanly_without_the_local_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(real_model, "unavailable_reason", lambda: "not installed (test)")
+    assert real_model.main(["--out", str(tmp_path / "real.json")]) is None
+    assert "skipped" in capsys.readouterr().out
+    assert not (tmp_path / "real.json").exists()
+
+
+def test_report_renders_results_into_the_readme(tmp_path):
+    results = tmp_path / "results"
+    search_efficiency.main(["--quick", "--out", str(results / "search_efficiency.json")])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# B\n\n{report.START}\nold\n{report.END}\n\ntail\n")
+    assert report.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
+    assert report.main(["--readme", str(readme), "--results", str(results)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("tail\n")
+    assert "quick-mode numbers" in text and "No results yet" in text
+    assert report.main(["--readme", str(readme), "--results", str(results), "--check"]) == 0
+
+
+def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch):
+    """The real-model benchmark's whole path (LiteLLM `local/` provider, both optimizers, the
+    report) with the llama.cpp model replaced by a scripted stand-in."""
+    lm = pytest.importorskip("gepa_graph.local_model")
+    pytest.importorskip("langchain_litellm")
+    labels = dict(real_model.DATA)
+    rule = "Answer with exactly one lowercase word: positive, negative or neutral."
+
+    class FakeLlama:
+        def create_chat_completion(self, messages, **kwargs):
+            text = "\n".join(str(m.get("content", "")) for m in messages)
+            if messages[0]["role"] == "system":  # the classifier
+                user = messages[-1]["content"]
+                reply = labels[user] if rule in text else f"This text says: {user}"
+            else:  # a reflection prompt
+                reply = f"Here is the instruction:\n```\n{rule}\n```"
+            return {"choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply}}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
+
+    old = lm.set_engine(lm.LocalEngine(factory=lambda path: FakeLlama(), path=lambda: "fake.gguf"))
+    try:
+        monkeypatch.setattr(real_model, "unavailable_reason", lambda: None)
+        out = tmp_path / "real_model.json"
+        results = real_model.main(["--budget", "14", "--n-train", "3", "--n-val", "4",
+                                   "--n-test", "4", "--out", str(out)])
+    finally:
+        lm.set_engine(old)
+    data = json.loads(out.read_text())
+    assert set(data["runs"]) == {"gepa_graph", "gepa"}
+    for run in data["runs"].values():
+        assert run["seed_val"] == 0.0 and run["best_val"] == 1.0 and run["test"] == 1.0
+        assert run["best_prompt"] == rule
+    assert results["params"]["budget"] == 14
+    assert "| optimizer |" in real_model.markdown(data)
