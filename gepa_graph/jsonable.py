@@ -8,6 +8,7 @@ API key that leaked into a trace reaches the journal, the checkpoint or a listen
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -19,16 +20,31 @@ from gepa_graph.redact import MASK, env_secrets, is_secret_key, redact_text
 _MAX_DEPTH = 24
 
 
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
 def _message(value: Any, depth: int, secrets: list[str]) -> dict[str, Any] | None:
-    """LangChain-style messages (duck-typed: the core does not import LangChain)."""
+    """LangChain-style messages as chat dicts (duck-typed: the core does not import LangChain)."""
     kind = getattr(value, "type", None)
     if not isinstance(kind, str) or not hasattr(value, "content"):
         return None
-    out: dict[str, Any] = {"role": kind, "content": _convert(value.content, depth + 1, secrets)}
-    for attr in ("name", "tool_calls", "tool_call_id", "status"):
-        item = getattr(value, attr, None)
-        if item:
-            out[attr] = _convert(item, depth + 1, secrets)
+    out: dict[str, Any] = {
+        "role": _ROLES.get(kind, kind), "content": _convert(value.content, depth + 1, secrets)
+    }
+    calls = getattr(value, "tool_calls", None)
+    if calls:
+        out["tool_calls"] = [
+            {"name": c.get("name"), "args": _convert(c.get("args"), depth + 2, secrets),
+             "id": c.get("id")}
+            for c in calls
+        ]
+    if getattr(value, "tool_call_id", None):
+        out["tool_call_id"] = value.tool_call_id
+    status = getattr(value, "status", None)
+    if isinstance(status, str) and status != "success":
+        out["status"] = status
+    if getattr(value, "name", None):
+        out["name"] = value.name
     return out
 
 
@@ -43,6 +59,8 @@ def _convert(value: Any, _depth: int, secrets: list[str]) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if isinstance(value, enum.Enum):
+        return _convert(value.value, _depth + 1, secrets)
     if _depth > _MAX_DEPTH:
         return redact_text(repr(value), secrets)
     if isinstance(value, Mapping):

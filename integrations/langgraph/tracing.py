@@ -17,7 +17,6 @@ found by run id. Records are appended at start, so they are in start order.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -25,60 +24,12 @@ from uuid import UUID
 
 from gepa_graph.integrations.langgraph._internals import node_path_of
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
-from pydantic import BaseModel
 
+from gepa_graph.jsonable import to_jsonable
 from gepa_graph.system import Trace, TraceRecord, Usage
-
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-_MAX_DEPTH = 24
-
-
-def message_to_dict(message: BaseMessage) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "role": _ROLES.get(message.type, message.type),
-        "content": to_jsonable(message.content),
-    }
-    if isinstance(message, AIMessage) and message.tool_calls:
-        data["tool_calls"] = [
-            {"name": call["name"], "args": to_jsonable(call["args"]), "id": call.get("id")}
-            for call in message.tool_calls
-        ]
-    if isinstance(message, ToolMessage):
-        data["tool_call_id"] = message.tool_call_id
-        if message.status != "success":
-            data["status"] = message.status
-    if message.name:
-        data["name"] = message.name
-    return data
-
-
-def to_jsonable(value: Any, _depth: int = 0) -> Any:
-    """A JSON-serialisable rendering of ``value`` (messages as dicts, unknown objects as repr)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if _depth > _MAX_DEPTH:
-        return repr(value)
-    if isinstance(value, BaseMessage):
-        return message_to_dict(value)
-    if isinstance(value, Mapping):
-        return {str(key): to_jsonable(item, _depth + 1) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(item, _depth + 1) for item in value]
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value, _depth + 1)
-    if isinstance(value, BaseModel):
-        return {
-            name: to_jsonable(getattr(value, name), _depth + 1) for name in type(value).model_fields
-        }
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_jsonable(getattr(value, f.name), _depth + 1)
-            for f in dataclasses.fields(value)
-        }
-    return repr(value)
 
 
 def error_text(error: BaseException) -> str:
@@ -221,7 +172,7 @@ class TraceCollector(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        batches = [[message_to_dict(m) for m in batch] for batch in messages]
+        batches = [[to_jsonable(m) for m in batch] for batch in messages]
         inputs = {"messages": batches[0] if len(batches) == 1 else batches}
         model = _start_model(kwargs, metadata)
         self._start("llm", run_id, parent_run_id, metadata, inputs, model)
@@ -248,7 +199,7 @@ class TraceCollector(BaseCallbackHandler):
         )
         message = getattr(generation, "message", None)
         if message is not None:
-            outputs: Any = {"message": message_to_dict(message)}
+            outputs: Any = {"message": to_jsonable(message)}
         else:
             outputs = {"text": generation.text if generation else ""}
         self._end(run_id, outputs=outputs, usage=usage_of(response, model), meta={"model": model})
