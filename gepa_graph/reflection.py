@@ -52,11 +52,73 @@ def build_reflective_dataset(
     return dataset
 
 
-def _clip(value: Any, limit: int) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f" ...[{len(text) - limit} more characters cut]"
+
+
+def _text(value: Any) -> str:
+    """Strings as they are; a flat mapping as `key: value` lines; anything else compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, (str, int, float, bool)) or v is None
+                                       for v in value.values()):
+        return "\n".join(f"{k}: {v}" for k, v in value.items())
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _message_line(message: Any, current: str, limit: int) -> str:
+    if not isinstance(message, dict):
+        return _clip(_text(message), limit)
+    role, content = message.get("role", "?"), message.get("content", "")
+    if role == "system" and isinstance(content, str) and content.strip() == current.strip():
+        return "[system] (the instruction above)"
+    line = f"[{role}] {_clip(_text(content), limit)}"
+    for call in message.get("tool_calls") or ():
+        args = json.dumps(call.get("args"), ensure_ascii=False)
+        line += f"\n  calls tool {call.get('name')}({args})"
+    return line
+
+
+def _record_lines(record: dict[str, Any], current: str, limit: int) -> list[str]:
+    """One trace record as short readable lines: what a model needs, not the bookkeeping."""
+    kind, inputs, outputs = record.get("kind"), record.get("inputs"), record.get("outputs")
+    error = f"\n  error: {record['error']}" if record.get("error") else ""
+    if kind == "llm":
+        messages = inputs.get("messages") if isinstance(inputs, dict) else None
+        if messages and isinstance(messages[0], list):  # batched calls: show the first
+            messages = messages[0]
+        received = [_message_line(m, current, limit) for m in messages or [inputs]]
+        reply = outputs.get("message", outputs) if isinstance(outputs, dict) else outputs
+        said = _message_line(reply, current, limit) if reply is not None else "(nothing)"
+        lines = ["- LLM call, received:"] + [f"    {line}" for line in received]
+        return lines + [f"  replied: {said}{error}"]
+    if kind == "tool" and isinstance(inputs, dict) and "name" in inputs:
+        args = json.dumps(inputs.get("args"), ensure_ascii=False)
+        result = _clip(_text(outputs), limit) if outputs is not None else "(no output)"
+        return [f"- tool {inputs['name']}({_clip(args, limit)}) returned: {result}{error}"]
+    if kind == "node":
+        return [f"- step {record.get('node')}: got {_clip(_text(inputs), limit)}",
+                f"  returned {_clip(_text(outputs), limit)}{error}"]
+    if kind == "error":
+        return [f"- error: {_clip(str(record.get('error')), limit)}"]
+    return [f"- {kind}: {_clip(_text({'inputs': inputs, 'outputs': outputs}), limit)}{error}"]
+
+
+def render_example(entry: dict[str, Any], current: str, limit: int) -> str:
+    """One reflective-dataset entry as the reflection LM reads it."""
+    parts = [f"Inputs:\n{_clip(_text(entry['inputs']), limit)}"]
+    if entry.get("trace"):
+        lines = [line for record in entry["trace"]
+                 for line in _record_lines(record, current, limit)]
+        parts.append("What this module did:\n" + "\n".join(lines))
+    if entry.get("error"):
+        parts.append(f"The system failed: {entry['error']}")
+    parts.append(f"Final output:\n{_clip(_text(entry['final_output']), limit)}")
+    parts.append(f"Score: {entry['score']:g}")
+    parts.append(f"Feedback: {entry['feedback'] or '(none)'}")
+    return "\n".join(parts)
 
 
 def render_reflection_prompt(
@@ -73,14 +135,13 @@ def render_reflection_prompt(
         "on what went wrong or right.",
     ]
     for number, entry in enumerate(dataset, start=1):
-        parts.append(f"## Example {number}")
-        for field, value in entry.items():
-            parts.append(f"### {field}\n{_clip(value, max_chars_per_field)}")
+        parts.append(f"## Example {number}\n{render_example(entry, current, max_chars_per_field)}")
     rules = [
         "Read the examples and the feedback carefully. Work out what the instruction misses or "
         "gets wrong, and what general rules, domain facts and strategies would make the module "
         "succeed on these and similar inputs.",
-        "Then write the complete new instruction. Keep what already works.",
+        "Then write the complete new instruction. Keep what already works. Where the feedback "
+        "asks for an exact output form (a format, a label set, a length), state it explicitly.",
     ]
     if variables:
         listed = ", ".join("{" + name + "}" for name in variables)

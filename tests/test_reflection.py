@@ -67,8 +67,29 @@ def test_reflective_dataset_holds_only_the_modules_node_and_its_feedback():
 
 
 def test_reflection_prompt_shows_current_prompt_variables_and_cuts_long_fields():
-    entry = {"inputs": {"question": "x" * 5000}, "feedback": "too long"}
+    entry = {"inputs": {"question": "x" * 5000}, "trace": [], "final_output": None,
+             "score": 0.0, "feedback": "too long"}
     prompt = render_reflection_prompt("writer", CURRENT, [entry], max_chars_per_field=100)
     assert current_prompt(prompt) == CURRENT and module_name(prompt) == "writer"
     assert "{audience}, {document}" in prompt
     assert "more characters cut" in prompt and "x" * 200 not in prompt
+
+
+def test_examples_render_compactly_without_repeating_the_instruction():
+    trace = Trace()
+    trace.add("llm", node="agent", inputs={"messages": [
+        {"role": "system", "content": CURRENT}, {"role": "user", "content": "Summarise doc 7"}]},
+        outputs={"message": {"role": "assistant", "content": "", "tool_calls": [
+            {"name": "fetch", "args": {"doc": 7}, "id": "c1"}]}},
+        usage={"prompt_tokens": 99, "completion_tokens": 5})
+    trace.add("tool", node="agent", inputs={"name": "fetch", "args": {"doc": 7}},
+              error="KeyError: 7")
+    result = EvalResult(example_key="x", score=0.0, feedback="doc 7 does not exist",
+                        output={"summary": ""}, trace=trace)
+    [entry] = build_reflective_dataset("agent", "agent", [Example({"id": "x"})], [result])
+    prompt = render_reflection_prompt("agent", CURRENT, [entry], max_chars_per_field=500)
+    assert prompt.count(CURRENT) == 1  # shown once, at the top
+    assert "[system] (the instruction above)" in prompt
+    assert 'calls tool fetch({"doc": 7})' in prompt
+    assert 'tool fetch({"doc": 7}) returned: (no output)\n  error: KeyError: 7' in prompt
+    assert "prompt_tokens" not in prompt and "Feedback: doc 7 does not exist" in prompt
