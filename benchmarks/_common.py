@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,18 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def command(module: str, argv: Sequence[str] | None) -> str:
+    """The command line that reproduces a benchmark run, for its results file."""
+    return f"python -m benchmarks.{module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def publish(path: str | Path, results: dict[str, Any], markdown: str) -> None:
+    """Write a benchmark's results JSON and print its machine line and tables."""
+    write_json(path, results)
+    print(machine_line(results["machine"]))
+    print(markdown)
 
 
 def mean_sd(values: Iterable[float]) -> tuple[float, float]:

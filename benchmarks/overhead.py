@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,13 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 
 from benchmarks import agent
-from benchmarks._common import RESULTS, machine, machine_line, table, write_json
+from benchmarks._common import (
+    RESULTS,
+    command,
+    machine,
+    publish,
+    table,
+)
 
 REFERENCE_LLM_SECONDS = 0.5
 
@@ -207,15 +212,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             m[key] = run
     results = {
         "benchmark": "overhead",
-        "command": "python -m benchmarks.overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("overhead", argv),
         "machine": machine(),
         "params": {"repeats": args.repeats, "budget": args.budget, "trials": args.trials,
                    "examples": len(inputs), "quick": args.quick},
         "measurements": m,
     }
-    write_json(args.out, results)
-    print(machine_line(results["machine"]))
-    print(markdown(results))
+    publish(args.out, results, markdown(results))
     print(f"results in {args.out}")
     return results
 

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, TypedDict
 
-from benchmarks._common import RESULTS, machine, machine_line, table, write_json
+from benchmarks._common import (
+    RESULTS,
+    command,
+    machine,
+    publish,
+    table,
+)
 
 LABELS = ("positive", "negative", "neutral")
 DATA = [
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
               f"test {run['test']:.2f}", flush=True)
     results = {
         "benchmark": "real_model",
-        "command": "python -m benchmarks.real_model " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("real_model", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
         "params": {"budget": args.budget, "seed": args.seed, "n_train": len(train),
@@ -241,9 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                    "max_tokens": args.max_tokens},
         "runs": runs,
     }
-    write_json(args.out, results)
-    print(machine_line(results["machine"]))
-    print(markdown(results))
+    publish(args.out, results, markdown(results))
     return results
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -27,13 +26,13 @@ from typing import Any
 
 from benchmarks._common import (
     RESULTS,
+    command,
     fmt,
     machine,
-    machine_line,
     mean_sd,
     median,
+    publish,
     table,
-    write_json,
 )
 from benchmarks.rule_family import FAMILY, RuleAdapter, RuleTask
 
@@ -326,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs = [one_run(job) for job in jobs]
     results = {
         "benchmark": "search_efficiency",
-        "command": "python -m benchmarks.search_efficiency " + " ".join(argv or sys.argv[1:]),
+        "command": command("search_efficiency", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
         "params": {"variants": VARIANTS if args.variants else {}, "seeds": args.seeds, "budget": args.budget, "minibatch": args.minibatch,
@@ -336,9 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summaries": analyse(runs, checkpoints),
         "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
     }
-    write_json(args.out, results)
-    print(machine_line(results["machine"]))
-    print(markdown(results))
+    publish(args.out, results, markdown(results))
     print(f"\n{len(runs)} runs in {results['seconds']:.1f} s; results in {args.out}")
     return results
 

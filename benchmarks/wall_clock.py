@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import agent
-from benchmarks._common import RESULTS, fmt, machine, machine_line, table, write_json
+from benchmarks._common import (
+    RESULTS,
+    command,
+    fmt,
+    machine,
+    publish,
+    table,
+)
 
 
 class _Quiet:
@@ -148,16 +154,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"gepa {ref['seconds']:.2f} s / {ref['rollouts']} rollouts", flush=True)
     results = {
         "benchmark": "wall_clock",
-        "command": "python -m benchmarks.wall_clock " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("wall_clock", argv),
         "machine": machine(),
         "params": {"latency": args.latency, "budget": args.budget, "seed": args.seed,
                    "concurrency": args.concurrency, "n_val": len(task.val),
                    "gg_options": options, "quick": args.quick},
         "rows": rows,
     }
-    write_json(args.out, results)
-    print(machine_line(results["machine"]))
-    print(markdown(results))
+    publish(args.out, results, markdown(results))
     print(f"results in {args.out}")
     return results
 
