@@ -107,6 +107,16 @@ class TemplateLeaf(Leaf):
     template: PromptTemplate = field(default=None, repr=False)
     chat: ChatPromptTemplate | None = field(default=None, repr=False)
 
+    @classmethod
+    def of(cls, template: PromptTemplate, label: str, where: str,
+           chat: ChatPromptTemplate | None = None) -> TemplateLeaf:
+        """The leaf for a template object: its text, variables and identity come from it."""
+        return cls(
+            kind="template", label=label, where=where, text=template.template,
+            variables=tuple(sorted(template.input_variables)), key=("object", id(template)),
+            template=template, chat=chat,
+        )
+
     def _rebuilt(self, text: str) -> PromptTemplate:
         # from_template validates the text and finds its variables (raises on a broken one).
         parsed = PromptTemplate.from_template(
@@ -330,15 +340,7 @@ class Walker:
         if isinstance(value, ChatPromptTemplate):
             return self._chat(value, node)
         if isinstance(value, PromptTemplate):
-            leaf = TemplateLeaf(
-                kind="template",
-                label=label,
-                where=f"PromptTemplate `{label}`",
-                text=value.template,
-                variables=tuple(sorted(value.input_variables)),
-                key=("object", id(value)),
-                template=value,
-            )
+            leaf = TemplateLeaf.of(value, label, f"PromptTemplate `{label}`")
             replaced = self._leaf(leaf, node)
             return value if replaced is None else replaced
         if isinstance(value, SystemMessage):
@@ -414,15 +416,8 @@ class Walker:
         template = message.prompt
         if template_variables(template.template) and not _has_words(template.template):
             return message  # pure plumbing like "{question}": nothing to optimize
-        leaf = TemplateLeaf(
-            kind="template",
-            label=role,
-            where=f"ChatPromptTemplate message {index} ({role})",
-            text=template.template,
-            variables=tuple(sorted(template.input_variables)),
-            key=("object", id(template)),
-            template=template,
-            chat=chat,
+        leaf = TemplateLeaf.of(
+            template, role, f"ChatPromptTemplate message {index} ({role})", chat=chat
         )
         replaced = self._leaf(leaf, node)
         return message if replaced is None else message.model_copy(update={"prompt": replaced})
