@@ -35,9 +35,14 @@ class Candidate(BaseModel):
         return self
 
     def mutate(self, module: str, text: str) -> Candidate:
-        if module not in self.prompts:
-            raise KeyError(f"unknown module {module!r}; modules are {sorted(self.prompts)}")
-        prompts = {**self.prompts, module: text}
+        return self.mutate_many({module: text})
+
+    def mutate_many(self, texts: Mapping[str, str]) -> Candidate:
+        """The child with new text for one module, or for several (a joint proposal)."""
+        for module in texts:
+            if module not in self.prompts:
+                raise KeyError(f"unknown module {module!r}; modules are {sorted(self.prompts)}")
         return Candidate(
-            prompts=prompts, parent_ids=(self.id,), origin="mutation", changed_modules=(module,)
+            prompts={**self.prompts, **texts}, parent_ids=(self.id,), origin="mutation",
+            changed_modules=tuple(texts),
         )

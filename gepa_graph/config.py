@@ -44,8 +44,34 @@ class OptimizeConfig(BaseModel):
     )
     seed: int = 0
 
+    # The search's strategies by name (gepa_graph/strategies/; objects via optimize(strategies=)).
     candidate_selection: Literal["pareto", "current_best"] = "pareto"
-    module_selection: Literal["round_robin"] = "round_robin"
+    module_selection: Literal["round_robin", "all", "adaptive", "bandit"] = Field(
+        "round_robin", description="round_robin: one module per proposal, in turn; all: every "
+        "module at once (joint proposal); adaptive: round robin escalating to a joint proposal "
+        "when single-module children keep tying their parent; bandit: modules still improving "
+        "get more turns",
+    )
+    minibatch_sampler: Literal["epoch", "failure_aware"] = Field(
+        "epoch", description="failure_aware: fill minibatches with the parent's known failures "
+        "and skip examples it is known to get right",
+    )
+    validation: Literal["full", "screening", "racing"] = Field(
+        "full", description="screening: a quarter first (same as adaptive_validation); racing: "
+        "stages of 1/4, 1/2, all, stopping a child that can no longer lead",
+    )
+    merge_schedule: Literal["after_accept", "diversity"] = Field(
+        "after_accept", description="after_accept: one merge due per accepted child; diversity: "
+        "whenever two front lineages changed disjoint modules",
+    )
+    rejected_attempts_shown: int = Field(
+        3, ge=0, description="earlier rejected proposals for the same parent and module shown to "
+        "the reflection LM, so it does not repeat them",
+    )
+    mode: Literal["optimize", "search"] = Field(
+        "optimize", description="search: inference-time search over the tasks themselves "
+        "(trainset = validation set); the result also holds the best candidate per task",
+    )
     skip_perfect_score: bool = Field(
         True, description="skip reflection when the parent already scores perfect_score everywhere"
     )

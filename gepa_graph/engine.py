@@ -1,5 +1,7 @@
-"""The GEPA loop. It decides; collaborators act: the Evaluator runs rollouts, the proposers
-write candidates, the EventBus tells listeners, the journal and checkpoint persist.
+"""The GEPA loop. It decides through its strategies and acts through its collaborators: the
+strategies (gepa_graph/strategies/) choose parent, modules, minibatch, acceptance, validation,
+merges and when to stop; the Evaluator runs rollouts, the reflective proposer writes prompts,
+the EventBus tells listeners, the journal and checkpoint persist.
 
 Every decision depends only on the seed and on results (never on timing or completion order),
 which is what makes runs reproducible and resume exact.
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gepa_graph import pareto
@@ -35,59 +37,41 @@ from gepa_graph.events import (
 from gepa_graph.example import Example
 from gepa_graph.journal import Journal
 from gepa_graph.lm import LMCallFailed, ReflectionLM
-from gepa_graph.proposers.merge import balanced_subsample, find_merge
+from gepa_graph.proposers.merge import balanced_subsample
 from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.state import OptimizerState, save_state
+from gepa_graph.strategies import ProposalOutcome, Strategies, build
 from gepa_graph.system import System, node_of
 
 log = logging.getLogger("gepa_graph")
 
-# Iterations in a row that ran no rollout at all (every proposal rejected before running,
-# every minibatch cached) before the run stops as stalled instead of spinning.
-MAX_IDLE_ITERATIONS = 25
+# Minibatches drawn for one proposal before giving up on finding one not yet reflected on
+# for the same parent and modules.
+MINIBATCH_DRAWS = 4
 
 
 @dataclass
 class _Plan:
     iteration: int
     parent: Candidate
-    module_index: int
-    module: str
+    modules: tuple[str, ...]
     minibatch: list[Example]
+    repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
 
 
 @dataclass
 class _Outcome:
     plan: _Plan
     parent_results: list[EvalResult]
-    reflection: Reflection | None = None
+    reflections: list[tuple[str, Reflection]] = field(default_factory=list)
     child: Candidate | None = None
     child_results: list[EvalResult] | None = None
     rejection: tuple[str, str, str | None] | None = None  # reason, detail, proposed text
-
-
-class MinibatchSampler:
-    """Epoch-shuffled minibatches: every training example is seen once per epoch."""
-
-    def __init__(self, examples: Sequence[Example], size: int, rng: random.Random) -> None:
-        self.examples = list(examples)
-        self.size = min(size, len(self.examples))
-        self.rng = rng
-        self._queue: list[int] = []
-
-    def next(self) -> list[Example]:
-        while len(self._queue) < self.size:
-            order = list(range(len(self.examples)))
-            self.rng.shuffle(order)
-            pending = set(self._queue)
-            # Examples still queued from the last epoch go to the end of the new one, so a
-            # minibatch never holds the same example twice.
-            self._queue += [i for i in order if i not in pending] + [i for i in order if i in pending]
-        batch, self._queue = self._queue[: self.size], self._queue[self.size :]
-        return [self.examples[i] for i in batch]
+    status: str = "passed"  # for the module selector: skipped, invalid, tied, worse, passed
+    implicated: tuple[str, ...] = ()
 
 
 class Engine:
@@ -106,15 +90,12 @@ class Engine:
         run_dir: Path | None,
         journal: Journal,
         replay_until_iteration: int | None = None,
+        strategies: Strategies | None = None,
     ) -> None:
         self.system = system
         self.trainset = list(trainset)
         self.valset = list(valset)
         self.val_keys = [ex.key for ex in self.valset]
-        # A fixed quarter of the validation set for adaptive validation, drawn from its own
-        # generator so that switching the feature on does not change the search's draws.
-        screen_size = max(1, len(self.valset) // 4) if len(self.valset) >= 8 else len(self.valset)
-        self.screening_sample = random.Random(config.seed + 1).sample(self.valset, screen_size)
         self.evaluator = evaluator
         self.reflection_lm = reflection_lm
         self.proposer = ReflectiveProposer(reflection_lm, replay, config.max_chars_per_field)
@@ -124,17 +105,16 @@ class Engine:
         self.run_dir = run_dir
         self.journal = journal
         self.rng = random.Random(config.seed)
-        self.sampler = MinibatchSampler(self.trainset, config.minibatch_size, self.rng)
+        self.strategies = strategies or build(config)
         self.modules = list(seed_prompts)
         self.seed = Candidate(prompts=dict(seed_prompts))
         self.replay_until = replay_until_iteration
 
         self.candidates: dict[str, Candidate] = {}
         self.scores: dict[str, dict[str, float]] = {}
-        self.next_module: dict[str, int] = {}
         self.tried_merges: set[str] = set()
-        self.merges_due = 0
-        self.merges_done = 0
+        self.reflected: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+        self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
         self.stale_iterations = 0
         self.idle_iterations = 0
         self.state = OptimizerState(
@@ -144,6 +124,32 @@ class Engine:
             train_keys=[ex.key for ex in self.trainset],
             val_keys=self.val_keys,
         )
+
+    # ---------------------------------------------------------------- the view strategies read
+
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @property
+    def best_id(self) -> str:
+        return pareto.best_candidate(self.scores, self.val_keys, list(self.scores))
+
+    def mean(self, candidate_id: str) -> float:
+        return pareto.mean_score(self.scores[candidate_id], self.val_keys)
+
+    def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
+        found = {ex.key: self.evaluator.cached(candidate_id, ex.key) for ex in examples}
+        return {key: result.score for key, result in found.items() if result is not None}
+
+    def rollouts_left(self) -> int | None:
+        return self.budget.rollouts_left
+
+    def budget_stop_reason(self) -> str | None:
+        return self.budget.stop_reason()
+
+    async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
+        return await self.evaluator.evaluate(candidate, examples)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -179,13 +185,6 @@ class Engine:
         self.state.rejected.append(rejection)
         self._emit(rejection)
 
-    @property
-    def best_id(self) -> str:
-        return pareto.best_candidate(self.scores, self.val_keys, list(self.scores))
-
-    def _mean(self, candidate_id: str) -> float:
-        return pareto.mean_score(self.scores[candidate_id], self.val_keys)
-
     # ---------------------------------------------------------------- the loop
 
     async def run(self) -> Result:
@@ -200,15 +199,15 @@ class Engine:
         ))
         stop_reason = "unknown"
         try:
-            await self._admit([(self.seed, 0)])
-            while (stop_reason := self._stop_reason()) is None:
+            await self._admit([self.seed])
+            while (stop_reason := self.strategies.stop.stop_reason(self)) is None:
                 iteration_before = self.state.iteration
                 spent_before = self.budget.ledger.rollouts_used
-                best_before = self._mean(self.best_id)
+                best_before = self.mean(self.best_id)
                 if not await self._try_merge():
                     await self._mutation_round()
                 steps = self.state.iteration - iteration_before
-                improved = self._mean(self.best_id) > best_before
+                improved = self.mean(self.best_id) > best_before
                 self.stale_iterations = 0 if improved else self.stale_iterations + steps
                 spent = self.budget.ledger.rollouts_used > spent_before
                 self.idle_iterations = 0 if spent else self.idle_iterations + steps
@@ -230,129 +229,170 @@ class Engine:
         ))
         return result
 
-    def _stop_reason(self) -> str | None:
-        reason = self.budget.stop_reason()
-        if reason:
-            return reason
-        config = self.config
-        if config.max_iterations is not None and self.state.iteration >= config.max_iterations:
-            return "max_iterations"
-        if config.max_stale_iterations is not None and self.stale_iterations >= config.max_stale_iterations:
-            return "max_stale_iterations"
-        if self.idle_iterations >= MAX_IDLE_ITERATIONS:
-            return "stalled"
-        if self._mean(self.best_id) >= config.perfect_score:
-            return "perfect_score"
-        return None
-
     def _emit_budget(self) -> None:
         best = self.best_id
         self._emit(BudgetUpdated(
             iteration=self.state.iteration,
             ledger=self._ledger(),
-            best_score=self._mean(best),
+            best_score=self.mean(best),
             best_id=best,
             pool_size=len(self.candidates),
             pareto_score=pareto.pareto_aggregate(self.scores, self.val_keys),
         ))
 
-    # ---------------------------------------------------------------- steps
+    # ---------------------------------------------------------------- mutation
 
-    def _select_parent(self) -> Candidate:
-        order = list(self.scores)
-        if self.config.candidate_selection == "current_best":
-            return self.candidates[self.best_id]
-        return self.candidates[pareto.sample_parent(self.scores, self.val_keys, order, self.rng)]
-
-    def _round_width(self) -> int:
-        """How many proposals run at once this round (``parallel_proposals``), narrowed so the
-        worst case (every minibatch rollout uncached) fits the rollout budget: a round never
-        races for budget, which keeps runs reproducible."""
-        width = self.config.parallel_proposals
-        left = self.budget.rollouts_left
-        if left is not None:
-            width = min(width, left // (2 * self.sampler.size))
-        if self.config.max_iterations is not None:
-            width = min(width, self.config.max_iterations - self.state.iteration)
-        return max(1, width)
-
-    def _plan(self) -> _Plan:
-        """Parent, module and minibatch of one proposal: every random draw happens here, in
-        order, before anything runs concurrently."""
+    def _plan(self, room: int | None) -> _Plan | None:
+        """Parent, modules and minibatch of one proposal: every random draw happens here, in
+        order, before anything runs concurrently. None when the proposal's worst case (its
+        minibatch rollouts and its child's full validation) does not fit in ``room``."""
+        strategies = self.strategies
+        parent = strategies.parent_selector.select(self)
+        modules = strategies.module_selector.select(self, parent)
+        for _ in range(MINIBATCH_DRAWS):
+            minibatch = strategies.sampler.sample(self, parent)
+            key = (parent.id, modules, tuple(sorted(ex.key for ex in minibatch)))
+            if key not in self.reflected:
+                break
+        need = (len(minibatch) - len(self.known(parent.id, minibatch)) + len(minibatch)
+                + len(self.valset))
+        if room is not None and need > room:
+            strategies.module_selector.update(self, parent, modules, ProposalOutcome("skipped"))
+            return None
         self.state.iteration += 1
-        parent = self._select_parent()
-        index = self.next_module[parent.id] % len(self.modules)
-        self.next_module[parent.id] = index + 1
-        plan = _Plan(self.state.iteration, parent, index, self.modules[index], self.sampler.next())
-        self._emit(IterationStarted(
-            iteration=plan.iteration, kind="mutation", parent_ids=(parent.id,), module=plan.module
-        ))
+        plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected)
+        self.reflected.add(key)
+        self._emit(IterationStarted(iteration=plan.iteration, kind="mutation",
+                                    parent_ids=(parent.id,), module="+".join(modules)))
         return plan
 
     async def _mutation_round(self) -> None:
-        plans = [self._plan() for _ in range(self._round_width())]
+        """``parallel_proposals`` proposals at once, narrowed so that their worst case fits the
+        rollout budget: a round never races for budget, which keeps runs reproducible."""
+        width = self.config.parallel_proposals
+        if self.config.max_iterations is not None:
+            width = min(width, self.config.max_iterations - self.state.iteration)
+        plans: list[_Plan] = []
+        room = self.budget.rollouts_left
+        for _ in range(max(1, width)):
+            plan = self._plan(room)
+            if plan is None:
+                break
+            plans.append(plan)
+            if room is not None:
+                room -= 2 * len(plan.minibatch) + len(self.valset)
+        if not plans:
+            raise BudgetExhausted("no proposal's minibatch and validation fit in the budget")
         outcomes = await asyncio.gather(*(self._propose(p) for p in plans), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         # Settle in plan order, not completion order: events, rejections and the pool come
         # out the same however the concurrent proposals interleaved.
-        passed: list[tuple[Candidate, int]] = []
+        passed: list[_Outcome] = []
         for outcome in outcomes:
-            child = self._settle(outcome, {c.id for c, _ in passed})
-            if child is not None:
-                passed.append((child, outcome.plan.module_index + 1))
-        added = await self._admit(passed)
-        if self.config.use_merge:
-            room = self.config.max_merge_attempts - self.merges_done - self.merges_due
-            self.merges_due += max(0, min(added, room))
+            if self._settle(outcome, {o.child.id for o in passed}):
+                passed.append(outcome)
+        joined = await self._admit([o.child for o in passed])
+        for outcome in passed:
+            plan, child = outcome.plan, outcome.child
+            gain = 0.0
+            if child.id in joined:
+                keys = list(self.scores[child.id])
+                gain = self.mean(child.id) - pareto.mean_score(self.scores[plan.parent.id], keys)
+            status = "accepted" if child.id in joined else "rejected"
+            self._tell_selector(outcome, status, child.id, gain)
+            if status == "rejected":
+                self._remember_attempt(plan, child, "worse on validation")
+        self.strategies.merge_scheduler.on_accepted(self, len(joined))
+
+    def _tell_selector(self, outcome: _Outcome, status: str, child_id: str | None = None,
+                       gain: float = 0.0) -> None:
+        self.strategies.module_selector.update(
+            self, outcome.plan.parent, outcome.plan.modules,
+            ProposalOutcome(status, child_id, gain, outcome.implicated),
+        )
+
+    def _remember_attempt(self, plan: _Plan, child: Candidate, why: str) -> None:
+        for module in plan.modules:
+            if child.prompts[module] != plan.parent.prompts[module]:
+                self.attempts.setdefault((plan.parent.id, module), []).append(
+                    (child.prompts[module], why))
+
+    def _implicated(self, results: Sequence[EvalResult]) -> tuple[str, ...]:
+        """Modules whose feedback names a failure on these results."""
+        perfect = self.config.perfect_score
+        return tuple(m for m in self.modules
+                     if any(r.score < perfect and r.feedback_for(m) for r in results))
 
     async def _propose(self, plan: _Plan) -> _Outcome:
-        """Run one proposal: parent minibatch, reflection, child minibatch. Emits nothing."""
-        parent, module = plan.parent, plan.module
+        """Run one proposal: parent minibatch, reflection(s), child minibatch. Emits nothing."""
+        parent = plan.parent
         outcome = _Outcome(plan, await self.evaluator.evaluate(parent, plan.minibatch))
+        outcome.implicated = self._implicated(outcome.parent_results)
         if self.config.skip_perfect_score and all(
             r.score >= self.config.perfect_score for r in outcome.parent_results
         ):
             outcome.rejection = ("parent_perfect_on_minibatch", "nothing to learn from", None)
+            outcome.status = "skipped"
             return outcome
+        if plan.repeat:
+            outcome.rejection = ("already_reflected", "the same parent, modules and minibatch "
+                                 "were reflected on before", None)
+            outcome.status = "invalid"
+            return outcome
+        shown = self.config.rejected_attempts_shown
         try:
-            outcome.reflection = await self.proposer.reflect(
-                parent, module, node_of(self.system, module), plan.minibatch, outcome.parent_results
-            )
+            replies = await asyncio.gather(*(
+                self.proposer.reflect(
+                    parent, module, node_of(self.system, module), plan.minibatch,
+                    outcome.parent_results,
+                    self.attempts.get((parent.id, module), [])[-shown:] if shown else (),
+                )
+                for module in plan.modules
+            ))
         except LMCallFailed as exc:
             outcome.rejection = ("reflection_failed", str(exc), None)
+            outcome.status = "invalid"
             return outcome
-        try:
-            child = self.proposer.child(parent, module, outcome.reflection)
-        except InvalidProposal as exc:
-            outcome.rejection = (exc.reason, exc.detail, exc.text)
+        outcome.reflections = list(zip(plan.modules, replies, strict=True))
+        texts: dict[str, str] = {}
+        invalid: InvalidProposal | None = None
+        for module, reflection in outcome.reflections:
+            try:
+                texts[module] = self.proposer.proposal(parent, module, reflection)
+            except InvalidProposal as exc:
+                invalid = invalid or exc
+        if not texts:
+            outcome.rejection = (invalid.reason, invalid.detail, invalid.text)
+            outcome.status = "invalid"
             return outcome
-        outcome.child = child
+        child = outcome.child = parent.mutate_many(texts)
         if child.id in self.candidates:
             outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}",
-                                 child.prompts[module])
+                                 _shown(texts))
+            outcome.status = "invalid"
             return outcome
         outcome.child_results = await self.evaluator.evaluate(child, plan.minibatch)
-        before = sum(r.score for r in outcome.parent_results)
-        after = sum(r.score for r in outcome.child_results)
-        if after <= before:
-            outcome.rejection = ("not_better_on_minibatch",
-                                 f"minibatch score {after:g} vs parent {before:g}",
-                                 child.prompts[module])
+        reason = self.strategies.acceptance.reject_reason(outcome.parent_results,
+                                                          outcome.child_results)
+        if reason is not None:
+            outcome.rejection = ("not_better_on_minibatch", reason, _shown(texts))
+            before = sum(r.score for r in outcome.parent_results)
+            after = sum(r.score for r in outcome.child_results)
+            outcome.status = "tied" if after == before else "worse"
         return outcome
 
-    def _settle(self, outcome: _Outcome, taken: set[str]) -> Candidate | None:
-        """Report a proposal's outcome; the child if it earned a validation run."""
+    def _settle(self, outcome: _Outcome, taken: set[str]) -> bool:
+        """Report a proposal's outcome; True if its child earned a validation run."""
         plan, child = outcome.plan, outcome.child
         self._emit_minibatch(plan.iteration, plan.parent, "parent", plan.minibatch,
                              outcome.parent_results)
-        reflection = outcome.reflection
-        if reflection is not None:
+        for module, reflection in outcome.reflections:
             self.state.ledger.reflection_calls += 1
             self.budget.add_reflection_cost(reflection.response.usage.cost_usd)
             self._emit(ReflectionCalled(
-                iteration=plan.iteration, module=plan.module, parent_id=plan.parent.id,
+                iteration=plan.iteration, module=module, parent_id=plan.parent.id,
                 prompt=reflection.prompt, reply=reflection.response.text,
                 cost_usd=reflection.response.usage.cost_usd,
             ))
@@ -362,25 +402,30 @@ class Engine:
         rejection = outcome.rejection
         if rejection is None and child.id in taken:
             rejection = ("duplicate_candidate", f"same prompts as {child.id}",
-                         child.prompts[plan.module])
-        if rejection is not None:
-            reason, detail, text = rejection
-            self._reject("mutation", reason, detail, plan.module, (plan.parent.id,), text,
-                         iteration=plan.iteration)
-            return None
-        return child
+                         _shown({m: child.prompts[m] for m in child.changed_modules}))
+            outcome.status = "invalid"
+        if rejection is None:
+            return True
+        reason, detail, text = rejection
+        self._reject("mutation", reason, detail, "+".join(plan.modules), (plan.parent.id,),
+                     text, iteration=plan.iteration)
+        self._tell_selector(outcome, outcome.status)
+        if child is not None and reason in ("not_better_on_minibatch", "duplicate_candidate"):
+            self._remember_attempt(plan, child, detail)
+        return False
+
+    # ---------------------------------------------------------------- merge
 
     async def _try_merge(self) -> bool:
-        """Attempt one merge if one is due and an eligible pair exists; True if attempted."""
-        if not (self.config.use_merge and self.merges_due > 0):
+        """Attempt one merge if the scheduler has one that fits the budget; True if attempted."""
+        if not self.config.use_merge:
             return False
-        frontier = pareto.nondominated(self.scores, self.val_keys, list(self.scores))
-        means = {cid: self._mean(cid) for cid in self.scores}
-        plan = find_merge(frontier, self.candidates, means, self.tried_merges, self.rng)
+        left = self.budget.rollouts_left
+        if left is not None and left < self.config.merge_subsample_size + len(self.valset):
+            return False
+        plan = self.strategies.merge_scheduler.next_merge(self, self.tried_merges)
         if plan is None:
             return False
-        self.merges_due -= 1
-        self.merges_done += 1
         self.state.iteration += 1
         child = plan.child
         self.tried_merges.add(child.id)
@@ -391,8 +436,7 @@ class Engine:
             self.config.merge_subsample_size, self.rng,
         )
         by_key = {ex.key: ex for ex in self.valset}
-        subsample = [by_key[k] for k in keys]
-        results = await self.evaluator.evaluate(child, subsample)
+        results = await self.evaluator.evaluate(child, [by_key[k] for k in keys])
         merged = sum(r.score for r in results)
         best_parent = max(sum(self.scores[p][k] for k in keys) for p in parents)
         if merged < best_parent:
@@ -400,33 +444,40 @@ class Engine:
                          f"subsample score {merged:g} vs best parent {best_parent:g}",
                          parent_ids=parents)
             return True
-        await self._admit([(child, self.next_module[plan.left])])
+        self.strategies.module_selector.inherit(child.id, plan.left)
+        await self._admit([child])
         return True
 
-    async def _admit(self, candidates: Sequence[tuple[Candidate, int]]) -> int:
-        """Validate candidates (concurrently) and add them to the pool in the given order.
+    # ---------------------------------------------------------------- validation
 
-        Each entry is (candidate, index of the module its lineage mutates next). Budget is
-        reserved in order before anything runs; a candidate it cannot cover is rejected and
-        the run stops after this batch with BudgetExhausted. Returns how many were added.
+    async def _admit(self, candidates: Sequence[Candidate]) -> set[str]:
+        """Validate candidates (concurrently, as the validation policy says) and add them to
+        the pool in the given order; the ids of those that joined.
+
+        Budget for a full validation is reserved in order before anything runs; a candidate it
+        cannot cover is rejected and the run stops after this batch with BudgetExhausted.
         """
-        fits: list[tuple[Candidate, int]] = []
+        fits: list[Candidate] = []
         short = None
         left = self.budget.rollouts_left
-        for candidate, next_module in candidates:
+        for candidate in candidates:
             need = self.evaluator.uncached_count(candidate, self.valset)
             if left is not None and need > left:
                 short = candidate
                 break
             left = None if left is None else left - need
-            fits.append((candidate, next_module))
-        if self.config.adaptive_validation:
-            fits = await self._screen(fits)
-        all_results = await asyncio.gather(
-            *(self.evaluator.evaluate(candidate, self.valset) for candidate, _ in fits)
-        )
-        for (candidate, next_module), results in zip(fits, all_results):
-            self._register(candidate, results, next_module)
+            fits.append(candidate)
+        verdicts = await self.strategies.validation.validate(self, fits) if fits else []
+        joined = set()
+        for candidate, verdict in zip(fits, verdicts, strict=True):
+            if verdict.rejection is None:
+                self._register(candidate, verdict.scores)
+                joined.add(candidate.id)
+            else:
+                reason, detail = verdict.rejection
+                module = "+".join(candidate.changed_modules) or None
+                self._reject(candidate.origin, reason, detail, module, candidate.parent_ids,
+                             _shown({m: candidate.prompts[m] for m in candidate.changed_modules}))
         if short is not None:
             if short.origin == "seed":
                 raise BudgetExhausted("the budget does not cover evaluating the seed")
@@ -434,39 +485,13 @@ class Engine:
                          next(iter(short.changed_modules), None), short.parent_ids,
                          iteration=self.state.iteration)
             raise BudgetExhausted("no budget left to validate a candidate")
-        return len(fits)
+        return joined
 
-    async def _screen(self, entries: list[tuple[Candidate, int]]) -> list[tuple[Candidate, int]]:
-        """Adaptive validation: run mutation children on a quarter of the validation set first
-        and drop those that do worse there than their parent while reaching no new per-example
-        best, before they spend the other three quarters."""
-        sample = self.screening_sample
-        mutations = [c for c, _ in entries if c.origin == "mutation"]
-        if not mutations or len(sample) == len(self.valset):
-            return entries
-        results = await asyncio.gather(*(self.evaluator.evaluate(c, sample) for c in mutations))
-        hopeless = set()
-        for child, child_results in zip(mutations, results):
-            parent = self.scores[child.parent_ids[0]]
-            mine = {r.example_key: r.score for r in child_results}
-            top = {k: max(scores[k] for scores in self.scores.values()) for k in mine}
-            if sum(mine.values()) < sum(parent[k] for k in mine) and not any(
-                mine[k] > top[k] for k in mine
-            ):
-                hopeless.add(child.id)
-                self._reject("mutation", "worse_than_parent_on_validation_sample",
-                             f"{sum(mine.values()):g} vs parent {sum(parent[k] for k in mine):g} "
-                             f"on {len(mine)} validation examples", child.changed_modules[0],
-                             child.parent_ids, child.prompts[child.changed_modules[0]])
-        return [(c, m) for c, m in entries if c.id not in hopeless]
-
-    def _register(self, candidate: Candidate, results: Sequence[EvalResult],
-                  next_module: int) -> None:
-        best_before = self._mean(self.best_id) if self.scores else None
+    def _register(self, candidate: Candidate, scores: dict[str, float]) -> None:
+        best_before = self.mean(self.best_id) if self.scores else None
         self.candidates[candidate.id] = candidate
-        self.scores[candidate.id] = {r.example_key: r.score for r in results}
-        self.next_module[candidate.id] = next_module
-        mean = self._mean(candidate.id)
+        self.scores[candidate.id] = {k: scores[k] for k in self.val_keys if k in scores}
+        mean = self.mean(candidate.id)
         record = CandidateRecord(
             id=candidate.id, prompts=candidate.prompts, parent_ids=candidate.parent_ids,
             origin=candidate.origin, changed_modules=candidate.changed_modules,
@@ -475,12 +500,13 @@ class Engine:
         )
         self.state.candidates.append(record)
         self.state.best_id = self.best_id
+        complete = pareto.is_complete(self.scores[candidate.id], self.val_keys)
         self._emit(CandidateAccepted(
             iteration=self.state.iteration,
             candidate=CandidateInfo(**candidate.model_dump(exclude={"id"}), id=candidate.id),
             val_scores=record.val_scores, mean_score=mean,
             rollouts_used=record.rollouts_at_discovery,
-            is_best=best_before is None or mean > best_before,
+            is_best=best_before is None or (complete and mean > best_before),
         ))
         self._checkpoint()
 
@@ -491,3 +517,13 @@ class Engine:
             example_keys=tuple(ex.key for ex in examples),
             scores=tuple(r.score for r in results),
         ))
+
+
+def _shown(texts: dict[str, str]) -> str | None:
+    """A proposal's text as a rejection records it: the module's text, or for a joint
+    proposal each module's text under its name."""
+    if not texts:
+        return None
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    return "\n\n".join(f"[{module}]\n{text}" for module, text in texts.items())

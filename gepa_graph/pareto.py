@@ -3,6 +3,11 @@
 A candidate is on the frontier of an example when no candidate scores higher there. Keeping
 every candidate that is best *somewhere* (instead of only the best on average) is what lets
 GEPA keep complementary strategies alive and escape local optima.
+
+Score vectors may be partial (racing validation stops a hopeless child early; search mode
+knows only the tasks a candidate ran on): an example a candidate has not run is no evidence
+either way, so it is left out of that candidate's mean and fronts, and only a candidate with
+a complete vector can be the best.
 """
 
 from __future__ import annotations
@@ -14,15 +19,23 @@ Scores = Mapping[str, Mapping[str, float]]  # candidate id -> example key -> sco
 
 
 def mean_score(scores: Mapping[str, float], keys: Sequence[str]) -> float:
-    return sum(scores[k] for k in keys) / len(keys)
+    """Mean over the examples of ``keys`` the candidate has run (0.0 if none)."""
+    known = [scores[k] for k in keys if k in scores]
+    return sum(known) / len(known) if known else 0.0
+
+
+def is_complete(scores: Mapping[str, float], keys: Sequence[str]) -> bool:
+    return all(k in scores for k in keys)
 
 
 def fronts(scores: Scores, keys: Sequence[str]) -> dict[str, set[str]]:
-    """example key -> ids of the candidates with the top score on it."""
+    """example key -> ids of the candidates with the top score on it (among those that ran it)."""
     result: dict[str, set[str]] = {}
     for key in keys:
-        top = max(candidate[key] for candidate in scores.values())
-        result[key] = {cid for cid, candidate in scores.items() if candidate[key] == top}
+        ran = {cid: candidate[key] for cid, candidate in scores.items() if key in candidate}
+        if ran:
+            top = max(ran.values())
+            result[key] = {cid for cid, value in ran.items() if value == top}
     return result
 
 
@@ -69,10 +82,12 @@ def sample_parent(
 
 
 def best_candidate(scores: Scores, keys: Sequence[str], order: Sequence[str]) -> str:
-    """Highest mean validation score; the earliest wins ties."""
-    return max(order, key=lambda c: (mean_score(scores[c], keys), -order.index(c)))
+    """Highest mean validation score among complete vectors; the earliest wins ties."""
+    complete = [c for c in order if is_complete(scores[c], keys)] or list(order)
+    return max(complete, key=lambda c: (mean_score(scores[c], keys), -order.index(c)))
 
 
 def pareto_aggregate(scores: Scores, keys: Sequence[str]) -> float:
     """Mean over examples of the best score any candidate reached: what the pool knows."""
-    return sum(max(c[k] for c in scores.values()) for k in keys) / len(keys)
+    tops = [max(c[k] for c in scores.values() if k in c) for k in fronts(scores, keys)]
+    return sum(tops) / len(keys)

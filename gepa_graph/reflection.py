@@ -122,8 +122,11 @@ def render_example(entry: dict[str, Any], current: str, limit: int) -> str:
 
 
 def render_reflection_prompt(
-    module: str, current: str, dataset: Sequence[dict[str, Any]], max_chars_per_field: int
+    module: str, current: str, dataset: Sequence[dict[str, Any]], max_chars_per_field: int,
+    rejected: Sequence[tuple[str, str]] = (),
 ) -> str:
+    """The prompt asking for a new ``current``; ``rejected`` lists (text, why) of earlier
+    rewrites of this instruction that did not make it, so the LM tries something else."""
     variables = sorted(template_variables(current))
     current_fence = "````" if "```" in current else "```"
     parts = [
@@ -136,6 +139,12 @@ def render_reflection_prompt(
     ]
     for number, entry in enumerate(dataset, start=1):
         parts.append(f"## Example {number}\n{render_example(entry, current, max_chars_per_field)}")
+    if rejected:
+        tried = [f"### Attempt {n} ({why})\n{current_fence}\n{text}\n{current_fence}"
+                 for n, (text, why) in enumerate(rejected, start=1)]
+        parts.append("## Rewrites already tried and rejected\nThese rewrites of the instruction "
+                     "were tried and did not do better. Do not repeat them; try a different "
+                     "improvement.\n\n" + "\n\n".join(tried))
     rules = [
         "Read the examples and the feedback carefully. Work out what the instruction misses or "
         "gets wrong, and what general rules, domain facts and strategies would make the module "

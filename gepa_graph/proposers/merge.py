@@ -99,7 +99,9 @@ def balanced_subsample(
     rng: random.Random,
 ) -> list[str]:
     """Up to ``size`` validation keys drawn evenly from where the left wins, the right wins and
-    they tie, so the merge is tested where each parent was strong."""
+    they tie, so the merge is tested where each parent was strong. Only examples both parents
+    have run count (score vectors may be partial)."""
+    keys = [k for k in keys if k in left and k in right]
     groups = (
         [k for k in keys if left[k] > right[k]],
         [k for k in keys if right[k] > left[k]],

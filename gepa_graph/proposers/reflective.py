@@ -37,19 +37,19 @@ class ReflectiveProposer:
         node: str | None,
         examples: Sequence[Example],
         results: Sequence[EvalResult],
+        rejected: Sequence[tuple[str, str]] = (),
     ) -> Reflection:
         dataset = build_reflective_dataset(module, node, examples, results)
         prompt = render_reflection_prompt(
-            module, parent.prompts[module], dataset, self.max_chars_per_field
+            module, parent.prompts[module], dataset, self.max_chars_per_field, rejected
         )
         key = hashlib.sha256(f"{self.lm.name}\n{prompt}".encode()).hexdigest()
         response = await self.replay.call(key, lambda: self.lm(prompt))
         return Reflection(prompt=prompt, response=response)
 
     @staticmethod
-    def child(parent: Candidate, module: str, reflection: Reflection) -> Candidate:
-        """The mutated candidate; raises InvalidProposal for a reply that cannot be used."""
-        text = parse_proposal(
+    def proposal(parent: Candidate, module: str, reflection: Reflection) -> str:
+        """The module's new text; raises InvalidProposal for a reply that cannot be used."""
+        return parse_proposal(
             reflection.response.text, reflection.response.finish_reason, parent.prompts[module]
         )
-        return parent.mutate(module, text)

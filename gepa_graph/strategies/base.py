@@ -1,0 +1,132 @@
+"""What every strategy sees of the search, and the protocol each kind of strategy follows.
+
+Strategies decide; the engine acts. A strategy reads the search through ``Search`` (never
+writes it) and keeps its own state, so a run stays reproducible as long as each strategy draws
+its randomness from ``search.rng`` and depends only on results, never on timing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from gepa_graph.candidate import Candidate
+from gepa_graph.config import OptimizeConfig
+from gepa_graph.example import Example
+
+if TYPE_CHECKING:
+    from gepa_graph.evaluation import EvalResult
+    from gepa_graph.proposers.merge import MergePlan
+
+
+class Search(Protocol):
+    """The engine as the strategies see it."""
+
+    config: OptimizeConfig
+    rng: random.Random
+    trainset: list[Example]
+    valset: list[Example]
+    val_keys: list[str]
+    modules: list[str]
+    candidates: dict[str, Candidate]  # the pool, in order of joining
+    scores: dict[str, dict[str, float]]  # candidate id -> validation example key -> score
+
+    @property
+    def best_id(self) -> str: ...
+
+    def mean(self, candidate_id: str) -> float: ...
+
+    def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
+        """Scores already paid for (cached) of a candidate on some examples, by key."""
+        ...
+
+    def rollouts_left(self) -> int | None: ...
+
+    iteration: int
+    stale_iterations: int  # iterations in a row without a new best
+    idle_iterations: int  # iterations in a row that produced nothing new
+
+    def budget_stop_reason(self) -> str | None: ...
+
+    async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
+        ...
+
+
+@dataclass(frozen=True)
+class ProposalOutcome:
+    """How a mutation proposal ended, told to the module selector.
+
+    status: "skipped" (parent perfect on the minibatch: nothing was learnt), "invalid"
+    (rejected before running: unusable reply, duplicate), "tied" / "worse" (lost to its parent on
+    the minibatch), "rejected" (lost on validation), "accepted" (joined the pool).
+    ``implicated``: modules whose feedback names a failure on the parent's minibatch.
+    """
+
+    status: str
+    child_id: str | None = None
+    gain: float = 0.0  # child's validation mean minus the parent's, when validated
+    implicated: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class MinibatchSampler(Protocol):
+    def sample(self, search: Search, parent: Candidate) -> list[Example]:
+        """The training examples the parent runs on and the reflection reads."""
+
+
+@runtime_checkable
+class ParentSelector(Protocol):
+    def select(self, search: Search) -> Candidate: ...
+
+
+@runtime_checkable
+class ModuleSelector(Protocol):
+    def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
+        """Modules to rewrite: one, or several for a joint proposal (one child)."""
+
+    def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
+               outcome: ProposalOutcome) -> None: ...
+
+    def inherit(self, child_id: str, parent_id: str) -> None:
+        """A merge child continues its first parent's schedule."""
+
+
+@runtime_checkable
+class Acceptance(Protocol):
+    def reject_reason(self, parent: Sequence[EvalResult], child: Sequence[EvalResult]) -> str | None:
+        """None when the child earns validation, else why not (one line)."""
+
+
+@dataclass
+class Verdict:
+    """A validation policy's answer for one candidate: its (possibly partial) scores, and the
+    reason it is rejected instead of joining the pool, if it is."""
+
+    scores: dict[str, float]
+    rejection: tuple[str, str] | None = None  # reason, detail
+
+
+@runtime_checkable
+class ValidationPolicy(Protocol):
+    async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Run the candidates on (part of) the validation set, concurrently."""
+
+
+@runtime_checkable
+class MergeScheduler(Protocol):
+    def on_accepted(self, search: Search, count: int) -> None:
+        """``count`` mutation children joined the pool this round."""
+
+    def next_merge(self, search: Search, tried: set[str]) -> MergePlan | None:
+        """A merge to attempt now, or None."""
+
+
+@runtime_checkable
+class StopCondition(Protocol):
+    def stop_reason(self, search: Search) -> str | None: ...
+
+
+def scores_of(results: Sequence[EvalResult]) -> Mapping[str, float]:
+    return {r.example_key: r.score for r in results}

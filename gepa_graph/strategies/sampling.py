@@ -1,0 +1,60 @@
+"""Minibatch samplers: which training examples a proposal runs its parent on."""
+
+from __future__ import annotations
+
+from gepa_graph.candidate import Candidate
+from gepa_graph.example import Example
+from gepa_graph.strategies.base import Search
+
+
+class EpochSampler:
+    """Epoch-shuffled minibatches: every training example is seen once per epoch."""
+
+    def __init__(self) -> None:
+        self._queue: list[int] = []
+
+    def _refill(self, search: Search) -> None:
+        order = list(range(len(search.trainset)))
+        search.rng.shuffle(order)
+        pending = set(self._queue)
+        # Examples still queued from the last epoch go to the end of the new one, so a
+        # minibatch never holds the same example twice.
+        self._queue += [i for i in order if i not in pending] + [i for i in order if i in pending]
+
+    def sample(self, search: Search, parent: Candidate) -> list[Example]:
+        size = min(search.config.minibatch_size, len(search.trainset))
+        while len(self._queue) < size:
+            self._refill(search)
+        batch, self._queue = self._queue[:size], self._queue[size:]
+        return [search.trainset[i] for i in batch]
+
+
+class FailureAwareSampler(EpochSampler):
+    """Minibatches that teach: up to ``size - 1`` examples the cache already knows the parent
+    fails (free to run again, and what reflection learns from), the rest from the epoch queue,
+    skipping examples the parent is already known to get right (they stay queued for other
+    parents, so every example is still seen). The slot kept for a fresh example guards against
+    children that fix the known failures by breaking something else."""
+
+    def sample(self, search: Search, parent: Candidate) -> list[Example]:
+        train, perfect = search.trainset, search.config.perfect_score
+        size = min(search.config.minibatch_size, len(train))
+        known = search.known(parent.id, train)
+        failing = [i for i, ex in enumerate(train) if known.get(ex.key, perfect) < perfect]
+        picked = search.rng.sample(failing, min(len(failing), max(1, size - 1)))
+        for fresh_only in (True, True, False):
+            wanted = [i for i in self._queue if i not in picked
+                      and not (fresh_only and train[i].key in known)][: size - len(picked)]
+            for i in wanted:
+                picked.append(i)
+                self._queue.remove(i)
+            if len(picked) == size:
+                break
+            # Queue the examples drawn since the last epoch again, in a new shuffled order.
+            order = list(range(len(train)))
+            search.rng.shuffle(order)
+            self._queue += [i for i in order if i not in self._queue]
+        return [train[i] for i in picked]
+
+
+SAMPLERS = {"epoch": EpochSampler, "failure_aware": FailureAwareSampler}

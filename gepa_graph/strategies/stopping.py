@@ -1,0 +1,48 @@
+"""Stop conditions, checked between steps (never mid-batch)."""
+
+from __future__ import annotations
+
+from gepa_graph import pareto
+from gepa_graph.strategies.base import Search
+
+# Iterations in a row that produced nothing new (every proposal a repeat, every minibatch
+# already known) even after varying the minibatch and showing the reflection LM its rejected
+# attempts, before the run stops as stalled instead of spinning.
+MAX_IDLE_ITERATIONS = 25
+
+
+class Budgets:
+    """The rollout, cost and time budgets, ``max_iterations``, ``max_stale_iterations``, a
+    stalled search, and a perfect validation score."""
+
+    def stop_reason(self, search: Search) -> str | None:
+        reason = search.budget_stop_reason()
+        if reason:
+            return reason
+        config = search.config
+        if config.max_iterations is not None and search.iteration >= config.max_iterations:
+            return "max_iterations"
+        if (config.max_stale_iterations is not None
+                and search.stale_iterations >= config.max_stale_iterations):
+            return "max_stale_iterations"
+        if search.idle_iterations >= MAX_IDLE_ITERATIONS:
+            return "stalled"
+        best = search.best_id
+        if (pareto.is_complete(search.scores[best], search.val_keys)
+                and search.mean(best) >= config.perfect_score):
+            return "perfect_score"
+        return None
+
+
+class StopAll:
+    """Several stop conditions: the first that fires stops the run."""
+
+    def __init__(self, *conditions) -> None:
+        self.conditions = conditions
+
+    def stop_reason(self, search: Search) -> str | None:
+        for condition in self.conditions:
+            reason = condition.stop_reason(search)
+            if reason:
+                return reason
+        return None
