@@ -44,7 +44,7 @@ from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.state import OptimizerState, save_state
 from gepa_graph.strategies import ProposalOutcome, Strategies, build
-from gepa_graph.system import System, node_of
+from gepa_graph.system import System, check_modules_used, node_of
 
 log = logging.getLogger("gepa_graph")
 
@@ -200,6 +200,10 @@ class Engine:
         stop_reason = "unknown"
         try:
             await self._admit([self.seed])
+            check_modules_used(self.modules, [
+                result.trace for example in self.valset
+                if (result := self.evaluator.cached(self.seed.id, example.key)) is not None
+            ])
             while (stop_reason := self.strategies.stop.stop_reason(self)) is None:
                 iteration_before = self.state.iteration
                 spent_before = self.budget.ledger.rollouts_used

@@ -39,8 +39,9 @@ def build_reflective_dataset(
     dataset = []
     for example, result in zip(examples, results, strict=True):
         records = [
-            {k: v for k, v in record.model_dump(mode="json").items() if v not in (None, {}, [])}
-            for record in result.trace.for_node(node)
+            {k: v for k, v in record.model_dump(mode="json", exclude={"modules"}).items()
+             if v not in (None, {}, [])}
+            for record in result.trace.for_module(module, node)
         ]
         entry: dict[str, Any] = {"inputs": to_jsonable(example.to_dict()), "trace": records}
         entry["final_output"] = result.output

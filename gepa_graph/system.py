@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from gepa_graph.errors import GepaGraphError
 
 
 class Usage(BaseModel):
@@ -39,12 +41,15 @@ class TraceRecord(BaseModel):
     ``node`` attributes the record to the part of the system that produced it (a LangGraph node);
     None means the record belongs to the whole system and every module's reflection sees it.
     ``kind`` is free text; the integrations use "llm", "tool", "node" and "error".
+    ``modules``: in a trace attributed by prompt (``Trace.by_prompt``), the modules whose prompt
+    this model call carried, or that the calls inside this node step or tool call carried.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     kind: str
     node: str | None = None
+    modules: list[str] | None = None
     inputs: Any = None
     outputs: Any = None
     error: str | None = None
@@ -53,7 +58,11 @@ class TraceRecord(BaseModel):
 
 
 class Trace(BaseModel):
+    """What happened during a rollout. ``by_prompt``: the system attributed each record to the
+    modules whose prompt it carried (``TraceRecord.modules``), so reflection reads exactly those."""
+
     records: list[TraceRecord] = Field(default_factory=list)
+    by_prompt: bool = False
 
     def add(self, kind: str, **fields: Any) -> TraceRecord:
         record = TraceRecord(kind=kind, **fields)
@@ -65,6 +74,13 @@ class Trace(BaseModel):
         if node is None:
             return list(self.records)
         return [r for r in self.records if r.node is None or r.node == node]
+
+    def for_module(self, module: str, node: str | None) -> list[TraceRecord]:
+        """Records a module's reflection reads: those that carried its prompt when the trace is
+        attributed by prompt, else those of the module's node (``for_node``)."""
+        if self.by_prompt:
+            return [r for r in self.records if module in (r.modules or ())]
+        return self.for_node(node)
 
     def usage(self) -> Usage:
         total = Usage()
@@ -102,6 +118,28 @@ class System(Protocol):
     def modules(self) -> dict[str, str]: ...
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout: ...
+
+
+class PromptNeverUsed(GepaGraphError, ValueError):
+    """A module's prompt reached no model in any of the seed's validation rollouts."""
+
+
+def check_modules_used(modules: Sequence[str], traces: Sequence[Trace]) -> None:
+    """Raise PromptNeverUsed for modules no prompt-attributed trace shows reaching a model.
+
+    Optimizing such a prompt would spend the budget on rewrites nothing ever reads.
+    """
+    attributed = [trace for trace in traces if trace.by_prompt]
+    if not attributed:
+        return
+    used = {m for trace in attributed for record in trace.records for m in record.modules or ()}
+    unused = [module for module in modules if module not in used]
+    if unused:
+        raise PromptNeverUsed(
+            f"prompt module(s) {unused} reached no model in any of the seed's "
+            f"{len(attributed)} validation rollouts; exclude them (LangGraphSystem(graph, "
+            "exclude=[...])) or add validation examples whose runs use them"
+        )
 
 
 def node_of(system: System, module: str) -> str | None:

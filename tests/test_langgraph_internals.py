@@ -8,12 +8,20 @@ would otherwise silently find nothing or run the wrong prompts).
 import asyncio
 from typing import TypedDict
 
+import dataclasses
+
 from gepa_graph.integrations.langgraph import _internals
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.prompt_values import StringPromptValue
 from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.constants import START
 from langgraph.graph import StateGraph
+from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
+
+from gepa_graph.testing.chat_model import ScriptedChatModel
 
 
 class State(TypedDict, total=False):
@@ -44,24 +52,77 @@ def test_compiled_nodes_expose_the_user_function_as_func_and_afunc():
     assert _internals.function_parts(async_lambda) == {"func": double}
 
 
-def test_copy_graph_swaps_a_node_runnable_without_touching_the_original():
+def test_copy_graph_replaces_attributes_without_touching_the_original():
     original = graph()
-    clone = _internals.copy_graph(original, {"double": RunnableLambda(lambda s: {"y": -1})})
+    saver = InMemorySaver()
+    clone = _internals.copy_graph(original, checkpointer=saver, config={"tags": ["x"]})
     assert isinstance(clone, Pregel) and clone is not original
-    assert clone.invoke({"x": 3}) == {"x": 3, "y": -1}
-    assert original.invoke({"x": 3}) == {"x": 3, "y": 6}
+    assert clone.checkpointer is saver and original.checkpointer is None
+    assert original.config != {"tags": ["x"]}
+    assert clone.invoke({"x": 3}, {"configurable": {"thread_id": "t"}}) == {"x": 3, "y": 6}
     assert clone.__dict__.keys() >= original.__dict__.keys()  # no attribute lost by copying
 
 
-def test_copy_graph_refreshes_the_subgraphs_of_a_swapped_node():
-    parent = StateGraph(State)
-    parent.add_node("child", graph())
-    parent.add_edge(START, "child")
-    compiled = parent.compile()
-    other = graph()
-    clone = _internals.copy_graph(compiled, {"child": other})
-    assert clone.nodes["child"].subgraphs == [other]
-    assert compiled.nodes["child"].subgraphs != [other]
+def test_interrupt_nodes_of_a_compiled_graph():
+    builder = StateGraph(State)
+    builder.add_node("double", double)
+    builder.add_edge(START, "double")
+    compiled = builder.compile(checkpointer=InMemorySaver(), interrupt_before=["double"])
+    assert _internals.interrupt_nodes(compiled) == ["double"]
+    assert _internals.interrupt_nodes(graph()) == []
+
+
+def test_branches_tool_nodes_context_schema_and_field_defaults():
+    @dataclasses.dataclass
+    class Context:
+        system_prompt: str = "Seed."
+        other: int = 1
+
+    @tool
+    def ping(text: str) -> str:
+        """Echo."""
+        return text
+
+    def route(state):
+        return "tools"
+
+    builder = StateGraph(State, context_schema=Context)
+    builder.add_node("double", double)
+    builder.add_node("tools", ToolNode([ping]))
+    builder.add_edge(START, "double")
+    builder.add_conditional_edges("double", route, ["tools"])
+    compiled = builder.compile()
+    [(source, path)] = _internals.branch_runnables(compiled)
+    assert source == "double" and _internals.function_parts(path)["func"] is route
+    tools = _internals.node_tools(_internals.node_runnables(compiled)["tools"])
+    assert [t.name for t in tools] == ["ping"]
+    assert _internals.tool_functions(tools[0])[0].__name__ == "ping"
+    assert _internals.context_schema(compiled) is Context
+    assert _internals.field_defaults(Context) == {"system_prompt": "Seed.", "other": 1}
+    _internals.set_field_default(Context, "system_prompt", "Written.")
+    assert Context().system_prompt == "Written." and Context(other=2).other == 2
+
+
+def test_model_entry_points_hand_the_prompt_and_the_configurable_to_the_hook():
+    """The wrapper install_input_hook puts on invoke/ainvoke/stream/astream."""
+    seen = []
+
+    def hook(value, configurable):
+        seen.append((value.to_string(), dict(configurable)))
+        return StringPromptValue(text="rewritten")
+
+    class Hooked(ScriptedChatModel):
+        pass
+
+    for name in _internals._ENTRY_POINTS:
+        setattr(Hooked, name, _internals._hooked(getattr(ScriptedChatModel, name), hook))
+    model = Hooked(script=lambda messages: messages[-1].text)
+    assert model.invoke("hi", {"configurable": {"k": 1}}).text == "rewritten"
+    assert seen == [("hi", {"k": 1})]
+    assert asyncio.run(model.ainvoke("a", {"configurable": {"k": 2}})).text == "rewritten"
+    assert [c.text for c in model.stream("s", {"configurable": {"k": 3}})] == ["rewritten"]
+    assert model.invoke("outside").text == "outside"  # no configurable: the hook is not asked
+    assert len(seen) == 3
 
 
 def test_run_metadata_names_nodes_and_subgraph_namespaces():

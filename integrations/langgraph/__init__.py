@@ -1,9 +1,10 @@
 """LangGraph integration: optimize the prompts of a compiled graph without changing its code.
 
 ``discover(graph)`` finds the prompts, ``describe(graph)`` explains what it found,
-``LangGraphSystem(graph)`` runs the graph with candidate prompts and per-node traces,
-``with_prompts(graph, prompts)`` returns an optimized copy, and ``prompt(name, default)``
-(``gg.prompt``) marks a prompt discovery cannot see.
+``LangGraphSystem(graph)`` runs the graph with candidate prompts (substituted where they reach a
+model, ``boundary``) and traces attributed by prompt, ``with_prompts(graph, prompts)`` returns a
+copy running other prompts, and ``prompt(name, default)`` (``gg.prompt``) marks a prompt
+discovery cannot see.
 """
 
 from typing import Any
@@ -12,11 +13,15 @@ from gepa_graph.integrations.langgraph.declared import prompt
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
     PromptSlot,
-    describe,
     discover,
 )
-from gepa_graph.integrations.langgraph.substitute import with_prompts
-from gepa_graph.integrations.langgraph.system import LangGraphSystem
+from gepa_graph.integrations.langgraph.system import (
+    LangGraphSystem,
+    ProbeReport,
+    apply,
+    describe,
+    with_prompts,
+)
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
@@ -30,7 +35,9 @@ def is_langgraph(obj: Any) -> bool:
 __all__ = [
     "LangGraphSystem",
     "NoPromptsFound",
+    "ProbeReport",
     "PromptSlot",
+    "apply",
     "TraceCollector",
     "describe",
     "discover",

@@ -5,7 +5,7 @@ Inside any node (or a tool, or a function a node calls) write::
     instructions = gg.prompt("grader", "Grade the answer from 1 to 5 ...")
 
 Outside an optimization it returns ``default``. During a rollout it returns the candidate's text,
-which LangGraph hands to the node through the run's config (``configurable["gepa_graph_prompts"]``),
+which LangGraph hands to the node through the run's config (the run's ``boundary.Substitution``),
 so concurrent rollouts never see each other's text and no user object is mutated.
 
 Discovery finds these calls by reading the source of the functions a graph's nodes reach (see
@@ -16,11 +16,7 @@ them: ``LangGraphSystem(graph, prompts={"grader": "Grade the answer ..."})``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from langgraph.config import get_config
-
-CONFIG_KEY = "gepa_graph_prompts"
+from gepa_graph.integrations.langgraph import boundary
 
 
 def prompt(name: str, default: str) -> str:
@@ -31,11 +27,7 @@ def prompt(name: str, default: str) -> str:
         raise TypeError(
             f"gg.prompt default for {name!r} must be a str, got {type(default).__name__}"
         )
-    try:
-        config = get_config()
-    except RuntimeError:  # called outside a LangGraph run
+    substitution = boundary.active()
+    if substitution is None:  # outside a run that substitutes prompts
         return default
-    prompts = (config.get("configurable") or {}).get(CONFIG_KEY)
-    if isinstance(prompts, Mapping) and name in prompts:
-        return prompts[name]
-    return default
+    return substitution.prompts.get(name, default)

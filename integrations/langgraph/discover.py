@@ -1,43 +1,44 @@
 """Find every prompt in a compiled LangGraph graph and give each a stable, readable name.
 
-A module is named after the node it lives in: ``"<node>"`` when the node holds one prompt,
-``"<node>.<slot>"`` when it holds several (the slot is the message role of a chat template,
-``system``/``human``, or the variable name of a string constant). Nodes of a subgraph are
-prefixed by the parent node: ``"research/model"``. ``gg.prompt(name, ...)`` prompts keep the
-name given in code. Names depend only on the graph's structure, so they are the same in every
-process and match the ``node`` of the trace records (see ``tracing``).
+A module is named after the node it is reached from: ``"<node>"`` when the node holds one
+prompt, ``"<node>.<label>"`` when it holds several (the label is the message role of a chat
+template, ``system``/``human``, or the variable, attribute or field name). Nodes of a subgraph
+are prefixed by the parent node: ``"research/model"``; a prompt in a conditional-edge function
+is reached from the edge's source node, one in a tool from the tool node. Fields of the graph's
+``context_schema`` are ``"context.<field>"``, fields of a configuration class your code reads
+from ``config["configurable"]`` are ``"configurable.<field>"``, and ``gg.prompt(name, ...)``
+prompts keep their name. Names depend only on the graph's structure, so they are the same in
+every process.
 
-What is found (the walk is described in ``walk``): ``ChatPromptTemplate`` system/human/ai
-templates (pure placeholders like ``"{question}"`` are skipped), ``PromptTemplate``s, literal
-``SystemMessage``s (how ``create_agent`` and ``create_react_agent`` hold their prompt), string
-constants of your own code whose variable name matches ``walk.PROMPT_NAME`` (module globals and
-closure variables a node function uses), all of these inside chains, closures, module globals,
-bound methods, ``functools.partial`` and subgraphs, and ``gg.prompt`` calls.
-Not found: prompts built at run time from non-literal parts, tool descriptions, prompts used only
-by conditional-edge functions, attributes of your own class instances. Mark those with
-``gg.prompt``.
+What is found (the walk is described in ``walk``): chat and string templates, literal
+``SystemMessage``s (how ``create_agent`` and ``create_react_agent`` hold their prompt), strings
+of your own code whose name says they are prompts (module globals, ``module.NAME`` attributes,
+closure variables, attributes of your node objects), configuration and context field defaults,
+in nodes, chains, tools, conditional edges and subgraphs, and ``gg.prompt`` calls. Prose kept
+under other names, and string literals inside functions, are *candidates*: a probe run
+(``LangGraphSystem(graph, probe=example)``) makes each one that reaches a model a module.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gepa_graph.integrations.langgraph.declared import CONFIG_KEY
+from gepa_graph.integrations.langgraph import _internals, boundary
+from gepa_graph.integrations.langgraph.patterns import variables_of
 from gepa_graph.integrations.langgraph.walk import (
     DeclaredLeaf,
     Leaf,
     Walker,
-    template_variables,
+    field_leaves,
 )
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-_HOW_TO_MARK = (
-    'Mark a prompt explicitly: inside the node call `gg.prompt("my_prompt", "default text")` '
-    "and use the text it returns, or keep prompts in a ChatPromptTemplate / SystemMessage, or in "
-    "a module constant whose name contains PROMPT, INSTRUCTIONS, TEMPLATE or SYSTEM."
+HOW_TO_MARK = (
+    'To optimize a prompt discovery cannot see, call `gg.prompt("my_prompt", "default text")` '
+    "where the code uses it (or declare it: LangGraphSystem(graph, prompts={...})), or keep it in "
+    "a constant or field whose name contains PROMPT, INSTRUCTIONS, TEMPLATE or SYSTEM."
 )
 
 
@@ -49,22 +50,31 @@ class NoPromptsFound(ValueError):
 class PromptSlot:
     """One optimizable prompt of a graph.
 
-    ``node`` is the trace node whose records a module's reflection reads; None when the prompt
-    is shared by several nodes (or declared without a node), which means the whole trace.
+    ``node`` is the node the prompt is reached from (None when shared by several nodes or not
+    tied to one); reflection does not depend on it: model calls are attributed by the prompt
+    they carry. ``strong`` is False for a candidate only a probe run can confirm.
     """
 
     name: str
     node: str | None
     nodes: tuple[str, ...]
-    kind: str  # "template", "message", "string" or "declared"
+    kind: str  # template, message, string, literal, context, configurable or declared
     where: str
     text: str
-    variables: tuple[str, ...]
+    template_format: str
+    strong: bool
     leaf: Leaf = field(compare=False, repr=False)
 
     @property
-    def key(self) -> Hashable:
-        return self.leaf.key
+    def variables(self) -> tuple[str, ...]:
+        return variables_of(self.text, self.template_format)
+
+    @property
+    def spec(self) -> boundary.PromptSpec:
+        """The seed as the model boundary matches it: a template where it has variables or is a
+        template object (whose rewrites must stay valid templates), else plain text."""
+        templated = self.kind == "template" or self.leaf.variables
+        return boundary.PromptSpec(self.leaf.text, self.template_format if templated else "plain")
 
 
 def ensure_compiled(graph: object) -> Pregel:
@@ -75,15 +85,15 @@ def ensure_compiled(graph: object) -> Pregel:
     return graph
 
 
-def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
-    """Every prompt slot of ``graph`` by module name, in graph order.
-
-    ``declared`` adds ``gg.prompt`` names (with their default text) the scan cannot see, e.g.
-    calls inside conditional-edge functions. Raises ``NoPromptsFound`` when nothing is found.
-    """
+def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
+    """Every prompt slot of ``graph``, candidates included, by module name, in graph order."""
     graph = ensure_compiled(graph)
-    walker = Walker()
+    schema = _internals.context_schema(graph)
+    walker = Walker(skip_classes=(schema,) if schema is not None else ())
     walker.walk(graph)
+    for leaf in field_leaves(schema, "context") if schema is not None else ():
+        walker.leaves[leaf.key] = leaf
+        walker.nodes[leaf.key] = [None]
     slots = _name_slots(walker)
     for name, default in (declared or {}).items():
         if name in slots:
@@ -91,81 +101,111 @@ def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[s
                 raise ValueError(f"declared prompt {name!r} clashes with a discovered prompt")
             continue
         leaf = DeclaredLeaf(
-            kind="declared",
-            label=name,
-            where="declared by the caller",
-            text=default,
-            variables=template_variables(default),
+            kind="declared", label=name, where="declared by the caller", text=default,
             key=("declared", name),
         )
-        slots[name] = PromptSlot(
-            name, None, (), leaf.kind, leaf.where, default, leaf.variables, leaf
-        )
-    # gg.prompt texts the graph carries in its config (with_prompts, apply) win over defaults.
-    configured = ((graph.config or {}).get("configurable") or {}).get(CONFIG_KEY) or {}
-    for name, slot in slots.items():
-        if slot.kind == "declared" and isinstance(configured.get(name), str):
-            text = configured[name]
-            slots[name] = dataclasses.replace(slot, text=text, variables=template_variables(text))
-    if not slots:
-        raise NoPromptsFound(f"found no prompt in graph {graph.get_name()!r}. {_HOW_TO_MARK}")
+        slots[name] = _slot(name, leaf, ())
+    # A graph from with_prompts runs other texts than its objects hold: report those.
+    substitution = ((graph.config or {}).get("configurable") or {}).get(boundary.CONFIG_KEY)
+    if isinstance(substitution, boundary.Substitution):
+        for name, slot in list(slots.items()):
+            text = substitution.prompts.get(name)
+            if text is not None and text != slot.text:
+                slots[name] = PromptSlot(
+                    name, slot.node, slot.nodes, slot.kind, slot.where, text,
+                    slot.template_format, slot.strong, slot.leaf,
+                )
     return slots
+
+
+def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
+    """The prompts of ``graph`` that its code marks as prompts, by module name, in graph order.
+
+    ``declared`` adds ``gg.prompt`` names (with their default text) the scan cannot see.
+    Raises ``NoPromptsFound`` (saying what was inspected) when there is none; candidates that
+    need a probe to be confirmed are left out (``find_slots`` has them).
+    """
+    slots = find_slots(graph, declared)
+    strong = {name: slot for name, slot in slots.items() if slot.strong}
+    if not strong:
+        raise NoPromptsFound(no_prompts_message(graph, slots))
+    return strong
+
+
+def no_prompts_message(graph: Pregel, slots: Mapping[str, PromptSlot],
+                       unclaimed: list[str] | None = None) -> str:
+    nodes = ", ".join(_internals.node_runnables(graph)) or "none"
+    message = (
+        f"found no prompt in graph {graph.get_name()!r} (inspected nodes {nodes}, their "
+        "chains, tools, functions, objects and conditional edges"
+    )
+    candidates = [name for name, slot in slots.items() if not slot.strong]
+    if candidates:
+        message += f"; candidates that no probe run confirmed: {candidates}"
+    message += ")."
+    if unclaimed:
+        shown = "; ".join(repr(_preview(text)) for text in unclaimed[:3])
+        message += f" System messages that reached a model: {shown}."
+    return f"{message} {HOW_TO_MARK}"
+
+
+def _slot(name: str, leaf: Leaf, nodes: tuple[str, ...]) -> PromptSlot:
+    node = nodes[0] if len(nodes) == 1 else None
+    return PromptSlot(
+        name, node, nodes, leaf.kind, leaf.where, leaf.text, leaf.template_format, leaf.strong, leaf
+    )
 
 
 def _name_slots(walker: Walker) -> dict[str, PromptSlot]:
-    by_node: dict[str, list[Leaf]] = {}
-    declared: list[Leaf] = []
-    for key, leaf in walker.leaves.items():
-        if isinstance(leaf, DeclaredLeaf):
-            declared.append(leaf)
-        else:
-            by_node.setdefault(walker.nodes[key][0] or "graph", []).append(leaf)
+    """Strong leaves are named first, so a candidate never changes a prompt's name."""
     names: dict[str, Leaf] = {}
-    for node, leaves in by_node.items():
-        if len(leaves) == 1:
-            names[node] = leaves[0]
-            continue
-        for leaf in leaves:
-            name, n = f"{node}.{leaf.label}", 1
-            while name in names:
-                n += 1
-                name = f"{node}.{leaf.label}_{n}"
-            names[name] = leaf
-    for leaf in declared:
-        if leaf.label in names:
-            raise ValueError(
-                f"gg.prompt name {leaf.label!r} ({leaf.where}) clashes with the discovered prompt "
-                f"{leaf.label!r} ({names[leaf.label].where}); choose another name"
-            )
-        names[leaf.label] = leaf
-    slots = {}
-    for name, leaf in names.items():
-        nodes = tuple(node for node in walker.nodes[leaf.key] if node is not None)
-        node = nodes[0] if len(nodes) == 1 else None
-        slots[name] = PromptSlot(
-            name, node, nodes, leaf.kind, leaf.where, leaf.text, leaf.variables, leaf
-        )
-    return slots
+    for strong in (True, False):
+        by_node: dict[str, list[Leaf]] = {}
+        for key, leaf in walker.leaves.items():
+            if leaf.strong is not strong:
+                continue
+            if isinstance(leaf, DeclaredLeaf):
+                if leaf.label in names:
+                    raise ValueError(
+                        f"gg.prompt name {leaf.label!r} ({leaf.where}) clashes with the "
+                        f"discovered prompt {leaf.label!r} ({names[leaf.label].where}); "
+                        "choose another name"
+                    )
+                names[leaf.label] = leaf
+            elif leaf.kind in ("context", "configurable"):
+                names[f"{leaf.kind}.{leaf.label}"] = leaf
+            else:
+                by_node.setdefault(walker.nodes[key][0] or "graph", []).append(leaf)
+        for node, leaves in by_node.items():
+            if strong and len(leaves) == 1 and node not in names:
+                names[node] = leaves[0]
+                continue
+            for leaf in leaves:
+                name, n = f"{node}.{leaf.label}", 1
+                while name in names:
+                    n += 1
+                    name = f"{node}.{leaf.label}_{n}"
+                names[name] = leaf
+    return {
+        name: _slot(name, leaf, tuple(n for n in walker.nodes[leaf.key] if n is not None))
+        for name, leaf in names.items()
+    }
 
 
-def describe(graph: Pregel, declared: Mapping[str, str] | None = None) -> str:
-    """A table of the graph's prompts: module, node, kind, where it lives, variables, text."""
-    slots = discover(graph, declared)
+def _preview(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def table(slots: Mapping[str, PromptSlot], title: str, notes: list[str] | None = None) -> str:
+    """A table of prompts: module, node, kind, where it lives, variables, text; then ``notes``."""
     header = ("module", "node", "kind", "where", "variables", "text")
     rows = [header]
     for slot in slots.values():
-        preview = " ".join(slot.text.split())
-        preview = preview if len(preview) <= 48 else preview[:45] + "..."
         node = slot.node if slot.node is not None else ", ".join(slot.nodes) or "(any)"
         rows.append(
-            (
-                slot.name,
-                node,
-                slot.kind,
-                slot.where,
-                ", ".join(slot.variables) or "-",
-                preview,
-            )
+            (slot.name, node, slot.kind, slot.where, ", ".join(slot.variables) or "-",
+             _preview(slot.text, 48))
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
@@ -173,5 +213,4 @@ def describe(graph: Pregel, declared: Mapping[str, str] | None = None) -> str:
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    title = f"{len(slots)} prompt(s) in graph {graph.get_name()!r}"
-    return "\n".join([title, *lines])
+    return "\n".join([title, *lines, *(notes or [])])

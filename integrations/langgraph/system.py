@@ -1,10 +1,12 @@
 """LangGraphSystem: a compiled LangGraph graph as a ``gepa_graph.System``.
 
-Modules are the graph's discovered prompts (``discover``). A rollout runs ``graph.ainvoke`` on a
-copy holding the candidate's prompts (``substitute``), with a ``TraceCollector`` as callback. The
-metric's ``prediction`` is the final state ``ainvoke`` returns (messages stay LangChain
-messages); the trace has one record per node step, model call and tool call, attributed to nodes
-so a module's reflection reads only its own node's records (``node_of``).
+Modules are the graph's prompts (``discover``; candidates confirmed by ``probe``). A rollout runs
+the user's own graph with ``ainvoke``: the candidate travels in the run's config as a
+``boundary.Substitution`` (rewritten where it reaches a model, whichever node, tool or edge makes
+the call), context-schema prompts in ``context=`` and configuration prompts in
+``configurable`` -- LangGraph's own ways, nothing copied. A ``TraceCollector`` records one record
+per node step, model call and tool call, each model call attributed to the modules whose prompt
+it carried, which is what a module's reflection reads.
 
 Graph input for an example (first rule that applies):
 
@@ -14,35 +16,46 @@ Graph input for an example (first rule that applies):
    (``LABEL_FIELDS``: never leak the expected answer into the state); if the graph takes
    ``messages`` and the example has none, its ``question``/``input``/``query``/``prompt``/``task``
    text becomes the first user message;
-4. for graphs without a known schema: every field except the label fields.
+4. for graphs without a known schema: every field except the label and run fields.
 
-A graph with a checkpointer runs its rollouts against a private in-memory saver with a fresh
-thread id each, so optimization never writes to your checkpoint store.
+Run fields of an example (unless the input schema declares a field of that name): ``context``
+(runtime context, merged over ``LangGraphSystem(context=...)``), ``config`` (merged into the
+run config) and ``resume`` (values answering the graph's ``interrupt()`` calls in order).
+
+Rollouts always run to the end: a graph compiled with ``interrupt_before``/``interrupt_after``
+runs without them (said once), and a graph with a checkpointer runs against a private in-memory
+saver with a fresh thread id each, so optimization never writes to your checkpoint store.
+LangGraph's ``recursion_limit`` (yours, else its default of 25) bounds every rollout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
-from collections import OrderedDict
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph import _internals, boundary
 from gepa_graph.integrations.langgraph.discover import (
+    NoPromptsFound,
     PromptSlot,
-    discover,
     ensure_compiled,
+    find_slots,
+    no_prompts_message,
+    table,
 )
-from gepa_graph.integrations.langgraph.substitute import apply, substituted
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
+from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
+from langgraph.types import Command
 
-from gepa_graph.candidate import content_id
 from gepa_graph.lm import is_transient
 from gepa_graph.system import Rollout
 
@@ -61,16 +74,48 @@ LABEL_FIELDS = frozenset(
         "solution",
     }
 )
+RUN_FIELDS = ("context", "config", "resume")
 QUESTION_FIELDS = ("question", "input", "query", "prompt", "task")
-_COPY_CACHE_SIZE = 32
+DEFAULT_RECURSION_LIMIT = 25  # LangGraph's own default
+_INTERRUPT_KEY = "__interrupt__"
+
+
+@dataclasses.dataclass
+class ProbeReport:
+    """What one seed run showed: which prompts reached a model, and what else did."""
+
+    reached: dict[str, list[str]]  # module -> nodes whose model calls carried it
+    confirmed: list[str]  # candidates that became modules
+    unreached: list[str]  # modules found in the code whose prompt reached no model
+    unclaimed: list[str]  # system-message texts that reached a model and belong to no module
+    error: str | None = None
+
+    def notes(self) -> list[str]:
+        lines = []
+        if self.error:
+            lines.append(f"probe run failed: {self.error}")
+        if self.confirmed:
+            lines.append(f"confirmed by the probe run: {self.confirmed}")
+        if self.unreached:
+            lines.append(
+                f"found in the code but reached no model in the probe run: {self.unreached}"
+            )
+        for text in self.unclaimed:
+            flat = " ".join(text.split())
+            lines.append(
+                f"a system message no module holds reached a model: {flat[:70]!r}; to optimize "
+                'it, wrap the text where the code builds it in gg.prompt("name", <text>)'
+            )
+        return lines
 
 
 class LangGraphSystem:
     """Optimize the prompts of a compiled LangGraph graph; see the module docstring.
 
-    ``input_fn``: example -> graph input. ``config``: merged into every run (recursion limit,
-    ``configurable`` values...). ``prompts``: ``gg.prompt`` names with default text that the
-    source scan cannot see. ``exclude``: discovered modules to leave alone.
+    ``input_fn``: example -> graph input. ``config``: merged into every run (``configurable``
+    values, ``recursion_limit``...). ``context``: the runtime context every run gets (a dict or
+    an instance of the graph's ``context_schema``). ``prompts``: ``gg.prompt`` names with default
+    text the source scan cannot see. ``exclude``: modules to leave alone.
     """
 
     def __init__(
@@ -79,32 +124,47 @@ class LangGraphSystem:
         *,
         input_fn: Callable[[Any], Any] | None = None,
         config: RunnableConfig | None = None,
+        context: Any = None,
         prompts: Mapping[str, str] | None = None,
         exclude: Iterable[str] = (),
     ) -> None:
+        boundary.install()
         self.graph: Pregel = ensure_compiled(graph)
         self._declared = dict(prompts or {})
-        slots = discover(self.graph, self._declared)
-        excluded = set(exclude)
-        unknown = sorted(excluded - set(slots))
+        self._found = find_slots(self.graph, self._declared)
+        self._excluded = set(exclude)
+        unknown = sorted(self._excluded - set(self._found))
         if unknown:
             raise KeyError(
-                f"cannot exclude unknown module(s) {unknown}; modules are {sorted(slots)}"
+                f"cannot exclude unknown module(s) {unknown}; modules are {sorted(self._found)}"
             )
-        self.slots: dict[str, PromptSlot] = {n: s for n, s in slots.items() if n not in excluded}
-        if not self.slots:
-            raise ValueError("every discovered prompt is excluded; nothing is left to optimize")
-        self._all_slots = slots
+        self.probe_report: ProbeReport | None = None
+        self._select({name for name, slot in self._found.items() if slot.strong})
         self._input_fn = input_fn
         self._config = config
+        self._context = _as_dict(context)
+        self._context_schema = _internals.context_schema(self.graph)
         self._fields = _internals.input_fields(self.graph)
-        self._copies: OrderedDict[str, Pregel] = OrderedDict()
-        checkpointer = self.graph.checkpointer
-        self._saver = InMemorySaver() if isinstance(checkpointer, BaseCheckpointSaver) else None
+        self._run_graph = self._graph_for_rollouts()
+
+    def _select(self, names: set[str]) -> None:
+        self.slots: dict[str, PromptSlot] = {
+            name: slot for name, slot in self._found.items()
+            if name in names and name not in self._excluded
+        }
+
+    @property
+    def needs_probe(self) -> bool:
+        """Whether candidates wait for a probe run, or nothing was found without one."""
+        return not self.slots or any(not slot.strong for slot in self._found.values())
 
     # -- the System protocol
 
     def modules(self) -> dict[str, str]:
+        if not self.slots:
+            raise NoPromptsFound(no_prompts_message(
+                self.graph, self._found, self.probe_report.unclaimed if self.probe_report else None
+            ))
         return {name: slot.text for name, slot in self.slots.items()}
 
     def node_of(self, module: str) -> str | None:
@@ -117,6 +177,12 @@ class LangGraphSystem:
         """Raise ValueError for an example whose graph input lacks what the graph requires."""
         if not isinstance(example, Mapping):
             raise ValueError(f"examples must be mappings, got {type(example).__name__}")
+        for name, kind in (("context", Mapping), ("config", Mapping), ("resume", list)):
+            value = self._run_field(example, name)
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(
+                    f"the example's {name!r} must be a {kind.__name__}, got {type(value).__name__}"
+                )
         if self._input_fn is not None or self._fields is None:
             return
         fields, required = self._fields
@@ -138,38 +204,107 @@ class LangGraphSystem:
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
         self._check_candidate(candidate)  # a wrong module name fails loudly, not as a score
-        collector = TraceCollector()
-        thread_id = f"gepa-{uuid.uuid4()}"
+        specs = {name: slot.spec for name, slot in self.slots.items()}
         try:
-            graph = self.graph_for(candidate)  # raises for a template that does not parse
-            graph_input = self.graph_input(example)
-            output = await graph.ainvoke(graph_input, self._run_config(collector, thread_id))
+            substitution = boundary.Substitution(specs, candidate)
+        except ValueError as exc:  # a rewrite that is no longer a valid template
+            return Rollout(error=error_text(exc))
+        rollout, _ = await self._invoke(substitution, example)
+        return rollout
+
+    # -- the probe run
+
+    async def aprobe(self, example: Any) -> ProbeReport:
+        """Run the seed on ``example`` to see which found prompts reach a model.
+
+        Candidates that reached a model in a system message become modules; every other found
+        prompt stays a module, and ``probe_report`` lists what reached no model and the system
+        messages no module holds.
+        """
+        substitution = boundary.Substitution({n: s.spec for n, s in self._found.items()}, {})
+        rollout, collector = await self._invoke(substitution, example)
+        reached: dict[str, list[str]] = {}
+        for record in rollout.trace.records:
+            for module in record.modules or () if record.kind == "llm" else ():
+                nodes = reached.setdefault(module, [])
+                if record.node and record.node not in nodes:
+                    nodes.append(record.node)
+        system_texts = list(dict.fromkeys(collector.system_texts))
+        in_system = set(substitution.modules_in(system_texts))
+        confirmed = [n for n, s in self._found.items() if not s.strong and n in in_system]
+        strong = [n for n, s in self._found.items() if s.strong]
+        claimed = [s.spec.pattern() for n, s in self._found.items() if n in reached]
+        self.probe_report = ProbeReport(
+            reached=reached,
+            confirmed=confirmed,
+            unreached=[n for n in strong if n not in reached and n not in self._excluded],
+            unclaimed=[t for t in system_texts if t.strip()
+                       and not any(p.occurs_in(t) for p in claimed)],
+            error=rollout.error,
+        )
+        self._select({*strong, *confirmed})
+        return self.probe_report
+
+    def probe(self, example: Any) -> ProbeReport:
+        """``aprobe`` for code that is not async."""
+        return asyncio.run(self.aprobe(example))
+
+    def describe(self) -> str:
+        """The modules as a table, with what a probe run showed (NoPromptsFound when none)."""
+        self.modules()
+        title = f"{len(self.slots)} prompt(s) in graph {self.graph.get_name()!r}"
+        notes = self.probe_report.notes() if self.probe_report else []
+        candidates = [n for n, s in self._found.items() if not s.strong and n not in self.slots]
+        if candidates and self.probe_report is None:
+            notes.append(f"candidates a probe run may confirm (--probe EXAMPLE): {candidates}")
+        return table(self.slots, title, notes)
+
+    # -- running the graph
+
+    async def _invoke(
+        self, substitution: boundary.Substitution, example: Any
+    ) -> tuple[Rollout, TraceCollector]:
+        collector = TraceCollector(substitution)
+        thread_id = f"gepa-{uuid.uuid4()}"
+        graph = self._run_graph
+        try:
+            config = self._run_config(collector, thread_id, substitution, example)
+            context = self._run_context(substitution, example)
+            kwargs = {"context": context} if context is not None else {}
+            output = await graph.ainvoke(self.graph_input(example), config, **kwargs)
+            for value in self._run_field(example, "resume") or ():
+                if not _interrupted(output):
+                    break
+                output = await graph.ainvoke(Command(resume=value), config, **kwargs)
+            if _interrupted(output):
+                raise RuntimeError(
+                    f"the graph stopped at an interrupt ({_interrupt_text(output)}); give the "
+                    "example a 'resume' list with the value(s) to answer it"
+                )
         except Exception as exc:  # a failed rollout is a scored failure, never a crash
-            return Rollout(output=None, trace=collector.trace, error=error_text(exc),
-                           retryable=is_transient(exc))
+            rollout = Rollout(output=None, trace=collector.trace, error=error_text(exc),
+                              retryable=is_transient(exc))
+        else:
+            rollout = Rollout(output=output, trace=collector.trace)
         finally:
-            if self._saver is not None:
-                self._saver.delete_thread(thread_id)
-        return Rollout(output=output, trace=collector.trace)
+            if graph.checkpointer is not self.graph.checkpointer:
+                graph.checkpointer.delete_thread(thread_id)
+        return rollout, collector
 
-    # -- helpers
-
-    def graph_for(self, candidate: Mapping[str, str]) -> Pregel:
-        """The graph running ``candidate``'s prompts (cached per prompt set; never the user's)."""
-        self._check_candidate(candidate)
-        prompts = {name: text for name, text in candidate.items() if name in self.slots}
-        key = content_id(prompts)
-        if key in self._copies:
-            self._copies.move_to_end(key)
-            return self._copies[key]
-        graph = substituted(self.graph, self._all_slots, prompts)
-        if self._saver is not None:
-            graph = _internals.copy_graph(graph) if graph is self.graph else graph
-            graph.checkpointer = self._saver
-        self._copies[key] = graph
-        if len(self._copies) > _COPY_CACHE_SIZE:
-            self._copies.popitem(last=False)
-        return graph
+    def _graph_for_rollouts(self) -> Pregel:
+        """The user's graph, or a shallow copy without interrupts and with a private saver."""
+        changes: dict[str, Any] = {}
+        interrupts = _internals.interrupt_nodes(self.graph)
+        if interrupts:
+            warnings.warn(
+                f"the graph interrupts at {interrupts}; rollouts run through to the end "
+                "(interrupts off; an example's 'resume' list answers interrupt() calls)",
+                stacklevel=3,
+            )
+            changes.update(interrupt_before_nodes=[], interrupt_after_nodes=[])
+        if isinstance(self.graph.checkpointer, BaseCheckpointSaver) or interrupts:
+            changes["checkpointer"] = InMemorySaver()
+        return _internals.copy_graph(self.graph, **changes) if changes else self.graph
 
     def graph_input(self, example: Any) -> Any:
         """The graph input for ``example`` (the convention is in the module docstring)."""
@@ -179,7 +314,8 @@ class LangGraphSystem:
             inputs = example["inputs"]
             return dict(inputs) if isinstance(inputs, Mapping) else inputs
         if self._fields is None:
-            return {k: v for k, v in example.items() if k not in LABEL_FIELDS}
+            return {k: v for k, v in example.items()
+                    if k not in LABEL_FIELDS and k not in RUN_FIELDS}
         fields = self._fields[0]
         graph_input = {k: example[k] for k in fields if k in example and k not in LABEL_FIELDS}
         if "messages" in fields and "messages" not in graph_input:
@@ -190,14 +326,37 @@ class LangGraphSystem:
                 graph_input["messages"] = [HumanMessage(content=text)]
         return graph_input
 
-    def _run_config(self, collector: TraceCollector, thread_id: str) -> RunnableConfig:
-        run: RunnableConfig = {"callbacks": [collector]}
-        if self._saver is not None:
-            run["configurable"] = {"thread_id": thread_id}
-        return merge_configs(self._config, run)
+    def _run_field(self, example: Any, name: str) -> Any:
+        """An example's run field, unless the graph's input schema has a field of that name."""
+        if self._fields is not None and name in self._fields[0]:
+            return None
+        return example.get(name) if isinstance(example, Mapping) else None
+
+    def _run_config(self, collector: TraceCollector, thread_id: str,
+                    substitution: boundary.Substitution, example: Any) -> RunnableConfig:
+        configurable: dict[str, Any] = {boundary.CONFIG_KEY: substitution}
+        for name in self.slots:
+            kind, _, field = name.partition(".")
+            if kind in ("context", "configurable") and self.slots[name].kind == kind:
+                configurable[field] = substitution.prompts[name]
+        if self._run_graph.checkpointer is not None:
+            configurable["thread_id"] = thread_id
+        run: RunnableConfig = {"callbacks": [collector], "configurable": configurable}
+        config = merge_configs(self._config, self._run_field(example, "config"), run)
+        config.setdefault("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        return config
+
+    def _run_context(self, substitution: boundary.Substitution, example: Any) -> Any:
+        values = {**self._context, **(self._run_field(example, "context") or {})}
+        if self._context_schema is None:
+            return values or None
+        for name, slot in self.slots.items():
+            if slot.kind == "context":
+                values[slot.leaf.name] = substitution.prompts[name]
+        return values
 
     def _check_candidate(self, candidate: Mapping[str, str]) -> None:
-        unknown = sorted(set(candidate) - set(self._all_slots))
+        unknown = sorted(set(candidate) - set(self._found))
         if unknown:
             raise KeyError(
                 f"candidate has unknown module(s) {unknown}; modules are {sorted(self.slots)}"
@@ -208,3 +367,104 @@ class LangGraphSystem:
             return self.slots[module]
         except KeyError:
             raise KeyError(f"unknown module {module!r}; modules are {sorted(self.slots)}") from None
+
+
+def _as_dict(context: Any) -> dict[str, Any]:
+    if context is None:
+        return {}
+    if isinstance(context, Mapping):
+        return dict(context)
+    if dataclasses.is_dataclass(context):
+        return {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+    if hasattr(context, "model_dump"):
+        return {name: getattr(context, name) for name in type(context).model_fields}
+    raise TypeError(f"context must be a mapping, a dataclass or a pydantic model, got "
+                    f"{type(context).__name__}")
+
+
+def _interrupted(output: Any) -> bool:
+    return isinstance(output, Mapping) and bool(output.get(_INTERRUPT_KEY))
+
+
+def _interrupt_text(output: Any) -> str:
+    values = [getattr(i, "value", i) for i in output.get(_INTERRUPT_KEY) or ()]
+    return "; ".join(str(v)[:80] for v in values)
+
+
+# ----------------------------------------------------------------------------- production
+
+
+def describe(graph: Pregel, declared: Mapping[str, str] | None = None, probe: Any = None) -> str:
+    """A table of ``graph``'s prompts; with ``probe`` (an example), after a probe run of the seed."""
+    system = LangGraphSystem(graph, prompts=declared)
+    if probe is not None:
+        system.probe(probe)
+    return system.describe()
+
+
+def _check_names(slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]) -> None:
+    unknown = sorted(set(prompts) - set(slots))
+    if unknown:
+        raise KeyError(f"unknown prompt module(s) {unknown}; the graph has {sorted(slots)}")
+    for name, text in prompts.items():
+        if not isinstance(text, str):
+            raise TypeError(f"prompt {name!r} must be a str, got {type(text).__name__}")
+
+
+def _with_substitution(graph: Pregel, slots: Mapping[str, PromptSlot],
+                       prompts: Mapping[str, str]) -> dict[str, Any]:
+    """``graph.config`` with a Substitution for ``prompts`` added to the one it may carry."""
+    config = dict(graph.config or {})
+    configurable = dict(config.get("configurable") or {})
+    previous = configurable.get(boundary.CONFIG_KEY)
+    texts = dict(previous.prompts) if isinstance(previous, boundary.Substitution) else {}
+    texts.update(prompts)
+    specs = {name: slots[name].spec for name in texts if name in slots}
+    configurable[boundary.CONFIG_KEY] = boundary.Substitution(specs, texts)
+    config["configurable"] = configurable
+    return config
+
+
+def with_prompts(
+    graph: Pregel, prompts: Mapping[str, str], declared: Mapping[str, str] | None = None
+) -> Pregel:
+    """A copy of ``graph`` that runs ``prompts`` (module -> text); the original is left alone.
+
+    Works for every kind of prompt, exactly as rollouts substitute them: the copy's config
+    carries the texts, which reach every model call the copy's runs make.
+    """
+    boundary.install()
+    graph = ensure_compiled(graph)
+    slots = find_slots(graph, declared)
+    _check_names(slots, prompts)
+    return _internals.copy_graph(graph, config=_with_substitution(graph, slots, prompts))
+
+
+def apply(
+    graph: Pregel, prompts: Mapping[str, str], declared: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Write ``prompts`` into ``graph`` and the objects it uses, in place; module -> where.
+
+    Templates and messages change where they are, closure variables, module constants and
+    attributes and object attributes are reassigned, configuration and context classes get new
+    field defaults. Prompts with no such place (string literals in a function, ``gg.prompt``
+    calls) go into ``graph.config``, which LangGraph merges into every run of this graph object.
+    """
+    boundary.install()
+    slots = find_slots(graph, declared)
+    _check_names(slots, prompts)
+    written: dict[str, str] = {}
+    carried: dict[str, str] = {}
+    for name, text in prompts.items():
+        slot = slots[name]
+        if text == slot.text:
+            continue
+        try:
+            slot.leaf.write(text)
+            written[name] = slot.where
+        except CannotWriteInPlace:
+            carried[name] = text
+            written[name] = "graph.config (no place in the code to write it)"
+    if carried:
+        graph.config = _with_substitution(graph, slots, carried)
+    return written

@@ -12,6 +12,11 @@ Attribution: a run's node comes from LangGraph's metadata at its start
 (``_internals.node_path_of``: "node", or "parent/child" inside a subgraph); runs without that
 metadata inherit their parent run's node. End and error events carry no metadata, so records are
 found by run id. Records are appended at start, so they are in start order.
+
+Given the run's ``boundary.Substitution``, the trace is attributed by prompt: a model call's
+``modules`` are those whose prompt its messages carried (whichever node, tool or edge made the
+call), the node step around the call gets them too, and so does every tool call the model
+asked for (matched by tool-call id).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from uuid import UUID
 
 from gepa_graph.integrations.langgraph._internals import node_path_of
+from gepa_graph.integrations.langgraph.boundary import Substitution, texts_of
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
@@ -98,15 +104,23 @@ class _Run:
     node: str | None
     record: TraceRecord | None = None
     model: str | None = None
+    step: TraceRecord | None = None  # the node step this run belongs to
 
 
 class TraceCollector(BaseCallbackHandler):
-    """Collects one rollout's trace; give each rollout its own collector (``.trace``)."""
+    """Collects one rollout's trace; give each rollout its own collector (``.trace``).
+
+    ``system_texts`` keeps the text of every system message a model received (the probe run
+    reads it to find prompts no module claims).
+    """
 
     run_inline = True  # called in order on the event loop for async runs; no thread hop
 
-    def __init__(self) -> None:
-        self.trace = Trace()
+    def __init__(self, substitution: Substitution | None = None) -> None:
+        self.trace = Trace(by_prompt=substitution is not None)
+        self.system_texts: list[str] = []
+        self._substitution = substitution
+        self._tool_call_modules: dict[str, list[str]] = {}
         self._runs: dict[UUID, _Run] = {}
         self._lock = threading.Lock()  # sync nodes run in worker threads
 
@@ -120,6 +134,7 @@ class TraceCollector(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None,
         inputs: Any = None,
         model: str | None = None,
+        modules: list[str] | None = None,
     ) -> None:
         with self._lock:
             parent = self._runs.get(parent_run_id) if parent_run_id else None
@@ -127,7 +142,12 @@ class TraceCollector(BaseCallbackHandler):
             if kind == "node" and (node is None or (parent is not None and parent.node == node)):
                 kind = None  # not a node step: the graph itself, or a run inside a node's step
             record = self.trace.add(kind, node=node, inputs=inputs) if kind else None
-            self._runs[run_id] = _Run(node=node, record=record, model=model)
+            step = record if kind == "node" else (parent.step if parent else None)
+            self._runs[run_id] = _Run(node=node, record=record, model=model, step=step)
+            if modules:
+                for target in (record, step):
+                    if target is not None:
+                        target.modules = sorted({*(target.modules or ()), *modules})
 
     def _end(self, run_id: UUID, **fields: Any) -> _Run | None:
         with self._lock:
@@ -175,7 +195,13 @@ class TraceCollector(BaseCallbackHandler):
         batches = [[to_jsonable(m) for m in batch] for batch in messages]
         inputs = {"messages": batches[0] if len(batches) == 1 else batches}
         model = _start_model(kwargs, metadata)
-        self._start("llm", run_id, parent_run_id, metadata, inputs, model)
+        flat = [message for batch in messages for message in batch]
+        with self._lock:
+            self.system_texts.extend(
+                texts_of(m for m in flat if getattr(m, "type", None) == "system")
+            )
+        modules = self._substitution.modules_in(texts_of(flat)) if self._substitution else None
+        self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
 
     def on_llm_start(
         self,
@@ -188,7 +214,10 @@ class TraceCollector(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         model = _start_model(kwargs, metadata)
-        self._start("llm", run_id, parent_run_id, metadata, {"prompts": list(prompts)}, model)
+        modules = self._substitution.modules_in(prompts) if self._substitution else None
+        self._start(
+            "llm", run_id, parent_run_id, metadata, {"prompts": list(prompts)}, model, modules
+        )
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
@@ -198,6 +227,11 @@ class TraceCollector(BaseCallbackHandler):
             response.generations[0][0] if response.generations and response.generations[0] else None
         )
         message = getattr(generation, "message", None)
+        if message is not None and run is not None and run.record is not None:
+            with self._lock:  # the tools this call asks for run for the same modules
+                for call in getattr(message, "tool_calls", None) or ():
+                    if call.get("id") and run.record.modules:
+                        self._tool_call_modules[call["id"]] = run.record.modules
         if message is not None:
             outputs: Any = {"message": to_jsonable(message)}
         else:
@@ -222,7 +256,12 @@ class TraceCollector(BaseCallbackHandler):
     ) -> None:
         name = (serialized or {}).get("name") or kwargs.get("name")
         arguments = to_jsonable(inputs) if inputs is not None else input_str
-        self._start("tool", run_id, parent_run_id, metadata, {"name": name, "args": arguments})
+        with self._lock:
+            modules = self._tool_call_modules.get(kwargs.get("tool_call_id") or "")
+        self._start(
+            "tool", run_id, parent_run_id, metadata, {"name": name, "args": arguments},
+            modules=modules,
+        )
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if isinstance(output, ToolMessage):

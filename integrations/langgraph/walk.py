@@ -1,24 +1,21 @@
-"""One traversal of everything a compiled graph runs, for discovery and for substitution.
+"""One read-only traversal of everything a compiled graph runs, to find the prompts in it.
 
 A *leaf* is a place that holds prompt text: a ``PromptTemplate`` (alone or inside a
-``ChatPromptTemplate``), a literal ``SystemMessage``, a string in a closure cell or a module
-global of your own code whose variable name says it is a prompt, or a ``gg.prompt`` call.
+``ChatPromptTemplate``), a literal ``SystemMessage``, a string in a closure cell, a module global
+or a module attribute (``prompts.MAIN_PROMPT``), an attribute of your own object, a field default
+of a configuration class your code reads, a string literal inside a function, or a
+``gg.prompt`` call.
 
-``Walker(replacements).walk(graph)`` visits the graph's nodes and, recursively, the runnables,
-functions, closure cells and module globals they reach. It records every leaf it meets (with the
-node paths it was reached from) and returns the graph unchanged, or, for leaves named in
-``replacements``, a copy holding the new text. Only objects on the way to a replaced leaf are
-copied; models, tools, checkpointers and everything else are shared, and nothing is mutated, so
-rollouts of different candidates run side by side safely. Functions are copied with
-``types.FunctionType`` over a copied closure cell or a copied globals dict, so a node that
-formats a module constant sees the candidate's text without the module being touched.
+``Walker().walk(graph)`` visits the graph's nodes and conditional edges and, recursively, the
+runnables, tools, functions, closure cells, module globals and user objects they reach, and
+records every leaf with the node paths it was reached from. It never changes anything: rollouts
+substitute prompts at the model boundary (``boundary``); a leaf's ``write`` is the one in-place
+change (``Result.apply``).
 
-Objects are memoised by identity: a cell shared by a node's sync and async functions is copied
-once and both copies use it, and a prompt reached from two nodes is recorded once with both.
-
-Raw strings count as prompts only in your own code (not in langchain/langgraph/stdlib), and only
-when the variable name matches ``PROMPT_NAME``; the framework's prompts are found as template
-and message objects.
+Leaves are *strong* when the code says they are prompts (template and message objects, names
+matching ``PROMPT_NAME``, ``gg.prompt``) and *weak* otherwise (prose held under another name, a
+string literal in a function): a weak leaf becomes a module only when a probe run shows it
+reaching a model. Strings count only in your own code (not in langchain/langgraph/stdlib).
 """
 
 from __future__ import annotations
@@ -27,16 +24,16 @@ import ast
 import functools
 import inspect
 import re
-import string
 import sys
 import textwrap
 import types
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
+from gepa_graph.integrations.langgraph.patterns import variables_of
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
@@ -55,28 +52,34 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 PROMPT_NAME = re.compile(r"prompt|instruction|template|system|persona|guideline|rubric", re.I)
-"""A string variable is a prompt when its name matches this (case-insensitive)."""
+"""A string variable is a (strong) prompt when its name matches this (case-insensitive)."""
 
 _FRAMEWORK_PACKAGES = frozenset({"langsmith", "pydantic", "gepa_graph", "litellm", "openai"})
 
 
-def is_user_code(function: types.FunctionType) -> bool:
-    """Whether a function was written by the user rather than by a library or the stdlib."""
-    top = (getattr(function, "__module__", None) or "").split(".")[0]
-    return not (
+def is_user_code(obj: Any) -> bool:
+    """Whether a function, class or module was written by the user, not a library or the stdlib."""
+    name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
+    top = (name or "").split(".")[0]
+    return bool(top) and not (
         top in sys.stdlib_module_names
         or top in _FRAMEWORK_PACKAGES
-        or top.startswith(("langchain", "langgraph"))
+        or top.startswith(("langchain", "langgraph", "_pytest", "pytest", "builtins"))
     )
+
+
+def looks_like_prose(text: str) -> bool:
+    """Whether a string under a name that does not say "prompt" could still be one."""
+    return len(text.strip()) >= 24 and len(text.split()) >= 4
 
 
 def template_variables(text: str) -> tuple[str, ...]:
     """The ``{var}`` fields of an f-string template, () when the text is not one."""
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-    except ValueError:
-        return ()
-    return tuple(sorted(name for name in fields if name.isidentifier()))
+    return variables_of(text, "f-string")
+
+
+class CannotWriteInPlace(Exception):
+    """``apply`` has no place to write this prompt; ``str(exc)`` says how to load it instead."""
 
 
 # ----------------------------------------------------------------------------- leaves
@@ -90,16 +93,21 @@ class Leaf:
     label: str
     where: str
     text: str
-    variables: tuple[str, ...]
     key: Hashable
+    template_format: str = "f-string"
+    strong: bool = True
 
-    def replacement(self, text: str) -> Any:
-        """The object that takes this leaf's place in a copy (a new template, message, cell)."""
-        raise NotImplementedError
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return variables_of(self.text, self.template_format)
 
     def write(self, text: str) -> None:
         """Change the text in place (``Result.apply``)."""
-        raise NotImplementedError
+        raise CannotWriteInPlace(
+            f"{self.where} cannot be changed in place; run the graph returned by "
+            "gepa_graph.integrations.langgraph.with_prompts(graph, prompts) (or "
+            "tracking.registry.with_registry_prompts) instead"
+        )
 
 
 @dataclass(eq=False)
@@ -110,31 +118,22 @@ class TemplateLeaf(Leaf):
     @classmethod
     def of(cls, template: PromptTemplate, label: str, where: str,
            chat: ChatPromptTemplate | None = None) -> TemplateLeaf:
-        """The leaf for a template object: its text, variables and identity come from it."""
+        """The leaf for a template object: its text, format and identity come from it."""
         return cls(
             kind="template", label=label, where=where, text=template.template,
-            variables=tuple(sorted(template.input_variables)), key=("object", id(template)),
+            key=("object", id(template)), template_format=template.template_format,
             template=template, chat=chat,
         )
 
-    def _rebuilt(self, text: str) -> PromptTemplate:
+    def write(self, text: str) -> None:
         # from_template validates the text and finds its variables (raises on a broken one).
         parsed = PromptTemplate.from_template(
             text,
             template_format=self.template.template_format,
             partial_variables=self.template.partial_variables,
         )
-        return self.template.model_copy(
-            update={"template": text, "input_variables": parsed.input_variables}
-        )
-
-    def replacement(self, text: str) -> PromptTemplate:
-        return self._rebuilt(text)
-
-    def write(self, text: str) -> None:
-        rebuilt = self._rebuilt(text)
-        self.template.template = rebuilt.template
-        self.template.input_variables = rebuilt.input_variables
+        self.template.template = text
+        self.template.input_variables = parsed.input_variables
         if self.chat is not None:
             self.chat.input_variables = chat_input_variables(self.chat, self.chat.messages)
 
@@ -142,9 +141,6 @@ class TemplateLeaf(Leaf):
 @dataclass(eq=False)
 class MessageLeaf(Leaf):
     message: SystemMessage = field(default=None, repr=False)
-
-    def replacement(self, text: str) -> SystemMessage:
-        return self.message.model_copy(update={"content": text})
 
     def write(self, text: str) -> None:
         self.message.content = text
@@ -154,28 +150,35 @@ class MessageLeaf(Leaf):
 class CellLeaf(Leaf):
     cell: types.CellType = field(default=None, repr=False)
 
-    def replacement(self, text: str) -> types.CellType:
-        return types.CellType(text)
-
     def write(self, text: str) -> None:
         self.cell.cell_contents = text
 
 
 @dataclass(eq=False)
-class GlobalLeaf(Leaf):
-    namespace: dict[str, Any] = field(default=None, repr=False)
+class AttributeLeaf(Leaf):
+    """A module global, a module attribute or an attribute of a user object."""
+
+    owner: Any = field(default=None, repr=False)
     name: str = ""
 
-    def replacement(self, text: str) -> str:
-        return text
+    def write(self, text: str) -> None:
+        setattr(self.owner, self.name, text)
+
+
+@dataclass(eq=False)
+class FieldLeaf(Leaf):
+    """The default of a field of a dataclass or pydantic configuration/context class."""
+
+    owner: type = field(default=None, repr=False)
+    name: str = ""
 
     def write(self, text: str) -> None:
-        self.namespace[self.name] = text
+        _internals.set_field_default(self.owner, self.name, text)
 
 
 @dataclass(eq=False)
 class DeclaredLeaf(Leaf):
-    """A ``gg.prompt(name, default)`` call: substituted through the run config, not a copy."""
+    """A ``gg.prompt(name, default)`` call: its text travels in the run's config."""
 
 
 def chat_input_variables(chat: ChatPromptTemplate, messages: list[Any]) -> list[str]:
@@ -195,7 +198,36 @@ def _role(message_template: BaseMessagePromptTemplate) -> str:
     return name.removesuffix("MessagePromptTemplate").lower() or "message"
 
 
-# ----------------------------------------------------------------------------- gg.prompt calls
+def string_leaf(owner: Any, name: str, text: str, where: str) -> Leaf | None:
+    """The leaf for a named string (global, attribute), or None when it cannot be a prompt."""
+    if not text.strip():
+        return None
+    strong = bool(PROMPT_NAME.search(name))
+    if not (strong or looks_like_prose(text)):
+        return None
+    return AttributeLeaf(
+        kind="string", label=name.lower(), where=where, text=text,
+        key=("attribute", id(owner), name), strong=strong, owner=owner, name=name,
+    )
+
+
+def field_leaves(schema: Any, kind: str) -> list[Leaf]:
+    """Leaves for the string defaults of a dataclass or pydantic class's fields."""
+    leaves = []
+    for name, default in _internals.field_defaults(schema).items():
+        if not isinstance(default, str) or not default.strip():
+            continue
+        strong = bool(PROMPT_NAME.search(name))
+        if strong or looks_like_prose(default):
+            leaves.append(FieldLeaf(
+                kind=kind, label=name, where=f"{kind} field {schema.__name__}.{name}",
+                text=default, key=("field", id(schema), name), strong=strong,
+                owner=schema, name=name,
+            ))
+    return leaves
+
+
+# ----------------------------------------------------------------------------- source reading
 
 
 @functools.lru_cache(maxsize=1024)
@@ -240,6 +272,30 @@ def declared_calls(function: types.FunctionType) -> list[tuple[str, str]]:
     return found
 
 
+def _assigned_names(code: types.CodeType) -> dict[str, str]:
+    """String literal -> the local variable it is assigned to, from the function's source."""
+    tree = _parsed_source(code)
+    names: dict[str, str] = {}
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                names.setdefault(node.value.value, target.id)
+    return names
+
+
+def _literals(code: types.CodeType) -> list[str]:
+    """String constants of a code object and the code nested in it, docstrings left out."""
+    docstring = code.co_consts[0] if code.co_consts and isinstance(code.co_consts[0], str) else None
+    found = []
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            found.extend(_literals(constant))
+        elif isinstance(constant, str) and constant is not docstring:
+            found.append(constant)
+    return found
+
+
 def _referenced_names(code: types.CodeType) -> list[str]:
     """Global names a code object (and the functions, lambdas, comprehensions in it) may load."""
     names = list(code.co_names)
@@ -251,57 +307,36 @@ def _referenced_names(code: types.CodeType) -> list[str]:
 
 # ----------------------------------------------------------------------------- the walker
 
-_OPAQUE = (BaseLanguageModel, BaseTool, BaseCheckpointSaver)
-
-
-def _walkable(value: Any) -> bool:
-    if isinstance(value, _OPAQUE):
-        return False
-    return isinstance(
-        value,
-        (
-            Runnable,
-            SystemMessage,
-            types.FunctionType,
-            types.MethodType,
-            functools.partial,
-            types.CellType,
-        ),
-    )
+_OPAQUE = (BaseLanguageModel, BaseCheckpointSaver)
 
 
 class Walker:
     """Visits a graph once; see the module docstring.
 
-    ``replacements`` maps leaf keys (from a discovery walk of the same graph) to new text.
     After ``walk``, ``leaves`` holds every leaf in discovery order and ``nodes`` the node paths
     each leaf was reached from (None: reached outside any node).
     """
 
-    def __init__(self, replacements: Mapping[Hashable, str] | None = None) -> None:
-        self.replacements = dict(replacements or {})
+    def __init__(self, skip_classes: tuple[type, ...] = ()) -> None:
         self.leaves: dict[Hashable, Leaf] = {}
         self.nodes: dict[Hashable, list[str | None]] = {}
-        self._memo: dict[int, Any] = {}
-        self._keep_alive: list[Any] = []  # ids in _memo must not be reused during a walk
+        self._skip_classes = skip_classes  # e.g. the context schema, read as "context.*"
+        self._seen: set[int] = set()
+        self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
         self._stack: list[set[Hashable]] = []
-        self._copied_globals: dict[int, dict[str, Any]] = {}
 
-    def walk(self, graph: Pregel) -> Pregel:
-        result = self.visit(graph, None, "graph")
-        self._relink_copied_globals()
-        return result
+    def walk(self, graph: Pregel) -> None:
+        self.visit(graph, None, "graph")
 
     # -- bookkeeping
 
-    def _leaf(self, leaf: Leaf, node: str | None) -> Any:
-        """Record ``leaf`` as reached from ``node``; its replacement object, or None to keep it."""
+    def _leaf(self, leaf: Leaf, node: str | None) -> None:
+        """Record ``leaf`` as reached from ``node``."""
         known = self.leaves.setdefault(leaf.key, leaf)
-        self._note([known.key], node)
-        if known.key in self.replacements:
-            return known.replacement(self.replacements[known.key])
-        return None
+        if leaf.strong and not known.strong:
+            self.leaves[leaf.key] = leaf
+        self._note([leaf.key], node)
 
     def _note(self, keys: Any, node: str | None) -> None:
         for key in keys:
@@ -311,254 +346,208 @@ class Walker:
             if self._stack:
                 self._stack[-1].add(key)
 
-    def visit(self, value: Any, node: str | None, label: str, user: bool = False) -> Any:
-        """``value`` itself, or its copy with replaced leaves. ``label`` names the binding."""
-        if not _walkable(value):
-            return value
+    def visit(self, value: Any, node: str | None, label: str) -> None:
+        """Record the leaves reachable from ``value``; ``label`` names the binding."""
+        if isinstance(value, _OPAQUE) or isinstance(value, (str, bytes, int, float, bool)):
+            return
+        if value is None:
+            return
         oid = id(value)
-        if oid in self._memo:  # shared object, or a cycle back to one still being visited
+        if oid in self._seen:  # shared object, or a cycle back to one still being visited
             self._note(self._under.get(oid, ()), node)
-            return self._memo[oid]
-        self._memo[oid] = value
+            return
+        self._seen.add(oid)
         self._keep_alive.append(value)
         self._stack.append(set())
         try:
-            result = self._dispatch(value, node, label, user)
+            self._dispatch(value, node, label)
         finally:
             under = self._stack.pop()
         self._under[oid] = under
         if self._stack:
             self._stack[-1].update(under)
-        self._memo[oid] = result
-        return result
 
     # -- object kinds
 
-    def _dispatch(self, value: Any, node: str | None, label: str, user: bool) -> Any:
+    def _dispatch(self, value: Any, node: str | None, label: str) -> None:
         if isinstance(value, Pregel):
-            return self._graph(value, node)
-        if isinstance(value, ChatPromptTemplate):
-            return self._chat(value, node)
-        if isinstance(value, PromptTemplate):
-            leaf = TemplateLeaf.of(value, label, f"PromptTemplate `{label}`")
-            replaced = self._leaf(leaf, node)
-            return value if replaced is None else replaced
-        if isinstance(value, SystemMessage):
-            return self._message(value, node, f"SystemMessage held by `{label}`")
-        if isinstance(value, RunnableSequence):
-            steps = [self.visit(step, node, label) for step in value.steps]
-            if all(new is old for new, old in zip(steps, value.steps, strict=True)):
-                return value
-            return RunnableSequence(*steps, name=value.name)
-        if isinstance(value, RunnableParallel):
-            branches = {key: self.visit(step, node, key) for key, step in value.steps__.items()}
-            if all(branches[key] is step for key, step in value.steps__.items()):
-                return value
-            return value.model_copy(update={"steps__": branches})
-        if isinstance(value, (RunnableBinding, RunnableBindingBase, RunnableEachBase)):
-            return self._fields(value, node, label, ("bound",))
-        if isinstance(value, RunnableWithFallbacks):
-            return self._fields(value, node, label, ("runnable", "fallbacks"))
-        if isinstance(value, RunnableAssign):
-            return self._fields(value, node, label, ("mapper",))
-        parts = _internals.function_parts(value)
-        if parts is not None:
-            new_parts = {name: self.visit(fn, node, label) for name, fn in parts.items()}
-            if all(new_parts[name] is fn for name, fn in parts.items()):
-                return value
-            return _internals.with_function_parts(value, new_parts)
-        if isinstance(value, types.FunctionType):
-            return self._function(value, node)
-        if isinstance(value, types.MethodType):
-            function = self.visit(value.__func__, node, label)
-            return (
-                value if function is value.__func__ else types.MethodType(function, value.__self__)
-            )
-        if isinstance(value, functools.partial):
-            return self._partial(value, node, label)
-        if isinstance(value, types.CellType):
-            return self._cell(value, node, label, user)
-        return value
+            self._graph(value, node)
+        elif isinstance(value, ChatPromptTemplate):
+            self._chat(value, node)
+        elif isinstance(value, PromptTemplate):
+            self._leaf(TemplateLeaf.of(value, label, f"PromptTemplate `{label}`"), node)
+        elif isinstance(value, SystemMessage):
+            self._message(value, node, f"SystemMessage held by `{label}`")
+        elif isinstance(value, RunnableSequence):
+            for step in value.steps:
+                self.visit(step, node, label)
+        elif isinstance(value, RunnableParallel):
+            for key, step in value.steps__.items():
+                self.visit(step, node, key)
+        elif isinstance(value, (RunnableBinding, RunnableBindingBase, RunnableEachBase)):
+            self.visit(value.bound, node, label)
+        elif isinstance(value, RunnableWithFallbacks):
+            for runnable in [value.runnable, *value.fallbacks]:
+                self.visit(runnable, node, label)
+        elif isinstance(value, RunnableAssign):
+            self.visit(value.mapper, node, label)
+        elif isinstance(value, BaseTool):
+            for function in _internals.tool_functions(value):
+                self.visit(function, node, value.name)
+        elif (tools := _internals.node_tools(value)) is not None:  # ToolNode
+            for tool in tools:
+                self.visit(tool, node, tool.name)
+        elif (parts := _internals.function_parts(value)) is not None:
+            for function in parts.values():
+                self.visit(function, node, label)
+            if is_user_code(type(value)):
+                self._object(value, node)
+        elif isinstance(value, types.FunctionType):
+            self._function(value, node)
+        elif isinstance(value, types.MethodType):
+            self.visit(value.__func__, node, label)
+            self.visit(value.__self__, node, label)
+        elif isinstance(value, functools.partial):
+            self.visit(value.func, node, label)
+            for arg in value.args:
+                self.visit(arg, node, label)
+            for key, arg in value.keywords.items():
+                self.visit(arg, node, key)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self.visit(item, node, label)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.visit(item, node, str(key))
+        elif isinstance(value, type):
+            if is_user_code(value) and value not in self._skip_classes:
+                for leaf in field_leaves(value, "configurable"):
+                    self._leaf(leaf, node)
+        elif not isinstance(value, types.ModuleType) and is_user_code(type(value)):
+            self._object(value, node)
 
-    def _graph(self, graph: Pregel, node: str | None) -> Pregel:
-        replaced = {}
+    def _graph(self, graph: Pregel, node: str | None) -> None:
         for name, runnable in _internals.node_runnables(graph).items():
             path = f"{node}/{name}" if node else name
-            new = self.visit(runnable, path, name)
-            if new is not runnable:
-                replaced[name] = new
-        return _internals.copy_graph(graph, replaced) if replaced else graph
+            self.visit(runnable, path, name)
+        for source, path_runnable in _internals.branch_runnables(graph):
+            self.visit(path_runnable, f"{node}/{source}" if node else source, source)
 
-    def _chat(self, chat: ChatPromptTemplate, node: str | None) -> ChatPromptTemplate:
-        messages = []
-        roles: dict[str, int] = {}
+    def _object(self, value: Any, node: str | None) -> None:
+        """An instance of the user's own class: its attributes and its methods' code."""
+        for name, attribute in _internals.instance_attributes(value).items():
+            if isinstance(attribute, str):
+                where = f"attribute {type(value).__name__}.{name}"
+                leaf = string_leaf(value, name, attribute, where)
+                if leaf is not None:
+                    self._leaf(leaf, node)
+            else:
+                self.visit(attribute, node, name)
+        call = getattr(type(value), "__call__", None)
+        if isinstance(call, types.FunctionType) and is_user_code(call):
+            self.visit(call, node, type(value).__name__)
+
+    def _chat(self, chat: ChatPromptTemplate, node: str | None) -> None:
         for index, message in enumerate(chat.messages):
             if isinstance(message, SystemMessage):
-                new = self._message(message, node, f"ChatPromptTemplate message {index} (system)")
+                self._message(message, node, f"ChatPromptTemplate message {index} (system)")
             elif isinstance(message, BaseMessagePromptTemplate) and isinstance(
                 getattr(message, "prompt", None), PromptTemplate
             ):
+                template = message.prompt
+                if variables_of(template.template, template.template_format) and not _has_words(
+                    template.template
+                ):
+                    continue  # pure plumbing like "{question}": nothing to optimize
                 role = _role(message)
-                roles[role] = roles.get(role, 0) + 1
-                new = self._template_in_chat(chat, message, index, role, node)
-            else:  # MessagesPlaceholder, multimodal templates, literal non-system messages
-                new = message
-            messages.append(new)
-        if all(new is old for new, old in zip(messages, chat.messages, strict=True)):
-            return chat
-        return chat.model_copy(
-            update={"messages": messages, "input_variables": chat_input_variables(chat, messages)}
-        )
+                where = f"ChatPromptTemplate message {index} ({role})"
+                self._leaf(TemplateLeaf.of(template, role, where, chat=chat), node)
 
-    def _template_in_chat(
-        self, chat: ChatPromptTemplate, message: Any, index: int, role: str, node: str | None
-    ) -> Any:
-        template = message.prompt
-        if template_variables(template.template) and not _has_words(template.template):
-            return message  # pure plumbing like "{question}": nothing to optimize
-        leaf = TemplateLeaf.of(
-            template, role, f"ChatPromptTemplate message {index} ({role})", chat=chat
-        )
-        replaced = self._leaf(leaf, node)
-        return message if replaced is None else message.model_copy(update={"prompt": replaced})
-
-    def _message(self, message: SystemMessage, node: str | None, where: str) -> SystemMessage:
+    def _message(self, message: SystemMessage, node: str | None, where: str) -> None:
         if not isinstance(message.content, str) or not message.content.strip():
-            return message  # content blocks (e.g. cache control) are left alone
-        leaf = MessageLeaf(
-            kind="message",
-            label="system",
-            where=where,
-            text=message.content,
-            variables=(),
-            key=("object", id(message)),
-            message=message,
-        )
-        replaced = self._leaf(leaf, node)
-        return message if replaced is None else replaced
+            return  # content blocks (e.g. cache control): matched at the model, not found here
+        self._leaf(MessageLeaf(
+            kind="message", label="system", where=where, text=message.content,
+            key=("object", id(message)), template_format="plain", message=message,
+        ), node)
 
-    def _fields(self, value: Any, node: str | None, label: str, names: tuple[str, ...]) -> Any:
-        updates = {}
-        for name in names:
-            old = getattr(value, name)
-            if isinstance(old, list):
-                new = [self.visit(item, node, label) for item in old]
-                if any(a is not b for a, b in zip(new, old, strict=True)):
-                    updates[name] = new
-            else:
-                new = self.visit(old, node, label)
-                if new is not old:
-                    updates[name] = new
-        return value.model_copy(update=updates) if updates else value
+    def _function(self, function: types.FunctionType, node: str | None) -> None:
+        code = function.__code__
+        user = is_user_code(function)
+        for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=True):
+            self._cell(cell, node, name, user)
+        if not user:
+            return
+        self._globals(function, node)
+        for name, default in declared_calls(function):
+            self._leaf(DeclaredLeaf(
+                kind="declared", label=name, where=f"gg.prompt call in {function.__qualname__}",
+                text=default, key=("declared", name),
+            ), node)
+        assigned = _assigned_names(code)
+        for text in _literals(code):
+            if looks_like_prose(text):
+                variable = assigned.get(text)
+                self._leaf(Leaf(
+                    kind="literal", label=(variable or "prompt").lower(),
+                    where=f"string literal in {function.__qualname__}"
+                    + (f" (variable `{variable}`)" if variable else ""),
+                    text=text, key=("literal", id(code), text),
+                    strong=bool(variable and PROMPT_NAME.search(variable)),
+                ), node)
 
-    def _partial(self, value: functools.partial, node: str | None, label: str) -> Any:
-        function = self.visit(value.func, node, label)
-        args = [self.visit(arg, node, label) for arg in value.args]
-        keywords = {key: self.visit(arg, node, key) for key, arg in value.keywords.items()}
-        unchanged = (
-            function is value.func
-            and all(a is b for a, b in zip(args, value.args, strict=True))
-            and all(keywords[key] is arg for key, arg in value.keywords.items())
-        )
-        return value if unchanged else functools.partial(function, *args, **keywords)
-
-    def _cell(self, cell: types.CellType, node: str | None, name: str, user: bool) -> Any:
+    def _cell(self, cell: types.CellType, node: str | None, name: str, user: bool) -> None:
         try:
             content = cell.cell_contents
         except ValueError:  # a cell not yet filled
-            return cell
-        if isinstance(content, str):
-            if not (user and PROMPT_NAME.search(name) and content.strip()):
-                return cell
-            leaf = CellLeaf(
-                kind="string",
-                label=name.lower(),
-                where=f"closure variable `{name}`",
-                text=content,
-                variables=template_variables(content),
-                key=("object", id(cell)),
-                cell=cell,
-            )
-            replaced = self._leaf(leaf, node)
-            return cell if replaced is None else replaced
-        new = self.visit(content, node, name)
-        return cell if new is content else types.CellType(new)
+            return
+        if not isinstance(content, str):
+            self.visit(content, node, name)
+            return
+        if not user or not content.strip():
+            return
+        strong = bool(PROMPT_NAME.search(name))
+        if strong or looks_like_prose(content):
+            self._leaf(CellLeaf(
+                kind="string", label=name.lower(), where=f"closure variable `{name}`",
+                text=content, key=("object", id(cell)), strong=strong, cell=cell,
+            ), node)
 
-    def _function(self, function: types.FunctionType, node: str | None) -> types.FunctionType:
-        code = function.__code__
-        user = is_user_code(function)
-        cells = function.__closure__ or ()
-        new_cells = tuple(
-            self.visit(cell, node, name, user)
-            for name, cell in zip(code.co_freevars, cells, strict=True)
-        )
-        updates = self._globals_updates(function, node) if user else {}
-        if user:
-            for name, default in declared_calls(function):
-                leaf = DeclaredLeaf(
-                    kind="declared",
-                    label=name,
-                    where=f"gg.prompt call in {function.__qualname__}",
-                    text=default,
-                    variables=template_variables(default),
-                    key=("declared", name),
-                )
-                self._leaf(leaf, node)
-        if not updates and all(a is b for a, b in zip(new_cells, cells, strict=True)):
-            return function
+    def _globals(self, function: types.FunctionType, node: str | None) -> None:
         namespace = function.__globals__
-        if updates:
-            namespace = self._copied_globals.setdefault(id(namespace), dict(namespace))
-            namespace.update(updates)
-        clone = types.FunctionType(
-            code, namespace, function.__name__, function.__defaults__, new_cells or None
-        )
-        clone.__kwdefaults__ = function.__kwdefaults__
-        clone.__qualname__ = function.__qualname__
-        clone.__doc__ = function.__doc__
-        clone.__annotations__ = function.__annotations__
-        clone.__dict__.update(function.__dict__)
-        return clone
-
-    def _globals_updates(self, function: types.FunctionType, node: str | None) -> dict[str, Any]:
-        namespace = function.__globals__
-        updates: dict[str, Any] = {}
-        for name in _referenced_names(function.__code__):
+        module_name = namespace.get("__name__", "?")
+        referenced = _referenced_names(function.__code__)
+        module = sys.modules.get(module_name)
+        owner = module if module is not None and module.__dict__ is namespace else None
+        for name in referenced:
             if name not in namespace:
                 continue
             value = namespace[name]
             if isinstance(value, str):
-                if not (PROMPT_NAME.search(name) and value.strip()):
-                    continue
-                module = namespace.get("__name__", "?")
-                leaf = GlobalLeaf(
-                    kind="string",
-                    label=name.lower(),
-                    where=f"module constant {module}.{name}",
-                    text=value,
-                    variables=template_variables(value),
-                    key=("global", id(namespace), name),
-                    namespace=namespace,
-                    name=name,
-                )
-                new = self._leaf(leaf, node)
+                if owner is not None:
+                    leaf = string_leaf(owner, name, value, f"module constant {module_name}.{name}")
+                    if leaf is not None:
+                        self._leaf(leaf, node)
+            elif isinstance(value, types.ModuleType):
+                if is_user_code(value):
+                    self._module_attributes(value, referenced, node)
             else:
-                new = self.visit(value, node, name)
-                new = None if new is value else new
-            if new is not None:
-                updates[name] = new
-        return updates
+                self.visit(value, node, name)
 
-    def _relink_copied_globals(self) -> None:
-        """Point copied globals at copies made after them (a function that calls itself)."""
-        for namespace in self._copied_globals.values():
-            for name, value in namespace.items():
-                replacement = self._memo.get(id(value))
-                if replacement is not None and replacement is not value and _walkable(value):
-                    namespace[name] = replacement
+    def _module_attributes(self, module: types.ModuleType, names: list[str], node: str | None) -> None:
+        """``module.NAME`` reads: the attributes of a user module the function names."""
+        for name in names:
+            value = module.__dict__.get(name)
+            if isinstance(value, str):
+                leaf = string_leaf(module, name, value, f"module constant {module.__name__}.{name}")
+                if leaf is not None:
+                    self._leaf(leaf, node)
+            elif value is not None and not isinstance(value, types.ModuleType):
+                self.visit(value, node, name)
 
 
 def _has_words(text: str) -> bool:
     """Whether a template has text besides its placeholders."""
     stripped = re.sub(r"\{[^{}]*\}", "", text)
     return bool(re.search(r"\w", stripped))
+
