@@ -1,8 +1,8 @@
 """Plan-and-execute agent in the style of the LangGraph "plan-and-execute" tutorial.
 
-``planner_prompt | llm.with_structured_output(Plan)`` writes the steps, a ``create_react_agent``
-executor runs each step with its own prompt, and ``replanner_prompt | llm.with_structured_output(Act)``
-either returns the remaining steps or the final response.
+``planner_prompt | llm.with_structured_output(Plan)`` writes the steps, a
+``create_react_agent`` executor runs each step with its own prompt, and
+``replanner_prompt | llm.with_structured_output(Act)`` returns the remaining steps or the response.
 """
 
 from __future__ import annotations
@@ -118,9 +118,6 @@ def build() -> AgentCase:
             return {"response": output.action.response}
         return {"plan": output.action.steps}
 
-    def should_end(state: PlanExecute) -> str:
-        return END if state.get("response") else "agent"
-
     workflow = StateGraph(PlanExecute)
     workflow.add_node("planner", plan_step)
     workflow.add_node("agent", execute_step)
@@ -128,7 +125,8 @@ def build() -> AgentCase:
     workflow.add_edge(START, "planner")
     workflow.add_edge("planner", "agent")
     workflow.add_edge("agent", "replan")
-    workflow.add_conditional_edges("replan", should_end, ["agent", END])
+    workflow.add_conditional_edges(
+        "replan", lambda state: END if state.get("response") else "agent", ["agent", END])
     graph = workflow.compile()
 
     def metric(example, state):

@@ -62,9 +62,9 @@ def route(messages) -> AIMessage:
 def research(messages) -> AIMessage | str:
     if messages[-1].type != "tool":
         return call("search", query=last_human(messages))
-    city = messages[-1].text.rstrip(".").split(" is ")[-1]
     if messages[-1].text == "No results.":
         return "I could not find that in the atlas."
+    city = messages[-1].text.rstrip(".").split(" is ")[-1]
     return city.upper() if says(messages, RESEARCH_FIX) else f"The capital is {city}."
 
 
