@@ -1,7 +1,8 @@
-"""The ``gepa-graph`` command: optimize, inspect, show, promote, ui, demo.
+"""The ``gepa-graph`` command: optimize, inspect, show, promote, rollback, ui, demo.
 
 User errors (a bad JSONL line, a ``module:attr`` that does not import, an unknown registry name)
-are one line on stderr and exit code 2.
+are one line on stderr and exit code 2. MLflow's own console lines are off unless ``--verbose``.
+Everything printed passes through ``gepa_graph.redact``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from rich.panel import Panel  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
+from gepa_graph.redact import redact_text  # noqa: E402
+
 app = typer.Typer(
     name="gepa-graph",
     help="GEPA prompt optimization for LangGraph agents, tracked in MLflow.",
@@ -37,17 +40,31 @@ app = typer.Typer(
 console = Console()
 
 
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own console lines"),
+) -> None:
+    """GEPA prompt optimization for LangGraph agents, tracked in MLflow."""
+    from gepa_graph.tracking.console import quiet_mlflow
+
+    _options["verbose"] = verbose
+    quiet_mlflow(verbose)
+
+
+_options = {"verbose": False}
+
+
 class CLIError(Exception):
     """A user error: reported as one line, exit code 2."""
 
 
 def _say(text: str) -> None:
-    """Plain text on stdout: no rich markup, no highlighting, no wrapping."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    """Plain text on stdout (secrets masked): no rich markup, no highlighting, no wrapping."""
+    console.print(redact_text(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(redact_text(f"error: {message}"), err=True)
     raise typer.Exit(2)
 
 
@@ -148,7 +165,7 @@ def _render(title: str, rows: list[dict[str, Any]], best_id: str | None,
     for row in rows:
         marker = " *" if row["id"] == best_id else ""
         table.add_row(
-            row["id"] + marker, row["origin"],
+            redact_text(row["id"]) + marker, row["origin"],
             ", ".join(p[:8] for p in row["parent_ids"]) or "-",
             str(row["iteration"]), str(row["rollouts"]), f"{row['mean']:.4f}",
         )
@@ -156,7 +173,8 @@ def _render(title: str, rows: list[dict[str, Any]], best_id: str | None,
     if summary:
         _say(summary)
     for module, text in sorted(best_prompts.items()):
-        console.print(Panel(Text(text), title=f"best prompt: {module}", title_align="left"))
+        console.print(Panel(Text(redact_text(text)), title=redact_text(f"best prompt: {module}"),
+                            title_align="left"))
 
 
 def _rows_from_result(result: Any) -> list[dict[str, Any]]:
@@ -176,14 +194,49 @@ def _show_result(result: Any, title: str) -> None:
     _render(title, _rows_from_result(result), result.best_id, result.best_candidate, summary)
 
 
+def _existing_store(tracking_uri: str | None) -> str:
+    """The tracking URI to read, refusing one that would create an empty store (MLflow creates
+    a SQLite file or a ./mlruns folder on first touch)."""
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+    elif uri.startswith("file:"):
+        path = Path(urlparse(uri).path)
+    elif "://" not in uri:
+        path = Path(uri)
+    else:
+        return uri
+    if not path.exists():
+        raise CLIError(f"no MLflow store at {path}: run this in the folder holding it or pass "
+                       "--tracking-uri (e.g. sqlite:///path/mlflow.db or http://127.0.0.1:5000)")
+    return uri
+
+
 def _show_mlflow_run(run_id: str, tracking_uri: str | None) -> None:
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    run = client.get_run(run_id)
+    from gepa_graph.tracking import schema as S
+
+    uri = _existing_store(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise CLIError(f"no MLflow run {run_id!r} at {uri}") from None
+    tags = run.data.tags
+    if S.TAG_CANDIDATE_ID in tags:
+        parent = tags.get(S.MLFLOW_PARENT_RUN, "?")
+        raise CLIError(f"run {run_id} is candidate {tags[S.TAG_CANDIDATE_ID]} of an "
+                       f"optimization; show the optimization with --run-id {parent}")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = client.download_artifacts(run_id, "tables/candidates.json", tmp)
+            local = client.download_artifacts(
+                run_id, S.table_path(S.TABLE_CANDIDATES), tmp)
         except Exception:
             raise CLIError(f"MLflow run {run_id} has no gepa_graph candidates table") from None
         payload = json.loads(Path(local).read_text(encoding="utf-8"))
@@ -192,18 +245,18 @@ def _show_mlflow_run(run_id: str, tracking_uri: str | None) -> None:
         {"id": r["candidate_id"], "origin": r["origin"],
          "parent_ids": [p for p in r["parent_ids"].split(",") if p],
          "iteration": r["iteration"], "rollouts": r["rollouts_at_discovery"],
-         "mean": r["mean_score"]}
+         "mean": r[S.VAL_SCORE]}
         for r in records
     ]
-    best_id = run.data.tags.get("gepa_graph.best_candidate_id") or max(
-        rows, key=lambda r: r["mean"])["id"]
+    best_id = tags.get(S.TAG_BEST_CANDIDATE) or max(rows, key=lambda r: r["mean"])["id"]
     best_run = next(r["run_id"] for r in records if r["candidate_id"] == best_id)
     with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(best_run, "candidate.json", tmp)
+        local = client.download_artifacts(best_run, S.CANDIDATE_FILE, tmp)
         prompts = json.loads(Path(local).read_text(encoding="utf-8"))["prompts"]
-    status = run.info.status
-    stop = run.data.tags.get("gepa_graph.stop_reason")
-    summary = f"MLflow run {run_id} ({status}" + (f", stop: {stop})" if stop else ")")
+    stop = tags.get(S.TAG_STOP_REASON)
+    summary = f"MLflow run {run_id} ({run.info.status}" + (f", stop: {stop})" if stop else ")")
+    if tags.get(S.MLFLOW_NOTE):
+        summary += f"\n{tags[S.MLFLOW_NOTE]}"
     _render(f"candidates of {run.info.run_name}", rows, best_id, prompts, summary)
 
 
@@ -225,6 +278,9 @@ def optimize(
     minibatch_size: int | None = typer.Option(None, help="examples per reflection minibatch"),
     seed: int | None = typer.Option(None, help="random seed"),
     experiment: str | None = typer.Option(None, help="MLflow experiment to track the run in"),
+    run_name: str | None = typer.Option(
+        None, help="MLflow run name (default: <experiment>-<date>-<time>)"
+    ),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLflow's)"),
     run_dir: Path | None = typer.Option(None, help="checkpoint folder (default: ./gepa_runs/...)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir"),
@@ -250,9 +306,10 @@ def optimize(
         settings = {"minibatch_size": minibatch_size, "seed": seed}
         config = OptimizeConfig(**{k: v for k, v in settings.items() if v is not None})
         tracker = None
-        if experiment is not None or tracking_uri is not None:
+        if experiment is not None or tracking_uri is not None or run_name is not None:
             tracker = gg.tracking.MLflowTracker(
-                experiment=experiment or "gepa-graph", tracking_uri=tracking_uri
+                experiment=experiment or "gepa-graph", tracking_uri=tracking_uri,
+                run_name=run_name, verbose=_options["verbose"],
             )
         seed_prompts = (
             registry.seed_from_registry(seed_from, tracking_uri) if seed_from else None
@@ -265,7 +322,7 @@ def optimize(
         )
         _show_result(result, f"candidates ({result.run_dir})")
         if tracker is not None and tracker.run_id:
-            _say(f"MLflow run: {tracker.run_id}")
+            _say(f"MLflow run: {tracker.run_id} (experiment {tracker.experiment})")
         if register:
             done = registry.register(
                 result, register, alias, tracking_uri,
@@ -315,17 +372,65 @@ def promote(
     name: str = typer.Argument(..., help="registry name given to --register"),
     from_alias: str = typer.Option("candidate", "--from", help="alias to promote"),
     to_alias: str = typer.Option("production", "--to", help="alias to move"),
+    gate: Path | None = typer.Option(
+        None, "--gate", help="held-out JSONL: promote only if the candidate wins on it"
+    ),
+    graph: str | None = typer.Option(None, "--graph", help="module:attr of the graph (--gate)"),
+    metric: str | None = typer.Option(None, "--metric", help="module:attr of the metric (--gate)"),
+    margin: float = typer.Option(0.02, help="how much the candidate must win by (--gate)"),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI"),
 ) -> None:
-    """Move an alias (default production) to the versions another alias names, all modules."""
+    """Move an alias (default production) to the versions another alias names, all modules at
+    once; with --gate, only if those versions score better on held-out examples."""
     try:
-        from gepa_graph.tracking.registry import promote as promote_prompts
+        from gepa_graph.tracking import registry
 
-        versions = promote_prompts(name, from_alias, to_alias, tracking_uri)
+        if gate is None:
+            if graph or metric:
+                raise CLIError("--graph and --metric go with --gate")
+            moved = registry.promote(name, from_alias, to_alias, tracking_uri)
+            for module, version in sorted(moved.items()):
+                _say(f"{name}.{module}: {to_alias} -> v{version}")
+            return
+        if not graph or not metric:
+            raise CLIError("--gate needs --graph module:graph and --metric module:metric")
+        from gepa_graph.tracking.gate import promote_if_better
+
+        decision = promote_if_better(
+            name, load_object(graph, "graph"), read_jsonl(gate, "gate"),
+            load_object(metric, "metric"), margin=margin, from_alias=from_alias,
+            to_alias=to_alias, tracking_uri=tracking_uri,
+        )
     except _user_errors() as exc:
         _fail(_one_line(exc))
-    for module, version in sorted(versions.items()):
-        _say(f"{name}.{module}: {to_alias} -> v{version}")
+    _say(decision.summary())
+    _say(f"MLflow run: {decision.run_id}")
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(
+    name: str = typer.Argument(..., help="registry name given to --register"),
+    alias: str = typer.Option("production", help="alias to move back"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI"),
+) -> None:
+    """Put an alias (default production) back on the version set it named before its last
+    move, for every module at once. The alias history is kept."""
+    try:
+        from gepa_graph.tracking import registry
+
+        move = registry.rollback(name, alias, tracking_uri)
+    except _user_errors() as exc:
+        _fail(_one_line(exc))
+    for module, (before, after) in sorted(move.changes.items()):
+        _say(f"{name}.{module}: {alias} {_version(before)} -> {_version(after)}")
+    if not move.changes:
+        _say(f"{name}@{alias} already names the previous version set")
+
+
+def _version(version: int | None) -> str:
+    return f"v{version}" if version is not None else "(none)"
 
 
 def ui_command(host: str, port: int, backend_store_uri: str | None) -> list[str]:
@@ -375,7 +480,7 @@ def demo(
     """Optimize a small real LangGraph agent (dates -> ISO 8601) with a local LLM, offline."""
     try:
         from gepa_graph.demo import run_demo, summary
-        from gepa_graph.local_model import LocalModelError
+        from gepa_graph.local import LocalModelError
 
         report = run_demo(
             task_lm=task_lm, reflection_lm=reflection_lm, max_rollouts=max_rollouts,

@@ -93,6 +93,92 @@ def test_optimize_register_show_promote(app_dir):
     assert registry.load_prompts("cliagent@production", uri) == {"m": "Say hi to {name}!!"}
 
 
+def _optimize_and_register(app_dir, uri, *extra):
+    result = _invoke(
+        "optimize", "cliapp:system", "cliapp:metric", "--train", "train.jsonl",
+        "--reflection-lm", "cliapp:reflect", "--max-rollouts", "30",
+        "--experiment", "cli", "--tracking-uri", uri, "--register", "gated", "--no-progress",
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_promotion_gate_and_rollback(app_dir):
+    uri = f"sqlite:///{app_dir}/mlflow.db"
+    _optimize_and_register(app_dir, uri, "--run-dir", "run1")
+    gate = ("promote", "gated", "--gate", "train.jsonl", "--graph", "cliapp:system",
+            "--metric", "cliapp:metric", "--tracking-uri", uri)
+    won = _invoke(*gate)
+    # No production yet: the graph's own prompt (score 0) is the baseline.
+    assert won.exit_code == 0, won.output
+    assert "gated: candidate 1.0000 vs graph 0.0000 (margin 0.02): promoted" in won.output
+    assert registry.load_prompts("gated@production", uri) == {"m": "Say hi to {name}!!"}
+
+    tie = _invoke(*gate)  # candidate == production: not better by the margin
+    assert tie.exit_code == 1 and "vs production 1.0000 (margin 0.02): kept" in tie.output
+
+    from mlflow import MlflowClient
+
+    from gepa_graph.tracking import schema as S
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("cli").experiment_id],
+                              f"tags.`{S.TAG_KIND}` = 'promotion'", order_by=["start_time"])
+    assert [r.data.tags[S.TAG_PROMOTION_DECISION] for r in runs] == ["promoted", "kept"]
+    assert runs[0].data.metrics == {S.GATE_CANDIDATE_SCORE: 1.0, S.GATE_PRODUCTION_SCORE: 0.0}
+
+    client.set_prompt_alias("gated.m", "production", 1)  # as if moved earlier by hand
+    registry.register(registry_result({"m": "Say hi to {name}!"}), "gated", tracking_uri=uri)
+    moved = _invoke("promote", "gated", "--tracking-uri", uri)
+    assert moved.exit_code == 0 and "gated.m: production -> v2" in moved.output
+    back = _invoke("rollback", "gated", "--tracking-uri", uri)
+    assert back.exit_code == 0, back.output
+    assert "gated.m: production v2 -> v1" in back.output
+    assert registry.load_prompts("gated@production", uri) == {"m": "Say hi to {name}!!"}
+
+
+def registry_result(prompts):
+    from gepa_graph.events import Ledger
+    from gepa_graph.result import CandidateRecord, Result
+
+    record = CandidateRecord(id="x", prompts=prompts, val_scores={"a": 1.0}, mean_score=1.0,
+                             iteration=0, rollouts_at_discovery=1)
+    return Result(best_id="x", best_candidate=prompts, best_score=1.0, seed_candidate=prompts,
+                  seed_score=1.0, candidates=[record], rejected=[], rollouts_used=1,
+                  ledger=Ledger(), iterations=0, stop_reason="x", val_keys=["a"])
+
+
+def test_show_run_id_never_creates_a_store_and_names_wrong_ids(app_dir, tmp_path_factory,
+                                                               monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    missing = _invoke("show", "--run-id", "0123456789abcdef")
+    assert missing.exit_code == 2
+    assert f"error: no MLflow store at {elsewhere / 'mlflow.db'}" in missing.stderr
+    assert not (elsewhere / "mlflow.db").exists()
+    monkeypatch.chdir(app_dir)
+
+    uri = f"sqlite:///{app_dir}/mlflow.db"
+    _optimize_and_register(app_dir, uri, "--run-dir", "run")
+    unknown = _invoke("show", "--run-id", "0123456789abcdef", "--tracking-uri", uri)
+    assert unknown.exit_code == 2
+    assert "error: no MLflow run '0123456789abcdef' at sqlite:///" in unknown.stderr
+
+    from mlflow import MlflowClient
+
+    parent = json.loads((app_dir / "run" / "mlflow_run.json").read_text())["run_id"]
+    child = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_run(parent).info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent}'")[0].info.run_id
+    candidate = _invoke("show", "--run-id", child, "--tracking-uri", uri)
+    assert candidate.exit_code == 2
+    assert f"of an optimization; show the optimization with --run-id {parent}" in candidate.stderr
+    shown = _invoke("show", "--run-id", parent, "--tracking-uri", uri)
+    assert shown.exit_code == 0 and "validation score 0.000 (seed) -> 1.000 (best)" in shown.output
+    assert "Downloading artifacts" not in shown.output + shown.stderr
+
+
 def test_inspect_prints_the_graph_prompts(app_dir):
     result = _invoke("inspect", "cliapp:graph")
     assert result.exit_code == 0, result.output
@@ -151,7 +237,7 @@ def test_installed_command_reports_errors_with_exit_code_2(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     helped = subprocess.run([str(executable), "--help"], capture_output=True, text=True, env=env)
     assert helped.returncode == 0
-    for command in ("optimize", "inspect", "show", "promote", "ui"):
+    for command in ("optimize", "inspect", "show", "promote", "rollback", "ui"):
         assert command in helped.stdout
     (tmp_path / "data.jsonl").write_text("{not json}\n")
     failed = subprocess.run(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
 from gepa_graph.tracking import MLflowTracker
+from gepa_graph.tracking import schema as S
 from mlflow import MlflowClient
 
 from gepa_graph.events import (
@@ -120,9 +122,18 @@ def test_one_run_with_a_nested_run_per_candidate(tmp_path):
     assert params["reflection_lm"] == "openai/gpt-4o-mini"
     assert run.data.tags["gepa_graph.best_candidate_id"] == "child0000000"
     assert run.data.tags["gepa_graph.stop_reason"] == "max_rollouts"
-    history = client.get_metric_history(tracker.run_id, "best_val_score")
-    assert [(m.step, m.value) for m in history] == [(2, 0.25), (7, 0.75)]
-    assert run.data.metrics["final_best_score"] == 0.75
+    assert run.data.tags[S.TAG_SUMMARY["rollouts_used"]] == "7"
+    assert run.data.tags[S.MLFLOW_NOTE].startswith(
+        "validation score 0.250 (seed) -> 0.750 (best), +0.500; 7 rollouts")
+    # Charts over rollouts: the seed at step 0, one point per step, no single-dot chart.
+    history = client.get_metric_history(tracker.run_id, S.BEST_SCORE)
+    assert [(m.step, m.value) for m in history] == [(0, 0.25), (2, 0.25), (7, 0.75)]
+    for name in run.data.metrics:
+        steps = [m.step for m in client.get_metric_history(tracker.run_id, name)]
+        assert len(steps) >= 2 and len(steps) == len(set(steps)), (name, steps)
+    assert run.data.metrics == {
+        S.VAL_SCORE: 0.75, S.BEST_SCORE: 0.75, S.SEED_SCORE: 0.25, S.IMPROVEMENT: 0.5,
+        S.PARETO_SCORE: 0.75, S.POOL_SIZE: 1, S.COST_USD: 0.02}
 
     children = client.search_runs([run.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{tracker.run_id}'")
@@ -131,8 +142,16 @@ def test_one_run_with_a_nested_run_per_candidate(tmp_path):
     child = by_candidate["child0000000"]
     assert child.data.params["parent_ids"] == "seed00000000"
     assert child.data.params["rollouts_at_discovery"] == "7"
-    assert child.data.metrics["mean_score"] == 0.75
-    assert child.data.metrics["val_score/e1"] == 1.0
+    # One column ranks the parent and its candidates; per-example scores stay out of it.
+    assert child.data.metrics == {S.VAL_SCORE: 0.75, S.EXAMPLE_SCORE: 0.5}
+    examples = client.get_metric_history(child.info.run_id, S.EXAMPLE_SCORE)
+    assert [(m.step, m.value) for m in examples] == [(0, 1.0), (1, 0.5)]
+    assert _table(client, child.info.run_id, S.TABLE_VAL_SCORES, tmp_path) == [
+        {"example_index": 0, "example": "e1", "score": 1.0},
+        {"example_index": 1, "example": "e2", "score": 0.5}]
+    assert child.data.tags[S.TAG_BEST] == "true"
+    assert S.TAG_BEST not in by_candidate["seed00000000"].data.tags  # moved to the winner
+    assert child.data.tags[S.MLFLOW_NOTE].startswith("mutation of seed0000, changing m")
     local = client.download_artifacts(child.info.run_id, "candidate.json", str(tmp_path))
     record = json.loads(Path(local).read_text())
     assert record["val_scores"] == CHILD_SCORES and record["prompts"] == CHILD
@@ -149,6 +168,25 @@ def test_one_run_with_a_nested_run_per_candidate(tmp_path):
                          "plots/lineage.png"}
     report = Path(client.download_artifacts(tracker.run_id, "report.md", str(tmp_path)))
     assert "-Say {x} hi\n+Say {x} hi!" in report.read_text()
+    assert "| what | value |" in report.read_text()  # a header row that says something
+
+
+def test_default_run_name_and_experiment_opening_on_runs(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MLflowTracker(experiment="named", tracking_uri=uri)
+    tracker(_started(tmp_path / "run"))
+    tracker(_budget(0, 2, 0.25))
+    tracker(_budget(0, 2, 0.5))  # same step again: updates the point, never a second one
+    tracker(_budget(1, 5, 0.5))
+    tracker.close()
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(tracker.run_id)
+    assert re.fullmatch(r"named-\d{8}-\d{6}", run.info.run_name)
+    assert run.info.status == "FAILED"  # closed without finishing: shown as interrupted
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[S.EXPERIMENT_KIND] == S.EXPERIMENT_KIND_RUNS
+    history = client.get_metric_history(tracker.run_id, S.BEST_SCORE)
+    assert [(m.step, m.value) for m in history] == [(2, 0.5), (5, 0.5)]
 
 
 def test_metrics_go_out_in_batches(tmp_path, monkeypatch):
@@ -171,8 +209,8 @@ def test_metrics_go_out_in_batches(tmp_path, monkeypatch):
     tracker.close()
     assert not tracker.failed
     metric_batches = [n for n in calls if n]
-    assert sum(metric_batches) == 200 * 9
-    assert len(metric_batches) <= 3  # 1800 values in at most a few calls, not 1800
+    assert sum(metric_batches) == 200 * 5
+    assert len(metric_batches) <= 3  # 1000 values in at most a few calls, not 1000
 
 
 def test_unreachable_store_never_raises_and_reports_once(tmp_path, caplog):
@@ -209,8 +247,8 @@ def test_resume_continues_the_same_run(tmp_path):
         "child0000000", "seed00000000"]
     candidates = _table(client, first.run_id, "candidates", tmp_path)
     assert [r["candidate_id"] for r in candidates] == ["seed00000000", "child0000000"]
-    history = client.get_metric_history(first.run_id, "best_val_score")
-    assert [m.step for m in history] == [2, 7]
+    history = client.get_metric_history(first.run_id, S.BEST_SCORE)
+    assert [m.step for m in history] == [0, 2, 7]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from gepa_graph.tracking import MLflowTracker, registry
+from gepa_graph.tracking import schema as S
 from mlflow import MlflowClient
 
 import gepa_graph as gg
@@ -109,10 +110,11 @@ def tracking_uri(request):
     return request.getfixturevalue("mlflow_server" if request.param == "server" else "sqlite_uri")
 
 
-def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path):
+def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     experiment = f"e2e-{tmp_path.name}"
     tracker = MLflowTracker(experiment=experiment, tracking_uri=tracking_uri)
     result = _optimize(tracker, tmp_path / "run")
+    assert "View run" not in capfd.readouterr().out  # MLflow's own lines are off by default
     assert not tracker.failed
     assert result.best_score > result.seed_score and result.changed_modules()
     assert any(r.reason == "unchanged" for r in result.rejected)
@@ -122,8 +124,13 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.params["max_rollouts"] == "60" and run.data.params["n_val"] == "3"
     assert run.data.tags["gepa_graph.best_candidate_id"] == result.best_id
-    steps = [m.step for m in client.get_metric_history(tracker.run_id, "best_val_score")]
-    assert steps == sorted(steps) and steps[-1] == result.rollouts_used
+    assert run.info.run_name.startswith(f"{experiment}-")
+    history = client.get_metric_history(tracker.run_id, S.BEST_SCORE)
+    steps = [m.step for m in history]
+    assert steps[0] == 0 and history[0].value == result.seed_score
+    assert steps == sorted(set(steps)) and steps[-1] == result.rollouts_used
+    assert run.data.metrics[S.VAL_SCORE] == pytest.approx(result.best_score)
+    assert run.data.metrics[S.IMPROVEMENT] == pytest.approx(result.best_score - result.seed_score)
 
     children = client.search_runs([run.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{tracker.run_id}'")
@@ -133,7 +140,8 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path):
         child = by_id[record.id]
         assert child.data.params["parent_ids"] == ",".join(record.parent_ids)
         assert child.data.params["iteration"] == str(record.iteration)
-        assert child.data.metrics["mean_score"] == pytest.approx(record.mean_score)
+        assert child.data.metrics[S.VAL_SCORE] == pytest.approx(record.mean_score)
+        assert (child.data.tags.get(S.TAG_BEST) == "true") == (record.id == result.best_id)
         local = client.download_artifacts(child.info.run_id, "candidate.json", str(tmp_path))
         logged = json.loads(Path(local).read_text())
         assert logged["val_scores"] == record.val_scores and logged["prompts"] == record.prompts
@@ -145,13 +153,30 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path):
 
     name = f"agent-{tmp_path.name}".replace("_", "-")
     done = registry.register(result, name, tracking_uri=tracking_uri)
+    assert "Waiting up to" not in capfd.readouterr().err
     version = client.get_prompt_version_by_alias(f"{name}.sign", "candidate")
-    assert version.tags[registry.TAG_RUN_ID] == tracker.run_id  # read from run_dir
+    assert version.tags[S.VERSION_RUN_ID] == tracker.run_id  # read from run_dir
     assert registry.load_prompts(f"{name}@candidate", tracking_uri) == result.best_candidate
     again = registry.register(result, name, tracking_uri=tracking_uri)
     assert again.versions == done.versions and not any(again.created.values())
     registry.promote(name, tracking_uri=tracking_uri)
     assert registry.load_prompts(f"{name}@production", tracking_uri) == result.best_candidate
+    # The run lists the versions it produced; the experiment lists the prompts.
+    linked = json.loads(client.get_run(tracker.run_id).data.tags["mlflow.linkedPrompts"])
+    assert sorted(p["name"] for p in linked) == [f"{name}.greet", f"{name}.sign"]
+    listed = client.search_prompts(
+        filter_string=f"experiment_id = '{run.info.experiment_id}'")
+    assert sorted(p.name for p in listed) == [f"{name}.greet", f"{name}.sign"]
+
+    # A new optimization seeded from production records where its seed came from.
+    seeds = registry.seed_from_registry(f"{name}@production", tracking_uri)
+    second = MLflowTracker(experiment=experiment, tracking_uri=tracking_uri)
+    gg.optimize(gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, metric=_metric,
+                reflection_lm=Reflector(), max_rollouts=6, run_dir=tmp_path / "second",
+                progress=False, seed_prompts=seeds, tracking=second)
+    tags = client.get_run(second.run_id).data.tags
+    assert tags[S.TAG_SEED_FROM] == f"{name}@production"
+    assert json.loads(tags[S.TAG_SEED_VERSIONS]) == done.versions
 
 
 def test_registry_prompts_seed_a_new_optimization(sqlite_uri, tmp_path):

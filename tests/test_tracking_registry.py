@@ -1,11 +1,14 @@
-"""Prompt Registry: exact template round trip, manifest, aliases, promote, no duplicate versions."""
+"""Prompt Registry: exact template round trip, module aliases as the one source of truth,
+promote and rollback of every module together, no duplicate versions, run/experiment/trace links."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import mlflow
 from gepa_graph.tracking import registry
+from gepa_graph.tracking import schema as S
 from gepa_graph.tracking.registry import decode_template, encode_template
 from mlflow import MlflowClient
 
@@ -66,21 +69,29 @@ PROMPTS = {
 }
 
 
+def _client(uri):
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def test_register_promote_load(uri):
-    done = registry.register(_result(PROMPTS), "shop", tracking_uri=uri, run_id="run-123")
+    done = registry.register(_result(PROMPTS), "shop", tracking_uri=uri, run_id=None)
     assert done.created == {"planner": True, "agent/system prompt": True}
     assert registry.load_prompts("shop@candidate", uri) == PROMPTS
 
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _client(uri)
     # Module names MLflow rejects are sanitized, with a hash so they stay unique.
     agent_name = registry.module_prompt_name("shop", "agent/system prompt")
     assert agent_name.startswith("shop.agent_system_prompt-")
     version = client.get_prompt_version_by_alias(agent_name, "candidate")
     assert version.template == "You help {{user}}; cite {{{source}}}."  # MLflow's own convention
-    assert version.tags[registry.TAG_MODULE] == "agent/system prompt"
-    assert version.tags[registry.TAG_RUN_ID] == "run-123"
-    assert version.tags[registry.TAG_CANDIDATE] == "best"
-    assert float(version.tags[registry.TAG_SCORE]) == 0.75
+    assert version.tags[S.VERSION_CANDIDATE] == "best"
+    assert float(version.tags[S.VERSION_SCORE]) == 0.75
+    prompt = client.get_prompt(agent_name)
+    assert prompt.tags[S.PROMPT_MODULE] == "agent/system prompt"
+    assert prompt.tags[S.PROMPT_GROUP] == "shop"
+    # No bundle: the registry holds exactly one prompt per module.
+    names = {p.name for p in client.search_prompts(filter_string="name LIKE 'shop%'")}
+    assert names == {"shop.planner", agent_name}
 
     with pytest.raises(LookupError, match="shop@production"):
         registry.load_prompts("shop@production", uri)
@@ -90,59 +101,134 @@ def test_register_promote_load(uri):
     assert int(client.get_prompt_version_by_alias("shop.planner", "production").version) == 1
 
 
-def test_reregistering_unchanged_prompts_creates_no_version(uri):
+def test_no_duplicate_version_for_any_earlier_text(uri):
     first = registry.register(_result(PROMPTS), "dedupe", tracking_uri=uri)
     again = registry.register(_result(PROMPTS, score=0.8), "dedupe", "rerun", uri)
     assert again.created == {"planner": False, "agent/system prompt": False}
     assert again.versions == first.versions
-    assert again.manifest_version == first.manifest_version
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _client(uri)
     assert [int(v.version) for v in client.search_prompt_versions("dedupe.planner")] == [1]
     assert int(client.get_prompt_version_by_alias("dedupe.planner", "rerun").version) == 1
 
     changed = {**PROMPTS, "planner": PROMPTS["planner"] + " Be brief."}
     third = registry.register(_result(changed), "dedupe", tracking_uri=uri)
     assert third.created == {"planner": True, "agent/system prompt": False}
-    assert third.versions["planner"] == 2 and third.manifest_version == 2
+    assert third.versions["planner"] == 2
     assert registry.load_prompts("dedupe@candidate", uri) == changed
-    assert registry.load_prompts("dedupe/1", uri) == PROMPTS  # pinned by the first manifest
+    # The older text again: version 1 is reused, not a version 3.
+    back = registry.register(_result(PROMPTS), "dedupe", tracking_uri=uri)
+    assert back.versions == first.versions and not any(back.created.values())
+    assert len(client.search_prompt_versions("dedupe.planner")) == 2
+    assert registry.load_prompts("dedupe", uri) == changed  # each module's latest version
 
 
-def test_promote_moves_every_module_to_the_same_set(uri):
+def test_module_aliases_are_the_one_source_of_truth(uri):
     old = {"a": "old a {x}", "b": "old b"}
-    new = {"a": "new a {x}", "b": "old b"}
-    registry.register(_result(old), "fleet", tracking_uri=uri)
-    registry.promote("fleet", tracking_uri=uri)
-    registry.register(_result(new), "fleet", tracking_uri=uri)
-    assert registry.load_prompts("fleet@production", uri) == old
-    registry.promote("fleet", tracking_uri=uri)
-    assert registry.load_prompts("fleet@production", uri) == new
-    assert registry.seed_from_registry("fleet@production", uri) == new
+    new = {"a": "new a {x}", "b": "new b"}
+    registry.register(_result(old), "truth", tracking_uri=uri)
+    registry.promote("truth", tracking_uri=uri)
+    registry.register(_result(new), "truth", tracking_uri=uri)
+    # What the MLflow UI invites: move one module's production alias by hand.
+    _client(uri).set_prompt_alias("truth.a", "production", 2)
+    assert registry.load_prompts("truth@production", uri) == {"a": "new a {x}", "b": "old b"}
+    assert _client(uri).load_prompt("prompts:/truth.a@production").template == "new a {{x}}"
 
 
-def test_register_reads_the_mlflow_run_id_from_the_run_dir(uri, tmp_path):
-    (tmp_path / "mlflow_run.json").write_text(json.dumps({"run_id": "from-run-dir"}))
+def test_promote_and_rollback_move_every_module_and_keep_the_history(uri):
+    sets = [{"a": f"a{i} {{x}}", "b": f"b{i}"} for i in range(3)]
+    for prompts in sets:
+        registry.register(_result(prompts), "fleet", tracking_uri=uri)
+        registry.promote("fleet", tracking_uri=uri)
+    assert registry.load_prompts("fleet@production", uri) == sets[2]
+
+    move = registry.rollback("fleet", tracking_uri=uri)
+    assert move.changes == {"a": (3, 2), "b": (3, 2)}
+    assert registry.load_prompts("fleet@production", uri) == sets[1]
+    registry.rollback("fleet", tracking_uri=uri)  # a second rollback goes one further back
+    assert registry.load_prompts("fleet@production", uri) == sets[0]
+    with pytest.raises(LookupError, match="no earlier version set"):
+        registry.rollback("fleet", tracking_uri=uri)
+    assert registry.load_prompts("fleet@candidate", uri) == sets[2]  # other aliases untouched
+
+    history = registry.alias_history("fleet", "production", uri)
+    assert [m["event"] for m in history] == ["promote"] * 3 + ["rollback"] * 2
+    assert history[-1]["undoes"] == history[1]["id"]
+    assert history[1]["changes"] == {"a": (1, 2), "b": (1, 2)}
+    # Promoting again after a rollback: the rollback is undone by the next rollback.
+    registry.promote("fleet", tracking_uri=uri)
+    assert registry.load_prompts("fleet@production", uri) == sets[2]
+    registry.rollback("fleet", tracking_uri=uri)
+    assert registry.load_prompts("fleet@production", uri) == sets[0]
+
+
+def test_a_failing_promote_puts_back_the_aliases_it_moved(uri, monkeypatch):
+    registry.register(_result({"a": "one", "b": "one"}), "atomic", tracking_uri=uri)
+    registry.promote("atomic", tracking_uri=uri)
+    registry.register(_result({"a": "two", "b": "two"}), "atomic", tracking_uri=uri)
+    real = MlflowClient.set_prompt_alias
+
+    def flaky(self, name, alias, version):
+        if name == "atomic.b" and version == 2:
+            raise ConnectionError("server went away")
+        return real(self, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_prompt_alias", flaky)
+    with pytest.raises(ConnectionError):
+        registry.promote("atomic", tracking_uri=uri)
+    monkeypatch.setattr(MlflowClient, "set_prompt_alias", real)
+    assert registry.load_prompts("atomic@production", uri) == {"a": "one", "b": "one"}
+
+
+def test_a_module_gone_from_the_new_set_loses_the_alias(uri):
+    registry.register(_result({"a": "a1", "old": "o1"}), "shrink", tracking_uri=uri)
+    registry.register(_result({"a": "a2"}), "shrink", tracking_uri=uri)
+    assert registry.load_prompts("shrink@candidate", uri) == {"a": "a2"}
+
+
+def test_registering_links_the_run_and_its_experiment(uri, tmp_path):
+    from mlflow.prompt.constants import PROMPT_EXPERIMENT_IDS_TAG_KEY
+
+    client = _client(uri)
+    experiment_id = client.create_experiment("linked")
+    run_id = client.create_run(experiment_id).info.run_id
+    (tmp_path / S.RUN_FILE).write_text(json.dumps({"run_id": run_id}))
     registry.register(_result({"m": "text"}, run_dir=str(tmp_path)), "withrun", tracking_uri=uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    tags = client.get_prompt_version_by_alias("withrun.m", "candidate").tags
-    assert tags[registry.TAG_RUN_ID] == "from-run-dir"
+    version = client.get_prompt_version_by_alias("withrun.m", "candidate")
+    assert version.tags[S.VERSION_RUN_ID] == run_id  # read from the run_dir
+    assert run_id in version.commit_message
+    # The run page's "Registered prompts" and the experiment's Prompts tab.
+    linked = json.loads(client.get_run(run_id).data.tags["mlflow.linkedPrompts"])
+    assert linked == [{"name": "withrun.m", "version": "1"}]
+    prompt = client.get_prompt("withrun.m")
+    assert prompt.tags[PROMPT_EXPERIMENT_IDS_TAG_KEY] == f",{experiment_id},"
+    in_experiment = client.search_prompts(filter_string=f"experiment_id = '{experiment_id}'")
+    assert [p.name for p in in_experiment] == ["withrun.m"]
 
 
-def test_names_that_are_not_manifests_are_refused(uri):
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+def test_names_that_are_not_gepa_graph_prompts_are_refused(uri):
+    client = _client(uri)
     client.register_prompt("handmade", "Hello {{name}}")
-    with pytest.raises(LookupError, match="not a gepa_graph manifest"):
+    client.register_prompt("mine.m", "Hello {{name}}")
+    with pytest.raises(LookupError, match="not registered by gepa_graph"):
         registry.load_prompts("handmade", uri)
-    with pytest.raises(ValueError, match="not a gepa_graph manifest"):
-        registry.register(_result({"m": "x"}), "handmade", tracking_uri=uri)
+    with pytest.raises(ValueError, match="not registered by gepa_graph"):
+        registry.register(_result({"m": "x"}), "mine", tracking_uri=uri)
     with pytest.raises(ValueError, match="invalid"):
         registry.register(_result({"m": "x"}), "bad name!", tracking_uri=uri)
+    with pytest.raises(ValueError, match="NAME@alias"):
+        registry.load_prompts("mine/3", uri)
 
 
-def test_a_production_graph_gets_its_promoted_prompts(uri):
+def test_secrets_never_reach_the_registry(uri, monkeypatch):
+    secret = "sk-proj-abcdefghijklmnop1234567890"
+    registry.register(_result({"m": f"Use key {secret} for {{x}}"}), "leaky", tracking_uri=uri)
+    version = _client(uri).get_prompt_version_by_alias("leaky.m", "candidate")
+    assert secret not in version.template and "[REDACTED]" in version.template
+
+
+def _graph():
     from typing import TypedDict
 
-    from gepa_graph.integrations.langgraph import discover
     from langchain_core.prompts import ChatPromptTemplate
     from langgraph.graph import END, START, StateGraph
 
@@ -158,11 +244,30 @@ def test_a_production_graph_gets_its_promoted_prompts(uri):
     builder.add_node("answer", lambda state: {"answer": chain.invoke(state).content})
     builder.add_edge(START, "answer")
     builder.add_edge("answer", END)
-    graph = builder.compile()
+    return builder.compile()
 
+
+def test_a_production_graph_gets_its_promoted_prompts_and_links_its_traces(uri):
+    from gepa_graph.integrations.langgraph import discover
+
+    graph = _graph()
     optimized = {"answer": "Answer {question} in one word; quote {{literally}}."}
     registry.register(_result(optimized), "prod", tracking_uri=uri)
     registry.promote("prod", tracking_uri=uri)
     production = registry.with_registry_prompts(graph, "prod@production", uri)
     assert discover(production)["answer"].text == optimized["answer"]
     assert discover(graph)["answer"].text == "Answer {question}."  # the original is untouched
+
+    assert production.invoke({"question": "q"})["answer"] == "ok"  # tracing off: just runs
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_span("request"):
+            production.invoke({"question": "q"})
+        trace_id = mlflow.get_last_active_trace_id()
+        mlflow.flush_trace_async_logging()
+    finally:
+        mlflow.set_tracking_uri(previous)
+    trace = _client(uri).get_trace(trace_id)
+    linked = json.loads(trace.info.tags["mlflow.linkedPrompts"])
+    assert linked == [{"name": "prod.answer", "version": "1"}]

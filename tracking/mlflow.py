@@ -1,26 +1,32 @@
 """MLflowTracker: an event listener that records an optimization in MLflow.
 
-What one optimization looks like in MLflow:
+What one optimization looks like in MLflow (every name is in ``gepa_graph.tracking.schema``):
 
-* one parent run: the config as params (secrets redacted), dataset sizes and the reflection LM;
-  metrics by step = rollouts used (``best_val_score``, ``pareto_score``, ``pool_size``,
-  ``cost_usd`` ...); tags ``gepa_graph.best_candidate_id`` and ``gepa_graph.stop_reason``;
-* one nested run per accepted candidate (the seed included), named ``<origin>-<id>``: params for
-  its id, parents, iteration and rollouts at discovery; metrics ``mean_score`` and one
-  ``val_score/<example>`` per validation example; artifacts ``candidate.json`` (the full score
-  vector, lineage and prompts) and ``prompts/<module>.txt``;
+* one parent run named ``<experiment>-<date>`` (or the user's ``run_name``), with a description
+  holding the headline (seed -> best score, rollouts, cost); the config as params (secrets
+  redacted); metrics by step = rollouts used, each starting with the seed at step 0:
+  ``val_score`` and ``best_score`` (best mean validation score so far), ``seed_score``,
+  ``improvement``, ``pareto_score``, ``pool_size``, ``cost_usd``; end-of-run figures (rollouts,
+  iterations, seconds, cost) as tags, so no chart is a single dot;
+* one nested run per accepted candidate (the seed included), named ``<origin>-<id>``: metric
+  ``val_score`` (its mean validation score: the same column ranks the parent and every candidate),
+  per-example scores as one metric ``example_score`` (step = example index) and a table
+  ``tables/val_scores.json``, so they stay out of the runs list's columns; tag ``best=true`` on the
+  winner; artifacts ``candidate.json`` and ``prompts/<module>.txt``;
 * tables on the parent run (``tables/candidates.json``, ``tables/rejected.json``,
-  ``tables/reflections.json``), a ``report.md`` (best prompts, diff against the seed),
-  ``result.json`` and PNG plots under ``plots/``.
+  ``tables/reflections.json``), a ``report.md``, ``result.json`` and PNG plots under ``plots/``;
+* when the seed came from the Prompt Registry (``seed_from_registry``), its reference and versions.
 
 MLflow calls run on one background thread, so a slow or remote tracking server never blocks the
-optimization's event loop; metrics are buffered and sent with ``log_batch``. The first tracking
-failure is logged once and switches tracking off for the rest of the run; the optimization goes on.
-The parent run id is saved to ``<run_dir>/mlflow_run.json`` so ``resume=True`` continues that run.
+optimization's event loop; metrics are buffered and sent with ``log_batch``, one point per step.
+The first tracking failure is logged once and switches tracking off for the rest of the run; the
+optimization goes on. The parent run id is saved to ``<run_dir>/mlflow_run.json`` so
+``resume=True`` continues that run.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import logging
@@ -48,12 +54,15 @@ from gepa_graph.events import (
     ReflectionCalled,
 )
 from gepa_graph.redact import redact, redact_text
+from gepa_graph.tracking import schema as S
+from gepa_graph.tracking.console import quiet_mlflow
 
 log = logging.getLogger("gepa_graph.tracking")
 
-RUN_FILE = "mlflow_run.json"
+RUN_FILE = S.RUN_FILE
 _PARAM_MAX_CHARS = 6000
 _BATCH_MAX = 1000
+
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
@@ -71,10 +80,6 @@ def _param(key: str, value: Any) -> Param:
     return Param(key, text[:_PARAM_MAX_CHARS])
 
 
-def _metric_key(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", text)
-
-
 def _chunks(items: list[Any], size: int = _BATCH_MAX) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -85,13 +90,22 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def headline(seed_score: float, best_score: float, rollouts: int, cost_usd: float) -> str:
+    """One line a user reads first: the gain and what it cost."""
+    return (f"validation score {seed_score:.3f} (seed) -> {best_score:.3f} (best), "
+            f"{best_score - seed_score:+.3f}; {rollouts} rollouts, ${cost_usd:.4f}")
+
+
 def render_report(result: Any) -> str:
     """Markdown report: scores, budget, and per module the best prompt and its diff to the seed."""
     best = result.candidate(result.best_id)
     lines = [
         "# gepa_graph optimization report",
         "",
-        "| | |",
+        headline(result.seed_score, result.best_score, result.rollouts_used,
+                 result.ledger.cost_usd),
+        "",
+        "| what | value |",
         "|---|---|",
         f"| best candidate | `{result.best_id}` ({best.origin}, iteration {best.iteration}) |",
         f"| validation score | {result.seed_score:.4f} (seed) -> {result.best_score:.4f} (best) |",
@@ -136,6 +150,7 @@ class MLflowTracker:
 
     ``tracking_uri=None`` uses MLflow's own default (``MLFLOW_TRACKING_URI``, else a SQLite
     database ``mlflow.db`` in the working directory); any URI works, including a remote server.
+    MLflow's own console lines are silenced unless ``verbose=True``.
     """
 
     def __init__(
@@ -145,6 +160,7 @@ class MLflowTracker:
         *,
         run_name: str | None = None,
         plots: bool = True,
+        verbose: bool = False,
         flush_every_s: float = 5.0,
         flush_timeout_s: float = 120.0,
     ) -> None:
@@ -152,6 +168,7 @@ class MLflowTracker:
         self.tracking_uri = tracking_uri
         self.run_name = run_name
         self.plots = plots
+        self.verbose = verbose
         self.flush_every_s = flush_every_s
         self.flush_timeout_s = flush_timeout_s
         self.run_id: str | None = None
@@ -162,7 +179,10 @@ class MLflowTracker:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._finished = False
-        self._metrics: list[Metric] = []
+        self._history: dict[int, dict[str, float]] = {}  # step -> metrics not yet sent
+        self._sent_step = -1  # highest step already sent: a step is sent once, whole
+        self._seed_score: float | None = None
+        self._best_run: str | None = None  # the candidate run holding the `best` tag
         self._tables: dict[str, list[dict[str, Any]]] = {}
         self._dirty: set[str] = set()
         self._logged_tables: set[str] = set()
@@ -177,6 +197,7 @@ class MLflowTracker:
         if self._closed:
             return
         if self._thread is None:
+            quiet_mlflow(self.verbose)
             self._thread = threading.Thread(target=self._work, name="gepa-mlflow", daemon=True)
             self._thread.start()
         self._queue.put(event)
@@ -206,6 +227,7 @@ class MLflowTracker:
             self._thread.join(timeout=self.flush_timeout_s)
         if self.run_id is not None and not self._finished and not self.failed:
             try:
+                self._send_metrics(everything=True)
                 self._client.set_terminated(self.run_id, "FAILED")
             except Exception as exc:  # tracking never breaks the caller
                 self._fail(exc)
@@ -217,12 +239,12 @@ class MLflowTracker:
             try:
                 item = self._queue.get(timeout=self.flush_every_s)
             except queue.Empty:
-                self._guard(self._flush_metrics)
+                self._guard(self._send_metrics)
                 continue
             if item is _STOP:
                 return
             if isinstance(item, _Flush):
-                self._guard(self._flush_metrics)
+                self._guard(self._send_metrics)
                 item.done.set()
             else:
                 self._guard(self._handle, item)
@@ -254,13 +276,13 @@ class MLflowTracker:
         elif isinstance(event, CandidateAccepted):
             self._accepted(event)
         elif isinstance(event, ReflectionCalled):
-            self._row("reflections", {
+            self._row(S.TABLE_REFLECTIONS, {
                 "iteration": event.iteration, "module": event.module,
                 "parent_id": event.parent_id, "prompt": redact_text(event.prompt),
                 "reply": redact_text(event.reply), "cost_usd": event.cost_usd,
             })
         elif isinstance(event, ProposalRejected):
-            self._row("rejected", {
+            self._row(S.TABLE_REJECTED, {
                 "iteration": event.iteration, "kind": event.kind, "reason": event.reason,
                 "detail": redact_text(event.detail), "module": event.module,
                 "parent_ids": ",".join(event.parent_ids),
@@ -268,25 +290,47 @@ class MLflowTracker:
             })
         elif isinstance(event, OptimizationFinished):
             self._finish(event)
+        elif type(event).__name__ == "TestsetEvaluated":
+            self._testset(event)
+
+    def _experiment(self) -> str:
+        client = self._client
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            experiment_id = client.create_experiment(
+                self.experiment, tags={S.EXPERIMENT_KIND: S.EXPERIMENT_KIND_RUNS})
+        else:
+            experiment_id = experiment.experiment_id
+            if S.EXPERIMENT_KIND not in experiment.tags:  # open on the runs list, not traces
+                client.set_experiment_tag(experiment_id, S.EXPERIMENT_KIND,
+                                          S.EXPERIMENT_KIND_RUNS)
+        return experiment_id
 
     def _start(self, event: OptimizationStarted) -> None:
         self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
-        experiment = client.get_experiment_by_name(self.experiment)
-        if experiment is None:
-            self.experiment_id = client.create_experiment(self.experiment)
-        else:
-            self.experiment_id = experiment.experiment_id
+        self.experiment_id = self._experiment()
         previous = self._previous_run(event) if event.resumed else None
         if previous is not None:
             self.run_id = previous
             client.update_run(previous, status="RUNNING")
             self._children = self._existing_children()
             self._existing_tables()
+            history = client.get_metric_history(previous, S.BEST_SCORE)
+            self._sent_step = max((m.step for m in history), default=-1)
+            seed = client.get_metric_history(previous, S.SEED_SCORE)
+            self._seed_score = seed[0].value if seed else None
             return
-        tags = {"gepa_graph.reflection_lm": redact_text(event.reflection_lm)}
+        tags = {
+            S.TAG_KIND: "optimization",
+            S.TAG_REFLECTION_LM: redact_text(event.reflection_lm),
+            S.MLFLOW_NOTE: f"Optimizing {len(event.seed_prompts)} prompt(s) "
+                           f"({', '.join(sorted(event.seed_prompts))}); running.",
+        }
         if event.run_dir:
-            tags["gepa_graph.run_dir"] = event.run_dir
-        run = client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
+            tags[S.TAG_RUN_DIR] = event.run_dir
+        tags.update(_seed_origin_tags(event.seed_prompts))
+        run_name = self.run_name or f"{self.experiment}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        run = client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         config = redact(_flatten(dict(event.config)), by_key=True)
         params = [_param(k, v) for k, v in sorted(config.items())]
@@ -299,7 +343,7 @@ class MLflowTracker:
         for chunk in _chunks(params, 100):
             client.log_batch(self.run_id, params=chunk)
         client.log_text(self.run_id, json.dumps(redact(event.seed_prompts), indent=2),
-                        "seed_prompts.json")
+                        S.SEED_PROMPTS_FILE)
         if event.run_dir:
             path = Path(event.run_dir) / RUN_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -333,39 +377,61 @@ class MLflowTracker:
         token = None
         while True:
             page = self._client.search_runs(
-                [self.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'",
+                [self.experiment_id], f"tags.{S.MLFLOW_PARENT_RUN} = '{self.run_id}'",
                 max_results=1000, page_token=token,
             )
             for run in page:
-                candidate_id = run.data.tags.get("gepa_graph.candidate_id")
+                candidate_id = run.data.tags.get(S.TAG_CANDIDATE_ID)
                 if candidate_id:
                     children[candidate_id] = run.info.run_id
+                if run.data.tags.get(S.TAG_BEST) == "true":
+                    self._best_run = run.info.run_id
             token = page.token
             if not token:
                 return children
 
-    def _budget(self, event: BudgetUpdated) -> None:
-        now = int(time.time() * 1000)
-        step = event.ledger.rollouts_used
-        values = {
-            "best_val_score": event.best_score,
-            "pareto_score": event.pareto_score,
-            "pool_size": event.pool_size,
-            "cost_usd": event.ledger.cost_usd,
-            "reflection_cost_usd": event.ledger.reflection_cost_usd,
-            "task_cost_usd": event.ledger.task_cost_usd,
-            "reflection_calls": event.ledger.reflection_calls,
-            "failed_rollouts": event.ledger.failed_rollouts,
-            "iteration": event.iteration,
-        }
-        self._metrics += [Metric(k, float(v), now, step) for k, v in values.items()]
-        if len(self._metrics) >= _BATCH_MAX:
-            self._flush_metrics()
+    # --- metrics by rollouts: one point per step, the seed at step 0 ----------------------------
 
-    def _flush_metrics(self) -> None:
-        pending, self._metrics = self._metrics, []
-        for chunk in _chunks(pending):
+    def _point(self, step: int, values: dict[str, float]) -> None:
+        if step > self._sent_step:  # never a second point at a step already sent
+            self._history.setdefault(step, {}).update(values)
+
+    def _send_metrics(self, everything: bool = False) -> None:
+        """Send buffered points. The newest step stays buffered (a later event at the same step
+        updates it in place) unless ``everything``."""
+        if not self._history:
+            return
+        steps = sorted(self._history)
+        if not everything:
+            steps = steps[:-1]
+        now = int(time.time() * 1000)
+        metrics = []
+        for step in steps:
+            values = self._history.pop(step)
+            if step > self._sent_step:
+                metrics += [Metric(k, float(v), now, step) for k, v in values.items()]
+                self._sent_step = step
+        for chunk in _chunks(metrics):
             self._client.log_batch(self.run_id, metrics=chunk)
+
+    def _scores(self, best: float) -> dict[str, float]:
+        values = {S.VAL_SCORE: best, S.BEST_SCORE: best}
+        if self._seed_score is not None:
+            values[S.SEED_SCORE] = self._seed_score
+            values[S.IMPROVEMENT] = best - self._seed_score
+        return values
+
+    def _budget(self, event: BudgetUpdated) -> None:
+        self._point(event.ledger.rollouts_used, {
+            **self._scores(event.best_score),
+            S.PARETO_SCORE: event.pareto_score,
+            S.POOL_SIZE: event.pool_size,
+            S.COST_USD: event.ledger.cost_usd,
+        })
+        if len(self._history) > _BATCH_MAX // len(S.HISTORY_METRICS):
+            self._send_metrics()
+
+    # --- tables ----------------------------------------------------------------------------------
 
     def _row(self, table: str, row: dict[str, Any]) -> None:
         self._tables.setdefault(table, []).append(row)
@@ -375,15 +441,10 @@ class MLflowTracker:
         """Rewrite changed tables whole, in MLflow's table format (what ``log_table`` writes,
         without its download-and-append round trip on every call)."""
         for table in sorted(self._dirty):
-            rows = self._tables[table]
-            columns = list(rows[0])
-            payload = {"columns": columns, "data": [[row.get(c) for c in columns] for row in rows]}
-            self._client.log_text(self.run_id, json.dumps(payload), f"tables/{table}.json")
+            log_table(self._client, self.run_id, table, self._tables[table])
         if self._dirty - self._logged_tables:
             self._logged_tables |= self._dirty
-            tag = [{"path": f"tables/{name}.json", "type": "table"}
-                   for name in sorted(self._logged_tables)]
-            self._client.set_tag(self.run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps(tag))
+            tag_tables(self._client, self.run_id, sorted(self._logged_tables))
         self._dirty.clear()
 
     def _existing_tables(self) -> None:
@@ -391,34 +452,43 @@ class MLflowTracker:
         run = self._client.get_run(self.run_id)
         for entry in json.loads(run.data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]")):
             path = entry.get("path", "")
-            if entry.get("type") != "table" or not path.startswith("tables/"):
+            if entry.get("type") != "table" or not path.startswith(f"{S.TABLE_DIR}/"):
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 local = self._client.download_artifacts(self.run_id, path, tmp)
                 payload = json.loads(Path(local).read_text(encoding="utf-8"))
-            table = path.removeprefix("tables/").removesuffix(".json")
+            table = path.removeprefix(f"{S.TABLE_DIR}/").removesuffix(".json")
             self._tables[table] = [dict(zip(payload["columns"], row)) for row in payload["data"]]
             self._logged_tables.add(table)
 
+    # --- candidates ------------------------------------------------------------------------------
+
     def _accepted(self, event: CandidateAccepted) -> None:
         info = event.candidate
+        if not info.parent_ids and self._seed_score is None:
+            self._seed_score = event.mean_score
+            self._point(0, {**self._scores(event.mean_score), S.PARETO_SCORE: event.mean_score,
+                            S.POOL_SIZE: 1})
         if info.id in self._children:
             return
         client = self._client
         tags = {
-            "mlflow.parentRunId": self.run_id,
-            "gepa_graph.candidate_id": info.id,
-            "gepa_graph.parent_ids": ",".join(info.parent_ids),
-            "gepa_graph.origin": info.origin,
+            S.MLFLOW_PARENT_RUN: self.run_id,
+            S.TAG_KIND: "candidate",
+            S.TAG_CANDIDATE_ID: info.id,
+            S.TAG_PARENT_IDS: ",".join(info.parent_ids),
+            S.TAG_ORIGIN: info.origin,
+            S.MLFLOW_NOTE: _candidate_note(info, event.mean_score),
         }
         child = client.create_run(self.experiment_id, run_name=f"{info.origin}-{info.id[:8]}",
                                   tags=tags)
         child_id = child.info.run_id
         self._children[info.id] = child_id
         now = int(time.time() * 1000)
-        metrics = [Metric("mean_score", event.mean_score, now, event.rollouts_used)]
-        metrics += [Metric(f"val_score/{_metric_key(k)}", v, now, event.rollouts_used)
-                    for k, v in event.val_scores.items()]
+        keys = list(event.val_scores)
+        metrics = [Metric(S.VAL_SCORE, event.mean_score, now, event.rollouts_used)]
+        metrics += [Metric(S.EXAMPLE_SCORE, event.val_scores[k], now, i)
+                    for i, k in enumerate(keys)]
         params = [
             _param("candidate_id", info.id),
             _param("parent_ids", ",".join(info.parent_ids)),
@@ -430,6 +500,11 @@ class MLflowTracker:
         for chunk in _chunks(metrics, _BATCH_MAX - len(params)):
             client.log_batch(child_id, metrics=chunk, params=params)
             params = []
+        log_table(client, child_id, S.TABLE_VAL_SCORES, [
+            {"example_index": i, "example": k, "score": event.val_scores[k]}
+            for i, k in enumerate(keys)
+        ])
+        tag_tables(client, child_id, [S.TABLE_VAL_SCORES])
         record = {
             "id": info.id, "parent_ids": list(info.parent_ids), "origin": info.origin,
             "changed_modules": list(info.changed_modules), "iteration": event.iteration,
@@ -438,25 +513,35 @@ class MLflowTracker:
         }
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            (root / "candidate.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-            (root / "prompts").mkdir()
+            (root / S.CANDIDATE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+            (root / S.PROMPTS_DIR).mkdir()
             for module, text in info.prompts.items():
                 filename = re.sub(r"[^A-Za-z0-9_.-]", "_", module) + ".txt"
-                (root / "prompts" / filename).write_text(redact_text(text), encoding="utf-8")
+                (root / S.PROMPTS_DIR / filename).write_text(redact_text(text), encoding="utf-8")
             client.log_artifacts(child_id, tmp)
         client.set_terminated(child_id, "FINISHED")
 
-        self._row("candidates", {
+        self._row(S.TABLE_CANDIDATES, {
             "candidate_id": info.id, "origin": info.origin,
             "parent_ids": ",".join(info.parent_ids),
             "changed_modules": ",".join(info.changed_modules), "iteration": event.iteration,
-            "rollouts_at_discovery": event.rollouts_used, "mean_score": event.mean_score,
+            "rollouts_at_discovery": event.rollouts_used, S.VAL_SCORE: event.mean_score,
             "val_scores": json.dumps(event.val_scores), "run_id": child_id,
         })
         if event.is_best:
-            client.set_tag(self.run_id, "gepa_graph.best_candidate_id", info.id)
-        self._flush_metrics()
+            client.set_tag(self.run_id, S.TAG_BEST_CANDIDATE, info.id)
+            self._mark_best(child_id)
+        self._send_metrics()
         self._flush_tables()
+
+    def _mark_best(self, child_id: str) -> None:
+        """Move the ``best`` tag to ``child_id``: one winner per optimization."""
+        if self._best_run == child_id:
+            return
+        if self._best_run is not None:
+            self._client.delete_tag(self._best_run, S.TAG_BEST)
+        self._client.set_tag(child_id, S.TAG_BEST, "true")
+        self._best_run = child_id
 
     def _sync_candidates(self, result: Any) -> None:
         """Record accepted candidates this run does not hold yet: those accepted while MLflow
@@ -474,42 +559,90 @@ class MLflowTracker:
                 rollouts_used=record.rollouts_at_discovery, is_best=False,
             ))
 
+    # --- the end ---------------------------------------------------------------------------------
+
     def _finish(self, event: OptimizationFinished) -> None:
         client = self._client
-        now = int(time.time() * 1000)
-        step = event.ledger.rollouts_used
-        final = {
-            "final_best_score": event.best_score,
-            "seed_score": event.seed_score,
-            "improvement": event.best_score - event.seed_score,
-            "rollouts_used": event.ledger.rollouts_used,
-            "iterations": event.iterations,
-            "total_cost_usd": event.ledger.cost_usd,
-            "seconds": event.ledger.seconds,
+        if self._seed_score is None:
+            self._seed_score = event.seed_score
+        ledger = event.ledger
+        self._point(ledger.rollouts_used, {**self._scores(event.best_score),
+                                           S.COST_USD: ledger.cost_usd})
+        self._send_metrics(everything=True)
+        summary = {
+            "rollouts_used": ledger.rollouts_used, "iterations": event.iterations,
+            "seconds": round(ledger.seconds, 1), "cost_usd": round(ledger.cost_usd, 6),
+            "reflection_calls": ledger.reflection_calls,
+            "failed_rollouts": ledger.failed_rollouts,
         }
-        self._metrics += [Metric(k, float(v), now, step) for k, v in final.items()]
-        self._flush_metrics()
-        client.log_batch(self.run_id, tags=[
-            RunTag("gepa_graph.stop_reason", event.stop_reason),
-            RunTag("gepa_graph.best_candidate_id", event.best_id),
-        ])
+        tags = [RunTag(S.TAG_SUMMARY[k], str(v)) for k, v in summary.items()]
+        tags += [
+            RunTag(S.TAG_STOP_REASON, event.stop_reason),
+            RunTag(S.TAG_BEST_CANDIDATE, event.best_id),
+            RunTag(S.MLFLOW_NOTE, headline(event.seed_score, event.best_score,
+                                           ledger.rollouts_used, ledger.cost_usd)
+                   + f"; stopped by {event.stop_reason}; best candidate {event.best_id}."),
+        ]
+        client.log_batch(self.run_id, tags=tags)
         result = event.result
         if result is not None:
             self._sync_candidates(result)
+        if event.best_id in self._children:
+            self._mark_best(self._children[event.best_id])
         self._flush_tables()
         if result is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp)
-                (root / "report.md").write_text(render_report(result), encoding="utf-8")
-                (root / "best_prompts.json").write_text(
+                (root / S.REPORT_FILE).write_text(render_report(result), encoding="utf-8")
+                (root / S.BEST_PROMPTS_FILE).write_text(
                     json.dumps(redact(result.best_candidate), indent=2), encoding="utf-8")
-                (root / "result.json").write_text(
+                (root / S.RESULT_FILE).write_text(
                     json.dumps(redact(result.model_dump(mode="json")), indent=1),
                     encoding="utf-8")
                 if self.plots:
                     from gepa_graph.tracking.plots import save_plots
 
-                    save_plots(result, root / "plots")
+                    save_plots(result, root / S.PLOTS_DIR)
                 client.log_artifacts(self.run_id, tmp)
         client.set_terminated(self.run_id, "FINISHED")
         self._finished = True
+
+    def _testset(self, event: Any) -> None:
+        """Held-out scores of the seed and the best candidate (``optimize(testset=...)``)."""
+        now = int(time.time() * 1000)
+        step = max(self._sent_step, 0)
+        self._client.log_batch(self.run_id, metrics=[
+            Metric(S.TEST_SEED_SCORE, float(event.seed_score), now, step),
+            Metric(S.TEST_BEST_SCORE, float(event.best_score), now, step),
+        ])
+
+
+def log_table(client: MlflowClient, run_id: str, name: str, rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0]) if rows else []
+    payload = {"columns": columns, "data": [[row.get(c) for c in columns] for row in rows]}
+    client.log_text(run_id, json.dumps(payload), S.table_path(name))
+
+
+def tag_tables(client: MlflowClient, run_id: str, names: list[str]) -> None:
+    """MLflow's own tag that makes the UI list these JSON files as tables."""
+    tag = [{"path": S.table_path(name), "type": "table"} for name in names]
+    client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps(tag))
+
+
+def _candidate_note(info: CandidateInfo, mean_score: float) -> str:
+    if not info.parent_ids:
+        return f"The seed prompts: validation score {mean_score:.3f}."
+    parents = ", ".join(p[:8] for p in info.parent_ids)
+    changed = ", ".join(info.changed_modules) or "no module"
+    return (f"{info.origin} of {parents}, changing {changed}: validation score "
+            f"{mean_score:.3f}.")
+
+
+def _seed_origin_tags(seed_prompts: dict[str, str]) -> dict[str, str]:
+    """Where the seed came from, if ``seed_from_registry`` loaded it in this process."""
+    from gepa_graph.tracking.registry import seed_origin
+
+    origin = seed_origin(seed_prompts)
+    if origin is None:
+        return {}
+    return {S.TAG_SEED_FROM: origin.ref, S.TAG_SEED_VERSIONS: json.dumps(origin.versions)}

@@ -1,0 +1,101 @@
+"""Every name gepa_graph writes into MLflow, in one place: run tags, metrics, params, artifacts,
+and the Prompt Registry's tags. The tracker, the registry, the promotion gate and the CLI read
+them from here, so a reader of the MLflow UI and a reader of this file see the same names.
+"""
+
+from __future__ import annotations
+
+# --- runs: tags ----------------------------------------------------------------------------------
+
+PREFIX = "gepa_graph."
+TAG_KIND = "gepa_graph.kind"  # "optimization", "candidate" or "promotion" on every run we create
+TAG_CANDIDATE_ID = "gepa_graph.candidate_id"  # on candidate runs
+TAG_PARENT_IDS = "gepa_graph.parent_ids"
+TAG_ORIGIN = "gepa_graph.origin"  # seed, mutation, merge
+TAG_BEST = "best"  # "true" on the winning candidate's run (one per optimization)
+TAG_BEST_CANDIDATE = "gepa_graph.best_candidate_id"  # on the optimization run
+TAG_STOP_REASON = "gepa_graph.stop_reason"
+TAG_REFLECTION_LM = "gepa_graph.reflection_lm"
+TAG_RUN_DIR = "gepa_graph.run_dir"
+TAG_SEED_FROM = "gepa_graph.seed_from"  # e.g. "agent@production"
+TAG_SEED_VERSIONS = "gepa_graph.seed_versions"  # JSON: module -> registry version
+# End-of-run figures: tags, not metrics (no single-point charts) nor params (a resumed run
+# finishes again with other values, and MLflow params are write-once).
+TAG_SUMMARY = {
+    "rollouts_used": "gepa_graph.rollouts_used",
+    "iterations": "gepa_graph.iterations",
+    "seconds": "gepa_graph.seconds",
+    "cost_usd": "gepa_graph.cost_usd",
+    "reflection_calls": "gepa_graph.reflection_calls",
+    "failed_rollouts": "gepa_graph.failed_rollouts",
+}
+TAG_PROMOTION_NAME = "gepa_graph.promotion.name"  # on promotion (gate) runs
+TAG_PROMOTION_DECISION = "gepa_graph.promotion.decision"  # "promoted" or "kept"
+
+# MLflow's own tags and the experiment tag that opens the experiment on its runs list.
+MLFLOW_NOTE = "mlflow.note.content"
+MLFLOW_PARENT_RUN = "mlflow.parentRunId"
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_RUNS = "custom_model_development"
+
+# --- runs: metrics -------------------------------------------------------------------------------
+
+# On the optimization run and on every candidate run: a candidate's mean validation score (the
+# optimization run's is its best candidate's), so one column ranks them all.
+VAL_SCORE = "val_score"
+# Optimization run, by rollouts used (step), starting with the seed at step 0.
+BEST_SCORE = "best_score"
+SEED_SCORE = "seed_score"
+IMPROVEMENT = "improvement"
+PARETO_SCORE = "pareto_score"
+POOL_SIZE = "pool_size"
+COST_USD = "cost_usd"
+HISTORY_METRICS = (VAL_SCORE, BEST_SCORE, SEED_SCORE, IMPROVEMENT, PARETO_SCORE, POOL_SIZE,
+                   COST_USD)
+# Held-out (testset) scores of the seed and the best candidate, on the optimization run.
+TEST_SEED_SCORE = "test_seed_score"
+TEST_BEST_SCORE = "test_best_score"
+# Candidate runs: per-example validation scores as one metric, step = example index (the
+# example keys are in the candidate's table artifact).
+EXAMPLE_SCORE = "example_score"
+# Promotion (gate) runs.
+GATE_CANDIDATE_SCORE = "candidate_score"
+GATE_PRODUCTION_SCORE = "production_score"
+GATE_MARGIN = "margin"
+
+# --- runs: artifacts -----------------------------------------------------------------------------
+
+RUN_FILE = "mlflow_run.json"  # in the run_dir: which MLflow run an optimization writes to
+TABLE_DIR = "tables"
+TABLE_CANDIDATES = "candidates"
+TABLE_REJECTED = "rejected"
+TABLE_REFLECTIONS = "reflections"
+TABLE_VAL_SCORES = "val_scores"  # on candidate runs: example, score
+TABLE_GATE = "scores"  # on promotion runs: example, candidate, production
+CANDIDATE_FILE = "candidate.json"
+PROMPTS_DIR = "prompts"
+SEED_PROMPTS_FILE = "seed_prompts.json"
+BEST_PROMPTS_FILE = "best_prompts.json"
+RESULT_FILE = "result.json"
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+
+
+def table_path(name: str) -> str:
+    return f"{TABLE_DIR}/{name}.json"
+
+
+# --- Prompt Registry -----------------------------------------------------------------------------
+
+# Prompt-level tags (on ``NAME.<module>``).
+PROMPT_GROUP = "gepa_graph.name"  # NAME: the registration this module prompt belongs to
+PROMPT_MODULE = "gepa_graph.module"  # the original module name (the prompt name is sanitized)
+PROMPT_HISTORY = "gepa_graph.alias_history"  # JSON list: every alias move, newest last
+# Version-level tags.
+VERSION_BRACES = "gepa_graph.brace_format"  # "double" or "verbatim"
+VERSION_RUN_ID = "gepa_graph.run_id"
+VERSION_CANDIDATE = "gepa_graph.candidate_id"
+VERSION_SCORE = "gepa_graph.score"
+# Aliases gepa_graph moves by default.
+CANDIDATE_ALIAS = "candidate"
+PRODUCTION_ALIAS = "production"
