@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,8 @@ from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
 from gepa_graph.state import JOURNAL_FILE, load_state
 from gepa_graph.system import System
+
+log = logging.getLogger("gepa_graph")
 
 
 def optimize(
@@ -103,7 +106,8 @@ async def aoptimize(
     """``optimize`` for callers already inside an event loop."""
     config = _merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
     system = as_system(system)
-    seeds = _seed_prompts(system, seed_prompts)
+    # A system whose prompts only a run can confirm is probed once every input is checked.
+    seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
     train = as_dataset(trainset, "trainset")
     val = as_dataset(valset, "valset") if valset is not None else train
     validate = getattr(system, "validate_example", None)
@@ -128,6 +132,9 @@ async def aoptimize(
         max_retries=config.lm_max_retries,
         backoff_s=config.lm_backoff_s,
     )
+    if seeds is None:
+        await _probe(system, train)
+        seeds = _seed_prompts(system, seed_prompts)
 
     directory = Path(run_dir) if run_dir is not None else _new_run_dir()
     journal = Journal(directory / JOURNAL_FILE)
@@ -156,6 +163,15 @@ async def aoptimize(
         return await engine.run()
     finally:
         bus.close()
+
+
+async def _probe(system: System, train: list[Example]) -> None:
+    """A system whose prompts only a run can confirm (``needs_probe``, e.g. prose kept under
+    another name in a LangGraph agent) runs its seed once on the first training example."""
+    if getattr(system, "probe_report", None) is None:
+        report = await system.aprobe(train[0])
+        for note in report.notes():
+            log.info("probe: %s", note)
 
 
 def as_system(system: Any) -> System:

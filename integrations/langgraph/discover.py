@@ -88,12 +88,15 @@ def ensure_compiled(graph: object) -> Pregel:
 def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
     """Every prompt slot of ``graph``, candidates included, by module name, in graph order."""
     graph = ensure_compiled(graph)
-    schema = _internals.context_schema(graph)
-    walker = Walker(skip_classes=(schema,) if schema is not None else ())
+    walker = Walker()
     walker.walk(graph)
+    # Context fields; a context class the code itself reads (``Configuration.from_runnable_config
+    # (config)``, the deprecated ``config_schema``) was met by the walk as "configurable".
+    schema = _internals.context_schema(graph)
     for leaf in field_leaves(schema, "context") if schema is not None else ():
-        walker.leaves[leaf.key] = leaf
-        walker.nodes[leaf.key] = [None]
+        if leaf.key not in walker.leaves:
+            walker.leaves[leaf.key] = leaf
+            walker.nodes[leaf.key] = [None]
     slots = _name_slots(walker)
     for name, default in (declared or {}).items():
         if name in slots:
@@ -157,7 +160,8 @@ def _slot(name: str, leaf: Leaf, nodes: tuple[str, ...]) -> PromptSlot:
 
 
 def _name_slots(walker: Walker) -> dict[str, PromptSlot]:
-    """Strong leaves are named first, so a candidate never changes a prompt's name."""
+    """Strong leaves are named first, so a candidate never changes a prompt's name; a node's only
+    leaf is named after the node."""
     names: dict[str, Leaf] = {}
     for strong in (True, False):
         by_node: dict[str, list[Leaf]] = {}
@@ -177,7 +181,8 @@ def _name_slots(walker: Walker) -> dict[str, PromptSlot]:
             else:
                 by_node.setdefault(walker.nodes[key][0] or "graph", []).append(leaf)
         for node, leaves in by_node.items():
-            if strong and len(leaves) == 1 and node not in names:
+            taken = node in names or any(name.startswith(f"{node}.") for name in names)
+            if len(leaves) == 1 and not taken:
                 names[node] = leaves[0]
                 continue
             for leaf in leaves:

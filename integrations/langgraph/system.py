@@ -351,7 +351,7 @@ class LangGraphSystem:
         if self._context_schema is None:
             return values or None
         for name, slot in self.slots.items():
-            if slot.kind == "context":
+            if getattr(slot.leaf, "owner", None) is self._context_schema:
                 values[slot.leaf.name] = substitution.prompts[name]
         return values
 

@@ -317,10 +317,9 @@ class Walker:
     each leaf was reached from (None: reached outside any node).
     """
 
-    def __init__(self, skip_classes: tuple[type, ...] = ()) -> None:
+    def __init__(self) -> None:
         self.leaves: dict[Hashable, Leaf] = {}
         self.nodes: dict[Hashable, list[str | None]] = {}
-        self._skip_classes = skip_classes  # e.g. the context schema, read as "context.*"
         self._seen: set[int] = set()
         self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
@@ -392,11 +391,11 @@ class Walker:
         elif isinstance(value, RunnableAssign):
             self.visit(value.mapper, node, label)
         elif isinstance(value, BaseTool):
-            for function in _internals.tool_functions(value):
-                self.visit(function, node, value.name)
+            pass  # a tool's code runs where a tool node runs it (below), not where it is bound
         elif (tools := _internals.node_tools(value)) is not None:  # ToolNode
             for tool in tools:
-                self.visit(tool, node, tool.name)
+                for function in _internals.tool_functions(tool):
+                    self.visit(function, node, tool.name)
         elif (parts := _internals.function_parts(value)) is not None:
             for function in parts.values():
                 self.visit(function, node, label)
@@ -420,7 +419,7 @@ class Walker:
             for key, item in value.items():
                 self.visit(item, node, str(key))
         elif isinstance(value, type):
-            if is_user_code(value) and value not in self._skip_classes:
+            if is_user_code(value):
                 for leaf in field_leaves(value, "configurable"):
                     self._leaf(leaf, node)
         elif not isinstance(value, types.ModuleType) and is_user_code(type(value)):
