@@ -5,8 +5,12 @@ framework cost. Sequential (concurrency 1) on the same examples:
 
 * ``bare invoke``: ``graph.invoke`` on each example: LangGraph alone;
 * ``bare ainvoke``: ``await graph.ainvoke``: what gepa_graph builds on;
-* ``gepa_graph rollout``: ``LangGraphSystem.arun`` with a non-seed candidate: substitution
-  (graph copy, cached per candidate) + per-node tracing;
+* ``hooked invoke``: ``graph.invoke`` once the model-boundary hook is installed, outside any
+  rollout (what every other model call of a process pays once gepa_graph is imported);
+* ``with_prompts invoke``: ``invoke`` on ``with_prompts(graph, candidate)``, the production
+  path (the model-boundary rewrite of a changed prompt, no tracing);
+* ``gepa_graph rollout``: ``LangGraphSystem.arun`` with a non-seed candidate: the rewrite at
+  the model boundary + tracing attributed by prompt;
 * ``gepa_graph optimize``: a whole ``gg.optimize`` run (concurrency 1), wall / rollouts: the
   above plus metric, ledger, journal, checkpoints, reflection, events;
 * ``gepa optimize``: gepa 0.1.4 with its LangChainAdapter (1 thread), wall / metric calls;
@@ -74,15 +78,33 @@ def time_bare_ainvoke(graph: Any, inputs: list[Any], repeats: int) -> float:
     return asyncio.run(go()) / (repeats * len(inputs))
 
 
+def _candidate(system: Any) -> dict[str, str]:
+    return {agent.MODULE: system.modules()[agent.MODULE] + "\nrule-0. Apply procedure 0."}
+
+
+def time_hooked_invoke(graph: Any, inputs: list[Any], repeats: int) -> float:
+    from gepa_graph.integrations.langgraph import boundary
+
+    boundary.install()
+    return time_bare_invoke(graph, inputs, repeats)
+
+
+def time_with_prompts_invoke(graph: Any, inputs: list[Any], repeats: int) -> float:
+    from gepa_graph.integrations.langgraph import LangGraphSystem, with_prompts
+
+    copy = with_prompts(graph, _candidate(LangGraphSystem(graph)))
+    return time_bare_invoke(copy, inputs, repeats)
+
+
 def time_system_rollout(graph: Any, task: Any, repeats: int) -> float:
     from gepa_graph.integrations.langgraph import LangGraphSystem
 
     system = LangGraphSystem(graph)
-    candidate = {agent.MODULE: system.modules()[agent.MODULE] + "\nrule-0. Apply procedure 0."}
+    candidate = _candidate(system)
     examples = task.train + task.val
 
     async def go() -> float:
-        await system.arun(candidate, examples[0])  # the candidate's graph copy is built once
+        await system.arun(candidate, examples[0])  # the candidate's patterns are compiled once
         started = time.perf_counter()
         for _ in range(repeats):
             for example in examples:
@@ -149,8 +171,13 @@ def markdown(results: dict[str, Any]) -> str:
 
     rows.append(["bare `graph.invoke`", f"{bare:.2f}", "—", "—", "LangGraph alone"])
     row("bare `graph.ainvoke`", m["bare_ainvoke_ms"])
+    if "hooked_invoke_ms" in m:
+        row("`graph.invoke`, boundary hook installed", m["hooked_invoke_ms"],
+            "outside rollouts: one config lookup per model call")
+        row("`with_prompts(graph, ...).invoke`", m["with_prompts_invoke_ms"],
+            "production: the prompt rewritten at the model")
     row("gepa_graph rollout (`LangGraphSystem.arun`)", m["system_rollout_ms"],
-        "substitution + tracing")
+        "rewrite at the model boundary + tracing by prompt")
     row("gepa_graph `optimize`, per rollout", m["optimize"]["per_rollout"] * 1000,
         f"{m['optimize']['rollouts']} rollouts in {m['optimize']['seconds']:.2f} s")
     row("gepa 0.1.4 `optimize`, per rollout", m["gepa"]["per_rollout"] * 1000,
@@ -199,6 +226,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     m: dict[str, Any] = {
         "bare_invoke_ms": med(time_bare_invoke, graph, inputs, args.repeats) * 1000,
         "bare_ainvoke_ms": med(time_bare_ainvoke, graph, inputs, args.repeats) * 1000,
+        # after the bare rows: installing the hook is once per process
+        "hooked_invoke_ms": med(time_hooked_invoke, graph, inputs, args.repeats) * 1000,
+        "with_prompts_invoke_ms": med(time_with_prompts_invoke, graph, inputs, args.repeats) * 1000,
         "system_rollout_ms": med(time_system_rollout, graph, task, args.repeats) * 1000,
         "optimize": med(time_optimize, task, args.budget),
         "gepa": med(time_gepa, task, args.budget),

@@ -5,7 +5,9 @@ only when, for each of its types k, the prompt of the module owning k states ``r
 line of its own, and that line is among the last ``max_rules`` rule lines of the prompt (a
 long prompt "forgets" its oldest rules, so a prompt cannot simply hoard every rule). Types
 follow a Zipf-like distribution, so when a module owns more types than it can hold, the best
-prompt keeps the frequent rules: the optimum is below 1.0 and search quality shows.
+prompt keeps the frequent rules: the optimum is below 1.0 and search quality shows. In the
+``coupled`` member every example needs one rule from each of two modules, so the modules must
+change together: a rewrite of one module alone never raises a score.
 
 The metric's feedback names what is missing (``missing rule-k``), per module. The scripted
 reflection LM reads *any* reflection prompt (gepa_graph's or gepa's): it takes the current
@@ -46,6 +48,7 @@ class RuleTaskSpec:
     n_types: int = 12
     modules: tuple[str, ...] = ("planner", "solver")
     pair_fraction: float = 0.3  # share of examples needing two rules
+    coupled: bool = False  # the two rules of a pair always belong to different modules
     max_rules: int | None = 4  # rule lines a module's prompt can hold (the last ones win)
     zipf: float = 1.0  # type frequency ~ 1 / (k + 1) ** zipf
     p_wrong: float = 0.15  # reflection adds a wrong rule instead of the first named one
@@ -69,6 +72,9 @@ FAMILY: dict[str, RuleTaskSpec] = {
         name="three-module-noisy", n_types=12, modules=("router", "planner", "solver"),
         pair_fraction=0.4, max_rules=None, p_wrong=0.3, p_drop=0.2,
     ),
+    # Two modules that must change together: every example needs a rule from each, and the
+    # metric gives no partial credit, so no single-module rewrite can win a minibatch.
+    "coupled": RuleTaskSpec(name="coupled", n_types=8, pair_fraction=1.0, coupled=True),
 }
 
 
@@ -100,7 +106,8 @@ class RuleTask:
             types = [first]
             if rng.random() < spec.pair_fraction:
                 second = first
-                while second == first:
+                while second == first or (spec.coupled
+                                          and self.owner(second) == self.owner(first)):
                     second = rng.choices(range(spec.n_types), weights=weights)[0]
                 types.append(second)
             examples.append({"id": f"{prefix}{i}", "types": types, "question": f"{prefix}-q{i}"})

@@ -43,10 +43,21 @@ CONFIGS = [
     {"selection": "current_best", "merge": False},
 ]
 OPTIMIZERS = ("gepa_graph", "gepa")
+# The search features of issue 12 switched off: the ablation rows add one feature to this.
+BASELINE = {"minibatch_sampler": "epoch", "module_selection": "round_robin",
+            "validation": "full", "merge_schedule": "after_accept", "rejected_attempts_shown": 0}
 # gepa_graph variants run on the default configuration (Pareto, merge on) only.
 VARIANTS = {
-    "gepa_graph+adaptive": {"adaptive_validation": True},
-    "gepa_graph+parallel4": {"parallel_proposals": 4},
+    "gg baseline": BASELINE,
+    "gg +failure_aware": {**BASELINE, "minibatch_sampler": "failure_aware"},
+    "gg +racing": {**BASELINE, "validation": "racing"},
+    "gg +screening": {**BASELINE, "validation": "screening"},
+    "gg +joint_adaptive": {**BASELINE, "module_selection": "adaptive"},
+    "gg +joint_all": {**BASELINE, "module_selection": "all"},
+    "gg +bandit": {**BASELINE, "module_selection": "bandit"},
+    "gg +diversity_merge": {**BASELINE, "merge_schedule": "diversity"},
+    "gg +rejected_shown": {**BASELINE, "rejected_attempts_shown": 3},
+    "gg +parallel4": {"parallel_proposals": 4},
 }
 
 
@@ -177,6 +188,10 @@ def analyse(runs: list[dict[str, Any]], checkpoints: list[int]) -> list[dict[str
                 "seconds_per_run": mean_sd(seed_runs[s]["seconds"] for s in seeds),
                 "candidates": mean_sd(len(seed_runs[s]["candidates"]) for s in seeds),
                 "stop_reasons": _count(seed_runs[s]["stop_reason"] for s in seeds),
+                "reflections_per_accepted": mean_sd(
+                    seed_runs[s]["reflection_calls"] / max(1, len(seed_runs[s]["candidates"]) - 1)
+                    for s in seeds),
+                "reflection_calls": mean_sd(seed_runs[s]["reflection_calls"] for s in seeds),
                 "unparsed_prompts": sum(seed_runs[s]["unparsed_prompts"] for s in seeds),
             }
         summary["reach_gepa_final"] = {}
@@ -233,6 +248,13 @@ def _optimizers(summary: dict[str, Any]) -> list[str]:
     return [o for o in ("gepa_graph", *VARIANTS, "gepa") if o in summary]
 
 
+def _early_stops(reasons: dict[str, int]) -> str:
+    """Runs that stopped with budget left for another reason than a perfect score."""
+    early = {r: n for r, n in reasons.items() if r not in ("max_rollouts", "max_metric_calls",
+                                                           "perfect_score")}
+    return ", ".join(f"{n} {r}" for r, n in early.items()) or "0"
+
+
 def markdown(results: dict[str, Any]) -> str:
     params = results["params"]
     out = [
@@ -240,7 +262,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"rollouts; minibatch {params['minibatch']}; checkpoints {params['checkpoints']}. "
         f"Scores are the mean ± sd over seeds of the best-on-validation candidate known at the "
         f"checkpoint (val) and of that candidate on {params['n_test']} held-out examples (test). "
-        f"Variants of gepa_graph: " + ", ".join(f"`{k}` = `{v}`" for k, v in VARIANTS.items())
+        f"Variants of gepa_graph: " + ", ".join(f"`{k}` = `{v}`"
+                                                for k, v in params["variants"].items())
         + " (default configuration only).",
         "",
         ("**Headline.** Same configuration for both; gepa's final = the best candidate gepa "
@@ -262,11 +285,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{reach['reached']}/{s['seeds']}",
                 fmt(reach["gepa_graph_rollouts"][0], 0) + " / " + fmt(reach["gepa_rollouts"][0], 0),
                 fmt(reach["median_ratio"], 2),
+                f"{s[variant]['reflections_per_accepted'][0]:.1f} / "
+                f"{s['gepa']['reflections_per_accepted'][0]:.1f}",
+                _early_stops(s[variant]["stop_reasons"]),
             ])
     out.append(table(
         ["task", "config", "optimizer", "final val (vs gepa)", "final test (vs gepa)",
          "val win/tie/loss (sign test)", "reached gepa final", "rollouts to it (mean, vs gepa)",
-         "ratio (median)"], rows))
+         "ratio (median)", "reflections per accepted (vs gepa)", "early stops"], rows))
     for s in results["summaries"]:
         optimizers = _optimizers(s)
         out += ["", f"**{s['task']} — {config_name(s)}** ({s['seeds']} seeds)", ""]
@@ -299,15 +325,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tasks", nargs="*", default=list(FAMILY), choices=list(FAMILY))
     parser.add_argument("--configs", default="all", choices=["all", "main"],
                         help="all: Pareto/current-best x merge on/off; main: Pareto + merge only")
-    parser.add_argument("--no-variants", dest="variants", action="store_false",
-                        help="skip the gepa_graph variants (adaptive validation, parallel proposals)")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="gepa_graph variants (ablation rows) to run; default all")
+    parser.add_argument("--no-variants", dest="variants", action="store_const", const=[],
+                        help="skip the gepa_graph variants")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="tiny run (seconds) for the tests")
     parser.add_argument("--out", default=str(RESULTS / "search_efficiency.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.budget, args.tasks, args.configs = 2, 150, ["two-module"], "main"
-        args.variants = False
+        args.variants = []
         args.jobs = 1
     checkpoints = args.checkpoints or sorted({*range(100, args.budget + 1, 100), args.budget})
     configs = CONFIGS if args.configs == "all" else CONFIGS[:1]
@@ -315,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         {"task": t, "optimizer": o, "seed": s, "budget": args.budget, "minibatch": args.minibatch,
          **c}
         for t in args.tasks for c in configs for s in range(args.seeds)
-        for o in (OPTIMIZERS + tuple(VARIANTS) if c == CONFIGS[0] and args.variants else OPTIMIZERS)
+        for o in (OPTIMIZERS + tuple(args.variants) if c == CONFIGS[0] else OPTIMIZERS)
     ]
     started = time.perf_counter()
     if args.jobs > 1:
@@ -328,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": command("search_efficiency", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
-        "params": {"variants": VARIANTS if args.variants else {}, "seeds": args.seeds, "budget": args.budget, "minibatch": args.minibatch,
+        "params": {"variants": {v: VARIANTS[v] for v in args.variants}, "seeds": args.seeds, "budget": args.budget, "minibatch": args.minibatch,
                    "checkpoints": checkpoints, "tasks": args.tasks,
                    "task_specs": {t: FAMILY[t].to_dict() for t in args.tasks},
                    "n_test": FAMILY[args.tasks[0]].n_test, "quick": args.quick},

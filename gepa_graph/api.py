@@ -26,6 +26,7 @@ from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
 from gepa_graph.state import JOURNAL_FILE, load_state
+from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
 
 log = logging.getLogger("gepa_graph")
@@ -48,6 +49,8 @@ def optimize(
     listeners: Iterable[Listener] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
+    mode: str | None = None,
+    strategies: Mapping[str, Any] | None = None,
 ) -> Result:
     """Optimize the prompts of ``system`` (a gg.System or a compiled LangGraph graph).
 
@@ -55,12 +58,15 @@ def optimize(
     journal (default: a new folder under ./gepa_runs); ``resume=True`` continues a run from it
     without re-running finished rollouts. ``tracking`` is an experiment name or a listener such
     as ``gg.tracking.MLflowTracker``. ``progress`` shows a live display (default: on a terminal).
+    ``mode="search"`` (with no valset) searches for the best prompts for the tasks themselves
+    (``result.best_by_example()``); ``strategies`` replaces named strategies with objects
+    (see ``gepa_graph.strategies``).
     """
     coroutine = aoptimize(
         system, trainset, valset, metric=metric, reflection_lm=reflection_lm,
         max_rollouts=max_rollouts, max_cost_usd=max_cost_usd, max_seconds=max_seconds,
         config=config, run_dir=run_dir, resume=resume, tracking=tracking, listeners=listeners,
-        progress=progress, seed_prompts=seed_prompts,
+        progress=progress, seed_prompts=seed_prompts, mode=mode, strategies=strategies,
     )
     concurrency = (config or OptimizeConfig()).concurrency
     try:
@@ -102,9 +108,16 @@ async def aoptimize(
     listeners: Iterable[Listener] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
+    mode: str | None = None,
+    strategies: Mapping[str, Any] | None = None,
 ) -> Result:
     """``optimize`` for callers already inside an event loop."""
     config = _merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
+    if mode is not None:
+        config = _merge_budgets(config.model_copy(update={"mode": mode}), None, None, None)
+    if config.mode == "search" and valset is not None:
+        raise ValueError('mode="search" takes the tasks as trainset and no valset')
+    chosen = build_strategies(config, strategies)
     system = as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
@@ -157,7 +170,7 @@ async def aoptimize(
         system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
         replay=ReflectionReplay(journal, journaled_reflections), config=config, budget=budget,
         bus=bus, seed_prompts=seeds, run_dir=directory, journal=journal,
-        replay_until_iteration=state.iteration if state else None,
+        replay_until_iteration=state.iteration if state else None, strategies=chosen,
     )
     try:
         return await engine.run()

@@ -337,12 +337,16 @@ def optimize(
 @app.command("inspect")
 def inspect_graph(
     graph: str = typer.Argument(..., help="module:attr of a compiled LangGraph graph"),
+    probe: Path | None = typer.Option(
+        None, help="a .jsonl file: run the seed on its first example to confirm which prompts "
+        "reach a model and list the system messages no module holds (one paid run)"),
 ) -> None:
     """List the prompts (modules) found in a graph."""
     try:
         from gepa_graph.integrations.langgraph import describe
 
-        _say(describe(load_object(graph, "graph")))
+        example = read_jsonl(probe, "probe")[0] if probe is not None else None
+        _say(describe(load_object(graph, "graph"), probe=example))
     except _user_errors() as exc:
         _fail(_one_line(exc))
 

@@ -51,6 +51,9 @@ log = logging.getLogger("gepa_graph")
 # Minibatches drawn for one proposal before giving up on finding one not yet reflected on
 # for the same parent and modules.
 MINIBATCH_DRAWS = 4
+# Proposals in a row from one parent that produced nothing new (its minibatch known, its child
+# a repeat) before the parent counts as exhausted and selection turns to other candidates.
+EXHAUSTED_AFTER = 5
 
 
 @dataclass
@@ -60,6 +63,7 @@ class _Plan:
     modules: tuple[str, ...]
     minibatch: list[Example]
     repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
+    fresh: bool = False  # the parent had not yet run some of the minibatch
 
 
 @dataclass
@@ -115,6 +119,8 @@ class Engine:
         self.tried_merges: set[str] = set()
         self.reflected: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
         self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
+        self.proposed: set[str] = set()  # ids of every mutation child proposed so far
+        self.parent_idle: dict[str, int] = {}  # parent id -> proposals in a row with nothing new
         self.stale_iterations = 0
         self.idle_iterations = 0
         self.state = OptimizerState(
@@ -137,6 +143,12 @@ class Engine:
 
     def mean(self, candidate_id: str) -> float:
         return pareto.mean_score(self.scores[candidate_id], self.val_keys)
+
+    @property
+    def exhausted(self) -> set[str]:
+        """Candidates whose last proposals yielded nothing new: parent selection skips them
+        while others remain, so a run explores instead of stalling."""
+        return {cid for cid, idle in self.parent_idle.items() if idle >= EXHAUSTED_AFTER}
 
     def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
         found = {ex.key: self.evaluator.cached(candidate_id, ex.key) for ex in examples}
@@ -219,8 +231,11 @@ class Engine:
         except BudgetExhausted:
             stop_reason = "max_rollouts"
         finally:
-            self.state.stop_reason = stop_reason
-            self.state.status = "finished" if stop_reason != "unknown" else "running"
+            # An error or interrupt inside the loop leaves stop_reason None (the walrus reset
+            # it): the checkpoint then stays "running", so the run can be resumed.
+            finished = stop_reason not in (None, "unknown")
+            self.state.stop_reason = stop_reason if finished else None
+            self.state.status = "finished" if finished else "running"
             if self.candidates:
                 self._checkpoint()
             self.journal.close()
@@ -264,7 +279,8 @@ class Engine:
             strategies.module_selector.update(self, parent, modules, ProposalOutcome("skipped"))
             return None
         self.state.iteration += 1
-        plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected)
+        plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected,
+                     fresh=len(self.known(parent.id, minibatch)) < len(minibatch))
         self.reflected.add(key)
         self._emit(IterationStarted(iteration=plan.iteration, kind="mutation",
                                     parent_ids=(parent.id,), module="+".join(modules)))
@@ -390,6 +406,10 @@ class Engine:
     def _settle(self, outcome: _Outcome, taken: set[str]) -> bool:
         """Report a proposal's outcome; True if its child earned a validation run."""
         plan, child = outcome.plan, outcome.child
+        new = plan.fresh or (child is not None and child.id not in self.proposed)
+        self.parent_idle[plan.parent.id] = 0 if new else self.parent_idle.get(plan.parent.id, 0) + 1
+        if child is not None:
+            self.proposed.add(child.id)
         self._emit_minibatch(plan.iteration, plan.parent, "parent", plan.minibatch,
                              outcome.parent_results)
         for module, reflection in outcome.reflections:

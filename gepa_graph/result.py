@@ -39,6 +39,9 @@ class Result(BaseModel):
     stop_reason: str
     run_dir: str | None = None
     val_keys: list[str]
+    # Held-out scores (optimize(testset=...)): the seed's and the best candidate's mean.
+    test_seed_score: float | None = None
+    test_best_score: float | None = None
 
     _system: Any = PrivateAttr(default=None)
 
@@ -47,6 +50,17 @@ class Result(BaseModel):
             if record.id == candidate_id:
                 return record
         raise KeyError(f"no candidate {candidate_id!r} in this result")
+
+    def best_by_example(self) -> dict[str, CandidateRecord]:
+        """Per validation example (in ``mode="search"``: per task), the candidate that scored
+        highest on it, the earliest among equals: the per-task answer of an inference-time
+        search, where ``best_candidate`` is the best single prompt set for all of them."""
+        best: dict[str, CandidateRecord] = {}
+        for record in self.candidates:
+            for key, score in record.val_scores.items():
+                if key not in best or score > best[key].val_scores[key]:
+                    best[key] = record
+        return {key: best[key] for key in self.val_keys if key in best}
 
     def changed_modules(self) -> dict[str, tuple[str, str]]:
         """Modules whose best prompt differs from the seed: name -> (seed, best)."""

@@ -258,3 +258,34 @@ def test_importing_the_package_leaves_litellm_unloaded():
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_inspect_probe_confirms_a_prompt_only_a_run_shows(app_dir):
+    (app_dir / "proseapp.py").write_text(textwrap.dedent('''
+        from typing import TypedDict
+        from langchain_core.messages import SystemMessage
+        from langgraph.graph import START, StateGraph
+        from gepa_graph.testing.chat_model import ScriptedChatModel
+
+        HOUSE_RULES = "You greet every visitor of the museum warmly and by name."
+        model = ScriptedChatModel(script=lambda messages: "hello")
+
+        class State(TypedDict, total=False):
+            question: str
+            answer: str
+
+        def greet(state):
+            return {"answer": model.invoke([SystemMessage(HOUSE_RULES), state["question"]]).text}
+
+        builder = StateGraph(State)
+        builder.add_node("greet", greet)
+        builder.add_edge(START, "greet")
+        graph = builder.compile()
+    '''))
+    (app_dir / "probe.jsonl").write_text('{"id": "p", "question": "hi, I am Ann"}\n')
+    without = _invoke("inspect", "proseapp:graph")
+    assert without.exit_code == 2 and "candidates that no probe run confirmed" in without.output
+    probed = _invoke("inspect", "proseapp:graph", "--probe", "probe.jsonl")
+    assert probed.exit_code == 0, probed.output
+    assert "1 prompt(s)" in probed.output and "module constant proseapp.HOUSE_RULES" in probed.output
+    assert "confirmed by the probe run: ['greet']" in probed.output

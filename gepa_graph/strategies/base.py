@@ -38,6 +38,11 @@ class Search(Protocol):
 
     def mean(self, candidate_id: str) -> float: ...
 
+    @property
+    def exhausted(self) -> set[str]:
+        """Candidates whose recent proposals as a parent produced nothing new."""
+        ...
+
     def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
         """Scores already paid for (cached) of a candidate on some examples, by key."""
         ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from gepa_graph.candidate import Candidate
 from gepa_graph.example import Example
 from gepa_graph.strategies.base import Search
@@ -30,18 +32,26 @@ class EpochSampler:
 
 
 class FailureAwareSampler(EpochSampler):
-    """Minibatches that teach: up to ``size - 1`` examples the cache already knows the parent
-    fails (free to run again, and what reflection learns from), the rest from the epoch queue,
-    skipping examples the parent is already known to get right (they stay queued for other
-    parents, so every example is still seen). The slot kept for a fresh example guards against
+    """Minibatches that teach: a third of each minibatch (at least one example) goes to
+    examples the cache already knows the parent fails, the least used first (free to run
+    again, and what reflection learns from); the rest comes from the epoch queue, skipping
+    examples the parent is already known to get right (they stay queued for other parents, so
+    every example is still seen). Fresh examples keep the feedback varied and guard against
     children that fix the known failures by breaking something else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._used: Counter[tuple[str, int]] = Counter()
 
     def sample(self, search: Search, parent: Candidate) -> list[Example]:
         train, perfect = search.trainset, search.config.perfect_score
         size = min(search.config.minibatch_size, len(train))
         known = search.known(parent.id, train)
         failing = [i for i, ex in enumerate(train) if known.get(ex.key, perfect) < perfect]
-        picked = search.rng.sample(failing, min(len(failing), max(1, size - 1)))
+        search.rng.shuffle(failing)
+        failing.sort(key=lambda i: self._used[parent.id, i])
+        picked = failing[: max(1, size // 3)]
+        self._used.update((parent.id, i) for i in picked)
         for fresh_only in (True, True, False):
             wanted = [i for i in self._queue if i not in picked
                       and not (fresh_only and train[i].key in known)][: size - len(picked)]

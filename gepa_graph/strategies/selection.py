@@ -7,13 +7,21 @@ from gepa_graph.candidate import Candidate
 from gepa_graph.strategies.base import Search
 
 
+def _open(search: Search) -> list[str]:
+    """Pool candidates in order, without the exhausted ones (unless all are)."""
+    order = [cid for cid in search.scores if cid not in search.exhausted]
+    return order or list(search.scores)
+
+
 class ParetoSelector:
-    """GEPA's: a candidate of the per-example front, weighted by the fronts it wins."""
+    """GEPA's: a candidate of the per-example front, weighted by the fronts it wins. The front
+    is taken over the candidates not exhausted, so when the leaders stop producing anything
+    new, the ones they dominated get their turn."""
 
     def select(self, search: Search) -> Candidate:
-        order = list(search.scores)
-        return search.candidates[pareto.sample_parent(search.scores, search.val_keys, order,
-                                                      search.rng)]
+        order = _open(search)
+        scores = {cid: search.scores[cid] for cid in order}
+        return search.candidates[pareto.sample_parent(scores, search.val_keys, order, search.rng)]
 
 
 class CurrentBestSelector:

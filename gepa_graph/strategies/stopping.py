@@ -5,9 +5,10 @@ from __future__ import annotations
 from gepa_graph import pareto
 from gepa_graph.strategies.base import Search
 
-# Iterations in a row that produced nothing new (every proposal a repeat, every minibatch
-# already known) even after varying the minibatch and showing the reflection LM its rejected
-# attempts, before the run stops as stalled instead of spinning.
+# Iterations in a row that spent no rollout (every proposal a repeat, every minibatch already
+# known) even after varying the minibatch, showing the reflection LM its rejected attempts and
+# turning to other parents, before the run stops as stalled instead of spinning: at once when
+# every candidate is exhausted as a parent, at the latest after MAX_IDLE_ITERATIONS * 4.
 MAX_IDLE_ITERATIONS = 25
 
 
@@ -25,7 +26,9 @@ class Budgets:
         if (config.max_stale_iterations is not None
                 and search.stale_iterations >= config.max_stale_iterations):
             return "max_stale_iterations"
-        if search.idle_iterations >= MAX_IDLE_ITERATIONS:
+        idle = search.idle_iterations
+        if idle >= MAX_IDLE_ITERATIONS and (set(search.scores) <= search.exhausted
+                                            or idle >= 4 * MAX_IDLE_ITERATIONS):
             return "stalled"
         best = search.best_id
         if (pareto.is_complete(search.scores[best], search.val_keys)
