@@ -49,6 +49,7 @@ def optimize(
     listeners: Iterable[Listener] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
+    testset: Iterable[Mapping[str, Any] | Example] | None = None,
     mode: str | None = None,
     strategies: Mapping[str, Any] | None = None,
 ) -> Result:
@@ -58,6 +59,8 @@ def optimize(
     journal (default: a new folder under ./gepa_runs); ``resume=True`` continues a run from it
     without re-running finished rollouts. ``tracking`` is an experiment name or a listener such
     as ``gg.tracking.MLflowTracker``. ``progress`` shows a live display (default: on a terminal).
+    ``testset`` (held-out examples) is scored for the seed and the best candidate at the end:
+    ``result.test_seed_score`` and ``result.test_best_score``, logged by the tracker.
     ``mode="search"`` (with no valset) searches for the best prompts for the tasks themselves
     (``result.best_by_example()``); ``strategies`` replaces named strategies with objects
     (see ``gepa_graph.strategies``).
@@ -66,7 +69,7 @@ def optimize(
         system, trainset, valset, metric=metric, reflection_lm=reflection_lm,
         max_rollouts=max_rollouts, max_cost_usd=max_cost_usd, max_seconds=max_seconds,
         config=config, run_dir=run_dir, resume=resume, tracking=tracking, listeners=listeners,
-        progress=progress, seed_prompts=seed_prompts, mode=mode, strategies=strategies,
+        progress=progress, seed_prompts=seed_prompts, testset=testset, mode=mode, strategies=strategies,
     )
     concurrency = (config or OptimizeConfig()).concurrency
     try:
@@ -108,6 +111,7 @@ async def aoptimize(
     listeners: Iterable[Listener] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
+    testset: Iterable[Mapping[str, Any] | Example] | None = None,
     mode: str | None = None,
     strategies: Mapping[str, Any] | None = None,
 ) -> Result:
@@ -123,9 +127,10 @@ async def aoptimize(
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
     train = as_dataset(trainset, "trainset")
     val = as_dataset(valset, "valset") if valset is not None else train
+    test = as_dataset(testset, "testset") if testset is not None else []
     validate = getattr(system, "validate_example", None)
     if validate is not None:
-        for name, dataset in (("trainset", train), ("valset", val)):
+        for name, dataset in (("trainset", train), ("valset", val), ("testset", test)):
             for index, example in enumerate(dataset):
                 try:
                     validate(example)
@@ -173,9 +178,38 @@ async def aoptimize(
         replay_until_iteration=state.iteration if state else None, strategies=chosen,
     )
     try:
-        return await engine.run()
+        result = await engine.run()
+        await _score_testset(system, metric, config, result, test, bus)
+        return result
     finally:
         bus.close()
+
+
+async def _score_testset(system: System, metric: Metric, config: OptimizeConfig, result: Result,
+                         test: list[Example], bus: EventBus) -> None:
+    """Score the seed and the best candidate on held-out ``test`` examples once the search is
+    over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
+    TestsetEvaluated event for the listeners."""
+    if not test:
+        return
+    from gepa_graph.candidate import Candidate
+    from gepa_graph.events import TestsetEvaluated
+
+    free = config.model_copy(update={"max_rollouts": 2 * len(test), "max_cost_usd": None,
+                                     "max_seconds": None})
+    evaluator = Evaluator(system, metric, free, Budget(free), Journal(None))
+    scores = {}
+    for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
+        outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)
+        scores[role] = {outcome.example_key: outcome.score for outcome in outcomes}
+    result.test_seed_score = sum(scores["seed"].values()) / len(test)
+    result.test_best_score = sum(scores["best"].values()) / len(test)
+    seed_id = next((c.id for c in result.candidates if not c.parent_ids), result.best_id)
+    bus.emit(TestsetEvaluated(
+        seed_id=seed_id, best_id=result.best_id, seed_scores=scores["seed"],
+        best_scores=scores["best"], seed_score=result.test_seed_score,
+        best_score=result.test_best_score,
+    ))
 
 
 async def _probe(system: System, train: list[Example]) -> None:

@@ -191,6 +191,9 @@ def _show_result(result: Any, title: str) -> None:
         f"{result.rollouts_used} rollouts, {result.iterations} iterations, "
         f"stop: {result.stop_reason}"
     )
+    if result.test_best_score is not None:
+        summary += (f"; held-out {result.test_seed_score:.4f} (seed) -> "
+                    f"{result.test_best_score:.4f} (best)")
     _render(title, _rows_from_result(result), result.best_id, result.best_candidate, summary)
 
 
@@ -269,6 +272,9 @@ def optimize(
     metric: str = typer.Argument(..., help="module:attr of metric(example, prediction[, trace])"),
     train: Path = typer.Option(..., "--train", help="training examples, JSONL"),
     val: Path | None = typer.Option(None, "--val", help="validation JSONL (default: train)"),
+    test: Path | None = typer.Option(
+        None, "--test", help="held-out JSONL: the seed and the winner are scored on it at the end"
+    ),
     reflection_lm: str = typer.Option(
         ..., "--reflection-lm", help="LiteLLM model name, or module:attr of a callable(prompt)->str"
     ),
@@ -303,6 +309,7 @@ def optimize(
         metric_fn = load_object(metric, "metric")
         trainset = read_jsonl(train, "train")
         valset = read_jsonl(val, "val") if val is not None else None
+        testset = read_jsonl(test, "test") if test is not None else None
         settings = {"minibatch_size": minibatch_size, "seed": seed}
         config = OptimizeConfig(**{k: v for k, v in settings.items() if v is not None})
         tracker = None
@@ -319,6 +326,7 @@ def optimize(
             reflection_lm=reflection_lm_from(reflection_lm), max_rollouts=max_rollouts,
             max_cost_usd=max_cost_usd, max_seconds=max_seconds, config=config, run_dir=run_dir,
             resume=resume, tracking=tracker, progress=progress, seed_prompts=seed_prompts,
+            testset=testset,
         )
         _show_result(result, f"candidates ({result.run_dir})")
         if tracker is not None and tracker.run_id:

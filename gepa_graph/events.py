@@ -119,6 +119,20 @@ class OptimizationFinished(Event):
     result: Any = None  # the gepa_graph.Result, for listeners that write a final report
 
 
+class TestsetEvaluated(Event):
+    """Held-out examples (``optimize(testset=...)``) scored for the seed and the best candidate
+    once the search has finished; these rollouts are outside the search budget."""
+
+    __test__ = False  # not a pytest test class
+
+    seed_id: str
+    best_id: str
+    seed_scores: dict[str, float]  # example key -> score
+    best_scores: dict[str, float]
+    seed_score: float  # means
+    best_score: float
+
+
 Listener = Callable[[Event], Any]
 
 

@@ -50,11 +50,14 @@ class Reflector:
 TRAIN = [{"id": f"ex{i}", "name": f"user{i}"} for i in range(3)]
 
 
-def _optimize(tracking, run_dir: Path) -> gg.Result:
+TEST = [{"id": f"held{i}", "name": f"other{i}"} for i in range(2)]
+
+
+def _optimize(tracking, run_dir: Path, testset=None) -> gg.Result:
     return gg.optimize(
         gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, TRAIN, metric=_metric,
         reflection_lm=Reflector(), max_rollouts=60, run_dir=run_dir, tracking=tracking,
-        progress=False, config=gg.OptimizeConfig(use_merge=False),
+        progress=False, config=gg.OptimizeConfig(use_merge=False), testset=testset,
     )
 
 
@@ -113,7 +116,10 @@ def tracking_uri(request):
 def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     experiment = f"e2e-{tmp_path.name}"
     tracker = MLflowTracker(experiment=experiment, tracking_uri=tracking_uri)
-    result = _optimize(tracker, tmp_path / "run")
+    result = _optimize(tracker, tmp_path / "run", testset=TEST)
+    assert result.rollouts_used <= 60  # held-out rollouts are outside the search budget
+    assert result.test_seed_score == pytest.approx(result.seed_score)  # the metric ignores names
+    assert result.test_best_score == pytest.approx(result.best_score)
     assert "View run" not in capfd.readouterr().out  # MLflow's own lines are off by default
     assert not tracker.failed
     assert result.best_score > result.seed_score and result.changed_modules()
@@ -131,6 +137,11 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     assert steps == sorted(set(steps)) and steps[-1] == result.rollouts_used
     assert run.data.metrics[S.VAL_SCORE] == pytest.approx(result.best_score)
     assert run.data.metrics[S.IMPROVEMENT] == pytest.approx(result.best_score - result.seed_score)
+    held_out = client.get_metric_history(tracker.run_id, S.TEST_SCORE)
+    assert [(m.step, m.value) for m in held_out] == [
+        (0, pytest.approx(result.test_seed_score)),
+        (result.rollouts_used, pytest.approx(result.test_best_score))]
+    assert "Held-out score" in client.get_run(tracker.run_id).data.tags[S.MLFLOW_NOTE]
 
     children = client.search_runs([run.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{tracker.run_id}'")

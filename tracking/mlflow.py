@@ -6,8 +6,10 @@ What one optimization looks like in MLflow (every name is in ``gepa_graph.tracki
   holding the headline (seed -> best score, rollouts, cost); the config as params (secrets
   redacted); metrics by step = rollouts used, each starting with the seed at step 0:
   ``val_score`` and ``best_score`` (best mean validation score so far), ``seed_score``,
-  ``improvement``, ``pareto_score``, ``pool_size``, ``cost_usd``; end-of-run figures (rollouts,
-  iterations, seconds, cost) as tags, so no chart is a single dot;
+  ``improvement``, ``pareto_score``, ``pool_size``, ``cost_usd``; with a testset,
+  ``test_score`` (the seed's held-out score at step 0, the best candidate's at the end) and
+  ``tables/test_scores.json``; end-of-run figures (rollouts, iterations, seconds, cost) as tags,
+  so no chart is a single dot;
 * one nested run per accepted candidate (the seed included), named ``<origin>-<id>``: metric
   ``val_score`` (its mean validation score: the same column ranks the parent and every candidate),
   per-example scores as one metric ``example_score`` (step = example index) and a table
@@ -52,6 +54,7 @@ from gepa_graph.events import (
     OptimizationStarted,
     ProposalRejected,
     ReflectionCalled,
+    TestsetEvaluated,
 )
 from gepa_graph.redact import redact, redact_text
 from gepa_graph.tracking import schema as S
@@ -290,7 +293,7 @@ class MLflowTracker:
             })
         elif isinstance(event, OptimizationFinished):
             self._finish(event)
-        elif type(event).__name__ == "TestsetEvaluated":
+        elif isinstance(event, TestsetEvaluated):
             self._testset(event)
 
     def _experiment(self) -> str:
@@ -608,13 +611,24 @@ class MLflowTracker:
         self._finished = True
 
     def _testset(self, event: Any) -> None:
-        """Held-out scores of the seed and the best candidate (``optimize(testset=...)``)."""
+        """Held-out scores (``optimize(testset=...)``): metric ``test_score`` with the seed at
+        step 0 and the best candidate at the last step, a per-example table, the headline."""
         now = int(time.time() * 1000)
-        step = max(self._sent_step, 0)
-        self._client.log_batch(self.run_id, metrics=[
-            Metric(S.TEST_SEED_SCORE, float(event.seed_score), now, step),
-            Metric(S.TEST_BEST_SCORE, float(event.best_score), now, step),
+        client = self._client
+        client.log_batch(self.run_id, metrics=[
+            Metric(S.TEST_SCORE, float(event.seed_score), now, 0),
+            Metric(S.TEST_SCORE, float(event.best_score), now, max(self._sent_step, 1)),
         ])
+        self._tables[S.TABLE_TEST_SCORES] = [
+            {"example": key, "seed": event.seed_scores.get(key), "best": score}
+            for key, score in event.best_scores.items()
+        ]
+        self._dirty.add(S.TABLE_TEST_SCORES)
+        self._flush_tables()
+        note = client.get_run(self.run_id).data.tags.get(S.MLFLOW_NOTE, "")
+        client.set_tag(self.run_id, S.MLFLOW_NOTE, note + (
+            f" Held-out score {event.seed_score:.3f} (seed) -> {event.best_score:.3f} (best) on "
+            f"{len(event.best_scores)} test examples."))
 
 
 def log_table(client: MlflowClient, run_id: str, name: str, rows: list[dict[str, Any]]) -> None:

@@ -52,9 +52,9 @@ POOL_SIZE = "pool_size"
 COST_USD = "cost_usd"
 HISTORY_METRICS = (VAL_SCORE, BEST_SCORE, SEED_SCORE, IMPROVEMENT, PARETO_SCORE, POOL_SIZE,
                    COST_USD)
-# Held-out (testset) scores of the seed and the best candidate, on the optimization run.
-TEST_SEED_SCORE = "test_seed_score"
-TEST_BEST_SCORE = "test_best_score"
+# Held-out (testset) score on the optimization run: the seed's at step 0, the best candidate's
+# at the last step (so the column shows the winner's held-out score).
+TEST_SCORE = "test_score"
 # Candidate runs: per-example validation scores as one metric, step = example index (the
 # example keys are in the candidate's table artifact).
 EXAMPLE_SCORE = "example_score"
@@ -72,6 +72,7 @@ TABLE_REJECTED = "rejected"
 TABLE_REFLECTIONS = "reflections"
 TABLE_VAL_SCORES = "val_scores"  # on candidate runs: example, score
 TABLE_GATE = "scores"  # on promotion runs: example, candidate, production
+TABLE_TEST_SCORES = "test_scores"  # on the optimization run: example, seed, best
 CANDIDATE_FILE = "candidate.json"
 PROMPTS_DIR = "prompts"
 SEED_PROMPTS_FILE = "seed_prompts.json"
