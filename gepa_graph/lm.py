@@ -60,7 +60,7 @@ def check_model_string(model: str) -> None:
 
     litellm.suppress_debug_info = True  # no "Give Feedback" banners on every retried error
     if model.startswith("local/"):  # the embedded model registers its provider on first use
-        from gepa_graph.local_model import register
+        from gepa_graph.local import register
 
         register()
     try:

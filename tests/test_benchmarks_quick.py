@@ -130,14 +130,18 @@ def test_report_renders_results_into_the_readme(tmp_path):
 
 def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch):
     """The real-model benchmark's whole path (LiteLLM `local/` provider, both optimizers, the
-    report) with the llama.cpp model replaced by a scripted stand-in."""
-    lm = pytest.importorskip("gepa_graph.local_model")
+    report) with the local model's backend replaced by a scripted stand-in."""
+    from gepa_graph import local as lm
+
     pytest.importorskip("langchain_litellm")
     labels = dict(real_model.DATA)
     rule = "Answer with exactly one lowercase word: positive, negative or neutral."
 
-    class FakeLlama:
-        def create_chat_completion(self, messages, **kwargs):
+    class FakeBackend:
+        slots = 1
+
+        def chat(self, request):
+            messages = request["messages"]
             text = "\n".join(str(m.get("content", "")) for m in messages)
             if messages[0]["role"] == "system":  # the classifier
                 user = messages[-1]["content"]
@@ -148,7 +152,11 @@ def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch
                                  "message": {"role": "assistant", "content": reply}}],
                     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
 
-    old = lm.set_engine(lm.LocalEngine(factory=lambda path: FakeLlama(), path=lambda: "fake.gguf"))
+        def close(self):
+            pass
+
+    old = lm.set_engine(lm.LocalEngine(factory=lambda path: FakeBackend(),
+                                       path=lambda: "fake.gguf"))
     try:
         monkeypatch.setattr(real_model, "unavailable_reason", lambda: None)
         out = tmp_path / "real_model.json"

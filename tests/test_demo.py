@@ -91,9 +91,9 @@ def test_cli_demo_with_remote_style_models(scripted, tmp_path):
 
 
 def test_cli_demo_without_the_local_model_fails_in_one_line(tmp_path, monkeypatch):
-    from gepa_graph import local_model
+    from gepa_graph import local
 
-    monkeypatch.setenv(local_model.ENV_MODEL, str(tmp_path / "missing.gguf"))
+    monkeypatch.setenv(local.ENV_MODEL, str(tmp_path / "missing.gguf"))
     result = CliRunner().invoke(cli.app, ["demo", "--no-progress"])
     assert result.exit_code == 2
     assert "error:" in result.output and "missing.gguf is not a file" in result.output
@@ -102,7 +102,10 @@ def test_cli_demo_without_the_local_model_fails_in_one_line(tmp_path, monkeypatc
 @pytest.mark.local_model
 def test_real_demo_smoke(tmp_path):
     """The demo on the real local model, cut to one reflection and a few rollouts."""
-    pytest.importorskip("llama_cpp", reason='needs pip install ".[local]"')
+    from gepa_graph import local
+
+    if local.runtime_problem():
+        pytest.skip(local.runtime_problem())
     report = demo.run_demo(max_rollouts=8, max_seconds=None, n_train=3, n_val=2, n_test=2,
                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
                            run_dir=tmp_path / "run", progress=False, say=lambda text: None)

@@ -94,20 +94,20 @@ def build_graph(model: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     import gepa_graph as gg
-    from gepa_graph import local_model
+    from gepa_graph import local
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=local_model.DEFAULT_MODEL, help="LiteLLM model")
+    parser.add_argument("--model", default=local.DEFAULT_MODEL, help="LiteLLM model")
     parser.add_argument("--reflection-lm", default=None, help="LiteLLM model (default: --model)")
     parser.add_argument("--max-rollouts", type=int, default=40)
     args = parser.parse_args(argv)
     data = load_data()
-    graph = build_graph(local_model.chat_model(args.model, max_tokens=350))
+    graph = build_graph(local.chat_model(args.model, max_tokens=350))
     result = gg.optimize(
         graph, data[:10], data[10:18], metric=metric,
-        reflection_lm=local_model.resolve(args.reflection_lm or args.model),
+        reflection_lm=local.resolve(args.reflection_lm or args.model),
         max_rollouts=args.max_rollouts, tracking="gepa-graph-examples", progress=True,
-        config=gg.OptimizeConfig(concurrency=1 if local_model.is_local(args.model) else 4,
+        config=gg.OptimizeConfig(concurrency=4,
                                  reflection_max_tokens=600),
     )
     print(f"validation: seed {result.seed_score:.3f} -> best {result.best_score:.3f}")
