@@ -230,7 +230,7 @@ def test_modules_that_must_change_together_are_solved_by_the_default_configurati
     stuck, _ = _coupled(tmp_path, "rr", module_selection="round_robin")
     assert stuck.best_score == 0.0  # every single-module child ties its parent
     assert {r.reason for r in stuck.rejected} >= {"not_better_on_minibatch"}
-    solved, _ = _coupled(tmp_path, "default", module_selection="adaptive")
+    solved, _ = _coupled(tmp_path, "default")
     assert solved.best_score > 0.5
     joint = [c for c in solved.candidates if len(c.changed_modules) == 2 and c.origin == "mutation"]
     assert joint, "no joint proposal joined the pool"
@@ -262,7 +262,8 @@ def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path):
     result = gg.optimize(
         gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "x"), data,
         metric=lambda example, prediction: 0.0, reflection_lm=lm, max_rollouts=10_000,
-        run_dir=tmp_path / "r", progress=False, listeners=[events.append],
+        config=gg.OptimizeConfig(rejected_attempts_shown=3), run_dir=tmp_path / "r",
+        progress=False, listeners=[events.append],
     )
     assert result.stop_reason == "stalled"
     parents = {e.iteration: (e.parent_ids, e.module) for e in events
