@@ -149,6 +149,9 @@ def no_prompts_message(graph: Pregel, slots: Mapping[str, PromptSlot],
     if unclaimed:
         shown = "; ".join(repr(_preview(text)) for text in unclaimed[:3])
         message += f" System messages that reached a model: {shown}."
+    elif unclaimed is None:
+        message += (" `gepa-graph inspect MODULE:GRAPH --probe EXAMPLES.jsonl` runs it once and "
+                    "lists the system messages that reach a model.")
     return f"{message} {HOW_TO_MARK}"
 
 

@@ -155,8 +155,9 @@ class LangGraphSystem:
 
     @property
     def needs_probe(self) -> bool:
-        """Whether candidates wait for a probe run, or nothing was found without one."""
-        return not self.slots or any(not slot.strong for slot in self._found.values())
+        """Whether candidates wait for a probe run to confirm them (a graph with nothing at all
+        to confirm fails at once, before any paid call)."""
+        return any(not slot.strong for slot in self._found.values())
 
     # -- the System protocol
 
