@@ -210,3 +210,25 @@ def test_a_warning_free_graph_gets_no_interrupt_notice():
         warnings.simplefilter("error")
         LangGraphSystem(prose_graph(echo(), "You answer questions about the weather today."),
                         prompts={"x": "Declared text for the test."})
+
+
+def test_a_probe_confirms_an_instruction_sent_as_a_plain_string_but_not_data_in_a_variable():
+    model = echo()
+    note = "Write the reply as a short poem about the sea and the sky."
+    data = "a draft: text that is data which only fills the review prompt's variable"
+
+    def work(state):
+        poem = model.invoke(note + "\n" + state["question"]).text
+        review = model.invoke(REVIEW_PROMPT.format(draft=data)).text
+        return {"answer": poem + review}
+
+    builder = StateGraph(QA)
+    builder.add_node("work", work)
+    builder.add_edge(START, "work")
+    system = LangGraphSystem(builder.compile())
+    report = system.probe(Example(question="q"))
+    assert set(system.modules()) == {"work", "work.note"}  # the strong prompt keeps the node name
+    assert report.confirmed == ["work.note"] and report.unreached == []
+
+
+REVIEW_PROMPT = "Review this draft carefully: {draft}"

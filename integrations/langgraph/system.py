@@ -218,9 +218,10 @@ class LangGraphSystem:
     async def aprobe(self, example: Any) -> ProbeReport:
         """Run the seed on ``example`` to see which found prompts reach a model.
 
-        Candidates that reached a model in a system message become modules; every other found
-        prompt stays a module, and ``probe_report`` lists what reached no model and the system
-        messages no module holds.
+        Candidates that reached a model as an instruction (in a system message, or opening a
+        call's first message) become modules -- text that only fills another prompt's variable
+        does not; every other found prompt stays a module, and ``probe_report`` lists what
+        reached no model and the system messages no module holds.
         """
         substitution = boundary.Substitution({n: s.spec for n, s in self._found.items()}, {})
         rollout, collector = await self._invoke(substitution, example)
@@ -231,8 +232,11 @@ class LangGraphSystem:
                 if record.node and record.node not in nodes:
                     nodes.append(record.node)
         system_texts = list(dict.fromkeys(collector.system_texts))
-        in_system = set(substitution.modules_in(system_texts))
-        confirmed = [n for n, s in self._found.items() if not s.strong and n in in_system]
+        instructions = list(dict.fromkeys(collector.instruction_texts))
+        confirmed = [
+            name for name, slot in self._found.items()
+            if not slot.strong and _instructs(slot, system_texts, instructions)
+        ]
         strong = [n for n, s in self._found.items() if s.strong]
         claimed = [s.spec.pattern() for n, s in self._found.items() if n in reached]
         self.probe_report = ProbeReport(
@@ -381,6 +385,15 @@ def _as_dict(context: Any) -> dict[str, Any]:
         return {name: getattr(context, name) for name in type(context).model_fields}
     raise TypeError(f"context must be a mapping, a dataclass or a pydantic model, got "
                     f"{type(context).__name__}")
+
+
+def _instructs(slot: PromptSlot, system_texts: list[str], instructions: list[str]) -> bool:
+    pattern = slot.spec.pattern()
+    if any(pattern.occurs_in(text) for text in system_texts):
+        return True
+    return any(
+        pattern.regex.match(text.lstrip()) for text in instructions if pattern.occurs_in(text)
+    )
 
 
 def _interrupted(output: Any) -> bool:

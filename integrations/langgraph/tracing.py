@@ -110,8 +110,9 @@ class _Run:
 class TraceCollector(BaseCallbackHandler):
     """Collects one rollout's trace; give each rollout its own collector (``.trace``).
 
-    ``system_texts`` keeps the text of every system message a model received (the probe run
-    reads it to find prompts no module claims).
+    For the probe run: ``system_texts`` keeps the text of every system message a model
+    received, ``instruction_texts`` those and the text of each call's first other message (where
+    an instruction sent as a plain string ends up).
     """
 
     run_inline = True  # called in order on the event loop for async runs; no thread hop
@@ -119,6 +120,7 @@ class TraceCollector(BaseCallbackHandler):
     def __init__(self, substitution: Substitution | None = None) -> None:
         self.trace = Trace(by_prompt=substitution is not None)
         self.system_texts: list[str] = []
+        self.instruction_texts: list[str] = []
         self._substitution = substitution
         self._tool_call_modules: dict[str, list[str]] = {}
         self._runs: dict[UUID, _Run] = {}
@@ -196,10 +198,13 @@ class TraceCollector(BaseCallbackHandler):
         inputs = {"messages": batches[0] if len(batches) == 1 else batches}
         model = _start_model(kwargs, metadata)
         flat = [message for batch in messages for message in batch]
+        system = list(texts_of(m for m in flat if getattr(m, "type", None) == "system"))
+        first = [next((m for m in batch if getattr(m, "type", None) != "system"), None)
+                 for batch in messages]
         with self._lock:
-            self.system_texts.extend(
-                texts_of(m for m in flat if getattr(m, "type", None) == "system")
-            )
+            self.system_texts.extend(system)
+            self.instruction_texts.extend(system)
+            self.instruction_texts.extend(texts_of(m for m in first if m is not None))
         modules = self._substitution.modules_in(texts_of(flat)) if self._substitution else None
         self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
 
@@ -214,6 +219,8 @@ class TraceCollector(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         model = _start_model(kwargs, metadata)
+        with self._lock:
+            self.instruction_texts.extend(prompts)
         modules = self._substitution.modules_in(prompts) if self._substitution else None
         self._start(
             "llm", run_id, parent_run_id, metadata, {"prompts": list(prompts)}, model, modules

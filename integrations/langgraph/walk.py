@@ -308,6 +308,7 @@ def _referenced_names(code: types.CodeType) -> list[str]:
 # ----------------------------------------------------------------------------- the walker
 
 _OPAQUE = (BaseLanguageModel, BaseCheckpointSaver)
+_MAX_ITEMS = 200  # of a list or dict the code holds: prompts live in small containers, data in big
 
 
 class Walker:
@@ -413,10 +414,10 @@ class Walker:
             for key, arg in value.keywords.items():
                 self.visit(arg, node, key)
         elif isinstance(value, (list, tuple)):
-            for item in value:
+            for item in value[:_MAX_ITEMS]:
                 self.visit(item, node, label)
         elif isinstance(value, dict):
-            for key, item in value.items():
+            for key, item in list(value.items())[:_MAX_ITEMS]:
                 self.visit(item, node, str(key))
         elif isinstance(value, type):
             if is_user_code(value):
