@@ -43,7 +43,9 @@ CONFIGS = [
     {"selection": "current_best", "merge": False},
 ]
 OPTIMIZERS = ("gepa_graph", "gepa")
-# The search features of issue 12 switched off: the ablation rows add one feature to this.
+# The search features of issue 12 switched off: the ablation rows add one feature to this;
+# "gg all_on" switches every one on (bandit and joint proposals are alternative module
+# selectors: it takes the adaptive one); "gg +parallel4" is the defaults with 4 proposals a round.
 BASELINE = {"minibatch_sampler": "epoch", "module_selection": "round_robin",
             "validation": "full", "merge_schedule": "after_accept", "rejected_attempts_shown": 0}
 # gepa_graph variants run on the default configuration (Pareto, merge on) only.
@@ -57,6 +59,9 @@ VARIANTS = {
     "gg +bandit": {**BASELINE, "module_selection": "bandit"},
     "gg +diversity_merge": {**BASELINE, "merge_schedule": "diversity"},
     "gg +rejected_shown": {**BASELINE, "rejected_attempts_shown": 3},
+    "gg all_on": {"minibatch_sampler": "failure_aware", "module_selection": "adaptive",
+                  "validation": "racing", "merge_schedule": "diversity",
+                  "rejected_attempts_shown": 3},
     "gg +parallel4": {"parallel_proposals": 4},
 }
 
@@ -356,7 +361,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": command("search_efficiency", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
-        "params": {"variants": {v: VARIANTS[v] for v in args.variants}, "seeds": args.seeds, "budget": args.budget, "minibatch": args.minibatch,
+        "params": {"variants": {v: VARIANTS[v] for v in args.variants}, "seeds": args.seeds,
+                   "budget": args.budget, "minibatch": args.minibatch,
                    "checkpoints": checkpoints, "tasks": args.tasks,
                    "task_specs": {t: FAMILY[t].to_dict() for t in args.tasks},
                    "n_test": FAMILY[args.tasks[0]].n_test, "quick": args.quick},

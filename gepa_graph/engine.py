@@ -154,9 +154,6 @@ class Engine:
         found = {ex.key: self.evaluator.cached(candidate_id, ex.key) for ex in examples}
         return {key: result.score for key, result in found.items() if result is not None}
 
-    def rollouts_left(self) -> int | None:
-        return self.budget.rollouts_left
-
     def budget_stop_reason(self) -> str | None:
         return self.budget.stop_reason()
 

@@ -60,3 +60,58 @@ def test_balanced_subsample_draws_from_wins_losses_and_ties():
     assert len(chosen) == len(set(chosen)) == 6
     groups = [sum(1 for k in chosen if keys.index(k) // 3 == g) for g in range(3)]
     assert groups == [2, 2, 2]
+
+
+def test_balanced_subsample_with_partial_vectors_uses_only_examples_both_parents_ran():
+    keys = [f"k{i}" for i in range(9)]
+    full = {k: (1.0 if i < 3 else 0.0) for i, k in enumerate(keys)}
+    partial = {k: 1.0 for k in keys[2:6]}  # a raced-out candidate: four examples only
+    chosen = balanced_subsample(keys, full, partial, 6, random.Random(1))
+    assert sorted(chosen) == keys[2:6]
+    assert sorted(balanced_subsample(keys, partial, full, 3, random.Random(2))) != []
+    assert set(balanced_subsample(keys, partial, full, 3, random.Random(2))) <= set(keys[2:6])
+
+
+def test_partial_vectors_in_the_pool_end_to_end(tmp_path):
+    """A validation policy that runs mutation children on half the validation set only: the
+    pool then holds partial vectors, and selection, fronts, merge and best must cope."""
+    import asyncio
+
+    import gepa_graph as gg
+    from gepa_graph import pareto
+    from gepa_graph.events import IterationStarted
+    from gepa_graph.strategies import Verdict
+    from gepa_graph.testing.rules import RuleTask
+
+    class HalfValidation:
+        async def validate(self, search, candidates):
+            async def one(candidate):
+                examples = search.valset
+                if candidate.origin == "mutation":
+                    examples = examples[: len(examples) // 2]
+                results = await search.evaluate(candidate, examples)
+                return Verdict({r.example_key: r.score for r in results})
+
+            return list(await asyncio.gather(*(one(c) for c in candidates)))
+
+    task = RuleTask(n_types=6, modules=("a", "b"))
+    events = []
+    result = gg.optimize(
+        task.system(), task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
+        metric=task.metric, reflection_lm=task.reflection_lm(), max_rollouts=300,
+        config=gg.OptimizeConfig(seed=1), strategies={"validation": HalfValidation()},
+        run_dir=tmp_path / "r", progress=False,
+        listeners=[events.append],
+    )
+    partial = [c for c in result.candidates if not pareto.is_complete(c.val_scores, result.val_keys)]
+    assert partial and all(len(c.val_scores) == 6 for c in partial)
+    assert all(c.origin == "mutation" for c in partial)
+    # Only complete vectors can be best (here: the seed and the merges).
+    best = result.candidate(result.best_id)
+    assert pareto.is_complete(best.val_scores, result.val_keys)
+    # Partial candidates were selected as parents (they win fronts on the half they ran).
+    parents = {p for e in events if isinstance(e, IterationStarted) for p in e.parent_ids}
+    assert parents & {c.id for c in partial}
+    # Merges of partial parents are tested on the examples both ran, and validated in full.
+    merged = [c for c in result.candidates if c.origin == "merge"]
+    assert merged and all(pareto.is_complete(c.val_scores, result.val_keys) for c in merged)

@@ -10,7 +10,8 @@ from gepa_graph.evaluation import EvalResult
 class StrictImprovement:
     """GEPA's rule: the child must score strictly more than its parent on the same minibatch."""
 
-    def reject_reason(self, parent: Sequence[EvalResult], child: Sequence[EvalResult]) -> str | None:
+    def reject_reason(self, parent: Sequence[EvalResult],
+                      child: Sequence[EvalResult]) -> str | None:
         before, after = sum(r.score for r in parent), sum(r.score for r in child)
         return None if after > before else f"minibatch score {after:g} vs parent {before:g}"
 

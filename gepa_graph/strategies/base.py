@@ -8,7 +8,7 @@ its randomness from ``search.rng`` and depends only on results, never on timing.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -46,8 +46,6 @@ class Search(Protocol):
     def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
         """Scores already paid for (cached) of a candidate on some examples, by key."""
         ...
-
-    def rollouts_left(self) -> int | None: ...
 
     iteration: int
     stale_iterations: int  # iterations in a row without a new best
@@ -100,7 +98,8 @@ class ModuleSelector(Protocol):
 
 @runtime_checkable
 class Acceptance(Protocol):
-    def reject_reason(self, parent: Sequence[EvalResult], child: Sequence[EvalResult]) -> str | None:
+    def reject_reason(self, parent: Sequence[EvalResult],
+                      child: Sequence[EvalResult]) -> str | None:
         """None when the child earns validation, else why not (one line)."""
 
 
@@ -133,5 +132,5 @@ class StopCondition(Protocol):
     def stop_reason(self, search: Search) -> str | None: ...
 
 
-def scores_of(results: Sequence[EvalResult]) -> Mapping[str, float]:
+def scores_of(results: Sequence[EvalResult]) -> dict[str, float]:
     return {r.example_key: r.score for r in results}

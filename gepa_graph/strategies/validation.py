@@ -16,7 +16,7 @@ class FullValidation:
 
     async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
         results = await asyncio.gather(*(search.evaluate(c, search.valset) for c in candidates))
-        return [Verdict(dict(scores_of(r))) for r in results]
+        return [Verdict(scores_of(r)) for r in results]
 
 
 class Screening(FullValidation):
@@ -40,7 +40,7 @@ class Screening(FullValidation):
             results = await asyncio.gather(*(search.evaluate(c, sample) for c in mutations))
             for child, child_results in zip(mutations, results, strict=True):
                 parent = search.scores[child.parent_ids[0]]
-                mine = dict(scores_of(child_results))
+                mine = scores_of(child_results)
                 tops = _tops(search, mine)
                 theirs = sum(parent.get(k, 0.0) for k in mine)
                 if sum(mine.values()) < theirs and not any(mine[k] > tops[k] for k in mine):
@@ -76,7 +76,7 @@ class Racing:
         mine: dict[str, float] = {}
         for fraction in self.stages:
             stage = order[: max(1, math.ceil(n * fraction))]
-            mine = dict(scores_of(await search.evaluate(candidate, stage)))
+            mine = scores_of(await search.evaluate(candidate, stage))
             if len(mine) == n:
                 break
             rest = [ex.key for ex in order if ex.key not in mine]
