@@ -47,6 +47,11 @@ def model_texts(case):
     return [m.text for model in case.models.values() for call in model.calls for m in call]
 
 
+def model_calls(case):
+    """The text of each recorded model call."""
+    return ["\n".join(m.text for m in call) for model in case.models.values() for call in model.calls]
+
+
 def graph_input(system, example):
     return system.graph_input(gg.Example(**example))
 
@@ -64,7 +69,7 @@ def run_in_production(graph, system, case):
         graph.invoke(graph_input(system, example), **kwargs)
         while graph.checkpointer is not None and graph.get_state(config).next:
             graph.invoke(None, **kwargs)  # the user approves what the interrupt paused
-    return "\n".join(model_texts(case))
+    return model_calls(case)
 
 
 class MarkingReflection:
@@ -129,13 +134,15 @@ def test_optimize_rewrites_reach_the_model_and_apply_sends_the_winner(name, tmp_
         config=gg.OptimizeConfig(minibatch_size=2, seed=0),
     )
     assert reflection.prompts, "no reflection happened"
-    # Every rewrite that was evaluated reached a model: its marker is in some recorded call.
+    # Every rewrite that won its place reached a model: a single-module child is accepted only
+    # when its score changed, so its marker must be in some recorded call. (A joint child may
+    # carry a rewrite of a branch none of its rollouts took.)
     sent = "\n".join(model_texts(case))
-    for record in result.candidates:
-        for module in record.prompts:
-            marks = MARK.findall(record.prompts[module])
-            if marks:
-                assert f"[mark {marks[-1][0]} {marks[-1][1]}]" in sent, (module, marks)
+    singles = [r for r in result.candidates if r.origin != "merge" and len(r.changed_modules) == 1]
+    for record in singles:
+        [module] = record.changed_modules
+        mark = MARK.findall(record.prompts[module])[-1]
+        assert f"[mark {mark[0]} {mark[1]}]" in sent, (module, mark)
     # Each module's reflection was about that module.
     for prompt in reflection.prompts:
         module = MarkingReflection(case)(prompt).split("[mark ")[1].split()[0]
@@ -150,8 +157,14 @@ def test_optimize_rewrites_reach_the_model_and_apply_sends_the_winner(name, tmp_
             model.reset()
         if target == "apply":
             result.apply(case.graph)
-            sent = run_in_production(case.graph, system, case)
+            calls = run_in_production(case.graph, system, case)
         else:
-            sent = run_in_production(with_prompts(case.graph, best), system, case)
+            calls = run_in_production(with_prompts(case.graph, best), system, case)
+        # Every call that carries a changed module's prompt carries the winner's text of it.
+        carried = 0
         for module, text in changed.items():
-            assert text.splitlines()[-1] in sent, (target, module)
+            for call in calls:
+                if case.expected[module] in call:
+                    assert text.splitlines()[-1] in call, (target, module)
+                    carried += 1
+        assert carried or not changed, target
