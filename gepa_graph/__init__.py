@@ -5,6 +5,7 @@ from typing import Any
 from gepa_graph.api import aoptimize, optimize
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
+from gepa_graph.errors import GepaGraphError
 from gepa_graph.example import Example
 from gepa_graph.metric import Score
 from gepa_graph.result import CandidateRecord, Result
@@ -16,6 +17,7 @@ __all__ = [
     "CandidateRecord",
     "Example",
     "FunctionSystem",
+    "GepaGraphError",
     "OptimizeConfig",
     "Result",
     "Rollout",

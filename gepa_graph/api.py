@@ -12,22 +12,22 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from gepa_graph.budget import Budget
-from gepa_graph.config import ConfigError, OptimizeConfig, one_line
+from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
-from gepa_graph.evaluation import Evaluator
+from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import EventBus, Listener
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.journal import Journal
-from gepa_graph.lm import ReflectionLM
+from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
-from gepa_graph.state import JOURNAL_FILE, load_state
+from gepa_graph.redact import find_secret
+from gepa_graph.state import JOURNAL_FILE, load_state, lock_run_dir
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
+from gepa_graph.usercode import DaemonExecutor
 
 log = logging.getLogger("gepa_graph")
 
@@ -42,7 +42,7 @@ def optimize(
     max_rollouts: int | None = None,
     max_cost_usd: float | None = None,
     max_seconds: float | None = None,
-    config: OptimizeConfig | None = None,
+    config: OptimizeConfig | Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     tracking: Any = None,
@@ -71,27 +71,21 @@ def optimize(
         config=config, run_dir=run_dir, resume=resume, tracking=tracking, listeners=listeners,
         progress=progress, seed_prompts=seed_prompts, testset=testset, mode=mode, strategies=strategies,
     )
-    concurrency = (config or OptimizeConfig()).concurrency
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_on_own_loop(coroutine, concurrency))
+        return asyncio.run(_on_own_loop(coroutine))
     # Called from inside a running event loop (a notebook): run on a private loop and thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _on_own_loop(coroutine, concurrency)).result()
+        return pool.submit(asyncio.run, _on_own_loop(coroutine)).result()
 
 
-async def _on_own_loop(coroutine: Any, concurrency: int) -> Result:
-    """Run on a loop we own, whose default executor runs sync user code (a FunctionSystem, a
-    sync metric, a callable LM): sized so that `concurrency` rollouts really run at once."""
-    executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=concurrency + 4, thread_name_prefix="gepa-graph"
-    )
-    asyncio.get_running_loop().set_default_executor(executor)
-    try:
-        return await coroutine
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+async def _on_own_loop(coroutine: Any) -> Result:
+    """Run on a loop we own, whose default executor (used by LangGraph for sync nodes) runs
+    each call on a daemon thread: a node that never returns is cut off by the rollout timeout
+    and abandoned, and neither this loop's shutdown nor the interpreter's exit waits for it."""
+    asyncio.get_running_loop().set_default_executor(DaemonExecutor("gepa-graph"))
+    return await coroutine  # asyncio.run's executor shutdown joins idle threads only
 
 
 async def aoptimize(
@@ -104,7 +98,7 @@ async def aoptimize(
     max_rollouts: int | None = None,
     max_cost_usd: float | None = None,
     max_seconds: float | None = None,
-    config: OptimizeConfig | None = None,
+    config: OptimizeConfig | Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     tracking: Any = None,
@@ -153,23 +147,41 @@ async def aoptimize(
     if seeds is None:
         await _probe(system, train)
         seeds = _seed_prompts(system, seed_prompts)
+    listening = _listeners(tracking, listeners, progress)
 
     directory = Path(run_dir) if run_dir is not None else _new_run_dir()
+    lock = lock_run_dir(directory)  # before any paid call: writable, and ours alone
+    try:
+        return await _run(
+            system, train, val, metric, lm, config, chosen, seeds, directory, resume, listening,
+            test,
+        )
+    finally:
+        lock.close()
+
+
+async def _run(system: System, train: list[Example], val: list[Example], metric: Metric,
+               lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
+               directory: Path, resume: bool, listening: list[Listener],
+               test: list[Example]) -> Result:
     journal = Journal(directory / JOURNAL_FILE)
     state = None
     journaled_rollouts: dict = {}
     journaled_reflections: dict = {}
     if resume:
         state = load_state(directory)
-        journaled_rollouts, journaled_reflections = journal.load()
+        journaled_rollouts, journaled_reflections = journal.load(
+            EvalResult.model_validate, LMResponse.model_validate
+        )
     elif (directory / JOURNAL_FILE).exists():
         raise FileExistsError(
             f"{directory} already holds a run; pass resume=True to continue it, or choose "
             "another run_dir"
         )
 
-    bus = EventBus(_listeners(tracking, listeners, progress))
+    bus = EventBus(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
+    lm.deadline = budget.seconds_left
     evaluator = Evaluator(system, metric, config, budget, journal, journaled_rollouts)
     engine = Engine(
         system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
@@ -235,17 +247,23 @@ def as_system(system: Any) -> System:
     )
 
 
-def _merge_budgets(config: OptimizeConfig | None, max_rollouts: int | None,
+def _merge_budgets(config: OptimizeConfig | Mapping[str, Any] | None, max_rollouts: int | None,
                    max_cost_usd: float | None, max_seconds: float | None) -> OptimizeConfig:
-    base = (config or OptimizeConfig()).model_dump()
+    """``config`` (an OptimizeConfig, a dict of its fields, or None) with the budgets given as
+    arguments on top; ConfigError in one line for anything invalid."""
+    if isinstance(config, OptimizeConfig):
+        base = config.model_dump(exclude_unset=False)
+    elif isinstance(config, Mapping):
+        base = dict(config)
+    elif config is None:
+        base = {}
+    else:
+        raise ConfigError(f"config must be a gg.OptimizeConfig or a dict, got {type(config).__name__}")
     for name, value in (("max_rollouts", max_rollouts), ("max_cost_usd", max_cost_usd),
                         ("max_seconds", max_seconds)):
         if value is not None:
             base[name] = value
-    try:
-        return OptimizeConfig(**base)
-    except ValidationError as exc:
-        raise ConfigError(one_line(exc)) from None
+    return OptimizeConfig(**base)
 
 
 def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -258,6 +276,16 @@ def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[s
                 f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}"
             )
         seeds[name] = text
+    for name, text in seeds.items():
+        if not isinstance(text, str):
+            raise ConfigError(f"the seed prompt of module {name!r} is a {type(text).__name__}, "
+                              "not a str")
+        secret = find_secret(text)
+        if secret is not None:
+            raise ConfigError(
+                f"the seed prompt of module {name!r} holds {secret}; keep secrets out of "
+                "prompts (they would be sent to the reflection LM and stored)"
+            )
     return seeds
 
 

@@ -49,6 +49,13 @@ class Budget:
     def seconds(self) -> float:
         return self._prior_seconds + time.monotonic() - self._started
 
+    def seconds_left(self) -> float | None:
+        """Wall time left under ``max_seconds`` (None without that budget): calls that may
+        hang are cut off there so the limit holds."""
+        if self.config.max_seconds is None:
+            return None
+        return self.config.max_seconds - self.seconds()
+
     def snapshot(self) -> Ledger:
         self.ledger.seconds = round(self.seconds(), 3)
         return self.ledger.model_copy()

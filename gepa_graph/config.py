@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gepa_graph.errors import GepaGraphError
 
-class ConfigError(ValueError):
+
+class ConfigError(GepaGraphError, ValueError):
     """A setting is invalid; the message is one line naming the field."""
 
 
@@ -15,15 +18,29 @@ def one_line(exc: ValidationError) -> str:
     """Pydantic's multi-line report as one line: 'field: problem; field: problem'."""
     parts = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "config"
-        parts.append(f"{where}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {message}" if where else message)
     return "invalid OptimizeConfig: " + "; ".join(parts)
 
 
 class OptimizeConfig(BaseModel):
     """Settings of one optimization. Unknown fields are an error, so typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No NaN or infinity anywhere: NaN compares false with everything and breaks the search.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise ConfigError(one_line(exc)) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise ConfigError(one_line(exc)) from None
 
     # Budgets: the run stops at whichever is hit first. At least one must be set.
     max_rollouts: int | None = Field(200, gt=0, description="rollouts of the system, all kinds")
@@ -88,7 +105,10 @@ class OptimizeConfig(BaseModel):
     max_merge_attempts: int = Field(5, ge=0)
     merge_subsample_size: int = Field(5, gt=0)
 
-    rollout_timeout_s: float | None = Field(None, gt=0)
+    rollout_timeout_s: float | None = Field(
+        300.0, gt=0, description="a rollout (or a metric call) running longer is scored a "
+        "failure; None waits forever (max_seconds still cuts it off)",
+    )
     rollout_retries: int = Field(
         3, ge=0, description="re-runs of a rollout that failed transiently (rate limit, timeout)"
     )
@@ -104,6 +124,18 @@ class OptimizeConfig(BaseModel):
     max_chars_per_field: int = Field(
         2000, gt=0, description="long trace fields are cut to this in the reflection prompt"
     )
+
+    @model_validator(mode="after")
+    def _scores_are_consistent(self) -> OptimizeConfig:
+        if self.score_range is not None:
+            low, high = self.score_range
+            if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+                raise ValueError(f"score_range {self.score_range} must be (low, high) with low < high")
+            if not low <= self.failure_score <= high:
+                raise ValueError(
+                    f"failure_score {self.failure_score} is outside score_range {self.score_range}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _needs_a_budget(self) -> OptimizeConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,11 +16,23 @@ from gepa_graph.config import OptimizeConfig
 from gepa_graph.example import Example
 from gepa_graph.journal import Journal
 from gepa_graph.jsonable import to_jsonable
-from gepa_graph.lm import is_transient
 from gepa_graph.metric import Metric, MetricError, Score, call_metric, metric_arity
-from gepa_graph.system import Rollout, System, Trace, TraceRecord, Usage
+from gepa_graph.redact import clip, redact_text
+from gepa_graph.system import (
+    MAX_ERROR_CHARS,
+    Rollout,
+    System,
+    Trace,
+    TraceRecord,
+    Usage,
+    failed_rollout,
+)
+from gepa_graph.usercode import describe, run_bounded
 
 log = logging.getLogger("gepa_graph")
+
+# A call still running this long after max_seconds is cut off, so the limit really holds.
+DEADLINE_GRACE_S = 1.0
 
 
 class EvalResult(BaseModel):
@@ -119,10 +130,21 @@ class Evaluator:
                 candidate.id, result.example_key, result.model_dump(mode="json")
             )
 
+    def _limit(self) -> tuple[float | None, bool]:
+        """Seconds one call of user code (system or metric) may take, and whether the run's
+        ``max_seconds`` rather than ``rollout_timeout_s`` sets that limit."""
+        timeout = self.config.rollout_timeout_s
+        left = self.budget.seconds_left()
+        if left is not None and (timeout is None or left + DEADLINE_GRACE_S < timeout):
+            return max(left, 0.0) + DEADLINE_GRACE_S, True
+        return timeout, False
+
     async def _run_and_remember(self, candidate: Candidate, example: Example) -> None:
         async with self._semaphore:
+            spent = Usage()
             for attempt in range(self.config.rollout_retries + 1):
                 rollout = await self._run(candidate, example)
+                spent = spent + rollout.trace.usage()
                 if not (rollout.error and rollout.retryable) or attempt == self.config.rollout_retries:
                     break
                 # A rate limit or dropped connection says nothing about the prompt: run again
@@ -130,24 +152,49 @@ class Evaluator:
                 self.budget.ledger.rollout_retries += 1
                 await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
             result = await self._score(example, rollout)
-        self._remember(candidate, result, journal=True)
+            result.usage = spent  # every attempt was paid for, not only the last
+        # A failure at the run's deadline (a call cut off at max_seconds) is not journaled: a
+        # resumed run with time left runs it again instead of inheriting the cut-off.
+        left = self.budget.seconds_left()
+        late = result.error is not None and left is not None and left <= 0
+        self._remember(candidate, result, journal=not late)
 
     async def _run(self, candidate: Candidate, example: Example) -> Rollout:
-        timeout = self.config.rollout_timeout_s
-        try:
-            rollout = await asyncio.wait_for(self.system.arun(candidate.prompts, example), timeout)
-        except asyncio.TimeoutError:
+        limit, by_deadline = self._limit()
+        task = await run_bounded(self.system.arun(candidate.prompts, example), limit)
+        if task is None:
             # Our own limit: a candidate that makes the system hang is scored, not retried.
-            return Rollout(error=f"TimeoutError: rollout exceeded {timeout:g}s")
-        except Exception as exc:  # a failing rollout is a score, never a crash
-            error = f"{type(exc).__name__}: {exc}"
-            trace = Trace(records=[TraceRecord(kind="error", error=traceback.format_exc(limit=8))])
-            return Rollout(error=error, trace=trace, retryable=is_transient(exc))
+            why = "the run reached max_seconds" if by_deadline else "rollout_timeout_s"
+            return Rollout(error=f"RolloutTimeout: no result after {limit:g}s ({why})")
+        if task.cancelled():
+            return Rollout(error="CancelledError: the system cancelled its own rollout")
+        exc = task.exception()
+        if exc is not None:  # a failing rollout is a score, never a crash
+            return failed_rollout(exc)
+        rollout = task.result()
         if not isinstance(rollout, Rollout):
             return Rollout(
                 error=f"TypeError: System.arun returned {type(rollout).__name__}, not gg.Rollout"
             )
         return rollout
+
+    async def _metric(self, example: Example, rollout: Rollout) -> Score:
+        limit, _ = self._limit()
+        task = await run_bounded(
+            call_metric(self.metric, self._arity, example, rollout.output, rollout.trace), limit
+        )
+        if task is None:
+            raise MetricError(f"no result after {limit:g}s")
+        if task.cancelled():
+            raise MetricError("the metric raised CancelledError")
+        score = task.result()
+        low_high = self.config.score_range
+        if low_high is not None and not low_high[0] <= score.value <= low_high[1]:
+            raise MetricError(
+                f"score {score.value} is outside score_range {low_high} (set "
+                "OptimizeConfig.score_range to your metric's scale)"
+            )
+        return score
 
     async def _score(self, example: Example, rollout: Rollout) -> EvalResult:
         failure = self.config.failure_score
@@ -158,20 +205,14 @@ class Evaluator:
             usage=rollout.trace.usage(),
         )
         if rollout.error is not None:
+            error = _stored(rollout.error)  # a System's own error text: masked, bounded
             return EvalResult(
-                score=failure, feedback=f"The system failed with {rollout.error}",
-                error=rollout.error, **base,
+                score=failure, feedback=f"The system failed with {error}", error=error, **base
             )
         try:
-            score = await call_metric(self.metric, self._arity, example, rollout.output, rollout.trace)
-            low_high = self.config.score_range
-            if low_high is not None and not low_high[0] <= score.value <= low_high[1]:
-                raise MetricError(
-                    f"score {score.value} is outside score_range {low_high} (set "
-                    "OptimizeConfig.score_range to your metric's scale)"
-                )
+            score = await self._metric(example, rollout)
         except Exception as exc:
-            error = f"metric failed on example {example.key!r}: {type(exc).__name__}: {exc}"
+            error = _stored(f"metric failed on example {example.key!r}: {describe(exc)}")
             if not self._metric_warned:
                 self._metric_warned = True
                 log.warning("%s (scored %s; later metric failures are recorded silently)",
@@ -182,3 +223,8 @@ class Evaluator:
             score=score.value, feedback=to_jsonable(score.feedback),
             module_feedback=to_jsonable(score.module_feedback), **base,
         )
+
+
+def _stored(text: str) -> str:
+    """Error text as stored: secrets masked, size bounded (a 10 MB message stays 2 KB)."""
+    return clip(redact_text(str(text)), MAX_ERROR_CHARS)

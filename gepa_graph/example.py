@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON form that is the same in every process: sets sorted, objects by their fields
+    or a repr without memory addresses (string hashing, and so set order, varies by process)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _canonical(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return {"<set>": sorted((_canonical(v) for v in value), key=_stable_json)}
+    if isinstance(value, (bytes, bytearray)):
+        return {"<bytes>": bytes(value).hex()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _canonical(dataclasses.asdict(value))
+    dump = getattr(value, "model_dump", None)  # pydantic models, LangChain messages
+    if callable(dump):
+        return {f"<{type(value).__name__}>": _canonical(dump())}
+    return _ADDRESS.sub("", repr(value))
+
 
 def _stable_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr, separators=(",", ":"))
+    return json.dumps(_canonical(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class Example(Mapping[str, Any]):

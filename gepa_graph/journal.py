@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gepa_graph.errors import GepaGraphError
+from gepa_graph.redact import redact_text
 
-class CorruptRunDir(ValueError):
+
+class CorruptRunDir(GepaGraphError, ValueError):
     """A run directory's journal or checkpoint cannot be read."""
+
+
+Check = Callable[[dict[str, Any]], Any]
 
 
 class Journal:
@@ -23,11 +30,14 @@ class Journal:
         self.path = path
         self._file = None
 
-    def load(self) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+    def load(self, check_rollout: Check | None = None, check_reflection: Check | None = None
+             ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
         """Read the journal: (rollouts by (candidate id, example key), reflections by key).
+        ``check_*`` validate each stored result (raising on a bad one).
 
-        A torn last line (the process died mid-write) is dropped; damage anywhere else is an
-        error, because silently skipping paid-for work would change the resumed result.
+        A torn last line (the process died mid-write) is dropped; damage anywhere else is a
+        CorruptRunDir naming the file and line, because silently skipping paid-for work would
+        change the resumed result.
         """
         rollouts: dict[tuple[str, str], dict[str, Any]] = {}
         reflections: dict[str, dict[str, Any]] = {}
@@ -43,18 +53,19 @@ class Journal:
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
+            except ValueError as exc:  # bad JSON or bad UTF-8
                 if is_last and not complete:
                     break  # torn final write; truncated below
-                raise CorruptRunDir(f"{self.path}: line {number} is not valid JSON ({exc})") from exc
+                raise CorruptRunDir(f"{self.path}: line {number} is not valid JSON ({exc})") from None
+            try:
+                _read(record, rollouts, reflections, check_rollout, check_reflection)
+            except Exception as exc:
+                detail = " ".join(str(exc).split())[:300]
+                raise CorruptRunDir(
+                    f"{self.path}: line {number} is not a valid record ({type(exc).__name__}: "
+                    f"{detail})"
+                ) from None
             good_bytes += len(line) + 1
-            kind = record.get("type")
-            if kind == "rollout":
-                rollouts[(record["candidate_id"], record["example_key"])] = record["result"]
-            elif kind == "reflection":
-                reflections[record["key"]] = record["response"]
-            else:
-                raise CorruptRunDir(f"{self.path}: line {number} has unknown record type {kind!r}")
         if good_bytes < len(raw):
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
@@ -66,7 +77,8 @@ class Journal:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        self._file.write(redact_text(line) + "\n")  # the last check before bytes hit the disk
         self._file.flush()
 
     def record_rollout(self, candidate_id: str, example_key: str, result: dict[str, Any]) -> None:
@@ -88,3 +100,25 @@ class Journal:
             self.sync()
             self._file.close()
             self._file = None
+
+
+def _read(record: Any, rollouts: dict, reflections: dict, check_rollout: Check | None,
+          check_reflection: Check | None) -> None:
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    kind = record.get("type")
+    if kind == "rollout":
+        key = (record["candidate_id"], record["example_key"])
+        if not all(isinstance(part, str) for part in key) or not isinstance(record["result"], dict):
+            raise ValueError("rollout ids must be strings and its result an object")
+        if check_rollout is not None:
+            check_rollout(record["result"])
+        rollouts[key] = record["result"]
+    elif kind == "reflection":
+        if not isinstance(record["key"], str) or not isinstance(record["response"], dict):
+            raise ValueError("reflection key must be a string and its response an object")
+        if check_reflection is not None:
+            check_reflection(record["response"])
+        reflections[record["key"]] = record["response"]
+    else:
+        raise ValueError(f"unknown record type {kind!r}")

@@ -15,9 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gepa_graph.redact import MASK, env_secrets, is_secret_key, redact_text
+from gepa_graph.redact import MASK, clip, env_secrets, is_secret_key, redact_text
 
 _MAX_DEPTH = 24
+# Longest string kept: reflection shows at most max_chars_per_field of it anyway, and a huge
+# output must not multiply into the journal, the checkpoint and every listener.
+MAX_STORED_CHARS = 20_000
 
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
@@ -52,9 +55,36 @@ def to_jsonable(value: Any) -> Any:
     return _convert(value, 0, env_secrets())
 
 
+def _text(value: str, secrets: list[str]) -> str:
+    return clip(redact_text(value, secrets), MAX_STORED_CHARS)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__} whose repr() raised>"
+
+
 def _convert(value: Any, _depth: int, secrets: list[str]) -> Any:
+    """Never raises: a value that resists conversion (a property that raises, a broken
+    ``__eq__``) is kept as its repr."""
+    try:
+        return _convert_unsafe(value, _depth, secrets)
+    except Exception:
+        return _text(_repr(value), secrets)
+
+
+def _key(key: Any, value: Any, secrets: list[str]) -> tuple[str, bool]:
+    name = _text(key if isinstance(key, str) else _repr(key), secrets)
+    empty = value is None or value is False or (isinstance(value, str) and not value)
+    secret = is_secret_key(name) and not empty
+    return name, secret
+
+
+def _convert_unsafe(value: Any, _depth: int, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        return redact_text(value, secrets)
+        return _text(value, secrets)
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
@@ -62,14 +92,15 @@ def _convert(value: Any, _depth: int, secrets: list[str]) -> Any:
     if isinstance(value, enum.Enum):
         return _convert(value.value, _depth + 1, secrets)
     if _depth > _MAX_DEPTH:
-        return redact_text(repr(value), secrets)
+        return _text(_repr(value), secrets)
     if isinstance(value, Mapping):
-        return {
-            str(k): MASK if is_secret_key(str(k)) and v else _convert(v, _depth + 1, secrets)
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            name, secret = _key(k, v, secrets)
+            out[name] = MASK if secret else _convert(v, _depth + 1, secrets)
+        return out
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        items = sorted(value, key=_repr) if isinstance(value, (set, frozenset)) else value
         return [_convert(v, _depth + 1, secrets) for v in items]
     message = _message(value, _depth, secrets)
     if message is not None:
@@ -79,5 +110,5 @@ def _convert(value: Any, _depth: int, secrets: list[str]) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _convert(dataclasses.asdict(value), _depth + 1, secrets)
     if isinstance(value, bytes):
-        return redact_text(value.decode("utf-8", errors="replace"), secrets)
-    return redact_text(repr(value), secrets)
+        return _text(value.decode("utf-8", errors="replace"), secrets)
+    return _text(_repr(value), secrets)

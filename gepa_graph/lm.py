@@ -4,16 +4,19 @@ a concurrency limit and a token/cost count."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
+from gepa_graph.errors import GepaGraphError
+from gepa_graph.redact import clip, redact_text
 from gepa_graph.system import Usage
+from gepa_graph.usercode import call_user, describe, run_bounded
 
 log = logging.getLogger("gepa_graph")
 
@@ -27,11 +30,16 @@ class LMResponse(BaseModel):
 
 
 class LMCallFailed(Exception):
-    """Every retry of a transient failure was used up (rate limit, timeout, connection)."""
+    """This reflection call failed for good (retries used up, a content-policy refusal, an
+    error of the user's callable): the proposal is rejected, the run goes on."""
 
 
-class LMConfigError(ValueError):
-    """The LM cannot work at all: unknown model, bad credentials, bad request."""
+class PromptTooLong(LMCallFailed):
+    """The reflection prompt exceeds the model's context window: retry with a shorter one."""
+
+
+class LMConfigError(GepaGraphError, ValueError):
+    """The LM cannot work at all: unknown model, missing or bad credentials, bad request."""
 
 
 # Exception class names that mean "try again later" across LiteLLM, OpenAI, Anthropic and
@@ -39,19 +47,53 @@ class LMConfigError(ValueError):
 _TRANSIENT_NAMES = frozenset({
     "RateLimitError", "Timeout", "APITimeoutError", "TimeoutException", "APIConnectionError",
     "ServiceUnavailableError", "InternalServerError", "OverloadedError", "ConnectError",
-    "ReadTimeout", "RemoteProtocolError",
+    "ReadTimeout", "RemoteProtocolError", "BadGatewayError",
 })
+_TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+# Errors that will fail every call the same way: the run stops at the first one, in one line.
+_CONFIG_NAMES = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError"})
+_CREDENTIALS = re.compile(
+    r"missing credentials|api[_ -]?key|no key is set|unauthori[sz]ed|authenticat", re.IGNORECASE
+)
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures worth retrying: rate limits, timeouts, dropped connections, 5xx."""
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return True
-    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__)
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500):
+        return True
+    return bool(_names(exc) & _TRANSIENT_NAMES)
+
+
+def is_config_error(exc: BaseException) -> bool:
+    """An unknown model or missing/bad credentials: every later call would fail the same way
+    (OpenAI reports a missing key as a 500, so the message is read too)."""
+    if _names(exc) & _CONFIG_NAMES:
+        return True
+    return not isinstance(exc, TimeoutError) and bool(_CREDENTIALS.search(describe(exc)))
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    return clip(redact_text(" ".join(text.split())), limit)
 
 
 class EmptyReply(Exception):
     """The LM answered with nothing: treated like a transient failure and retried."""
+
+
+# Our own timeout of a reflection call is retried once, not lm_max_retries times: a model
+# that hangs usually hangs again, and the worst case for one call stays 2 x timeout_s.
+_OWN_TIMEOUT_ATTEMPTS = 2
+# A reply longer than this is cut before anyone stores it; no prompt is this long.
+MAX_REPLY_CHARS = 100_000
+# A call still running this long after max_seconds is abandoned.
+DEADLINE_GRACE_S = 1.0
 
 
 def check_model_string(model: str) -> None:
@@ -73,8 +115,8 @@ def check_model_string(model: str) -> None:
 
 
 class ReflectionLM:
-    """Calls the reflection LM. ``lm`` is a LiteLLM model string or ``callable(prompt) -> str``
-    (sync or async)."""
+    """Calls the reflection LM. ``lm`` is a LiteLLM model string or ``callable(prompt)``
+    returning str, bytes or an LMResponse (sync, async, or returning an awaitable)."""
 
     def __init__(
         self,
@@ -87,7 +129,10 @@ class ReflectionLM:
         backoff_s: float = 1.0,
         concurrency: int = 4,
         litellm_kwargs: dict[str, Any] | None = None,
+        deadline: Callable[[], float | None] | None = None,
     ) -> None:
+        """``deadline`` returns the run's seconds left (None: no time budget); a call is cut
+        off there so ``max_seconds`` holds."""
         if isinstance(lm, str):
             check_model_string(lm)
         elif not callable(lm):
@@ -101,6 +146,7 @@ class ReflectionLM:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.litellm_kwargs = dict(litellm_kwargs or {})
+        self.deadline = deadline
         self._semaphore = asyncio.Semaphore(concurrency)
         self.retries = 0
         self.failures = 0
@@ -112,41 +158,82 @@ class ReflectionLM:
             return self.lm
         return getattr(self.lm, "__qualname__", None) or type(self.lm).__name__
 
+    def _limit(self) -> tuple[float, bool]:
+        """This attempt's time limit, and whether max_seconds (not timeout_s) sets it."""
+        left = self.deadline() if self.deadline is not None else None
+        if left is not None and left + DEADLINE_GRACE_S < self.timeout_s:
+            return max(left, 0.0) + DEADLINE_GRACE_S, True
+        return self.timeout_s, False
+
     async def __call__(self, prompt: str) -> LMResponse:
+        """One reply, after retrying transient failures. Raises LMConfigError (the run cannot
+        go on), PromptTooLong, or LMCallFailed (reject this proposal)."""
         async with self._semaphore:
+            spent = Usage()  # empty replies cost tokens too
+            timeouts = 0
             for attempt in range(self.max_retries + 1):
+                limit, by_deadline = self._limit()
+                task = await run_bounded(self._call_once(prompt), limit)
                 try:
-                    response = await asyncio.wait_for(self._call_once(prompt), self.timeout_s)
+                    if task is None:
+                        timeouts += 1
+                        if by_deadline:
+                            raise LMCallFailed("reflection LM cut off: the run reached max_seconds")
+                        raise TimeoutError(f"no reply after {limit:g}s (reflection_timeout_s)")
+                    if task.cancelled():
+                        raise LMCallFailed("reflection LM failed: it raised CancelledError")
+                    response = task.result()
+                    spent = spent + response.usage
                     if not response.text.strip() and response.finish_reason != "length":
                         raise EmptyReply("the reflection LM returned an empty reply")
-                    return response
+                    return response.model_copy(update={"usage": spent})
+                except LMCallFailed:
+                    self.failures += 1
+                    raise
                 except Exception as exc:
-                    if not (isinstance(exc, EmptyReply) or is_transient(exc)):
-                        raise
-                    if attempt == self.max_retries:
+                    self._classify(exc)
+                    if attempt == self.max_retries or timeouts >= _OWN_TIMEOUT_ATTEMPTS:
                         self.failures += 1
-                        raise LMCallFailed(
-                            f"reflection LM failed after {attempt + 1} attempts: "
-                            f"{type(exc).__name__}: {exc}"
-                        ) from exc
+                        raise LMCallFailed(one_line(
+                            f"reflection LM failed after {attempt + 1} attempts: {describe(exc)}"
+                        )) from exc
                     self.retries += 1
                     delay = self.backoff_s * (2**attempt) * (0.5 + self._jitter.random())
-                    log.info("reflection LM %s (%s); retry %d in %.1fs",
-                             type(exc).__name__, exc, attempt + 1, delay)
+                    log.info("reflection LM %s; retry %d in %.1fs",
+                             one_line(describe(exc)), attempt + 1, delay)
                     await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _classify(self, exc: Exception) -> None:
+        """Return for a failure worth retrying; raise what a retry cannot fix."""
+        if isinstance(exc, EmptyReply):
+            return
+        if "ContextWindowExceededError" in _names(exc):
+            self.failures += 1
+            raise PromptTooLong(one_line(f"reflection prompt too long: {describe(exc)}")) from exc
+        names = _names(exc)
+        bad_request = "BadRequestError" in names and "ContentPolicyViolationError" not in names
+        if is_config_error(exc) or bad_request:
+            raise LMConfigError(one_line(f"reflection LM {self.name!r}: {describe(exc)}")) from None
+        if not is_transient(exc):  # a refusal, an error of the user's callable: reject this one
+            self.failures += 1
+            raise LMCallFailed(one_line(f"reflection LM failed: {describe(exc)}")) from exc
+
     async def _call_once(self, prompt: str) -> LMResponse:
-        if not isinstance(self.lm, str):
-            if inspect.iscoroutinefunction(self.lm):
-                reply = await self.lm(prompt)
-            else:
-                loop = asyncio.get_running_loop()
-                reply = await loop.run_in_executor(None, self.lm, prompt)
+        if isinstance(self.lm, str):
+            response = await self._call_litellm(prompt)
+        else:
+            reply = await call_user(self.lm, prompt)
             if isinstance(reply, LMResponse):
-                return reply
-            return LMResponse(text="" if reply is None else str(reply))
-        return await self._call_litellm(prompt)
+                response = reply
+            elif isinstance(reply, (bytes, bytearray)):
+                response = LMResponse(text=bytes(reply).decode("utf-8", errors="replace"))
+            else:
+                response = LMResponse(text="" if reply is None else str(reply))
+        # The one boundary every reply crosses: nothing downstream sees a key it held.
+        return response.model_copy(
+            update={"text": clip(redact_text(response.text), MAX_REPLY_CHARS)}
+        )
 
     async def _call_litellm(self, prompt: str) -> LMResponse:
         import litellm
@@ -156,16 +243,13 @@ class ReflectionLM:
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
-        try:
-            response = await litellm.acompletion(
-                model=self.lm,
-                messages=[{"role": "user", "content": prompt}],
-                timeout=self.timeout_s,
-                num_retries=0,
-                **kwargs,
-            )
-        except (litellm.AuthenticationError, litellm.NotFoundError, litellm.BadRequestError) as exc:
-            raise LMConfigError(f"reflection LM {self.lm!r}: {type(exc).__name__}: {exc}") from None
+        response = await litellm.acompletion(
+            model=self.lm,
+            messages=[{"role": "user", "content": prompt}],
+            timeout=self.timeout_s,
+            num_retries=0,
+            **kwargs,
+        )
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gepa_graph.system import Trace
+from gepa_graph.usercode import call_user
 
 
 class Score(BaseModel):
@@ -27,7 +27,9 @@ class Score(BaseModel):
 
     def __init__(self, value: float, feedback: str = "",
                  module_feedback: dict[str, str] | None = None) -> None:
-        super().__init__(value=value, feedback=feedback, module_feedback=module_feedback)
+        real = _real(value)  # numpy scalars, Decimal, Fraction: any real number
+        super().__init__(value=value if real is None else real, feedback=feedback,
+                         module_feedback=module_feedback)
 
     def feedback_for(self, module: str) -> str:
         if self.module_feedback and module in self.module_feedback:
@@ -58,7 +60,8 @@ def metric_arity(metric: Metric) -> int:
         return 3
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is p.empty]
-    if len(required) > 3 or len(positional) < 2:
+    keyword_only = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) > 3 or len(positional) < 2 or keyword_only:
         raise TypeError(
             f"metric {getattr(metric, '__name__', metric)!r} must accept "
             f"(example, prediction[, trace]); its signature is {signature}"
@@ -66,19 +69,31 @@ def metric_arity(metric: Metric) -> int:
     return 3 if len(positional) >= 3 else 2
 
 
+def _real(value: Any) -> float | None:
+    """Any real number as a float (numpy scalars, Decimal, Fraction, bool), else None."""
+    if isinstance(value, (str, bytes, complex)) or not hasattr(value, "__float__"):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def to_score(value: Any) -> Score:
     """Validate a metric's return value; anything unusable is a MetricError, never a silent 0."""
     if isinstance(value, Score):
         score = value
-    elif isinstance(value, bool):
-        score = Score(value=float(value))
-    elif isinstance(value, (int, float)):
-        score = Score(value=float(value))
-    elif isinstance(value, dict) and "value" in value:
-        score = Score(**value)
+    elif _real(value) is not None:
+        score = Score(value=_real(value))
+    elif isinstance(value, dict) and "value" in value and _real(value["value"]) is not None:
+        score = Score(**{**value, "value": _real(value["value"])})
     else:
+        try:
+            shown = repr(value)[:80]
+        except Exception:
+            shown = "(unprintable)"
         raise MetricError(
-            f"metric returned {type(value).__name__} {value!r:.80}; expected a number or gg.Score"
+            f"metric returned {type(value).__name__} {shown}; expected a number or gg.Score"
         )
     if not math.isfinite(score.value):
         raise MetricError(f"metric returned a non-finite score ({score.value})")
@@ -86,16 +101,6 @@ def to_score(value: Any) -> Score:
 
 
 async def call_metric(metric: Metric, arity: int, example: Any, output: Any, trace: Trace) -> Score:
-    """Call the metric; a sync metric runs in the loop's executor so a slow one (an LLM
-    judge, say) does not stall the other rollouts."""
-    args = (example, output, trace)[:arity]
-    if inspect.iscoroutinefunction(metric) or inspect.iscoroutinefunction(
-        getattr(metric, "__call__", None)
-    ):
-        value = await metric(*args)
-    else:
-        loop = asyncio.get_running_loop()
-        value = await loop.run_in_executor(None, lambda: metric(*args))
-        if inspect.isawaitable(value):
-            value = await value
-    return to_score(value)
+    """Call the metric; a sync metric runs on a worker thread so a slow one (an LLM judge,
+    say) does not stall the other rollouts."""
+    return to_score(await call_user(metric, *(example, output, trace)[:arity]))

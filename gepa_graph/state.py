@@ -7,17 +7,32 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from gepa_graph.errors import GepaGraphError
 from gepa_graph.events import Ledger, ProposalRejected
 from gepa_graph.journal import CorruptRunDir
+from gepa_graph.redact import clip, redact
 from gepa_graph.result import CandidateRecord, Result
+
+try:
+    import fcntl
+except ImportError:  # Windows: no folder lock
+    fcntl = None
 
 STATE_FILE = "state.json"
 JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = ".lock"
 FORMAT = 1
+# A rejected proposal's text is kept for reading, not for resuming: bounded, so a run of huge
+# unusable replies cannot grow the checkpoint without limit.
+MAX_REJECTED_CHARS = 4000
+
+
+class RunDirError(GepaGraphError, OSError):
+    """The run folder cannot be used: not writable, a file, or held by another run."""
 
 
 class OptimizerState(BaseModel):
@@ -64,7 +79,7 @@ def save_state(state: OptimizerState, run_dir: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=run_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(state.model_dump_json(indent=1))
+            handle.write(json.dumps(_stored(state), indent=1, ensure_ascii=False))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -78,6 +93,16 @@ def save_state(state: OptimizerState, run_dir: Path) -> None:
         os.close(dir_fd)
 
 
+def _stored(state: OptimizerState) -> dict[str, Any]:
+    """The checkpoint's JSON: secrets masked, rejected proposals' text bounded."""
+    data = state.model_dump(mode="json")
+    for rejection in data["rejected"]:
+        rejection["detail"] = clip(rejection["detail"], MAX_REJECTED_CHARS)
+        if rejection["proposed_text"] is not None:
+            rejection["proposed_text"] = clip(rejection["proposed_text"], MAX_REJECTED_CHARS)
+    return redact(data)
+
+
 def load_state(run_dir: Path) -> OptimizerState | None:
     path = Path(run_dir) / STATE_FILE
     if not path.exists():
@@ -85,12 +110,43 @@ def load_state(run_dir: Path) -> OptimizerState | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         state = OptimizerState.model_validate(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
-        first = str(exc).splitlines()[0]
+        if state.best_id is not None and state.best_id not in {c.id for c in state.candidates}:
+            raise ValueError(f"best_id {state.best_id!r} is not among its candidates")
+    except (OSError, ValueError) as exc:  # bad JSON, bad UTF-8, failed validation
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CorruptRunDir(f"checkpoint {path} is corrupt: {first}") from None
     if state.format != FORMAT:
         raise CorruptRunDir(f"checkpoint {path} has format {state.format}, expected {FORMAT}")
     return state
+
+
+def lock_run_dir(run_dir: Path) -> IO[str]:
+    """Create ``run_dir`` if needed, prove it writable, and lock it for this run: a second
+    optimization (another process, or this one) on the same folder refuses in one line
+    instead of paying for the same rollouts twice. Close the returned file to release."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise RunDirError(
+            f"run_dir {run_dir} cannot be used: {exc.strerror or type(exc).__name__}"
+        ) from None
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirError(
+                f"run_dir {run_dir} is in use by another optimization (pid {holder}); wait for "
+                "it to finish or choose another run_dir"
+            ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def load_result(run_dir: str | Path) -> Result:

@@ -7,14 +7,16 @@ LangGraph graphs are adapted to this protocol in ``gepa_graph.integrations.langg
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gepa_graph.errors import GepaGraphError
+from gepa_graph.redact import clip, redact_text
+from gepa_graph.usercode import call_user, describe
 
 
 class Usage(BaseModel):
@@ -120,6 +122,41 @@ class System(Protocol):
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout: ...
 
 
+MAX_ERROR_CHARS = 2000
+MAX_TRACEBACK_CHARS = 6000
+
+
+def failed_rollout(exc: BaseException, trace: Trace | None = None) -> Rollout:
+    """The Rollout of a run that raised: the error (masked, bounded) and its traceback added
+    to ``trace``; retryable when the failure is transient (rate limit, timeout, connection)."""
+    from gepa_graph.lm import is_transient  # lm imports this module
+
+    trace = trace if trace is not None else Trace()
+    stack = "".join(traceback.format_exception(exc, limit=8))
+    trace.add("error", error=clip(redact_text(stack), MAX_TRACEBACK_CHARS))
+    return Rollout(error=clip(redact_text(describe(exc)), MAX_ERROR_CHARS), trace=trace,
+                   retryable=is_transient(exc))
+
+
+def _check_signature(fn: Callable[..., Any]) -> bool:
+    """Raise a one-line TypeError unless ``fn`` takes (prompts, example[, trace]); True if it
+    takes ``trace``."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False  # a builtin without a signature: trust it
+    wants_trace = "trace" in signature.parameters
+    try:
+        signature.bind({}, {}, **({"trace": None} if wants_trace else {}))
+    except TypeError:
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        raise TypeError(
+            f"FunctionSystem fn {name!r} must accept (prompts, example) or (prompts, example, "
+            f"trace); its signature is {signature}"
+        ) from None
+    return wants_trace
+
+
 class PromptNeverUsed(GepaGraphError, ValueError):
     """A module's prompt reached no model in any of the seed's validation rollouts."""
 
@@ -168,22 +205,18 @@ class FunctionSystem:
             raise TypeError(f"FunctionSystem fn must be callable, got {type(fn).__name__}")
         self._modules = dict(modules)
         self._fn = fn
-        self._is_async = inspect.iscoroutinefunction(fn)
-        self._wants_trace = "trace" in inspect.signature(fn).parameters
+        self._wants_trace = _check_signature(fn)
 
     def modules(self) -> dict[str, str]:
         return dict(self._modules)
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
         trace = Trace()
-        prompts = dict(candidate)
         kwargs = {"trace": trace} if self._wants_trace else {}
-        if self._is_async:
-            value = await self._fn(prompts, example, **kwargs)
-        else:
-            # The loop's default executor; optimize() sizes it to the configured concurrency.
-            loop = asyncio.get_running_loop()
-            value = await loop.run_in_executor(None, lambda: self._fn(prompts, example, **kwargs))
+        try:
+            value = await call_user(self._fn, dict(candidate), example, **kwargs)
+        except Exception as exc:  # keep what the trace recorded (the usage was paid for)
+            return failed_rollout(exc, trace)
         if isinstance(value, Rollout):
             return value
         return Rollout(output=value, trace=trace)

@@ -1,7 +1,7 @@
 import pytest
-from pydantic import ValidationError
 
 import gepa_graph as gg
+from gepa_graph.config import ConfigError
 from gepa_graph.example import as_dataset
 from gepa_graph.metric import MetricError, metric_arity, to_score
 
@@ -17,8 +17,9 @@ from gepa_graph.metric import MetricError, metric_arity, to_score
     ({"max_cost_usd": -1.0}, "greater than 0"),
 ])
 def test_config_rejects_bad_values_with_a_clear_message(fields, message):
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigError, match=message) as info:
         gg.OptimizeConfig(**fields)
+    assert "\n" not in str(info.value)
 
 
 def test_config_defaults_match_the_paper():

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from gepa_graph.candidate import Candidate
 from gepa_graph.evaluation import EvalResult
 from gepa_graph.example import Example
-from gepa_graph.lm import LMResponse, ReflectionLM
+from gepa_graph.lm import LMResponse, PromptTooLong, ReflectionLM
 from gepa_graph.reflection import (
     build_reflective_dataset,
     parse_proposal,
     render_reflection_prompt,
 )
 from gepa_graph.replay import ReflectionReplay
+
+_MIN_CHARS = 200  # the shortest per-field cut tried when the prompt exceeds the context window
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,22 @@ class ReflectiveProposer:
         results: Sequence[EvalResult],
         rejected: Sequence[tuple[str, str]] = (),
     ) -> Reflection:
-        dataset = build_reflective_dataset(module, node, examples, results)
-        prompt = render_reflection_prompt(
-            module, parent.prompts[module], dataset, self.max_chars_per_field, rejected
-        )
-        key = hashlib.sha256(f"{self.lm.name}\n{prompt}".encode()).hexdigest()
-        response = await self.replay.call(key, lambda: self.lm(prompt))
-        return Reflection(prompt=prompt, response=response)
+        limit, shown = self.max_chars_per_field, len(examples)
+        while True:
+            dataset = build_reflective_dataset(module, node, examples[:shown], results[:shown])
+            prompt = render_reflection_prompt(
+                module, parent.prompts[module], dataset, limit, rejected
+            )
+            key = hashlib.sha256(f"{self.lm.name}\n{prompt}".encode()).hexdigest()
+            try:
+                response = await self.replay.call(key, lambda: self.lm(prompt))
+            except PromptTooLong:
+                if limit <= _MIN_CHARS and shown == 1:
+                    raise
+                # Over the model's context window: a shorter reflective dataset, then reject.
+                limit, shown = max(_MIN_CHARS, limit // 4), max(1, shown // 2)
+                continue
+            return Reflection(prompt=prompt, response=response)
 
     @staticmethod
     def proposal(parent: Candidate, module: str, reflection: Reflection) -> str:

@@ -1,0 +1,200 @@
+"""Code that never returns cannot hang optimize(): rollout, metric and reflection calls are cut
+off at their timeouts or at max_seconds, the threads behind them are abandoned (daemon threads,
+never joined), Ctrl-C stops a blocked run with a resumable checkpoint, and a run folder in use
+refuses a second optimization in one line."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import gepa_graph as gg
+from gepa_graph.state import RunDirError
+
+# Generous bound on how long a call that must return may take; the limits under test are 1-2 s.
+RETURNS_WITHIN_S = 60
+
+
+@pytest.fixture
+def release():
+    """An event the blocked user code waits on; set at the end so no thread outlives the test."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def _returns(call):
+    """Run ``call`` on a thread and assert it returns (or raises) instead of hanging."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(RETURNS_WITHIN_S)
+    assert not thread.is_alive(), "optimize() hung"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _hang_on_child(release, kind):
+    """A system whose seed answers at once and whose other candidates never return."""
+    def sync(prompts, example):
+        if prompts["m"] != "seed":
+            release.wait()
+        return prompts["m"]
+
+    async def never(prompts, example):
+        if prompts["m"] != "seed":
+            await asyncio.Event().wait()
+        return prompts["m"]
+
+    return gg.FunctionSystem(modules={"m": "seed"}, fn=sync if kind == "sync" else never)
+
+
+def _metric(example, prediction):
+    return 0.0
+
+
+CASES = {
+    "sync system blocks, rollout_timeout_s=1": dict(
+        system="sync", config={"rollout_timeout_s": 1, "max_iterations": 1},
+        outcome="RolloutTimeout: no result after 1s (rollout_timeout_s)"),
+    "async system never returns, rollout_timeout_s=1": dict(
+        system="async", config={"rollout_timeout_s": 1, "max_iterations": 1},
+        outcome="RolloutTimeout: no result after 1s (rollout_timeout_s)"),
+    "sync system blocks, max_seconds=2, no rollout timeout": dict(
+        system="sync", config={"rollout_timeout_s": None, "max_seconds": 2},
+        outcome="(the run reached max_seconds)"),
+    "async system never returns, max_seconds=2, no rollout timeout": dict(
+        system="async", config={"rollout_timeout_s": None, "max_seconds": 2},
+        outcome="(the run reached max_seconds)"),
+    "sync metric blocks, rollout_timeout_s=1": dict(
+        metric="sync", config={"rollout_timeout_s": 1, "max_iterations": 1},
+        outcome="metric failed on example 'b': MetricError: no result after 1s"),
+    "sync reflection LM blocks, reflection_timeout_s=1": dict(
+        reflection="sync", config={"reflection_timeout_s": 1, "max_iterations": 1},
+        outcome="reflection_failed"),
+    "async reflection LM never returns, max_seconds=2": dict(
+        reflection="async", config={"max_seconds": 2, "max_rollouts": None},
+        outcome="reflection_failed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hung_user_code_does_not_hang_optimize(case, tmp_path, release):
+    spec = CASES[case]
+    system = (_hang_on_child(release, spec["system"]) if "system" in spec
+              else gg.FunctionSystem(modules={"m": "seed"}, fn=lambda prompts, example: "x"))
+
+    def metric(example, prediction):
+        if spec.get("metric") and example["id"] == "b":
+            release.wait()
+        return 0.0
+
+    async def never(prompt):
+        await asyncio.Event().wait()
+
+    reflection = {"sync": lambda prompt: release.wait(), "async": never}.get(
+        spec.get("reflection"), lambda prompt: "```\nchild\n```")
+    config = {"lm_backoff_s": 0.001, "use_merge": False, "minibatch_size": 2, **spec["config"]}
+    config.setdefault("max_rollouts", 20)
+    result = _returns(lambda: gg.optimize(
+        system, [{"id": "a"}, {"id": "b"}], metric=metric, reflection_lm=reflection,
+        run_dir=tmp_path / "run", progress=False, config=config,
+    ))
+    journal = (tmp_path / "run" / "journal.jsonl")
+    errors = [json.loads(line)["result"]["error"] for line in journal.read_text().splitlines()
+              if json.loads(line)["type"] == "rollout"] if journal.exists() else []
+    if spec["outcome"] == "reflection_failed":
+        assert result.rejected and {r.reason for r in result.rejected} == {"reflection_failed"}
+    elif "max_seconds" in spec["outcome"]:
+        # Cut off at the deadline: scored a failure, not journaled (a resume runs it again).
+        assert result.stop_reason == "max_seconds"
+        assert all(e is None for e in errors)
+    else:
+        assert any(e and e.endswith(spec["outcome"]) or e == spec["outcome"] for e in errors), errors
+
+
+SIGINT_SCRIPT = textwrap.dedent('''
+    import sys, threading, pathlib
+    import gepa_graph as gg
+    run_dir, ready = sys.argv[1], pathlib.Path(sys.argv[2])
+    def fn(prompts, example):
+        if prompts["m"] != "seed":
+            ready.write_text("blocked")
+            threading.Event().wait()  # blocks its thread forever
+        return prompts["m"]
+    try:
+        gg.optimize(gg.FunctionSystem(modules={"m": "seed"}, fn=fn), [{"id": "a"}, {"id": "b"}],
+                    metric=lambda e, p: 0.0, reflection_lm=lambda p: "```\\nchild\\n```",
+                    max_rollouts=20, run_dir=run_dir, progress=False,
+                    config={"rollout_timeout_s": None, "minibatch_size": 2})
+    except KeyboardInterrupt:
+        print("interrupted")
+        sys.exit(130)
+''')
+
+
+def test_ctrl_c_stops_a_blocked_run_with_a_resumable_checkpoint(tmp_path):
+    script, ready = tmp_path / "run.py", tmp_path / "ready"
+    script.write_text(SIGINT_SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), str(ready)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(RETURNS_WITHIN_S * 10):
+            if ready.exists() or process.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        assert ready.exists(), process.communicate()[1]
+        process.send_signal(signal.SIGINT)  # one Ctrl-C
+        out, err = process.communicate(timeout=RETURNS_WITHIN_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and "interrupted" in out, err
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["status"] == "running" and state["stop_reason"] is None
+
+
+def test_a_second_optimization_on_a_busy_run_folder_refuses_in_one_line(tmp_path, release):
+    started = threading.Event()
+
+    def fn(prompts, example):
+        started.set()
+        release.wait()
+        return "x"
+
+    def first():
+        return gg.optimize(gg.FunctionSystem(modules={"m": "p"}, fn=fn), [{"id": "a"}],
+                           metric=_metric, reflection_lm=lambda p: "```\nq\n```", max_rollouts=1,
+                           run_dir=tmp_path / "run", progress=False)
+
+    holder = threading.Thread(target=first, daemon=True)
+    holder.start()
+    assert started.wait(RETURNS_WITHIN_S)
+    calls = []
+    with pytest.raises(RunDirError, match="is in use by another optimization") as info:
+        gg.optimize(gg.FunctionSystem(modules={"m": "p"}, fn=lambda p, e: calls.append(1)),
+                    [{"id": "a"}], metric=_metric, reflection_lm=lambda p: calls.append(2),
+                    max_rollouts=1, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert "\n" not in str(info.value) and str(os.getpid()) in str(info.value) and calls == []
+    release.set()
+    holder.join(RETURNS_WITHIN_S)
+    assert not holder.is_alive()
+    # Released: the folder can be resumed now.
+    again = gg.optimize(gg.FunctionSystem(modules={"m": "p"}, fn=lambda p, e: "x"), [{"id": "a"}],
+                        metric=_metric, reflection_lm=lambda p: "```\nq\n```", max_rollouts=1,
+                        run_dir=tmp_path / "run", resume=True, progress=False)
+    assert again.rollouts_used == 1
