@@ -90,13 +90,13 @@ def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict
     graph = ensure_compiled(graph)
     walker = Walker()
     walker.walk(graph)
-    # Context fields; a context class the code itself reads (``Configuration.from_runnable_config
-    # (config)``, the deprecated ``config_schema``) was met by the walk as "configurable".
+    # The context schema's fields are "context.*" however the code reads them (runtime.context,
+    # get_runtime, or from config["configurable"] as with the deprecated config_schema, which
+    # LangGraph turns into the context schema); rollouts hand them over both ways.
     schema = _internals.context_schema(graph)
     for leaf in field_leaves(schema, "context") if schema is not None else ():
-        if leaf.key not in walker.leaves:
-            walker.leaves[leaf.key] = leaf
-            walker.nodes[leaf.key] = [None]
+        walker.leaves[leaf.key] = leaf
+        walker.nodes.setdefault(leaf.key, [None])
     slots = _name_slots(walker)
     for name, default in (declared or {}).items():
         if name in slots:

@@ -105,10 +105,10 @@ def build() -> AgentCase:
     def metric(example, state):
         answer = final_text(state)
         return graded([
-            ("configurable.query_system_prompt", example["answer"] in answer,
+            ("context.query_system_prompt", example["answer"] in answer,
              f'The answer should name {example["answer"]}, but the search found nothing: the '
              f'query prompt should say "{QUERY_FIX}".'),
-            ("configurable.response_system_prompt", "[source:" in answer,
+            ("context.response_system_prompt", "[source:" in answer,
              f'The answer must end with its source, like [source: dune]: the response prompt '
              f'should say "{CITE_FIX}".'),
         ])
@@ -119,8 +119,8 @@ def build() -> AgentCase:
         examples=[{"id": key, "question": f"Who wrote the novel {title}?", "answer": author}
                   for key, (title, author) in BOOKS.items()],
         metric=metric,
-        expected={"configurable.query_system_prompt": "Generate a search query to retrieve",
-                  "configurable.response_system_prompt": "You are a helpful librarian."},
-        fixes={"configurable.query_system_prompt": QUERY_FIX,
-               "configurable.response_system_prompt": CITE_FIX},
+        expected={"context.query_system_prompt": "Generate a search query to retrieve",
+                  "context.response_system_prompt": "You are a helpful librarian."},
+        fixes={"context.query_system_prompt": QUERY_FIX,
+               "context.response_system_prompt": CITE_FIX},
     )
