@@ -131,10 +131,12 @@ async def aoptimize(
                 except ValueError as exc:
                     raise ValueError(f"{name}[{index}] ({example.key}): {exc}") from None
     metric_arity(metric)
-    if config.max_rollouts is not None and config.max_rollouts < len(val):
+    probe = 1 if seeds is None else 0  # a system that needs a probe runs once more
+    if config.max_rollouts is not None and config.max_rollouts < len(val) + probe:
         raise ValueError(
             f"max_rollouts={config.max_rollouts} cannot even evaluate the seed on the "
-            f"{len(val)} validation examples; raise it or use a smaller valset"
+            f"{len(val)} validation examples{' after the probe run' if probe else ''}; raise "
+            "it or use a smaller valset"
         )
     lm = ReflectionLM(
         reflection_lm,
@@ -144,17 +146,18 @@ async def aoptimize(
         max_retries=config.lm_max_retries,
         backoff_s=config.lm_backoff_s,
     )
-    if seeds is None:
-        await _probe(system, train)
-        seeds = _seed_prompts(system, seed_prompts)
     listening = _listeners(tracking, listeners, progress)
 
     directory = Path(run_dir) if run_dir is not None else _new_run_dir()
     lock = lock_run_dir(directory)  # before any paid call: writable, and ours alone
     try:
+        probe_cost = None
+        if seeds is None:
+            probe_cost = await _probe(system, train)
+            seeds = _seed_prompts(system, seed_prompts)
         return await _run(
             system, train, val, metric, lm, config, chosen, seeds, directory, resume, listening,
-            test,
+            test, probe_cost,
         )
     finally:
         lock.close()
@@ -163,7 +166,7 @@ async def aoptimize(
 async def _run(system: System, train: list[Example], val: list[Example], metric: Metric,
                lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
                directory: Path, resume: bool, listening: list[Listener],
-               test: list[Example]) -> Result:
+               test: list[Example], probe_cost: float | None = None) -> Result:
     journal = Journal(directory / JOURNAL_FILE)
     state = None
     journaled_rollouts: dict = {}
@@ -181,6 +184,9 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
 
     bus = EventBus(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
+    if probe_cost is not None:  # the probe ran the system once: a rollout like any other
+        budget.reserve_rollouts(1)
+        budget.add_task_cost(probe_cost or None)
     lm.deadline = budget.seconds_left
     evaluator = Evaluator(system, metric, config, budget, journal, journaled_rollouts)
     engine = Engine(
@@ -224,13 +230,16 @@ async def _score_testset(system: System, metric: Metric, config: OptimizeConfig,
     ))
 
 
-async def _probe(system: System, train: list[Example]) -> None:
+async def _probe(system: System, train: list[Example]) -> float | None:
     """A system whose prompts only a run can confirm (``needs_probe``, e.g. prose kept under
-    another name in a LangGraph agent) runs its seed once on the first training example."""
-    if getattr(system, "probe_report", None) is None:
-        report = await system.aprobe(train[0])
-        for note in report.notes():
-            log.info("probe: %s", note)
+    another name in a LangGraph agent) runs its seed once on the first training example;
+    the USD cost of that run (0.0 where unknown), None when it had been probed already."""
+    if getattr(system, "probe_report", None) is not None:
+        return None
+    report = await system.aprobe(train[0])
+    for note in report.notes():
+        log.info("probe: %s", note)
+    return report.cost_usd or 0.0
 
 
 def as_system(system: Any) -> System:

@@ -232,3 +232,17 @@ def test_a_probe_confirms_an_instruction_sent_as_a_plain_string_but_not_data_in_
 
 
 REVIEW_PROMPT = "Review this draft carefully: {draft}"
+
+
+def test_the_probe_run_of_optimize_counts_in_the_rollout_ledger(tmp_path):
+    model = echo()
+    graph = prose_graph(model, "You answer questions about the weather in one short line.")
+    data = [{"id": str(n), "question": f"q{n}", "answer": "x"} for n in range(3)]
+    result = gg.optimize(graph, data, data, metric=lambda e, p: 0.5, max_rollouts=12,
+                         reflection_lm=lambda p: "```\nYou answer in one line.\n```",
+                         run_dir=tmp_path / "run", progress=False)
+    assert list(result.best_candidate) == ["work"]
+    assert result.rollouts_used == len(model.calls) <= 12  # one model call per rollout
+    with pytest.raises(ValueError, match="after the probe run"):
+        gg.optimize(graph, data, data, metric=lambda e, p: 0.5, max_rollouts=3,
+                    reflection_lm=lambda p: "x", run_dir=tmp_path / "r2", progress=False)

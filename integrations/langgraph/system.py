@@ -89,6 +89,7 @@ class ProbeReport:
     unreached: list[str]  # modules found in the code whose prompt reached no model
     unclaimed: list[str]  # system-message texts that reached a model and belong to no module
     error: str | None = None
+    cost_usd: float | None = None  # of the probe run's model calls, where LiteLLM knows prices
 
     def notes(self) -> list[str]:
         lines = []
@@ -246,6 +247,7 @@ class LangGraphSystem:
             unclaimed=[t for t in system_texts if t.strip()
                        and not any(p.occurs_in(t) for p in claimed)],
             error=rollout.error,
+            cost_usd=rollout.trace.usage().cost_usd,
         )
         self._select({*strong, *confirmed})
         return self.probe_report
