@@ -8,6 +8,18 @@ from gepa_graph.config import OptimizeConfig
 from gepa_graph.events import Ledger
 
 
+# A call still running this long after max_seconds is cut off, so the limit really holds.
+DEADLINE_GRACE_S = 1.0
+
+
+def call_limit(timeout: float | None, seconds_left: float | None) -> tuple[float | None, bool]:
+    """How long one call of user code or of an LM may take: its own ``timeout``, or less
+    when the run's ``max_seconds`` comes first; and whether the deadline is what set it."""
+    if seconds_left is not None and (timeout is None or seconds_left + DEADLINE_GRACE_S < timeout):
+        return max(seconds_left, 0.0) + DEADLINE_GRACE_S, True
+    return timeout, False
+
+
 class BudgetExhausted(Exception):
     """Raised before launching rollouts that would exceed ``max_rollouts``."""
 

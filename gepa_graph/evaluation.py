@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from gepa_graph.budget import Budget
+from gepa_graph.budget import Budget, call_limit
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.example import Example
@@ -30,9 +30,6 @@ from gepa_graph.system import (
 from gepa_graph.usercode import describe, run_bounded
 
 log = logging.getLogger("gepa_graph")
-
-# A call still running this long after max_seconds is cut off, so the limit really holds.
-DEADLINE_GRACE_S = 1.0
 
 
 class EvalResult(BaseModel):
@@ -131,13 +128,8 @@ class Evaluator:
             )
 
     def _limit(self) -> tuple[float | None, bool]:
-        """Seconds one call of user code (system or metric) may take, and whether the run's
-        ``max_seconds`` rather than ``rollout_timeout_s`` sets that limit."""
-        timeout = self.config.rollout_timeout_s
-        left = self.budget.seconds_left()
-        if left is not None and (timeout is None or left + DEADLINE_GRACE_S < timeout):
-            return max(left, 0.0) + DEADLINE_GRACE_S, True
-        return timeout, False
+        """Seconds one call of the system or the metric may take (see budget.call_limit)."""
+        return call_limit(self.config.rollout_timeout_s, self.budget.seconds_left())
 
     async def _run_and_remember(self, candidate: Candidate, example: Example) -> None:
         async with self._semaphore:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gepa_graph.budget import call_limit
 from gepa_graph.errors import GepaGraphError
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.system import Usage
@@ -79,7 +80,8 @@ def is_config_error(exc: BaseException) -> bool:
     return not isinstance(exc, TimeoutError) and bool(_CREDENTIALS.search(describe(exc)))
 
 
-def one_line(text: str, limit: int = 400) -> str:
+def _one_line(text: str, limit: int = 400) -> str:
+    """An LM error as stored and shown: one line, secrets masked, bounded."""
     return clip(redact_text(" ".join(text.split())), limit)
 
 
@@ -92,8 +94,6 @@ class EmptyReply(Exception):
 _OWN_TIMEOUT_ATTEMPTS = 2
 # A reply longer than this is cut before anyone stores it; no prompt is this long.
 MAX_REPLY_CHARS = 100_000
-# A call still running this long after max_seconds is abandoned.
-DEADLINE_GRACE_S = 1.0
 
 
 def check_model_string(model: str) -> None:
@@ -158,13 +158,6 @@ class ReflectionLM:
             return self.lm
         return getattr(self.lm, "__qualname__", None) or type(self.lm).__name__
 
-    def _limit(self) -> tuple[float, bool]:
-        """This attempt's time limit, and whether max_seconds (not timeout_s) sets it."""
-        left = self.deadline() if self.deadline is not None else None
-        if left is not None and left + DEADLINE_GRACE_S < self.timeout_s:
-            return max(left, 0.0) + DEADLINE_GRACE_S, True
-        return self.timeout_s, False
-
     async def __call__(self, prompt: str) -> LMResponse:
         """One reply, after retrying transient failures. Raises LMConfigError (the run cannot
         go on), PromptTooLong, or LMCallFailed (reject this proposal)."""
@@ -172,7 +165,8 @@ class ReflectionLM:
             spent = Usage()  # empty replies cost tokens too
             timeouts = 0
             for attempt in range(self.max_retries + 1):
-                limit, by_deadline = self._limit()
+                left = self.deadline() if self.deadline is not None else None
+                limit, by_deadline = call_limit(self.timeout_s, left)
                 task = await run_bounded(self._call_once(prompt), limit)
                 try:
                     if task is None:
@@ -194,13 +188,13 @@ class ReflectionLM:
                     self._classify(exc)
                     if attempt == self.max_retries or timeouts >= _OWN_TIMEOUT_ATTEMPTS:
                         self.failures += 1
-                        raise LMCallFailed(one_line(
+                        raise LMCallFailed(_one_line(
                             f"reflection LM failed after {attempt + 1} attempts: {describe(exc)}"
                         )) from exc
                     self.retries += 1
                     delay = self.backoff_s * (2**attempt) * (0.5 + self._jitter.random())
                     log.info("reflection LM %s; retry %d in %.1fs",
-                             one_line(describe(exc)), attempt + 1, delay)
+                             _one_line(describe(exc)), attempt + 1, delay)
                     await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -208,16 +202,16 @@ class ReflectionLM:
         """Return for a failure worth retrying; raise what a retry cannot fix."""
         if isinstance(exc, EmptyReply):
             return
-        if "ContextWindowExceededError" in _names(exc):
-            self.failures += 1
-            raise PromptTooLong(one_line(f"reflection prompt too long: {describe(exc)}")) from exc
         names = _names(exc)
+        if "ContextWindowExceededError" in names:
+            self.failures += 1
+            raise PromptTooLong(_one_line(f"reflection prompt too long: {describe(exc)}")) from exc
         bad_request = "BadRequestError" in names and "ContentPolicyViolationError" not in names
         if is_config_error(exc) or bad_request:
-            raise LMConfigError(one_line(f"reflection LM {self.name!r}: {describe(exc)}")) from None
+            raise LMConfigError(_one_line(f"reflection LM {self.name!r}: {describe(exc)}")) from None
         if not is_transient(exc):  # a refusal, an error of the user's callable: reject this one
             self.failures += 1
-            raise LMCallFailed(one_line(f"reflection LM failed: {describe(exc)}")) from exc
+            raise LMCallFailed(_one_line(f"reflection LM failed: {describe(exc)}")) from exc
 
     async def _call_once(self, prompt: str) -> LMResponse:
         if isinstance(self.lm, str):

@@ -54,9 +54,9 @@ def _run(future: concurrent.futures.Future, fn: Callable[..., Any], args: tuple,
     if not future.set_running_or_notify_cancel():
         return
     try:
-        result = fn(*args, **kwargs)
+        result = _guarded(fn, args, kwargs)
     except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
-        future.set_exception(_tame(exc))
+        future.set_exception(exc)
     else:
         future.set_result(result)
 
@@ -75,7 +75,8 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
         self._closed = False
         self._started = 0
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future:
         future: concurrent.futures.Future = concurrent.futures.Future()
         work = (future, fn, args, kwargs)
         with self._guard:

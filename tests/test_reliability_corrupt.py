@@ -52,22 +52,32 @@ JOURNAL = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(JOURNAL))
-def test_corrupt_journal_line_is_one_line_naming_file_and_line(case, tmp_path):
+def _resume_after(tmp_path, damage):
+    """Run, ``damage(run_dir)``, resume: the CorruptRunDir's text, checked to be one line
+    raised before any call."""
     calls = []
     args = _args(tmp_path, calls)
     gg.optimize(args.pop("system"), args.pop("trainset"), **args)
-    journal = tmp_path / "run" / "journal.jsonl"
-    line = journal.read_bytes().split(b"\n")[1]
-    damage, message = JOURNAL[case]
-    _replace_line(journal, 2, damage(line))
+    damage(tmp_path / "run")
     calls.clear()
     args = _args(tmp_path, calls)
     with pytest.raises(CorruptRunDir) as info:
         gg.optimize(args.pop("system"), args.pop("trainset"), resume=True, **args)
-    text = str(info.value)
-    assert "journal.jsonl" in text and message in text and "\n" not in text
     assert calls == [] and isinstance(info.value, gg.GepaGraphError)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case", sorted(JOURNAL))
+def test_corrupt_journal_line_is_one_line_naming_file_and_line(case, tmp_path):
+    change, message = JOURNAL[case]
+
+    def damage(run_dir):
+        journal = run_dir / "journal.jsonl"
+        _replace_line(journal, 2, change(journal.read_bytes().split(b"\n")[1]))
+
+    text = _resume_after(tmp_path, damage)
+    assert "journal.jsonl" in text and message in text
 
 
 STATE = {
@@ -84,18 +94,9 @@ STATE = {
 
 @pytest.mark.parametrize("case", sorted(STATE))
 def test_corrupt_checkpoint_is_one_line_naming_the_file(case, tmp_path):
-    calls = []
-    args = _args(tmp_path, calls)
-    gg.optimize(args.pop("system"), args.pop("trainset"), **args)
     content, message = STATE[case]
-    (tmp_path / "run" / "state.json").write_bytes(content)
-    calls.clear()
-    args = _args(tmp_path, calls)
-    with pytest.raises(CorruptRunDir) as info:
-        gg.optimize(args.pop("system"), args.pop("trainset"), resume=True, **args)
-    text = str(info.value)
-    assert "state.json" in text and message in text and "\n" not in text
-    assert calls == []
+    text = _resume_after(tmp_path, lambda run_dir: (run_dir / "state.json").write_bytes(content))
+    assert "state.json" in text and message in text
     with pytest.raises(CorruptRunDir):
         gg.load_result(tmp_path / "run")
 
