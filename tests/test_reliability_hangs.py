@@ -127,6 +127,44 @@ def test_hung_user_code_does_not_hang_optimize(case, tmp_path, release):
         assert any(e and e.endswith(spec["outcome"]) or e == spec["outcome"] for e in errors), errors
 
 
+def test_langgraph_sync_node_that_blocks_does_not_hang_optimize(tmp_path, release):
+    from typing import TypedDict
+
+    from langchain_core.prompts import ChatPromptTemplate
+    from langgraph.graph import START, StateGraph
+
+    from gepa_graph.testing.chat_model import ScriptedChatModel
+
+    class State(TypedDict, total=False):
+        question: str
+        answer: str
+
+    def reply(messages):
+        if "child" in messages[0].text:
+            release.wait()  # the model call of every child candidate never returns
+        return "a"
+
+    chain = ChatPromptTemplate.from_messages(
+        [("system", "Answer briefly."), ("human", "{question}")]) | ScriptedChatModel(script=reply)
+
+    def answer(state: State) -> State:  # a sync node: LangGraph runs it in the loop's executor
+        return {"answer": chain.invoke({"question": state["question"]}).text}
+
+    builder = StateGraph(State)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    result = _returns(lambda: gg.optimize(
+        builder.compile(), [{"id": i, "question": f"q{i}"} for i in range(2)], metric=_metric,
+        reflection_lm=lambda prompt: "```\nchild prompt\n```", max_rollouts=10,
+        run_dir=tmp_path / "run", progress=False,
+        config={"rollout_timeout_s": 1, "minibatch_size": 2, "max_iterations": 1},
+    ))
+    child = [json.loads(line)["result"]["error"]
+             for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
+             if json.loads(line).get("candidate_id") not in (None, result.candidates[0].id)]
+    assert child == ["RolloutTimeout: no result after 1s (rollout_timeout_s)"] * 2
+
+
 SIGINT_SCRIPT = textwrap.dedent('''
     import sys, threading, pathlib
     import gepa_graph as gg
