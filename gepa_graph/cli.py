@@ -331,6 +331,8 @@ def optimize(
         _show_result(result, f"candidates ({result.run_dir})")
         if tracker is not None and tracker.run_id:
             _say(f"MLflow run: {tracker.run_id} (experiment {tracker.experiment})")
+            if tracker.runs_url:
+                _say(f"runs: {tracker.runs_url}")
         if register:
             done = registry.register(
                 result, register, alias, tracking_uri,
@@ -463,7 +465,9 @@ def ui(
 ) -> None:
     """Start the MLflow UI (an `mlflow server` with one worker) to browse runs and prompts."""
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    _say(f"MLflow UI on http://{host}:{port} (Ctrl+C to stop)")
+    _say(f"MLflow UI on http://{host}:{port} (Ctrl+C to stop); an optimization's runs, scores "
+         f"as columns: http://{host}:{port}/#/experiments/<experiment id>/runs"
+         f"?workflowType=machine_learning&viewStateShareKey=gepa-graph")
     try:
         code = subprocess.call(ui_command(host, port, backend_store_uri), env=env)
     except KeyboardInterrupt:

@@ -175,6 +175,13 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     # The run lists the versions it produced; the experiment lists the prompts.
     linked = json.loads(client.get_run(tracker.run_id).data.tags["mlflow.linkedPrompts"])
     assert sorted(p["name"] for p in linked) == [f"{name}.greet", f"{name}.sign"]
+    winner = by_id[result.best_id].info.run_id
+    assert json.loads(client.get_run(winner).data.tags["mlflow.linkedPrompts"]) == linked
+    # The experiment holds the saved runs view with the score columns.
+    view = json.loads(client.get_experiment(run.info.experiment_id).tags[S.RUNS_VIEW_TAG])
+    assert view["orderByKey"] == "metrics.`val_score`" and view["orderByAsc"] is False
+    assert "metrics.`improvement`" in view["selectedColumns"]
+    assert view["runsExpanded"] == {tracker.run_id: True}
     listed = client.search_prompts(
         filter_string=f"experiment_id = '{run.info.experiment_id}'")
     assert sorted(p.name for p in listed) == [f"{name}.greet", f"{name}.sign"]

@@ -163,8 +163,8 @@ def _record(client: Any, decision: GateDecision, candidate: dict[str, Any],
     now = int(dt.datetime.now().timestamp() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(S.GATE_CANDIDATE_SCORE, decision.candidate_score, now, 0),
-                 Metric(S.GATE_PRODUCTION_SCORE, decision.production_score, now, 0)],
+        metrics=[Metric(S.GATE_CANDIDATE_SCORE, round(decision.candidate_score, 6), now, 0),
+                 Metric(S.GATE_PRODUCTION_SCORE, round(decision.production_score, 6), now, 0)],
         params=[
             Param("from_alias", from_alias), Param("to_alias", to_alias),
             Param(S.GATE_MARGIN, repr(decision.margin)), Param("baseline", decision.baseline),

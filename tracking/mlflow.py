@@ -297,17 +297,24 @@ class MLflowTracker:
             self._testset(event)
 
     def _experiment(self) -> str:
+        """The experiment, marked as one of runs (not GenAI traces) and holding the saved runs
+        view with the score columns."""
         client = self._client
+        tags = {S.EXPERIMENT_KIND: S.EXPERIMENT_KIND_RUNS, S.RUNS_VIEW_TAG: S.runs_view()}
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:
-            experiment_id = client.create_experiment(
-                self.experiment, tags={S.EXPERIMENT_KIND: S.EXPERIMENT_KIND_RUNS})
-        else:
-            experiment_id = experiment.experiment_id
-            if S.EXPERIMENT_KIND not in experiment.tags:  # open on the runs list, not traces
-                client.set_experiment_tag(experiment_id, S.EXPERIMENT_KIND,
-                                          S.EXPERIMENT_KIND_RUNS)
-        return experiment_id
+            return client.create_experiment(self.experiment, tags=tags)
+        for key, value in tags.items():
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+        return experiment.experiment_id
+
+    @property
+    def runs_url(self) -> str | None:
+        """The saved runs view of this experiment on an MLflow server (None for a local store)."""
+        if self._client is None or self.experiment_id is None:
+            return None
+        return S.runs_url(self._client.tracking_uri, self.experiment_id)
 
     def _start(self, event: OptimizationStarted) -> None:
         self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -422,7 +429,7 @@ class MLflowTracker:
         if self._seed_score is not None:
             values[S.SEED_SCORE] = self._seed_score
             values[S.IMPROVEMENT] = best - self._seed_score
-        return values
+        return {k: _score(v) for k, v in values.items()}
 
     def _budget(self, event: BudgetUpdated) -> None:
         self._point(event.ledger.rollouts_used, {
@@ -489,8 +496,8 @@ class MLflowTracker:
         self._children[info.id] = child_id
         now = int(time.time() * 1000)
         keys = list(event.val_scores)
-        metrics = [Metric(S.VAL_SCORE, event.mean_score, now, event.rollouts_used)]
-        metrics += [Metric(S.EXAMPLE_SCORE, event.val_scores[k], now, i)
+        metrics = [Metric(S.VAL_SCORE, _score(event.mean_score), now, event.rollouts_used)]
+        metrics += [Metric(S.EXAMPLE_SCORE, _score(event.val_scores[k]), now, i)
                     for i, k in enumerate(keys)]
         params = [
             _param("candidate_id", info.id),
@@ -584,7 +591,8 @@ class MLflowTracker:
             RunTag(S.TAG_BEST_CANDIDATE, event.best_id),
             RunTag(S.MLFLOW_NOTE, headline(event.seed_score, event.best_score,
                                            ledger.rollouts_used, ledger.cost_usd)
-                   + f"; stopped by {event.stop_reason}; best candidate {event.best_id}."),
+                   + f"; stopped by {event.stop_reason}; best candidate {event.best_id}. "
+                   "Charts: step = rollouts used."),
         ]
         client.log_batch(self.run_id, tags=tags)
         result = event.result
@@ -608,6 +616,7 @@ class MLflowTracker:
                     save_plots(result, root / S.PLOTS_DIR)
                 client.log_artifacts(self.run_id, tmp)
         client.set_terminated(self.run_id, "FINISHED")
+        client.set_experiment_tag(self.experiment_id, S.RUNS_VIEW_TAG, S.runs_view(self.run_id))
         self._finished = True
 
     def _testset(self, event: Any) -> None:
@@ -616,8 +625,8 @@ class MLflowTracker:
         now = int(time.time() * 1000)
         client = self._client
         client.log_batch(self.run_id, metrics=[
-            Metric(S.TEST_SCORE, float(event.seed_score), now, 0),
-            Metric(S.TEST_SCORE, float(event.best_score), now, max(self._sent_step, 1)),
+            Metric(S.TEST_SCORE, _score(event.seed_score), now, 0),
+            Metric(S.TEST_SCORE, _score(event.best_score), now, max(self._sent_step, 1)),
         ])
         self._tables[S.TABLE_TEST_SCORES] = [
             {"example": key, "seed": event.seed_scores.get(key), "best": score}
@@ -629,6 +638,11 @@ class MLflowTracker:
         client.set_tag(self.run_id, S.MLFLOW_NOTE, note + (
             f" Held-out score {event.seed_score:.3f} (seed) -> {event.best_score:.3f} (best) on "
             f"{len(event.best_scores)} test examples."))
+
+
+def _score(value: float) -> float:
+    """A mean of scores without float noise in the UI's columns (0.3875, not 0.38749999...)."""
+    return round(float(value), 6)
 
 
 def log_table(client: MlflowClient, run_id: str, name: str, rows: list[dict[str, Any]]) -> None:

@@ -374,6 +374,16 @@ def link_to_run(client: MlflowClient, run_id: str, versions: list[Any]) -> None:
         client.set_tag(run_id, TraceTagKey.LINKED_PROMPTS, updated)
 
 
+def _candidate_run(client: MlflowClient, run_id: str, experiment_id: str,
+                   candidate_id: str) -> str | None:
+    """The nested run of ``candidate_id`` under the optimization run ``run_id``, if any."""
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{S.MLFLOW_PARENT_RUN}` = '{run_id}' and "
+        f"tags.`{S.TAG_CANDIDATE_ID}` = '{candidate_id}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
 def register(
     result: Result,
     name: str,
@@ -387,7 +397,7 @@ def register(
 
     A module whose text equals one of its existing versions reuses that version (no duplicate).
     ``run_id`` defaults to the MLflow run recorded in ``result.run_dir``; the versions are linked
-    to that run and the prompts to its experiment.
+    to that run and to its winning candidate's run, and the prompts to its experiment.
     """
     from mlflow.exceptions import MlflowException
 
@@ -439,6 +449,9 @@ def register(
             _link_to_experiment(client, client.get_prompt(prompt_name), experiment_id)
     if run_id:
         link_to_run(client, run_id, list(registered.values()))
+        winner = _candidate_run(client, run_id, experiment_id, result.best_id)
+        if winner is not None:
+            link_to_run(client, winner, list(registered.values()))
     target = {m: int(v.version) for m, v in registered.items()}
     _move(client, name, alias, target, "register", modules, run_id=run_id)
     return Registration(name, alias, target, created, run_id)

@@ -5,6 +5,8 @@ them from here, so a reader of the MLflow UI and a reader of this file see the s
 
 from __future__ import annotations
 
+import json
+
 # --- runs: tags ----------------------------------------------------------------------------------
 
 PREFIX = "gepa_graph."
@@ -100,3 +102,34 @@ VERSION_SCORE = "gepa_graph.score"
 # Aliases gepa_graph moves by default.
 CANDIDATE_ALIAS = "candidate"
 PRODUCTION_ALIAS = "production"
+
+
+# --- the runs list as the MLflow UI shows it ---------------------------------------------------
+
+# A saved view of the runs list, stored where the UI's own "Share" button stores one (an
+# experiment tag ``mlflow.sharedViewState.<key>``): score columns shown, best first.
+RUNS_VIEW_KEY = "gepa-graph"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+
+
+def runs_view(expanded_run: str | None = None) -> str:
+    """The saved view: val_score, seed_score, best_score, improvement, test_score, cost and the
+    ``best`` tag as columns, sorted by val_score; ``expanded_run``'s candidates unfolded."""
+    metrics = (VAL_SCORE, SEED_SCORE, BEST_SCORE, IMPROVEMENT, TEST_SCORE, COST_USD)
+    columns = [f"metrics.`{name}`" for name in metrics] + [f"tags.`{TAG_BEST}`"]
+    state = {
+        "orderByKey": f"metrics.`{VAL_SCORE}`", "orderByAsc": False,
+        "selectedColumns": columns,
+        "runsExpanded": {expanded_run: True} if expanded_run else {},
+    }
+    return json.dumps(state)
+
+
+def runs_url(tracking_uri: str, experiment_id: str) -> str | None:
+    """Address of the saved runs view on an MLflow server (None for a local store: start
+    ``gepa-graph ui`` and open the same path on it). ``workflowType`` opens the UI in its
+    model-training mode, where optimizations are runs rather than GenAI evaluations."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return (f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+            f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}")
