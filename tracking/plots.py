@@ -39,8 +39,14 @@ def _by_discovery(records: Sequence[CandidateRecord]) -> list[CandidateRecord]:
     return sorted(records, key=lambda r: (r.rollouts_at_discovery, r.iteration))
 
 
+def _x(record: CandidateRecord) -> int:
+    """Where a candidate sits on a rollouts axis: the seed at 0 (as in MLflow's charts)."""
+    return record.rollouts_at_discovery if record.parent_ids else 0
+
+
 def score_history(result: Result) -> list[tuple[int, float, float]]:
-    """(rollouts, best mean so far, Pareto aggregate so far) after each accepted candidate.
+    """(rollouts, best mean so far, Pareto aggregate so far) after each accepted candidate,
+    the seed at rollout 0.
 
     The Pareto aggregate is the mean over validation examples of the best score any candidate
     accepted so far reached on that example: what a per-example oracle over the pool would score.
@@ -54,7 +60,7 @@ def score_history(result: Result) -> list[tuple[int, float, float]]:
             frontier[key] = max(frontier.get(key, float("-inf")), value)
         keys = result.val_keys or list(frontier)
         pareto = sum(frontier.get(k, 0.0) for k in keys) / max(len(keys), 1)
-        history.append((record.rollouts_at_discovery, best, pareto))
+        history.append((_x(record), best, pareto))
     return history
 
 
@@ -77,7 +83,7 @@ def plot_score_vs_rollouts(source: Result | str | Path, path: str | Path | None 
     axes.step(xs, [h[1] for h in history] + [history[-1][1]], where="post", label="best mean (val)")
     axes.step(xs, [h[2] for h in history] + [history[-1][2]], where="post", linestyle="--",
               label="Pareto aggregate")
-    axes.scatter([r.rollouts_at_discovery for r in result.candidates],
+    axes.scatter([_x(r) for r in result.candidates],
                  [r.mean_score for r in result.candidates], s=18, color="#888888",
                  label="accepted candidates", zorder=3)
     axes.set_xlabel("rollouts used")
@@ -138,19 +144,19 @@ def plot_lineage(source: Result | str | Path, path: str | Path | None = None) ->
         for parent_id in record.parent_ids:
             parent = by_id.get(parent_id)
             if parent is not None:
-                axes.annotate("", xy=(record.rollouts_at_discovery, record.mean_score),
-                              xytext=(parent.rollouts_at_discovery, parent.mean_score),
+                axes.annotate("", xy=(_x(record), record.mean_score),
+                              xytext=(_x(parent), parent.mean_score),
                               arrowprops={"arrowstyle": "->", "color": "#999999", "lw": 0.8})
     for origin, color in _ORIGIN_COLORS.items():
         members = [r for r in result.candidates if r.origin == origin]
         if members:
-            axes.scatter([r.rollouts_at_discovery for r in members],
+            axes.scatter([_x(r) for r in members],
                          [r.mean_score for r in members], color=color, label=origin, zorder=3)
     best = by_id[result.best_id]
-    axes.scatter([best.rollouts_at_discovery], [best.mean_score], s=220, facecolors="none",
+    axes.scatter([_x(best)], [best.mean_score], s=220, facecolors="none",
                  edgecolors="#2ca02c", linewidths=2, label="best", zorder=4)
     for record in result.candidates:
-        axes.annotate(record.id[:6], (record.rollouts_at_discovery, record.mean_score),
+        axes.annotate(record.id[:6], (_x(record), record.mean_score),
                       textcoords="offset points", xytext=(4, 4), fontsize=7)
     axes.set_xlabel("rollouts used when found")
     axes.set_ylabel("mean validation score")
