@@ -9,7 +9,8 @@ the production graph once with MLflow tracing on, and photographs the pages a us
 
     python -m benchmarks.mlflow_ui_screenshots [--out benchmarks/results/mlflow_ui]
 
-Needs Chromium (Debian: ``apt-get install chromium``). Servers are stopped by their process ids.
+Needs Chromium (Debian: ``apt-get install chromium``). The server and each browser are stopped
+by their process ids.
 """
 
 from __future__ import annotations
@@ -19,13 +20,8 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -123,49 +119,7 @@ def reflection_lm() -> Any:
     return ScriptedReflectionLM(rewrite)
 
 
-# --- servers and browser ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/server.db",
-         "--artifacts-destination", str(root / "artifacts")],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    for _ in range(480):
-        if process.poll() is not None:
-            raise RuntimeError((root / "server.log").read_text()[-2000:])
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:
-                if response.status == 200:
-                    return process, uri
-        except OSError:
-            time.sleep(0.25)
-    stop(process)
-    raise RuntimeError("mlflow server did not become healthy")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a process we started, and its children, by its process group id."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+# --- the browser ------------------------------------------------------------------------
 
 
 def chromium() -> str:
@@ -192,6 +146,8 @@ def screenshot(browser: str, url: str, path: Path, profile: Path, size: str = "1
     except subprocess.TimeoutExpired:
         pass
     finally:
+        from gepa_graph.tracking.server import stop
+
         stop(process)
     if not path.exists():
         raise RuntimeError(f"Chromium wrote no screenshot of {url}")
@@ -258,12 +214,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mlflow_ui")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    from gepa_graph.tracking.server import local_server
+
     browser = chromium()
     with tempfile.TemporaryDirectory(prefix="gepa-mlflow-ui-") as tmp:
         root = Path(tmp)
         os.chdir(root)  # nothing of the workflow lands in the repository
-        server, uri = start_server(root)
-        try:
+        with local_server(root / "server") as uri:
             ids = workflow(uri, root)
             e = ids["experiment_id"]
             ml = "?workflowType=machine_learning"
@@ -284,8 +241,6 @@ def main() -> None:
             for filename, url in pages.items():
                 screenshot(browser, url, args.out / filename, root / f"profile-{filename}")
                 print(f"{filename}: {url.removeprefix(uri)}")
-        finally:
-            stop(server)
     print(json.dumps({k: v for k, v in ids.items()
                       if k in ("gate", "first", "second", "second_held_out")}))
 

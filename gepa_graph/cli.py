@@ -447,14 +447,6 @@ def _version(version: int | None) -> str:
     return f"v{version}" if version is not None else "(none)"
 
 
-def ui_command(host: str, port: int, backend_store_uri: str | None) -> list[str]:
-    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-               "--workers", "1"]
-    if backend_store_uri:
-        command += ["--backend-store-uri", backend_store_uri]
-    return command
-
-
 @app.command()
 def ui(
     host: str = typer.Option("127.0.0.1", help="interface to bind (default: this machine only)"),
@@ -464,12 +456,13 @@ def ui(
     ),
 ) -> None:
     """Start the MLflow UI (an `mlflow server` with one worker) to browse runs and prompts."""
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    from gepa_graph.tracking.server import server_command, server_env
+
     _say(f"MLflow UI on http://{host}:{port} (Ctrl+C to stop); an optimization's runs, scores "
          f"as columns: http://{host}:{port}/#/experiments/<experiment id>/runs"
          f"?workflowType=machine_learning&viewStateShareKey=gepa-graph")
     try:
-        code = subprocess.call(ui_command(host, port, backend_store_uri), env=env)
+        code = subprocess.call(server_command(host, port, backend_store_uri), env=server_env())
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)

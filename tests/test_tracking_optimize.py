@@ -4,19 +4,13 @@ and against a real `mlflow server` on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from gepa_graph.tracking import MLflowTracker, registry
 from gepa_graph.tracking import schema as S
+from gepa_graph.tracking.server import local_server
 from mlflow import MlflowClient
 
 import gepa_graph as gg
@@ -61,46 +55,11 @@ def _optimize(tracking, run_dir: Path, testset=None) -> gg.Result:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` process on 127.0.0.1 (one worker, offline-safe), for the session."""
-    root = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/server.db",
-         "--artifacts-destination", str(root / "artifacts")],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("mlflow server did not become healthy")
+    with local_server(tmp_path_factory.mktemp("mlflow_server")) as uri:
         yield uri
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its worker share its group
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +168,13 @@ def test_registry_prompts_seed_a_new_optimization(sqlite_uri, tmp_path):
     )
     assert second.seed_candidate == first.best_candidate
     assert second.seed_score == pytest.approx(first.best_score)
+
+
+def test_mlflow_console_lines_only_when_verbose(mlflow_server, tmp_path, capfd, monkeypatch):
+    for verbose in (True, False):
+        monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+        tracker = MLflowTracker(experiment="console", tracking_uri=mlflow_server, verbose=verbose)
+        gg.optimize(gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, metric=_metric,
+                    reflection_lm=Reflector(), max_rollouts=6, run_dir=tmp_path / str(verbose),
+                    progress=False, tracking=tracker)
+        assert ("View run" in capfd.readouterr().out) == verbose
