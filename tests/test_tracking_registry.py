@@ -217,6 +217,9 @@ def test_names_that_are_not_gepa_graph_prompts_are_refused(uri):
         registry.register(_result({"m": "x"}), "bad name!", tracking_uri=uri)
     with pytest.raises(ValueError, match="NAME@alias"):
         registry.load_prompts("mine/3", uri)
+    registry.register(_result({"m": "x"}), "grp", tracking_uri=uri)
+    with pytest.raises(LookupError, match="'grp.m' is one module of 'grp'; load 'grp'@candidate"):
+        registry.load_prompts("grp.m@candidate", uri)
 
 
 def test_secrets_never_reach_the_registry(uri, monkeypatch):

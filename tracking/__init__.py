@@ -1,5 +1,7 @@
 """Tracking: MLflow runs (``gepa_graph.tracking.mlflow``), the Prompt Registry
-(``gepa_graph.tracking.registry``) and plots (``gepa_graph.tracking.plots``).
+(``gepa_graph.tracking.registry``), the promotion gate (``gate``), prompt-trace links
+(``trace_link``), plots (``plots``), every MLflow name in one place (``schema``), MLflow's console
+output (``console``) and a local ``mlflow server`` (``server``).
 
 Importing this package does not import mlflow (slow); ``MLflowTracker`` loads it on first use.
 """

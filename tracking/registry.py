@@ -186,6 +186,17 @@ def _modules(client: MlflowClient, name: str) -> dict[str, Any]:
             return prompts
 
 
+def _prompt(client: MlflowClient, name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_prompt(name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
 def _at_alias(client: MlflowClient, prompt_name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 
@@ -202,8 +213,12 @@ def _resolve(client: MlflowClient, ref: str) -> dict[str, Any]:
     name, alias = _parse_ref(ref)
     modules = _modules(client, name)
     if not modules:
-        handmade = _versions(client, name)
-        if handmade:
+        prompt = _prompt(client, name)
+        group = prompt.tags.get(S.PROMPT_GROUP) if prompt is not None else None
+        if group:
+            raise LookupError(f"registry prompt {name!r} is one module of {group!r}; load "
+                              f"{group!r}{'@' + alias if alias else ''} to get every module")
+        if prompt is not None:
             raise LookupError(
                 f"registry prompt {name!r} was not registered by gepa_graph; register prompts "
                 "with gepa_graph.tracking.registry.register() (or gepa-graph optimize --register)"
@@ -399,8 +414,6 @@ def register(
     ``run_id`` defaults to the MLflow run recorded in ``result.run_dir``; the versions are linked
     to that run and to its winning candidate's run, and the prompts to its experiment.
     """
-    from mlflow.exceptions import MlflowException
-
     _check_name(name)
     client = client_for(tracking_uri)
     run_id = run_id or _run_id_from(result)
@@ -421,12 +434,7 @@ def register(
         text, brace_format = encode_template(redact_text(template))
         prompt = modules.get(module)
         if prompt is None:
-            try:
-                prompt = client.get_prompt(prompt_name)
-            except MlflowException as exc:
-                if not _not_found(exc):
-                    raise
-            if prompt is not None:
+            if _prompt(client, prompt_name) is not None:
                 raise ValueError(
                     f"registry prompt {prompt_name!r} exists and was not registered by "
                     f"gepa_graph as part of {name!r}"
