@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import overhead, real_model, search_efficiency, wall_clock
+from benchmarks import local_runtime, overhead, real_model, search_efficiency, wall_clock
 from benchmarks._common import RESULTS, machine_line
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -25,6 +25,7 @@ SECTIONS = [
     ("wall_clock", "2. Wall clock", wall_clock.markdown),
     ("overhead", "3. Overhead", overhead.markdown),
     ("real_model", "4. Real model", real_model.markdown),
+    ("local_runtime", "5. Local runtime", local_runtime.markdown),
 ]
 
 

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not 
 
 pytest.importorskip("gepa", reason="the reference gepa package (pip install '.[bench]')")
 
-from benchmarks import overhead, real_model, report, search_efficiency, wall_clock
+from benchmarks import local_runtime, overhead, real_model, report, search_efficiency, wall_clock
 from benchmarks.rule_family import FAMILY, RuleAdapter, RuleTask
 
 
@@ -171,3 +171,21 @@ def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch
         assert run["best_prompt"] == rule
     assert results["params"]["budget"] == 14
     assert "| optimizer |" in real_model.markdown(data)
+
+
+@pytest.mark.local_model
+def test_local_runtime_quick_mode(tmp_path):
+    """The runtime benchmark's quick mode on the real model: one worker process, every figure."""
+    from gepa_graph import local
+
+    if local.runtime_problem():
+        pytest.skip(local.runtime_problem())
+    out = tmp_path / "local_runtime.json"
+    local_runtime.main(["--quick", "--out", str(out)])
+    data = json.loads(out.read_text())
+    row = data["variants"]["xllamacpp"]
+    assert _finite(row["load_s"]) and row["peak_rss_mb"] > 500  # the 1.1 GB model is in memory
+    for key in ("prompt_tps_1", "prompt_tps_4", "gen_tps_1", "gen_tps_4", "demo_rps_1",
+                "demo_rps_4"):
+        assert _finite(row["quiet"][key]) and row["quiet"][key] > 0
+    assert "| xllamacpp | as it is |" in local_runtime.markdown(data)

@@ -71,7 +71,9 @@ class XllamacppBackend:
     name = "xllamacpp"
     module = "xllamacpp"
 
-    def __init__(self, path: Path, *, n_ctx: int, threads: int, slots: int) -> None:
+    def __init__(self, path: Path, *, n_ctx: int, threads: int, slots: int,
+                 poll: int = 0) -> None:
+        """``poll``: how busily idle threads wait for work, 0-100 (llama.cpp's default: 50)."""
         import xllamacpp
 
         params = xllamacpp.CommonParams()
@@ -81,7 +83,7 @@ class XllamacppBackend:
         params.kv_unified = True  # the slots share the whole context instead of n_ctx / slots each
         for cpu in (params.cpuparams, params.cpuparams_batch):
             cpu.n_threads = threads
-            cpu.poll = 0  # sleep, never busy-wait, between batches
+            cpu.poll = poll  # 0: sleep, never busy-wait, between batches
         params.cache_ram_mib = 0  # no RAM cache of earlier prompts (grew ~22 MB per prompt)
         params.verbosity = -1
         params.api_keys = [secrets.token_hex(16)]  # the 127.0.0.1 port it opens refuses strangers

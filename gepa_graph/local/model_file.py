@@ -72,8 +72,9 @@ def part_paths() -> list[Path]:
         else:
             paths.append(path)
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise LocalModelError(f"the local model's parts are not installed ({shown}): {INSTALL_HINT}")
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise LocalModelError(f"the local model's parts are not installed "
+                              f"({', '.join(missing[:3])}{more}): {INSTALL_HINT}")
     return paths
 
 

@@ -131,7 +131,7 @@ def chat_model(model: str = DEFAULT_MODEL, **kwargs: Any) -> Any:
     try:
         from langchain_litellm import ChatLiteLLM
     except ImportError:
-        raise LocalModelError('langchain-litellm is not installed: pip install ".[local]"') from None
+        raise LocalModelError('langchain-litellm is not installed: pip install .') from None
     if is_local(model):
         register()
         settings: dict[str, Any] = {
