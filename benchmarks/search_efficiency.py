@@ -253,6 +253,11 @@ def _optimizers(summary: dict[str, Any]) -> list[str]:
     return [o for o in ("gepa_graph", *VARIANTS, "gepa") if o in summary]
 
 
+def _diff(options: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
+    base = variants.get("gg baseline", {})
+    return {k: v for k, v in options.items() if base.get(k) != v} or options
+
+
 def _early_stops(reasons: dict[str, int]) -> str:
     """Runs that stopped with budget left for another reason than a perfect score."""
     early = {r: n for r, n in reasons.items() if r not in ("max_rollouts", "max_metric_calls",
@@ -267,9 +272,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"rollouts; minibatch {params['minibatch']}; checkpoints {params['checkpoints']}. "
         f"Scores are the mean ± sd over seeds of the best-on-validation candidate known at the "
         f"checkpoint (val) and of that candidate on {params['n_test']} held-out examples (test). "
-        f"Variants of gepa_graph: " + ", ".join(f"`{k}` = `{v}`"
-                                                for k, v in params["variants"].items())
-        + " (default configuration only).",
+        "Variants of gepa_graph (default configuration only; each as its difference from "
+        "`gg baseline`): " + ", ".join(f"`{k}` = `{_diff(v, params['variants'])}`"
+                                       for k, v in params["variants"].items()) + ".",
         "",
         ("**Headline.** Same configuration for both; gepa's final = the best candidate gepa "
         "returns (its budget overshoot included). Ratio = gepa_graph's rollouts to reach gepa's "
