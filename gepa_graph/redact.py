@@ -54,9 +54,17 @@ _SECRET_VALUE = re.compile(
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+_ENV_CACHE: list = [None, []]  # [the environment last scanned, its secrets]
+
+
 def env_secrets() -> list[str]:
     """Values of environment variables whose names say they hold a secret, and passwords
-    inside URL-valued variables (DATABASE_URL), longest first."""
+    inside URL-valued variables (DATABASE_URL), longest first.
+
+    Scanned again only when the environment changed: this runs for every stored record."""
+    environ = dict(os.environ)
+    if environ == _ENV_CACHE[0]:
+        return _ENV_CACHE[1]
     found: set[str] = set()
     for name, value in os.environ.items():
         if _SECRET_ENV.search(name) and len(value) >= 8:
@@ -65,7 +73,8 @@ def env_secrets() -> list[str]:
             password = match.group(1)
             if len(password) >= 4:
                 found.update({password, unquote(password)})
-    return sorted(found, key=len, reverse=True)
+    _ENV_CACHE[:] = [environ, sorted(found, key=len, reverse=True)]
+    return _ENV_CACHE[1]
 
 
 def is_secret_key(name: str) -> bool:
