@@ -18,13 +18,14 @@ from gepa_graph.engine import Engine
 from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import EventBus, Listener
 from gepa_graph.example import Example, as_dataset
+from gepa_graph.fingerprint import check_run_dir, fingerprint
 from gepa_graph.journal import Journal
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
 from gepa_graph.redact import find_secret
-from gepa_graph.state import JOURNAL_FILE, load_state, lock_run_dir
+from gepa_graph.state import JOURNAL_FILE, STATE_FILE, load_state, lock_run_dir
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
 from gepa_graph.usercode import DaemonExecutor
@@ -167,6 +168,8 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
                lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
                directory: Path, resume: bool, listening: list[Listener],
                test: list[Example], probe_cost: float | None = None) -> Result:
+    check_run_dir(directory, resume, fingerprint(config, seeds, train, val, lm.name),
+                  STATE_FILE, JOURNAL_FILE)
     journal = Journal(directory / JOURNAL_FILE)
     state = None
     journaled_rollouts: dict = {}
@@ -175,11 +178,6 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
         state = load_state(directory)
         journaled_rollouts, journaled_reflections = journal.load(
             EvalResult.model_validate, LMResponse.model_validate
-        )
-    elif (directory / JOURNAL_FILE).exists():
-        raise FileExistsError(
-            f"{directory} already holds a run; pass resume=True to continue it, or choose "
-            "another run_dir"
         )
 
     bus = EventBus(listening)

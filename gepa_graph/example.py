@@ -25,7 +25,7 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     if isinstance(value, (set, frozenset)):
-        return {"<set>": sorted((_canonical(v) for v in value), key=_stable_json)}
+        return {"<set>": sorted((_canonical(v) for v in value), key=stable_json)}
     if isinstance(value, (bytes, bytearray)):
         return {"<bytes>": bytes(value).hex()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -36,7 +36,8 @@ def _canonical(value: Any) -> Any:
     return _ADDRESS.sub("", repr(value))
 
 
-def _stable_json(value: Any) -> str:
+def stable_json(value: Any) -> str:
+    """Canonical JSON of a value: the same text in every process (sets sorted, no addresses)."""
     return json.dumps(_canonical(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -55,7 +56,7 @@ class Example(Mapping[str, Any]):
         if "id" in merged:
             self.key = str(merged["id"])
         else:
-            digest = hashlib.sha256(_stable_json(merged).encode("utf-8")).hexdigest()[:16]
+            digest = hashlib.sha256(stable_json(merged).encode("utf-8")).hexdigest()[:16]
             self.key = f"ex-{digest}"
 
     def __getitem__(self, name: str) -> Any:

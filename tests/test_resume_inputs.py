@@ -1,0 +1,56 @@
+"""A resume continues the same run or refuses in one line: other inputs, a folder with nothing to
+resume, a checkpoint without its journal (issue 14: every one of these used to re-pay silently)."""
+
+import pytest
+
+import gepa_graph as gg
+from gepa_graph.fingerprint import ResumeMismatch, RunExists
+from gepa_graph.testing.rules import RuleTask
+
+TASK = RuleTask(n_types=3)
+
+
+def run(tmp_path, calls, **overrides):
+    data = TASK.examples(8, seed=1)
+    args = dict(trainset=data[:4], valset=data[4:], metric=TASK.metric, max_rollouts=24,
+                run_dir=tmp_path / "run", progress=False,
+                reflection_lm=TASK.reflection_lm(), config=gg.OptimizeConfig(seed=0))
+    args.update(overrides)
+    def answer(prompts, example, trace):
+        calls.append(1)
+        return TASK.answer(prompts, example, trace)
+
+    counting = gg.FunctionSystem(TASK.seed_prompts(), answer)
+    return gg.optimize(counting, args.pop("trainset"), args.pop("valset"), **args)
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda d: dict(config=gg.OptimizeConfig(seed=1)), "config"),
+    (lambda d: dict(seed_prompts={m: "Other seed." for m in TASK.modules}), "seed prompts"),
+    (lambda d: dict(valset=d[4:7]), "valset"),
+    (lambda d: dict(trainset=[{**d[0], "question": "changed"}, *d[1:4]]), "trainset"),
+    (lambda d: dict(reflection_lm=lambda prompt: "```\nx\n```"), "reflection LM"),
+])
+def test_a_resume_with_other_inputs_names_what_differs_and_pays_nothing(tmp_path, change, named):
+    calls = []
+    run(tmp_path, calls)
+    paid = len(calls)
+    with pytest.raises(ResumeMismatch, match=f"the {named} differ") as error:
+        run(tmp_path, calls, resume=True, **change(TASK.examples(8, seed=1)))
+    assert "\n" not in str(error.value) and len(calls) == paid
+
+
+def test_a_larger_budget_resumes_and_the_folder_states_are_one_line_errors(tmp_path):
+    calls = []
+    first = run(tmp_path, calls)
+    more = run(tmp_path, calls, resume=True, max_rollouts=40)
+    assert more.rollouts_used >= first.rollouts_used
+    with pytest.raises(RunExists, match="resume=True"):
+        run(tmp_path, calls)
+    with pytest.raises(ResumeMismatch, match="nothing to resume"):
+        run(tmp_path, calls, resume=True, run_dir=tmp_path / "empty")
+    (tmp_path / "run" / "journal.jsonl").write_text("")
+    paid = len(calls)
+    with pytest.raises(ResumeMismatch, match="journal.jsonl is missing or empty"):
+        run(tmp_path, calls, resume=True)
+    assert len(calls) == paid
