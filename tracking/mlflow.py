@@ -337,8 +337,8 @@ class MLflowTracker:
                            f"({', '.join(sorted(event.seed_prompts))}); running.",
         }
         if event.run_dir:
-            tags[S.TAG_RUN_DIR] = event.run_dir
-        tags.update(_seed_origin_tags(event.seed_prompts))
+            tags[S.TAG_RUN_DIR] = redact_text(event.run_dir)
+        tags.update({k: redact_text(v) for k, v in _seed_origin_tags(event.seed_prompts).items()})
         run_name = self.run_name or f"{self.experiment}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         run = client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
