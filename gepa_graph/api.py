@@ -168,7 +168,9 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
                lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
                directory: Path, resume: bool, listening: list[Listener],
                test: list[Example], probe_cost: float | None = None) -> Result:
-    check_run_dir(directory, resume, fingerprint(config, seeds, train, val, lm.name),
+    # A callable's name says little about the model behind it: only model strings must match.
+    model = lm.name if isinstance(lm.lm, str) else None
+    check_run_dir(directory, resume, fingerprint(config, seeds, train, val, model),
                   STATE_FILE, JOURNAL_FILE)
     journal = Journal(directory / JOURNAL_FILE)
     state = None

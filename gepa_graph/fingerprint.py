@@ -39,7 +39,8 @@ def _digest(value: Any) -> str:
 
 
 def fingerprint(config: OptimizeConfig, seed_prompts: Mapping[str, str],
-                train: Sequence[Example], val: Sequence[Example], reflection_lm: str) -> dict:
+                train: Sequence[Example], val: Sequence[Example],
+                reflection_lm: str | None) -> dict:
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in BUDGET_FIELDS}
     return {
         "config": _digest(settings),

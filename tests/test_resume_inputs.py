@@ -29,7 +29,7 @@ def run(tmp_path, calls, **overrides):
     (lambda d: dict(seed_prompts={m: "Other seed." for m in TASK.modules}), "seed prompts"),
     (lambda d: dict(valset=d[4:7]), "valset"),
     (lambda d: dict(trainset=[{**d[0], "question": "changed"}, *d[1:4]]), "trainset"),
-    (lambda d: dict(reflection_lm=lambda prompt: "```\nx\n```"), "reflection LM"),
+    (lambda d: dict(reflection_lm="openai/gpt-4.1-mini"), "reflection LM"),
 ])
 def test_a_resume_with_other_inputs_names_what_differs_and_pays_nothing(tmp_path, change, named):
     calls = []
