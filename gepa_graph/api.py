@@ -139,6 +139,10 @@ async def aoptimize(
             f"{len(val)} validation examples{' after the probe run' if probe else ''}; raise "
             "it or use a smaller valset"
         )
+    if isinstance(reflection_lm, str) and reflection_lm.startswith("local/"):
+        from gepa_graph.local import register  # the embedded model's LiteLLM provider
+
+        register()
     lm = ReflectionLM(
         reflection_lm,
         temperature=config.reflection_temperature,

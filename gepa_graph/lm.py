@@ -101,10 +101,6 @@ def check_model_string(model: str) -> None:
     import litellm
 
     litellm.suppress_debug_info = True  # no "Give Feedback" banners on every retried error
-    if model.startswith("local/"):  # the embedded model registers its provider on first use
-        from gepa_graph.local import register
-
-        register()
     try:
         litellm.get_llm_provider(model)
     except Exception as exc:
