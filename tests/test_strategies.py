@@ -339,3 +339,42 @@ def test_unknown_or_malformed_strategies_are_one_line_errors():
         build(config, {"sampler": object()})
     with pytest.raises(gg.ConfigError if hasattr(gg, "ConfigError") else ValueError):
         gg.OptimizeConfig(module_selection="everything")
+
+
+def test_bandit_gives_more_turns_to_the_module_still_improving():
+    from gepa_graph.strategies import Bandit
+
+    search = FakeSearch()
+    parent = Candidate(prompts={"a": "p", "b": "q"})
+    bandit, picks = Bandit(), []
+    for _ in range(20):
+        modules = bandit.select(search, parent)
+        picks.append(modules[0])
+        gain = 0.1 if modules == ("b",) else 0.0  # only b's rewrites raise the score
+        bandit.update(search, parent, modules, ProposalOutcome("rejected", gain=gain))
+    assert picks[:2] == ["a", "b"]  # each module tried once first
+    assert picks.count("b") > picks.count("a") + 4
+
+
+def test_diversity_merge_skips_pairs_that_changed_the_same_module():
+    from gepa_graph.strategies import OnDiversity
+
+    seed = Candidate(prompts={"plan": "p0", "answer": "a0"})
+    left = seed.mutate_many({"plan": "p1", "answer": "a1"})
+    right = seed.mutate("answer", "a2")  # left and right both changed `answer`: a conflict
+    other = seed.mutate("plan", "p3")
+    keys = ["w", "x", "y", "z"]
+    search = FakeSearch(val=keys)
+    search.candidates = {c.id: c for c in (seed, left, right)}
+    search.scores = {seed.id: dict.fromkeys(keys, 0.0),
+                     left.id: {"w": 0.0, "x": 1.0, "y": 0.0, "z": 0.0},
+                     right.id: {"w": 0.0, "x": 0.0, "y": 1.0, "z": 1.0}}
+    tried: set[str] = set()
+    assert OnDiversity().next_merge(search, tried) is None
+    assert len(tried) == 1  # the conflicting merge is marked tried, never attempted
+    search.candidates[other.id] = other
+    search.scores[other.id] = {"w": 1.0, "x": 0.0, "y": 0.0, "z": 0.0}
+    plan = OnDiversity().next_merge(search, tried)
+    # other changed only `plan`, right only `answer`: disjoint, so this merge is attempted.
+    assert plan is not None and {plan.left, plan.right} == {other.id, right.id}
+    assert plan.child.prompts == {"plan": "p3", "answer": "a2"}
