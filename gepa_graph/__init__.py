@@ -1,6 +1,14 @@
 """gepa_graph: GEPA reflective prompt evolution for LangGraph agents."""
 
+from pathlib import Path
 from typing import Any
+
+# integrations/ and tracking/ sit beside this folder in the repository and install as
+# gepa_graph.integrations and gepa_graph.tracking; run from a source checkout (python -m pytest,
+# a script in the repository), the checkout's own folders serve those names.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "integrations").is_dir():
+    __path__.append(str(_CHECKOUT))  # noqa: F821 (a package's __path__)
 
 from gepa_graph.api import aoptimize, optimize
 from gepa_graph.candidate import Candidate
