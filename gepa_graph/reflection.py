@@ -11,14 +11,14 @@ from typing import Any
 from gepa_graph.evaluation import EvalResult
 from gepa_graph.example import Example
 from gepa_graph.jsonable import to_jsonable
+from gepa_graph.templates import variables as variables_in
 
-# LangChain f-string variables: {name}, but not the escaped literal braces {{ and }}.
-_VARIABLE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 _OPEN_FENCE = re.compile(r"^(`{3,})[^`]*$")
 
 
 def template_variables(text: str) -> set[str]:
-    return set(_VARIABLE.findall(text))
+    """The f-string variables of a prompt (``gepa_graph.templates``, as discovery sees them)."""
+    return set(variables_in(text))
 
 
 class InvalidProposal(Exception):

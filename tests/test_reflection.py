@@ -93,3 +93,12 @@ def test_examples_render_compactly_without_repeating_the_instruction():
     assert 'calls tool fetch({"doc": 7})' in prompt
     assert 'tool fetch({"doc": 7}) returned: (no output)\n  error: KeyError: 7' in prompt
     assert "prompt_tokens" not in prompt and "Feedback: doc 7 does not exist" in prompt
+
+
+def test_discovery_and_the_reflection_guard_agree_on_variables():
+    """One parser (issue 14 found two that disagreed on these)."""
+    from gepa_graph.templates import variables
+
+    for text, expected in [("{{{x}}}", {"x"}), ("{x!r} and {y:>5}", {"x", "y"}),
+                           ("{{not}} {a}", {"a"}), ("unbalanced { brace {a}", set())]:
+        assert template_variables(text) == set(variables(text)) == expected, text

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gepa_graph.integrations.langgraph import _internals, boundary
-from gepa_graph.integrations.langgraph.patterns import variables_of
 from gepa_graph.integrations.langgraph.walk import (
     DeclaredLeaf,
     Leaf,
@@ -34,6 +33,8 @@ from gepa_graph.integrations.langgraph.walk import (
 )
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+
+from gepa_graph.templates import variables as template_vars
 
 HOW_TO_MARK = (
     'To optimize a prompt discovery cannot see, call `gg.prompt("my_prompt", "default text")` '
@@ -67,7 +68,7 @@ class PromptSlot:
 
     @property
     def variables(self) -> tuple[str, ...]:
-        return variables_of(self.text, self.template_format)
+        return template_vars(self.text, self.template_format)
 
     @property
     def spec(self) -> boundary.PromptSpec:

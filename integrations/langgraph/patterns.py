@@ -15,47 +15,12 @@ from __future__ import annotations
 
 import functools
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_MUSTACHE_FIELD = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
-_MUSTACHE_ANY = re.compile(r"\{\{|\}\}")
+from gepa_graph.templates import parse
+
 _WHITESPACE = re.compile(r"\s+")
-
-
-def parse(text: str, template_format: str = "f-string") -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(literals, variables)``: ``len(literals) == len(variables) + 1``, rendered alternately.
-
-    Text that is not a template in ``template_format`` parses as one literal with no variables.
-    """
-    if template_format == "mustache":
-        pieces = _MUSTACHE_FIELD.split(text)
-        literals, variables = tuple(pieces[0::2]), tuple(pieces[1::2])
-        if not any(_MUSTACHE_ANY.search(literal) for literal in literals):
-            return literals, variables
-        return (text,), ()
-    if template_format != "f-string":
-        return (text,), ()
-    literals: list[str] = [""]
-    variables: list[str] = []
-    try:
-        for literal, field_name, _spec, _conversion in string.Formatter().parse(text):
-            literals[-1] += literal
-            if field_name is None:
-                continue
-            if not field_name.isidentifier():  # {} or {0} or {a.b}: not a named template variable
-                return (text,), ()
-            variables.append(field_name)
-            literals.append("")
-    except ValueError:  # unbalanced braces: not a template
-        return (text,), ()
-    return tuple(literals), tuple(variables)
-
-
-def variables_of(text: str, template_format: str = "f-string") -> tuple[str, ...]:
-    """The distinct variables of a template, sorted: what a rewrite must keep."""
-    return tuple(sorted(set(parse(text, template_format)[1])))
 
 
 def _literal_regex(literal: str) -> str:

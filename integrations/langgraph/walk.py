@@ -33,7 +33,6 @@ from typing import Any
 
 from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
-from gepa_graph.integrations.langgraph.patterns import variables_of
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
@@ -50,6 +49,8 @@ from langchain_core.runnables.passthrough import RunnableAssign
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
+
+from gepa_graph.templates import variables as template_vars
 
 PROMPT_NAME = re.compile(r"prompt|instruction|template|system|persona|guideline|rubric", re.I)
 """A string variable is a (strong) prompt when its name matches this (case-insensitive)."""
@@ -73,11 +74,6 @@ def looks_like_prose(text: str) -> bool:
     return len(text.strip()) >= 24 and len(text.split()) >= 4
 
 
-def template_variables(text: str) -> tuple[str, ...]:
-    """The ``{var}`` fields of an f-string template, () when the text is not one."""
-    return variables_of(text, "f-string")
-
-
 class CannotWriteInPlace(Exception):
     """``apply`` has no place to write this prompt; ``str(exc)`` says how to load it instead."""
 
@@ -99,7 +95,7 @@ class Leaf:
 
     @property
     def variables(self) -> tuple[str, ...]:
-        return variables_of(self.text, self.template_format)
+        return template_vars(self.text, self.template_format)
 
     def write(self, text: str) -> None:
         """Change the text in place (``Result.apply``)."""
@@ -455,7 +451,7 @@ class Walker:
                 getattr(message, "prompt", None), PromptTemplate
             ):
                 template = message.prompt
-                if variables_of(template.template, template.template_format) and not _has_words(
+                if template_vars(template.template, template.template_format) and not _has_words(
                     template.template
                 ):
                     continue  # pure plumbing like "{question}": nothing to optimize
