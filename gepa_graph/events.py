@@ -141,9 +141,6 @@ class EventBus:
         self._listeners: list[Listener] = list(listeners or [])
         self._failed: set[int] = set()
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
     def close(self) -> None:
         """Call each listener's optional ``close()``; failures are logged, never raised."""
         for listener in self._listeners:
