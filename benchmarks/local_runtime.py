@@ -152,9 +152,12 @@ def time_install(extras: str, cache_dir: str | None) -> float:
         if cache_dir is not None:
             env["PIP_CACHE_DIR"] = cache_dir
         started = time.perf_counter()
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                        f"{ROOT}[{extras}]"], env=env, check=True)
-        return time.perf_counter() - started
+        done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                               f"{ROOT}[{extras}]"], env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"pip install failed: {done.stderr.strip()[-2000:]}")
+        return seconds
 
 
 # --- report -----------------------------------------------------------------------------------
