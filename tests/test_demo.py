@@ -106,11 +106,11 @@ def test_real_demo_smoke(tmp_path):
 
     if local.runtime_problem():
         pytest.skip(local.runtime_problem())
-    report = demo.run_demo(max_rollouts=8, max_seconds=None, n_train=3, n_val=2, n_test=2,
+    report = demo.run_demo(max_rollouts=10, max_seconds=None, n_train=3, n_val=2, n_test=2,
                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
                            run_dir=tmp_path / "run", progress=False, say=lambda text: None)
     result = report.result
-    assert result.rollouts_used <= 8
+    assert result.rollouts_used <= 10
     assert result.iterations >= 1 or result.stop_reason == "perfect_score"
     assert 0.0 <= report.seed_test <= 1.0 and 0.0 <= report.best_test <= 1.0
     assert report.registered
