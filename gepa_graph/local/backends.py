@@ -84,7 +84,7 @@ class XllamacppBackend:
         for cpu in (params.cpuparams, params.cpuparams_batch):
             cpu.n_threads = threads
             cpu.poll = poll  # 0: sleep, never busy-wait, between batches
-        params.cache_ram_mib = 0  # no RAM cache of earlier prompts (grew ~22 MB per prompt)
+        params.cache_ram_mib = 0  # no RAM cache of earlier prompts (default: up to 8 GB)
         params.verbosity = -1
         params.api_keys = [secrets.token_hex(16)]  # the 127.0.0.1 port it opens refuses strangers
         try:
