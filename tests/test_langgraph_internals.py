@@ -142,3 +142,18 @@ def test_run_metadata_names_nodes_and_subgraph_namespaces():
 def test_input_fields_come_from_the_builder_schemas():
     assert _internals.input_fields(graph()) == (["x", "y"], [])
     assert _internals.input_fields(graph(Inputs)) == (["x"], ["x"])
+
+
+def test_an_invoke_that_stops_at_interrupt_reports_its_value():
+    from langgraph.types import interrupt
+
+    def ask(state):
+        return {"y": interrupt("which x?")}
+
+    builder = StateGraph(State)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    compiled = builder.compile(checkpointer=InMemorySaver())
+    output = compiled.invoke({"x": 1}, {"configurable": {"thread_id": "t"}})
+    assert _internals.pending_interrupts(output) == ["which x?"]
+    assert _internals.pending_interrupts({"x": 1}) == [] == _internals.pending_interrupts(None)

@@ -62,6 +62,16 @@ def interrupt_nodes(graph: Pregel) -> list[str]:
     return names
 
 
+_INTERRUPT_KEY = "__interrupt__"  # where invoke() puts the interrupts a run stopped at
+
+
+def pending_interrupts(output: Any) -> list[Any]:
+    """The values of the ``interrupt()`` calls an ``invoke`` result stopped at ([] if none)."""
+    if not isinstance(output, Mapping):
+        return []
+    return [getattr(item, "value", item) for item in output.get(_INTERRUPT_KEY) or ()]
+
+
 def branch_runnables(graph: Pregel) -> list[tuple[str, Runnable]]:
     """(source node, the path function's runnable) of each conditional edge of a StateGraph."""
     branches = getattr(getattr(graph, "builder", None), "branches", None) or {}

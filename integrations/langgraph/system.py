@@ -77,7 +77,6 @@ LABEL_FIELDS = frozenset(
 RUN_FIELDS = ("context", "config", "resume")
 QUESTION_FIELDS = ("question", "input", "query", "prompt", "task")
 DEFAULT_RECURSION_LIMIT = 25  # LangGraph's own default
-_INTERRUPT_KEY = "__interrupt__"
 
 
 @dataclasses.dataclass
@@ -399,12 +398,11 @@ def _instructs(slot: PromptSlot, system_texts: list[str], instructions: list[str
 
 
 def _interrupted(output: Any) -> bool:
-    return isinstance(output, Mapping) and bool(output.get(_INTERRUPT_KEY))
+    return bool(_internals.pending_interrupts(output))
 
 
 def _interrupt_text(output: Any) -> str:
-    values = [getattr(i, "value", i) for i in output.get(_INTERRUPT_KEY) or ()]
-    return "; ".join(str(v)[:80] for v in values)
+    return "; ".join(str(v)[:80] for v in _internals.pending_interrupts(output))
 
 
 # ----------------------------------------------------------------------------- production
