@@ -22,9 +22,9 @@ from gepa_graph.fingerprint import check_run_dir, fingerprint
 from gepa_graph.journal import Journal
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
+from gepa_graph.redact import find_secret
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
-from gepa_graph.redact import find_secret
 from gepa_graph.state import JOURNAL_FILE, STATE_FILE, load_state, lock_run_dir
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System

@@ -6,9 +6,8 @@ would otherwise silently find nothing or run the wrong prompts).
 """
 
 import asyncio
-from typing import TypedDict
-
 import dataclasses
+from typing import TypedDict
 
 from gepa_graph.integrations.langgraph import _internals
 from langchain_core.callbacks import BaseCallbackHandler

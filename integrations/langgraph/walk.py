@@ -38,7 +38,6 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 from langchain_core.prompts.chat import BaseMessagePromptTemplate
 from langchain_core.runnables import (
-    Runnable,
     RunnableBinding,
     RunnableParallel,
     RunnableSequence,
