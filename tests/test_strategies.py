@@ -66,7 +66,7 @@ def test_failure_aware_sampler_draws_known_failures_and_skips_known_successes():
     known = {"t0": 0.0, "t1": 0.0, "t2": 1.0, "t3": 1.0, "t4": 1.0}
     search = FakeSearch(train, cache={parent.id: known}, minibatch_size=6)
     sampler = FailureAwareSampler()
-    firsts, fresh = [], []
+    fresh = []
     for _ in range(5):
         batch = [ex.key for ex in sampler.sample(search, parent)]
         assert len(batch) == len(set(batch)) == 6
