@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     for name in names:
         problem = local.runtime_problem(VARIANTS[name]["backend"])
         if problem:
-            variants[name] = {"skipped": f"not installed ({problem.split(':')[0]})"}
+            variants[name] = {"skipped": problem.split(":")[0]}
         else:
             variants[name] = _in_subprocess(name, args.quick, args.busy and not args.quick,
                                             args.repeats)
