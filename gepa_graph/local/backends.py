@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -92,19 +93,33 @@ class XllamacppBackend:
         except RuntimeError as exc:
             raise LocalModelError(f"xllamacpp could not load {path}: {exc}") from None
         self.slots = slots
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._idle:
+            self._in_flight += 1
         try:
             response = self._server.handle_chat_completions({**request, "cache_prompt": False})
         except ValueError as exc:  # a request the server refused
             raise LocalModelError(f"the local model refused the request: {exc}") from None
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
         if "choices" not in response:
             error = response.get("error", response)
             message = error.get("message", error) if isinstance(error, dict) else error
             raise LocalModelError(f"the local model failed: {message}")
         return response
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 30.0) -> None:
+        """Free the model once no request is decoding. A call cut off by a time limit may still
+        be running on an abandoned thread: freeing the model under it crashes the process, so
+        wait for it (``wait_s`` at most) and otherwise leave the model to the process's exit."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=wait_s):
+                return
         del self._server  # its destructor stops the server's threads and frees the model
 
 
