@@ -77,3 +77,24 @@ def test_planted_secrets_reach_no_mlflow_record_file_or_log(tmp_path, monkeypatc
     client = MlflowClient(uri)
     for run in client.search_runs([client.get_experiment_by_name("secrets").experiment_id]):
         assert SECRET not in str(run.data.params) + str(run.data.tags)
+
+
+def test_an_mlflow_server_that_does_not_answer_turns_tracking_off_at_once(tmp_path, monkeypatch,
+                                                                           caplog):
+    """Issue 11: a down server held the run for minutes in MLflow's own connection retries."""
+    import socket
+
+    import gepa_graph.tracking.mlflow as tracking_mlflow
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clients = []
+    monkeypatch.setattr(tracking_mlflow, "MlflowClient",
+                        lambda *a, **k: clients.append(1) or MlflowClient(*a, **k))
+    tracker = MLflowTracker("down", tracking_uri=f"http://127.0.0.1:{port}")
+    with caplog.at_level(logging.WARNING, logger="gepa_graph"):
+        result = _optimize(RuleTask(n_types=3), tmp_path / "run", tracker)
+    assert result.best_score >= result.seed_score and tracker.failed and clients == []
+    warnings = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
+    assert len(warnings) == 1 and "tracking is off" in warnings[0]

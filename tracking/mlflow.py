@@ -37,6 +37,8 @@ import re
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -317,6 +319,7 @@ class MLflowTracker:
         return S.runs_url(self._client.tracking_uri, self.experiment_id)
 
     def _start(self, event: OptimizationStarted) -> None:
+        _check_reachable(self.tracking_uri)
         self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_id = self._experiment()
         previous = self._previous_run(event) if event.resumed else None
@@ -638,6 +641,20 @@ class MLflowTracker:
         client.set_tag(self.run_id, S.MLFLOW_NOTE, note + (
             f" Held-out score {event.seed_score:.3f} (seed) -> {event.best_score:.3f} (best) on "
             f"{len(event.best_scores)} test examples."))
+
+
+def _check_reachable(uri: str | None, timeout_s: float = 3.0) -> None:
+    """Fail at once for an MLflow server that does not answer: MLflow's own client retries a
+    refused connection for minutes, and the optimization would wait for it at the end."""
+    if not uri or not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answers (a proxy or auth in front of it): let MLflow's client deal with it
+    except OSError as exc:
+        raise ConnectionError(f"MLflow server {uri} does not answer ({exc})") from None
 
 
 def _score(value: float) -> float:
