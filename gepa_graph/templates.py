@@ -46,3 +46,10 @@ def parse(text: str, template_format: str = "f-string") -> tuple[tuple[str, ...]
 def variables(text: str, template_format: str = "f-string") -> tuple[str, ...]:
     """The distinct variables of a template, sorted: what a rewrite must keep."""
     return tuple(sorted(set(parse(text, template_format)[1])))
+
+
+def check(text: str, template_format: str = "f-string") -> None:
+    """Raise ValueError when ``text`` is not a valid template of ``template_format``
+    (``parse`` would read it as plain text; a rewrite of a template must stay one)."""
+    if template_format == "f-string":
+        list(string.Formatter().parse(text))

@@ -14,7 +14,6 @@ modules whose prompt it carried (``modules_in``): that is what a module's reflec
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,8 @@ from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
+
+from gepa_graph import templates
 
 CONFIG_KEY = "__gepa_graph_prompts"
 """The ``configurable`` key of the run's Substitution (``__``: LangGraph keeps it out of metadata)."""
@@ -40,11 +41,12 @@ class PromptSpec:
 
     def check(self, name: str, text: str) -> None:
         """Raise ValueError when ``text`` is not a template of this prompt's format."""
-        if self.template_format == "f-string":
-            try:
-                list(string.Formatter().parse(text))
-            except ValueError as exc:
-                raise ValueError(f"prompt {name!r} is not a valid f-string template: {exc}") from None
+        try:
+            templates.check(text, self.template_format)
+        except ValueError as exc:
+            raise ValueError(
+                f"prompt {name!r} is not a valid {self.template_format} template: {exc}"
+            ) from None
 
 
 class Substitution:

@@ -68,6 +68,16 @@ def is_user_code(obj: Any) -> bool:
     )
 
 
+def named_prompt(name: str, text: str) -> bool | None:
+    """Whether a string held under ``name`` is a prompt: True when the name says so (strong),
+    False when it is prose under another name (a candidate), None when it is neither."""
+    if not text.strip():
+        return None
+    if PROMPT_NAME.search(name):
+        return True
+    return False if looks_like_prose(text) else None
+
+
 def looks_like_prose(text: str) -> bool:
     """Whether a string under a name that does not say "prompt" could still be one."""
     return len(text.strip()) >= 24 and len(text.split()) >= 4
@@ -195,10 +205,8 @@ def _role(message_template: BaseMessagePromptTemplate) -> str:
 
 def string_leaf(owner: Any, name: str, text: str, where: str) -> Leaf | None:
     """The leaf for a named string (global, attribute), or None when it cannot be a prompt."""
-    if not text.strip():
-        return None
-    strong = bool(PROMPT_NAME.search(name))
-    if not (strong or looks_like_prose(text)):
+    strong = named_prompt(name, text)
+    if strong is None:
         return None
     return AttributeLeaf(
         kind="string", label=name.lower(), where=where, text=text,
@@ -210,10 +218,8 @@ def field_leaves(schema: Any, kind: str) -> list[Leaf]:
     """Leaves for the string defaults of a dataclass or pydantic class's fields."""
     leaves = []
     for name, default in _internals.field_defaults(schema).items():
-        if not isinstance(default, str) or not default.strip():
-            continue
-        strong = bool(PROMPT_NAME.search(name))
-        if strong or looks_like_prose(default):
+        strong = named_prompt(name, default) if isinstance(default, str) else None
+        if strong is not None:
             leaves.append(FieldLeaf(
                 kind=kind, label=name, where=f"{kind} field {schema.__name__}.{name}",
                 text=default, key=("field", id(schema), name), strong=strong,
@@ -499,10 +505,8 @@ class Walker:
         if not isinstance(content, str):
             self.visit(content, node, name)
             return
-        if not user or not content.strip():
-            return
-        strong = bool(PROMPT_NAME.search(name))
-        if strong or looks_like_prose(content):
+        strong = named_prompt(name, content) if user else None
+        if strong is not None:
             self._leaf(CellLeaf(
                 kind="string", label=name.lower(), where=f"closure variable `{name}`",
                 text=content, key=("object", id(cell)), strong=strong, cell=cell,
