@@ -7,6 +7,8 @@ rollouts it actually ran), and gepa's wall time over gepa_graph's. gepa 0.1.4 ru
 gepa_graph runs the compiled graph with ``ainvoke`` at ``OptimizeConfig(concurrency=C)``.
 
     python -m benchmarks.wall_clock                      # L=0.1 s, N=300, C in 1 4 16 (~3 min)
+    python -m benchmarks.wall_clock --latency 0.5 --concurrency 16 64 \
+        --out benchmarks/results/wall_clock_L0.5.json    # the issue's setting (~3 min)
     python -m benchmarks.wall_clock --quick              # seconds, for the tests
 """
 
@@ -123,8 +125,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gg-option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra gg.OptimizeConfig field for gepa_graph (JSON value)")
-    parser.add_argument("--no-parallel", dest="parallel", action="store_false",
-                        help="skip the gepa_graph row with parallel_proposals = C // 3")
+    parser.add_argument("--no-sequential", dest="sequential", action="store_false",
+                        help="skip the gepa_graph row with one proposal at a time "
+                        "(parallel_proposals=1, the engine before the steady state)")
     parser.add_argument("--quick", action="store_true", help="tiny run (seconds) for the tests")
     parser.add_argument("--out", default=str(RESULTS / "wall_clock.json"))
     args = parser.parse_args(argv)
@@ -136,10 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for c in args.concurrency:
         ref = run_gepa(task, args.budget, args.latency, c, args.seed)
         variants = [("gepa_graph", options)]
-        proposals = c // 3  # the config's advice: parallel_proposals ~ concurrency / minibatch
-        if args.parallel and proposals > 1 and "parallel_proposals" not in options:
-            variants.append((f"gepa_graph parallel_proposals={proposals}",
-                             {**options, "parallel_proposals": proposals}))
+        if args.sequential and c > 1 and "parallel_proposals" not in options:
+            variants.append(("gepa_graph sequential", {**options, "parallel_proposals": 1}))
         for name, opts in variants:
             g = run_gepa_graph(task, args.budget, args.latency, c, args.seed, opts)
             row = {"concurrency": c, "optimizer": name, "gepa_graph": g, "gepa": ref}

@@ -197,7 +197,7 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
         system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
         replay=ReflectionReplay(journal, journaled_reflections), config=config, budget=budget,
         bus=bus, seed_prompts=seeds, run_dir=directory, journal=journal,
-        replay_until_iteration=state.iteration if state else None, strategies=chosen,
+        strategies=chosen,
     )
     try:
         result = await engine.run()

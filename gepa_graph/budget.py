@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
+from dataclasses import dataclass
 
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.events import Ledger
@@ -20,6 +22,17 @@ def call_limit(timeout: float | None, seconds_left: float | None) -> tuple[float
     return timeout, False
 
 
+@dataclass
+class Hold:
+    """Rollouts promised to one piece of work and not yet reserved by it."""
+
+    left: int
+
+
+_current_hold: contextvars.ContextVar[Hold | None] = contextvars.ContextVar(
+    "gepa_graph_hold", default=None)
+
+
 class BudgetExhausted(Exception):
     """Raised before launching rollouts that would exceed ``max_rollouts``."""
 
@@ -30,12 +43,35 @@ class Budget:
         self.ledger = Ledger(max_rollouts=config.max_rollouts)
         self._started = time.monotonic()
         self._prior_seconds = prior_seconds
+        self.held = 0  # rollouts promised to work in flight (see hold)
 
     @property
     def rollouts_left(self) -> int | None:
         if self.config.max_rollouts is None:
             return None
         return self.config.max_rollouts - self.ledger.rollouts_used
+
+    @property
+    def available(self) -> int | None:
+        """Rollouts left that no work in flight was promised: what new work may plan on."""
+        left = self.rollouts_left
+        return None if left is None else left - self.held
+
+    def hold(self, count: int) -> Hold:
+        """Promise ``count`` rollouts to work about to start, so that work started later
+        cannot take them. Rollouts the work reserves while its hold is current (``charge``)
+        come out of the hold; ``release`` gives back what it did not use."""
+        self.held += count
+        return Hold(count)
+
+    @staticmethod
+    def charge(hold: Hold | None) -> None:
+        """Make ``hold`` the current task's: its reservations are taken from it."""
+        _current_hold.set(hold)
+
+    def release(self, hold: Hold) -> None:
+        self.held -= hold.left
+        hold.left = 0
 
     def reserve_rollouts(self, count: int) -> None:
         """Spend ``count`` rollouts now, or raise without spending any.
@@ -47,6 +83,11 @@ class Budget:
         if left is not None and count > left:
             raise BudgetExhausted(f"{count} rollouts needed, {left} left of max_rollouts")
         self.ledger.rollouts_used += count
+        hold = _current_hold.get()
+        if hold is not None:
+            taken = min(count, hold.left)
+            hold.left -= taken
+            self.held -= taken
 
     def add_task_cost(self, cost: float | None) -> None:
         if cost:

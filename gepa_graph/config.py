@@ -53,11 +53,11 @@ class OptimizeConfig(BaseModel):
 
     minibatch_size: int = Field(3, gt=0)
     concurrency: int = Field(8, gt=0, le=1024)
-    parallel_proposals: int = Field(
-        1, gt=0, le=64,
-        description="proposals run at once per round: raise it (to about concurrency / "
-        "minibatch_size) to keep a high concurrency busy on slow models, at some cost in "
-        "rollouts per improvement, since proposals of one round do not see each other",
+    parallel_proposals: int | None = Field(
+        None, gt=0, le=1024,
+        description="proposals in flight at most; the engine starts one whenever a rollout "
+        "slot is free. None: concurrency / minibatch_size (enough minibatches to fill the "
+        "slots); 1: the sequential GEPA loop, one proposal at a time",
     )
     seed: int = 0
 

@@ -1,23 +1,29 @@
-"""The GEPA loop. It decides through its strategies and acts through its collaborators: the
-strategies (gepa_graph/strategies/) choose parent, modules, minibatch, acceptance, validation,
-merges and when to stop; the Evaluator runs rollouts, the reflective proposer writes prompts,
-the EventBus tells listeners, the journal and checkpoint persist.
+"""The GEPA loop, steady state. It decides through its strategies and acts through its
+collaborators: the strategies (gepa_graph/strategies/) choose parent, modules, minibatch,
+acceptance, validation, merges and when to stop; the Evaluator runs rollouts, the reflective
+proposer writes prompts, the EventBus tells listeners, the journal and checkpoint persist.
 
-Every decision depends only on the seed and on results (never on timing or completion order),
-which is what makes runs reproducible and resume exact.
+Instead of rounds that wait for their slowest member, the engine keeps up to ``concurrency``
+rollouts in flight: whenever a slot frees it starts the next proposal from the pool as it is at
+that moment, and each proposal settles on its own when its rollouts come back. Which proposal
+finishes first depends on timing, so every step that acts on the search takes a journaled turn
+(turns.py): a killed run resumes exactly, and with one proposal in flight (``concurrency=1``, or
+``parallel_proposals=1``) or a deterministic clock the same seed gives the same result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gepa_graph import pareto
-from gepa_graph.budget import Budget, BudgetExhausted
+from gepa_graph.budget import Budget, BudgetExhausted, Hold
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.evaluation import EvalResult, Evaluator
@@ -37,7 +43,7 @@ from gepa_graph.events import (
 from gepa_graph.example import Example
 from gepa_graph.journal import Journal
 from gepa_graph.lm import LMCallFailed, ReflectionLM
-from gepa_graph.proposers.merge import balanced_subsample
+from gepa_graph.proposers.merge import MergePlan, balanced_subsample
 from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.replay import ReflectionReplay
@@ -45,6 +51,7 @@ from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.state import OptimizerState, save_state
 from gepa_graph.strategies import ProposalOutcome, Strategies, build
 from gepa_graph.system import System, check_modules_used, node_of
+from gepa_graph.turns import Turns
 
 log = logging.getLogger("gepa_graph")
 
@@ -64,6 +71,7 @@ class _Plan:
     minibatch: list[Example]
     repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
     fresh: bool = False  # the parent had not yet run some of the minibatch
+    hold: Hold | None = None  # its worst case held: minibatches and the child's validation
 
 
 @dataclass
@@ -93,7 +101,6 @@ class Engine:
         seed_prompts: dict[str, str],
         run_dir: Path | None,
         journal: Journal,
-        replay_until_iteration: int | None = None,
         strategies: Strategies | None = None,
     ) -> None:
         self.system = system
@@ -112,7 +119,18 @@ class Engine:
         self.strategies = strategies or build(config)
         self.modules = list(seed_prompts)
         self.seed = Candidate(prompts=dict(seed_prompts))
-        self.replay_until = replay_until_iteration
+        self.turns = Turns(journal, journal.turns)
+        # Proposals in flight at most: by default enough for their minibatches to fill the
+        # rollout slots; 1 is the sequential GEPA loop.
+        self.proposal_cap = config.parallel_proposals or max(
+            1, math.ceil(config.concurrency / config.minibatch_size))
+        self.evaluator.on_rollout_done.append(self._on_rollout_done)
+        self._slot_waiters: list[asyncio.Future] = []
+        self._plans = 0  # planning steps taken (their turns are plan.0, plan.1, ...)
+        self._best_seen = -math.inf
+        self._started = time.monotonic()
+        self.validating: set[str] = set()  # candidates being validated now
+        self._known: dict[tuple[str, str], float] = {}  # (candidate, example) -> score seen
 
         self.candidates: dict[str, Candidate] = {}
         self.scores: dict[str, dict[str, float]] = {}
@@ -151,21 +169,36 @@ class Engine:
         return {cid for cid, idle in self.parent_idle.items() if idle >= EXHAUSTED_AFTER}
 
     def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
-        found = {ex.key: self.evaluator.cached(candidate_id, ex.key) for ex in examples}
-        return {key: result.score for key, result in found.items() if result is not None}
+        """Scores the search has seen: results reach it at a step's turn, never the moment a
+        rollout lands in the evaluator's cache, so decisions do not depend on timing."""
+        return {ex.key: self._known[(candidate_id, ex.key)] for ex in examples
+                if (candidate_id, ex.key) in self._known}
+
+    def _unknown(self, candidate: Candidate, examples: Sequence[Example]) -> int:
+        return len(examples) - len(self.known(candidate.id, examples))
 
     def budget_stop_reason(self) -> str | None:
         return self.budget.stop_reason()
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
-        return await self.evaluator.evaluate(candidate, examples)
+        """Scores of a candidate on examples; the step after it waits for its turn. Raises
+        BudgetExhausted, spending nothing, once the cost or time budget is used up, so work
+        in flight stops at its next batch."""
+        reason = self.budget.stop_reason()
+        if reason in ("max_cost_usd", "max_seconds") and not self.turns.replaying:
+            raise BudgetExhausted(reason)
+        results = await self.evaluator.evaluate(candidate, examples)
+        await self.turns.take()
+        for result in results:
+            self._known[(candidate.id, result.example_key)] = result.score
+        return results
 
     # ---------------------------------------------------------------- plumbing
 
     def _emit(self, event: Event) -> None:
-        """Tell listeners, except for iterations a resumed run is replaying (they were told)."""
-        replaying = self.replay_until is not None and self.state.iteration <= self.replay_until
-        if replaying and not isinstance(event, (OptimizationStarted, OptimizationFinished)):
+        """Tell listeners, except while a resumed run replays its journal (they were told)."""
+        if self.turns.replaying and not isinstance(event, (OptimizationStarted,
+                                                            OptimizationFinished)):
             return
         self.bus.emit(event)
 
@@ -199,40 +232,31 @@ class Engine:
     async def run(self) -> Result:
         self._emit(OptimizationStarted(
             run_dir=str(self.run_dir) if self.run_dir else None,
-            resumed=self.replay_until is not None,
+            resumed=self.turns.replaying,
             config=self.state.config,
             seed_prompts=self.seed.prompts,
             n_train=len(self.trainset),
             n_val=len(self.valset),
             reflection_lm=self.reflection_lm.name,
         ))
-        stop_reason = "unknown"
+        self._started = time.monotonic()
+        stop_reason = None
         try:
-            await self._admit([self.seed])
+            self.turns.own("seed")
+            await self._admit(self.seed, 0)
             check_modules_used(self.modules, [
                 result.trace for example in self.valset
                 if (result := self.evaluator.cached(self.seed.id, example.key)) is not None
             ])
-            while (stop_reason := self.strategies.stop.stop_reason(self)) is None:
-                iteration_before = self.state.iteration
-                spent_before = self.budget.ledger.rollouts_used
-                best_before = self.mean(self.best_id)
-                if not await self._try_merge():
-                    await self._mutation_round()
-                steps = self.state.iteration - iteration_before
-                improved = self.mean(self.best_id) > best_before
-                self.stale_iterations = 0 if improved else self.stale_iterations + steps
-                spent = self.budget.ledger.rollouts_used > spent_before
-                self.idle_iterations = 0 if spent else self.idle_iterations + steps
-                self._emit_budget()
+            self._best_seen = self.mean(self.best_id)
+            stop_reason = await self._steady_state()
         except BudgetExhausted:
-            stop_reason = "max_rollouts"
+            stop_reason = self.budget.stop_reason() or "max_rollouts"
         finally:
-            # An error or interrupt inside the loop leaves stop_reason None (the walrus reset
-            # it): the checkpoint then stays "running", so the run can be resumed.
-            finished = stop_reason not in (None, "unknown")
-            self.state.stop_reason = stop_reason if finished else None
-            self.state.status = "finished" if finished else "running"
+            # An error or interrupt leaves stop_reason None: the checkpoint then stays
+            # "running", so the run can be resumed.
+            self.state.stop_reason = stop_reason
+            self.state.status = "running" if stop_reason is None else "finished"
             if self.candidates:
                 self._checkpoint()
             self.journal.close()
@@ -245,8 +269,84 @@ class Engine:
         ))
         return result
 
+    async def _steady_state(self) -> str:
+        """Keep up to ``concurrency`` rollouts in flight: start a proposal (or a due merge)
+        whenever a slot is free and fewer than ``proposals in flight`` are running, from the
+        pool as it is at that moment; each settles on its own as its rollouts come back.
+        Returns why the run stopped."""
+        tasks: dict[asyncio.Task, str] = {}
+        blocked = False  # nothing worth starting fit: wait for work in flight to end
+        try:
+            while True:
+                if _reap(tasks):
+                    blocked = False
+                label = f"plan.{self._plans}"
+                if self.turns.replaying:
+                    if self.turns.next == label:
+                        await self._start_next(tasks, label)
+                    elif self.turns.next.rsplit(".", 1)[0] not in tasks.values():
+                        self.turns.diverge(f"the journal's step {self.turns.next} belongs to "
+                                           "no work in flight")
+                    else:
+                        await _first_of(tasks, self.turns.changed())
+                    continue
+                stop = self.strategies.stop.stop_reason(self)
+                if stop is not None:
+                    if not tasks:
+                        return stop
+                elif (not blocked and len(tasks) < self.proposal_cap
+                      and self.evaluator.pending < self.config.concurrency):
+                    if await self._start_next(tasks, label):
+                        continue
+                    if not tasks:
+                        return "max_rollouts"
+                    blocked = True
+                await _first_of(tasks, self._slot_freed())
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _start_next(self, tasks: dict[asyncio.Task, str], label: str) -> bool:
+        """Plan the next merge or proposal and start it; False if none fits the budget."""
+        await self.turns.take(label)
+        self._plans += 1
+        merge = self._plan_merge()
+        if merge is not None:
+            tasks[asyncio.create_task(self._merge(*merge))] = str(merge[0])
+            return True
+        plan = self._plan(self.budget.available, alone=not tasks)
+        if plan is None:
+            return False
+        tasks[asyncio.create_task(self._proposal(plan))] = str(plan.iteration)
+        return True
+
+    def _slot_freed(self) -> asyncio.Future:
+        """A future done when the next rollout frees its slot."""
+        future = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(future)
+        return future
+
+    def _on_rollout_done(self) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    def _finished(self, spent: bool) -> None:
+        """Book-keeping when a proposal or merge ends: the stale and idle counters the stop
+        conditions read, and the budget event."""
+        best = self.mean(self.best_id)
+        improved = best > self._best_seen
+        self._best_seen = max(best, self._best_seen)
+        self.stale_iterations = 0 if improved else self.stale_iterations + 1
+        self.idle_iterations = 0 if spent else self.idle_iterations + 1
+        self._emit_budget()
+
     def _emit_budget(self) -> None:
         best = self.best_id
+        elapsed = time.monotonic() - self._started
         self._emit(BudgetUpdated(
             iteration=self.state.iteration,
             ledger=self._ledger(),
@@ -254,14 +354,19 @@ class Engine:
             best_id=best,
             pool_size=len(self.candidates),
             pareto_score=pareto.pareto_aggregate(self.scores, self.val_keys),
+            rollouts_in_flight=self.evaluator.running,
+            slot_utilization=(self.evaluator.busy_seconds / (self.config.concurrency * elapsed)
+                              if elapsed > 0 else None),
         ))
 
     # ---------------------------------------------------------------- mutation
 
-    def _plan(self, room: int | None) -> _Plan | None:
+    def _plan(self, room: int | None, alone: bool = True) -> _Plan | None:
         """Parent, modules and minibatch of one proposal: every random draw happens here, in
-        order, before anything runs concurrently. None when the proposal's worst case (its
-        minibatch rollouts and its child's full validation) does not fit in ``room``."""
+        the main task, when the proposal starts. None when the proposal's worst case (its
+        minibatch rollouts and its child's full validation) does not fit in ``room``, or when
+        it would only repeat a reflection while other work is in flight (``alone`` False):
+        such a proposal cannot fill a slot usefully, so it waits for the pool to move."""
         strategies = self.strategies
         parent = strategies.parent_selector.select(self)
         modules = strategies.module_selector.select(self, parent)
@@ -270,58 +375,52 @@ class Engine:
             key = (parent.id, modules, tuple(sorted(ex.key for ex in minibatch)))
             if key not in self.reflected:
                 break
-        need = (len(minibatch) - len(self.known(parent.id, minibatch)) + len(minibatch)
-                + len(self.valset))
-        if room is not None and need > room:
+        if key in self.reflected and not alone:
+            return None
+        parent_runs = len(minibatch) - len(self.known(parent.id, minibatch))
+        worst = parent_runs + len(minibatch) + len(self.valset)
+        if room is not None and worst > room:
             strategies.module_selector.update(self, parent, modules, ProposalOutcome("skipped"))
             return None
         self.state.iteration += 1
         plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected,
-                     fresh=len(self.known(parent.id, minibatch)) < len(minibatch))
+                     fresh=parent_runs > 0, hold=self.budget.hold(worst))
         self.reflected.add(key)
         self._emit(IterationStarted(iteration=plan.iteration, kind="mutation",
                                     parent_ids=(parent.id,), module="+".join(modules)))
         return plan
 
-    async def _mutation_round(self) -> None:
-        """``parallel_proposals`` proposals at once, narrowed so that their worst case fits the
-        rollout budget: a round never races for budget, which keeps runs reproducible."""
-        width = self.config.parallel_proposals
-        if self.config.max_iterations is not None:
-            width = min(width, self.config.max_iterations - self.state.iteration)
-        plans: list[_Plan] = []
-        room = self.budget.rollouts_left
-        for _ in range(max(1, width)):
-            plan = self._plan(room)
-            if plan is None:
-                break
-            plans.append(plan)
-            if room is not None:
-                room -= 2 * len(plan.minibatch) + len(self.valset)
-        if not plans:
-            raise BudgetExhausted("no proposal's minibatch and validation fit in the budget")
-        outcomes = await asyncio.gather(*(self._propose(p) for p in plans), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        # Settle in plan order, not completion order: events, rejections and the pool come
-        # out the same however the concurrent proposals interleaved.
-        passed: list[_Outcome] = []
-        for outcome in outcomes:
-            if self._settle(outcome, {o.child.id for o in passed}):
-                passed.append(outcome)
-        joined = await self._admit([o.child for o in passed])
-        for outcome in passed:
-            plan, child = outcome.plan, outcome.child
+    async def _proposal(self, plan: _Plan) -> None:
+        """One proposal from start to end: minibatches and reflection, then (if its child
+        wins the minibatch) validation and the pool."""
+        self.turns.own(str(plan.iteration))
+        self.budget.charge(plan.hold)
+        await self.turns.take()
+        try:
+            outcome = await self._propose(plan)
+        except BudgetExhausted as exc:
+            self._reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
+                         (plan.parent.id,), iteration=plan.iteration)
+            return
+        finally:
+            self.budget.release(plan.hold)
+        child = outcome.child
+        if self._settle(outcome):
+            try:
+                joined = await self._admit(child, plan.iteration)
+            except BudgetExhausted as exc:
+                self._reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
+                             (plan.parent.id,), iteration=plan.iteration)
+                return
             gain = 0.0
-            if child.id in joined:
+            if joined:
                 keys = list(self.scores[child.id])
                 gain = self.mean(child.id) - pareto.mean_score(self.scores[plan.parent.id], keys)
-            status = "accepted" if child.id in joined else "rejected"
-            self._tell_selector(outcome, status, child.id, gain)
-            if status == "rejected":
+            self._tell_selector(outcome, "accepted" if joined else "rejected", child.id, gain)
+            if not joined:
                 self._remember_attempt(plan, child, "worse on validation")
-        self.strategies.merge_scheduler.on_accepted(self, len(joined))
+            self.strategies.merge_scheduler.on_accepted(self, int(joined))
+        self._finished(spent=plan.fresh or outcome.child_results is not None)
 
     def _tell_selector(self, outcome: _Outcome, status: str, child_id: str | None = None,
                        gain: float = 0.0) -> None:
@@ -343,9 +442,9 @@ class Engine:
                      if any(r.score < perfect and r.feedback_for(m) for r in results))
 
     async def _propose(self, plan: _Plan) -> _Outcome:
-        """Run one proposal: parent minibatch, reflection(s), child minibatch. Emits nothing."""
+        """Parent minibatch, reflection(s), child minibatch. Emits nothing."""
         parent = plan.parent
-        outcome = _Outcome(plan, await self.evaluator.evaluate(parent, plan.minibatch))
+        outcome = _Outcome(plan, await self.evaluate(parent, plan.minibatch))
         outcome.implicated = self._implicated(outcome.parent_results)
         if self.config.skip_perfect_score and all(
             r.score >= self.config.perfect_score for r in outcome.parent_results
@@ -369,9 +468,11 @@ class Engine:
                 for module in plan.modules
             ))
         except LMCallFailed as exc:
+            await self.turns.take()
             outcome.rejection = ("reflection_failed", str(exc), None)
             outcome.status = "invalid"
             return outcome
+        await self.turns.take()
         outcome.reflections = list(zip(plan.modules, replies, strict=True))
         texts: dict[str, str] = {}
         invalid: InvalidProposal | None = None
@@ -385,12 +486,12 @@ class Engine:
             outcome.status = "invalid"
             return outcome
         child = outcome.child = parent.mutate_many(texts)
-        if child.id in self.candidates:
+        if child.id in self.candidates or child.id in self.validating:
             outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}",
                                  _shown(texts))
             outcome.status = "invalid"
             return outcome
-        outcome.child_results = await self.evaluator.evaluate(child, plan.minibatch)
+        outcome.child_results = await self.evaluate(child, plan.minibatch)
         reason = self.strategies.acceptance.reject_reason(outcome.parent_results,
                                                           outcome.child_results)
         if reason is not None:
@@ -400,7 +501,7 @@ class Engine:
             outcome.status = "tied" if after == before else "worse"
         return outcome
 
-    def _settle(self, outcome: _Outcome, taken: set[str]) -> bool:
+    def _settle(self, outcome: _Outcome) -> bool:
         """Report a proposal's outcome; True if its child earned a validation run."""
         plan, child = outcome.plan, outcome.child
         new = plan.fresh or (child is not None and child.id not in self.proposed)
@@ -421,7 +522,7 @@ class Engine:
             self._emit_minibatch(plan.iteration, child, "child", plan.minibatch,
                                  outcome.child_results)
         rejection = outcome.rejection
-        if rejection is None and child.id in taken:
+        if rejection is None and (child.id in self.candidates or child.id in self.validating):
             rejection = ("duplicate_candidate", f"same prompts as {child.id}",
                          _shown({m: child.prompts[m] for m in child.changed_modules}))
             outcome.status = "invalid"
@@ -437,78 +538,97 @@ class Engine:
 
     # ---------------------------------------------------------------- merge
 
-    async def _try_merge(self) -> bool:
-        """Attempt one merge if the scheduler has one that fits the budget; True if attempted."""
+    def _plan_merge(self) -> tuple[int, MergePlan, list[Example], Hold] | None:
+        """A due merge that fits the budget: (iteration, plan, subsample, rollouts held)."""
         if not self.config.use_merge:
-            return False
-        left = self.budget.rollouts_left
-        if left is not None and left < self.config.merge_subsample_size + len(self.valset):
-            return False
+            return None
+        room = self.budget.available
+        if room is not None and room < self.config.merge_subsample_size + len(self.valset):
+            return None
         plan = self.strategies.merge_scheduler.next_merge(self, self.tried_merges)
         if plan is None:
-            return False
+            return None
         self.state.iteration += 1
-        child = plan.child
-        self.tried_merges.add(child.id)
-        parents = (plan.left, plan.right)
-        self._emit(IterationStarted(iteration=self.state.iteration, kind="merge", parent_ids=parents))
+        self.tried_merges.add(plan.child.id)
+        self._emit(IterationStarted(iteration=self.state.iteration, kind="merge",
+                                    parent_ids=(plan.left, plan.right)))
         keys = balanced_subsample(
             self.val_keys, self.scores[plan.left], self.scores[plan.right],
             self.config.merge_subsample_size, self.rng,
         )
         by_key = {ex.key: ex for ex in self.valset}
-        results = await self.evaluator.evaluate(child, [by_key[k] for k in keys])
+        subsample = [by_key[k] for k in keys]
+        hold = self.budget.hold(self._unknown(plan.child, subsample) + len(self.valset))
+        return self.state.iteration, plan, subsample, hold
+
+    async def _merge(self, iteration: int, plan: MergePlan, subsample: list[Example],
+                     hold: Hold) -> None:
+        """Run a merge child on its subsample; if it does no worse than its better parent
+        there, validate it."""
+        self.turns.own(str(iteration))
+        self.budget.charge(hold)
+        await self.turns.take()
+        child, parents = plan.child, (plan.left, plan.right)
+        try:
+            results = await self.evaluate(child, subsample)
+        except BudgetExhausted as exc:
+            self._reject("merge", "budget_exhausted", str(exc), parent_ids=parents,
+                         iteration=iteration)
+            return
+        finally:
+            self.budget.release(hold)
         merged = sum(r.score for r in results)
-        best_parent = max(sum(self.scores[p][k] for k in keys) for p in parents)
+        best_parent = max(sum(self.scores[p][ex.key] for ex in subsample) for p in parents)
         if merged < best_parent:
             self._reject("merge", "worse_than_parents_on_subsample",
                          f"subsample score {merged:g} vs best parent {best_parent:g}",
-                         parent_ids=parents)
-            return True
-        self.strategies.module_selector.inherit(child.id, plan.left)
-        await self._admit([child])
-        return True
+                         parent_ids=parents, iteration=iteration)
+        elif child.id not in self.candidates and child.id not in self.validating:
+            self.strategies.module_selector.inherit(child.id, plan.left)
+            try:
+                await self._admit(child, iteration)
+            except BudgetExhausted:
+                pass  # the run is at its cost or time limit: the merge ends unvalidated
+        self._finished(spent=True)
 
     # ---------------------------------------------------------------- validation
 
-    async def _admit(self, candidates: Sequence[Candidate]) -> set[str]:
-        """Validate candidates (concurrently, as the validation policy says) and add them to
-        the pool in the given order; the ids of those that joined.
-
-        Budget for a full validation is reserved in order before anything runs; a candidate it
-        cannot cover is rejected and the run stops after this batch with BudgetExhausted.
-        """
-        fits: list[Candidate] = []
-        short = None
-        left = self.budget.rollouts_left
-        for candidate in candidates:
-            need = self.evaluator.uncached_count(candidate, self.valset)
-            if left is not None and need > left:
-                short = candidate
-                break
-            left = None if left is None else left - need
-            fits.append(candidate)
-        verdicts = await self.strategies.validation.validate(self, fits) if fits else []
-        joined = set()
-        for candidate, verdict in zip(fits, verdicts, strict=True):
-            if verdict.rejection is None:
-                self._register(candidate, verdict.scores)
-                joined.add(candidate.id)
-            else:
-                reason, detail = verdict.rejection
-                module = "+".join(candidate.changed_modules) or None
-                self._reject(candidate.origin, reason, detail, module, candidate.parent_ids,
-                             _shown({m: candidate.prompts[m] for m in candidate.changed_modules}))
-        if short is not None:
-            if short.origin == "seed":
+    async def _admit(self, candidate: Candidate, iteration: int) -> bool:
+        """Validate a candidate as the validation policy says and add it to the pool; True if
+        it joined. Its validation's rollouts are held first, so work started meanwhile cannot
+        take them; a candidate the budget cannot validate is rejected (the seed: the run
+        stops with BudgetExhausted)."""
+        need = self._unknown(candidate, self.valset)
+        room = self.budget.available
+        if room is not None and need > room:
+            if candidate.origin == "seed":
                 raise BudgetExhausted("the budget does not cover evaluating the seed")
-            self._reject(short.origin, "budget_exhausted", "no budget left to validate it",
-                         next(iter(short.changed_modules), None), short.parent_ids,
-                         iteration=self.state.iteration)
-            raise BudgetExhausted("no budget left to validate a candidate")
-        return joined
+            self._reject(candidate.origin, "budget_exhausted", "no budget left to validate it",
+                         next(iter(candidate.changed_modules), None), candidate.parent_ids,
+                         iteration=iteration)
+            return False
+        hold = self.budget.hold(need)
+        self.budget.charge(hold)
+        self.validating.add(candidate.id)
+        try:
+            (verdict,) = await self.strategies.validation.validate(self, [candidate])
+            # The policy may have run its steps in tasks of its own: act only at a turn taken
+            # here, so nothing else moves between the last rollout and the pool changing.
+            await self.turns.take()
+        finally:
+            self.budget.release(hold)
+            self.validating.discard(candidate.id)
+        if verdict.rejection is None:
+            self._register(candidate, verdict.scores, iteration)
+            return True
+        reason, detail = verdict.rejection
+        module = "+".join(candidate.changed_modules) or None
+        self._reject(candidate.origin, reason, detail, module, candidate.parent_ids,
+                     _shown({m: candidate.prompts[m] for m in candidate.changed_modules}),
+                     iteration=iteration)
+        return False
 
-    def _register(self, candidate: Candidate, scores: dict[str, float]) -> None:
+    def _register(self, candidate: Candidate, scores: dict[str, float], iteration: int) -> None:
         best_before = self.mean(self.best_id) if self.scores else None
         self.candidates[candidate.id] = candidate
         self.scores[candidate.id] = {k: scores[k] for k in self.val_keys if k in scores}
@@ -517,13 +637,13 @@ class Engine:
             id=candidate.id, prompts=candidate.prompts, parent_ids=candidate.parent_ids,
             origin=candidate.origin, changed_modules=candidate.changed_modules,
             val_scores=self.scores[candidate.id], mean_score=mean,
-            iteration=self.state.iteration, rollouts_at_discovery=self.budget.ledger.rollouts_used,
+            iteration=iteration, rollouts_at_discovery=self.budget.ledger.rollouts_used,
         )
         self.state.candidates.append(record)
         self.state.best_id = self.best_id
         complete = pareto.is_complete(self.scores[candidate.id], self.val_keys)
         self._emit(CandidateAccepted(
-            iteration=self.state.iteration,
+            iteration=iteration,
             candidate=CandidateInfo(**candidate.model_dump(exclude={"id"}), id=candidate.id),
             val_scores=record.val_scores, mean_score=mean,
             rollouts_used=record.rollouts_at_discovery,
@@ -548,3 +668,23 @@ def _shown(texts: dict[str, str]) -> str | None:
     if len(texts) == 1:
         return next(iter(texts.values()))
     return "\n\n".join(f"[{module}]\n{text}" for module, text in texts.items())
+
+
+def _reap(tasks: dict[asyncio.Task, str]) -> int:
+    """Forget finished work (how many ended); an error in one (a bug, an interrupt) stops
+    the run."""
+    done = [t for t in tasks if t.done()]
+    for task in done:
+        del tasks[task]
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+    return len(done)
+
+
+async def _first_of(tasks: dict[asyncio.Task, str], signal: Awaitable[None]) -> None:
+    """Wait until some work in flight finishes or ``signal`` fires."""
+    waiter = asyncio.ensure_future(signal)
+    try:
+        await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -73,12 +74,13 @@ class Evaluator:
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._metric_warned = False
+        self.pending = 0  # rollouts waiting for a slot or running
+        self.running = 0  # rollouts holding a slot
+        self.busy_seconds = 0.0  # slot-seconds spent running rollouts
+        self.on_rollout_done: list[Callable[[], None]] = []  # told whenever a slot frees
 
     def cached(self, candidate_id: str, example_key: str) -> EvalResult | None:
         return self._cache.get((candidate_id, example_key))
-
-    def uncached_count(self, candidate: Candidate, examples: Sequence[Example]) -> int:
-        return sum((candidate.id, ex.key) not in self._cache for ex in examples)
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
         """Scores of ``candidate`` on ``examples``, in order. Raises BudgetExhausted (spending
@@ -132,24 +134,41 @@ class Evaluator:
         return call_limit(self.config.rollout_timeout_s, self.budget.seconds_left())
 
     async def _run_and_remember(self, candidate: Candidate, example: Example) -> None:
-        async with self._semaphore:
-            spent = Usage()
-            for attempt in range(self.config.rollout_retries + 1):
-                rollout = await self._run(candidate, example)
-                spent = spent + rollout.trace.usage()
-                if not (rollout.error and rollout.retryable) or attempt == self.config.rollout_retries:
-                    break
-                # A rate limit or dropped connection says nothing about the prompt: run again
-                # rather than score it. One (candidate, example) still counts one rollout.
-                self.budget.ledger.rollout_retries += 1
-                await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
-            result = await self._score(example, rollout)
-            result.usage = spent  # every attempt was paid for, not only the last
-        # A failure at the run's deadline (a call cut off at max_seconds) is not journaled: a
-        # resumed run with time left runs it again instead of inheriting the cut-off.
-        left = self.budget.seconds_left()
-        late = result.error is not None and left is not None and left <= 0
-        self._remember(candidate, result, journal=not late)
+        self.pending += 1
+        try:
+            async with self._semaphore:
+                self.running += 1
+                started = time.monotonic()
+                try:
+                    result = await self._attempts(candidate, example)
+                finally:
+                    self.running -= 1
+                    self.busy_seconds += time.monotonic() - started
+            # A failure at the run's deadline (a call cut off at max_seconds) is not journaled:
+            # a resumed run with time left runs it again instead of inheriting the cut-off.
+            left = self.budget.seconds_left()
+            late = result.error is not None and left is not None and left <= 0
+            self._remember(candidate, result, journal=not late)
+        finally:
+            self.pending -= 1
+            for listener in self.on_rollout_done:
+                listener()
+
+    async def _attempts(self, candidate: Candidate, example: Example) -> EvalResult:
+        """Run one rollout, again while it fails transiently, and score it."""
+        spent = Usage()
+        for attempt in range(self.config.rollout_retries + 1):
+            rollout = await self._run(candidate, example)
+            spent = spent + rollout.trace.usage()
+            if not (rollout.error and rollout.retryable) or attempt == self.config.rollout_retries:
+                break
+            # A rate limit or dropped connection says nothing about the prompt: run again
+            # rather than score it. One (candidate, example) still counts one rollout.
+            self.budget.ledger.rollout_retries += 1
+            await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
+        result = await self._score(example, rollout)
+        result.usage = spent  # every attempt was paid for, not only the last
+        return result
 
     async def _run(self, candidate: Candidate, example: Example) -> Rollout:
         limit, by_deadline = self._limit()

@@ -107,6 +107,8 @@ class BudgetUpdated(Event):
     best_id: str
     pool_size: int
     pareto_score: float  # mean over validation examples of the best score any candidate reached
+    rollouts_in_flight: int = 0  # rollouts holding a slot right now
+    slot_utilization: float | None = None  # busy slot-seconds / (concurrency x seconds) so far
 
 
 class OptimizationFinished(Event):

@@ -29,10 +29,12 @@ class Journal:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._file = None
+        self.turns: list[str] = []  # the engine's steps in the order they acted (turns.py)
 
     def load(self, check_rollout: Check | None = None, check_reflection: Check | None = None
              ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Read the journal: (rollouts by (candidate id, example key), reflections by key).
+        """Read the journal: (rollouts by (candidate id, example key), reflections by key);
+        the order of the engine's steps is in ``turns`` afterwards.
         ``check_*`` validate each stored result (raising on a bad one).
 
         A torn last line (the process died mid-write) is dropped; damage anywhere else is a
@@ -41,6 +43,7 @@ class Journal:
         """
         rollouts: dict[tuple[str, str], dict[str, Any]] = {}
         reflections: dict[str, dict[str, Any]] = {}
+        self.turns = []
         if self.path is None or not self.path.exists():
             return rollouts, reflections
         raw = self.path.read_bytes()
@@ -58,7 +61,7 @@ class Journal:
                     break  # torn final write; truncated below
                 raise CorruptRunDir(f"{self.path}: line {number} is not valid JSON ({exc})") from None
             try:
-                _read(record, rollouts, reflections, check_rollout, check_reflection)
+                _read(record, rollouts, reflections, self.turns, check_rollout, check_reflection)
             except Exception as exc:
                 detail = " ".join(str(exc).split())[:300]
                 raise CorruptRunDir(
@@ -90,6 +93,9 @@ class Journal:
     def record_reflection(self, key: str, response: dict[str, Any]) -> None:
         self._append({"type": "reflection", "key": key, "response": response})
 
+    def record_turn(self, label: str) -> None:
+        self._append({"type": "turn", "label": label})
+
     def sync(self) -> None:
         if self._file is not None:
             self._file.flush()
@@ -102,7 +108,7 @@ class Journal:
             self._file = None
 
 
-def _read(record: Any, rollouts: dict, reflections: dict, check_rollout: Check | None,
+def _read(record: Any, rollouts: dict, reflections: dict, turns: list, check_rollout: Check | None,
           check_reflection: Check | None) -> None:
     if not isinstance(record, dict):
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
@@ -120,5 +126,9 @@ def _read(record: Any, rollouts: dict, reflections: dict, check_rollout: Check |
         if check_reflection is not None:
             check_reflection(record["response"])
         reflections[record["key"]] = record["response"]
+    elif kind == "turn":
+        if not isinstance(record["label"], str):
+            raise ValueError("turn label must be a string")
+        turns.append(record["label"])
     else:
         raise ValueError(f"unknown record type {kind!r}")

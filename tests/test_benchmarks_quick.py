@@ -86,7 +86,7 @@ def test_wall_clock_quick(tmp_path):
     wall_clock.main(["--quick", "--out", str(out)])
     data = json.loads(out.read_text())
     assert [row["optimizer"] for row in data["rows"]] == [
-        "gepa_graph", "gepa_graph parallel_proposals=2"]
+        "gepa_graph", "gepa_graph sequential"]
     for row in data["rows"]:
         for optimizer in ("gepa_graph", "gepa"):
             run = row[optimizer]

@@ -1,6 +1,8 @@
 import asyncio
 import itertools
 
+import pytest
+
 import gepa_graph as gg
 from gepa_graph.testing.rules import RuleTask
 
@@ -28,18 +30,23 @@ def test_cost_budget_stops_the_run_and_is_counted_from_task_usage(tmp_path):
                        config=gg.OptimizeConfig(max_rollouts=None, max_cost_usd=0.25))
     assert result.stop_reason == "max_cost_usd"
     assert abs(result.ledger.task_cost_usd - 0.01 * result.rollouts_used) < 1e-9
-    # Checked between steps: the overshoot is at most one batch (a full validation here).
-    assert 0.25 <= result.ledger.cost_usd <= 0.25 + 0.01 * 6
+    # Checked before every batch: the overshoot is at most one batch (a full validation here)
+    # per proposal in flight (concurrency 8 / minibatch 3 -> 3).
+    assert 0.25 <= result.ledger.cost_usd <= 0.25 + 0.01 * 6 * 3
 
 
-def test_stale_iterations_stop_a_run_that_no_longer_improves(tmp_path):
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_stale_iterations_stop_a_run_that_no_longer_improves(tmp_path, in_flight):
     task = RuleTask(n_types=4)
     result = gg.optimize(
         task.system(), task.examples(8, seed=1), metric=task.metric,
         reflection_lm=lambda prompt: "```\nsomething unhelpful\n```", run_dir=tmp_path / "r",
-        max_rollouts=500, config=gg.OptimizeConfig(max_stale_iterations=4), progress=False,
+        max_rollouts=500, progress=False,
+        config=gg.OptimizeConfig(max_stale_iterations=4, parallel_proposals=in_flight),
     )
-    assert result.stop_reason == "max_stale_iterations" and result.iterations == 4
+    # Four proposals ended without a new best; those already in flight then finish.
+    assert result.stop_reason == "max_stale_iterations"
+    assert 4 <= result.iterations <= 4 + in_flight - 1
 
 
 def test_time_budget_and_rollout_timeout(tmp_path):

@@ -19,7 +19,7 @@ def _args(tmp_path, calls):
                 metric=lambda example, prediction: 0.5,
                 reflection_lm=lambda prompt: calls.append("lm") or "```\nchild\n```",
                 max_rollouts=9, run_dir=tmp_path / "run", progress=False,
-                config={"minibatch_size": 2, "use_merge": False})
+                config={"minibatch_size": 2, "use_merge": False, "parallel_proposals": 1})
 
 
 def _replace_line(path, number, new: bytes):
@@ -107,7 +107,8 @@ def test_torn_last_journal_line_is_dropped_and_the_run_resumes(tmp_path):
     first = gg.optimize(args.pop("system"), args.pop("trainset"), **args)
     journal = tmp_path / "run" / "journal.jsonl"
     raw = journal.read_bytes()
-    journal.write_bytes(raw[:-15])  # a kill in the middle of the last write
+    last_rollout = raw.rindex(b'{"type":"rollout"')
+    journal.write_bytes(raw[: last_rollout + 40])  # a kill in the middle of that write
     calls.clear()
     args = _args(tmp_path, calls)
     again = gg.optimize(args.pop("system"), args.pop("trainset"), resume=True, **args)

@@ -46,7 +46,8 @@ SCRIPT = textwrap.dedent('''
         gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
         task.examples(16, seed=1, prefix="t"), task.examples(10, seed=2, prefix="v"),
         metric=task.metric, reflection_lm=reflection_lm, max_rollouts=160,
-        config=gg.OptimizeConfig(seed=4, concurrency=4), run_dir=run_dir, resume=resume,
+        config=gg.OptimizeConfig(seed=4, concurrency=4, parallel_proposals=1), run_dir=run_dir,
+        resume=resume,
         progress=False,
     )
     print(json.dumps({"best": result.best_id, "score": result.best_score,

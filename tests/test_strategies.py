@@ -255,15 +255,16 @@ def test_joint_proposals_reflect_once_per_module_on_the_same_traces(tmp_path):
     assert result.best_score > result.seed_score
 
 
-def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path):
+@pytest.mark.parametrize("in_flight", [None, 1])
+def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path, in_flight):
     data = [{"id": i} for i in range(5)]
     events = []
     lm = ScriptedReflectionLM(lambda current, prompt: "same")
     result = gg.optimize(
         gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "x"), data,
         metric=lambda example, prediction: 0.0, reflection_lm=lm, max_rollouts=10_000,
-        config=gg.OptimizeConfig(rejected_attempts_shown=3), run_dir=tmp_path / "r",
-        progress=False, listeners=[events.append],
+        config=gg.OptimizeConfig(rejected_attempts_shown=3, parallel_proposals=in_flight),
+        run_dir=tmp_path / "r", progress=False, listeners=[events.append],
     )
     assert result.stop_reason == "stalled"
     parents = {e.iteration: (e.parent_ids, e.module) for e in events
@@ -273,6 +274,8 @@ def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path):
     reflected = [(parents[e.iteration], batches[e.iteration]) for e in events
                  if isinstance(e, ReflectionCalled)]
     assert len(reflected) == len(set(reflected)) == len(lm.calls)
+    if in_flight != 1:
+        return  # proposals in flight together cannot see each other's rejections
     # From the second reflection on, the LM sees the rewrite it already had rejected.
     assert "Rewrites already tried and rejected" not in lm.calls[0]
     assert "Rewrites already tried and rejected" in lm.calls[1] and "same" in lm.calls[1]
