@@ -14,6 +14,7 @@ from gepa_graph.tracking import registry
 from typer.testing import CliRunner
 
 from gepa_graph import cli
+from gepa_graph.cli import runs
 
 APP = textwrap.dedent('''
     import re
@@ -221,7 +222,7 @@ def test_ui_starts_a_local_single_worker_server(monkeypatch):
         seen.update(command=command, env=env)
         return 0
 
-    monkeypatch.setattr(cli.subprocess, "call", fake_call)
+    monkeypatch.setattr(runs.subprocess, "call", fake_call)
     result = _invoke("ui", "--port", "5123")
     assert result.exit_code == 0
     command = seen["command"]

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
+import typer
+
+from gepa_graph.cli.common import app, say, user_errors
 from gepa_graph.metric import Score
 
 EXPERIMENT = "gepa-graph-demo"
@@ -310,3 +313,32 @@ def summary(report: DemoReport) -> str:
                      f"'{report.registry_name}@production')")
     lines.append(f"run folder: {result.run_dir}  (gepa-graph show {result.run_dir})")
     return "\n".join(lines)
+
+
+@app.command()
+def demo(
+    task_lm: str | None = typer.Option(
+        None, "--task-lm", help="LiteLLM model for the agent (default: the embedded local model)"
+    ),
+    reflection_lm: str | None = typer.Option(
+        None, "--reflection-lm", help="LiteLLM model for reflection (default: the task LM)"
+    ),
+    max_rollouts: int = typer.Option(60, help="rollout budget"),
+    max_seconds: float = typer.Option(420.0, help="wall-clock budget of the optimization"),
+    seed: int = typer.Option(0, help="random seed"),
+    experiment: str = typer.Option(EXPERIMENT, help="MLflow experiment"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLflow's)"),
+    register: str = typer.Option(REGISTRY_NAME, "--register",
+                                 help="Prompt Registry name for the winner (alias candidate)"),
+    run_dir: Path | None = typer.Option(None, help="checkpoint folder (default: ./gepa_runs/...)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Optimize a small real LangGraph agent (dates -> ISO 8601) with a local LLM, offline."""
+    with user_errors():
+        report = run_demo(
+            task_lm=task_lm, reflection_lm=reflection_lm, max_rollouts=max_rollouts,
+            max_seconds=max_seconds, seed=seed, tracking_uri=tracking_uri,
+            experiment=experiment, registry_name=register, run_dir=run_dir,
+            progress=progress, say=say,
+        )
+    say(summary(report))

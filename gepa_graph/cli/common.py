@@ -1,0 +1,75 @@
+"""The Typer app every command registers on, its global ``--verbose`` option, plain output, and
+the one error boundary: an error the user caused is one ``error:`` line and exit code 2, anything
+else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from gepa_graph.redact import redact_text
+
+app = typer.Typer(
+    name="gepa-graph",
+    help="GEPA prompt optimization for LangGraph agents, tracked in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+options = {"verbose": False}
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own console lines"),
+) -> None:
+    """GEPA prompt optimization for LangGraph agents, tracked in MLflow."""
+    from gepa_graph.tracking.console import quiet_mlflow
+
+    options["verbose"] = verbose
+    quiet_mlflow(verbose)
+
+
+class CLIError(Exception):
+    """A bad command line (a flag combination, a JSONL line, a ``module:attr`` that does not
+    import): reported as one line, exit code 2."""
+
+
+def say(text: str) -> None:
+    """Plain text on stdout (secrets masked): no rich markup, no highlighting, no wrapping."""
+    console.print(redact_text(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr (secrets masked) and exit with code 2."""
+    typer.echo(redact_text(f"error: {message}"), err=True)
+    raise typer.Exit(2)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type name when the message is empty)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from mlflow.exceptions import MlflowException
+
+    from gepa_graph.local import LocalModelError
+
+    return (CLIError, ValueError, TypeError, LookupError, OSError, MlflowException,
+            LocalModelError)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Run a command's body: a user error becomes one ``error:`` line and exit code 2."""
+    try:
+        yield
+    except _user_errors() as exc:
+        fail(one_line(exc))
