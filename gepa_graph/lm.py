@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gepa_graph.budget import call_limit
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import GepaGraphError, WrongType
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.system import Usage
 from gepa_graph.usercode import call_user, describe, run_bounded
@@ -132,7 +132,7 @@ class ReflectionLM:
         if isinstance(lm, str):
             check_model_string(lm)
         elif not callable(lm):
-            raise TypeError(
+            raise WrongType(
                 f"reflection_lm must be a LiteLLM model string or a callable, got {type(lm).__name__}"
             )
         self.lm = lm

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gepa_graph.errors import WrongType
 from gepa_graph.system import Trace
 from gepa_graph.usercode import call_user
 
@@ -47,10 +48,10 @@ Metric = Callable[..., Any]
 def metric_arity(metric: Metric) -> int:
     """How many positional arguments to pass: 2 (example, prediction) or 3 (+ trace).
 
-    Raises TypeError with a clear message for anything else, before any LM call is made.
+    Raises WrongType (a TypeError) with a clear message for anything else, before any LM call is made.
     """
     if not callable(metric):
-        raise TypeError(f"metric must be callable, got {type(metric).__name__}")
+        raise WrongType(f"metric must be callable, got {type(metric).__name__}")
     try:
         signature = inspect.signature(metric)
     except (TypeError, ValueError):
@@ -62,7 +63,7 @@ def metric_arity(metric: Metric) -> int:
     required = [p for p in positional if p.default is p.empty]
     keyword_only = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
     if len(required) > 3 or len(positional) < 2 or keyword_only:
-        raise TypeError(
+        raise WrongType(
             f"metric {getattr(metric, '__name__', metric)!r} must accept "
             f"(example, prediction[, trace]); its signature is {signature}"
         )

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.usercode import call_user, describe
 
@@ -150,7 +150,7 @@ def _check_signature(fn: Callable[..., Any]) -> bool:
         signature.bind({}, {}, **({"trace": None} if wants_trace else {}))
     except TypeError:
         name = getattr(fn, "__qualname__", type(fn).__name__)
-        raise TypeError(
+        raise WrongType(
             f"FunctionSystem fn {name!r} must accept (prompts, example) or (prompts, example, "
             f"trace); its signature is {signature}"
         ) from None
@@ -197,12 +197,12 @@ class FunctionSystem:
         fn: Callable[..., Any] | Callable[..., Awaitable[Any]],
     ) -> None:
         if not modules:
-            raise ValueError("FunctionSystem needs at least one module (name -> seed prompt)")
+            raise InvalidInput("FunctionSystem needs at least one module (name -> seed prompt)")
         for name, text in modules.items():
             if not isinstance(name, str) or not isinstance(text, str):
-                raise TypeError("FunctionSystem modules must map str names to str prompts")
+                raise WrongType("FunctionSystem modules must map str names to str prompts")
         if not callable(fn):
-            raise TypeError(f"FunctionSystem fn must be callable, got {type(fn).__name__}")
+            raise WrongType(f"FunctionSystem fn must be callable, got {type(fn).__name__}")
         self._modules = dict(modules)
         self._fn = fn
         self._wants_trace = _check_signature(fn)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gepa_graph.errors import InvalidInput
 from gepa_graph.redact import redact_text
 from gepa_graph.tracking import registry
 from gepa_graph.tracking import schema as S
@@ -59,14 +60,14 @@ def score_prompt_sets(system: Any, prompt_sets: list[Mapping[str, str]],
     system = as_system(system)
     dataset = as_dataset(examples, "holdout")
     if not dataset:
-        raise ValueError("the held-out set holds no examples")
+        raise InvalidInput("the held-out set holds no examples")
     config = OptimizeConfig(max_rollouts=len(dataset) * len(prompt_sets))
     own = dict(system.modules())
     candidates = []
     for prompts in prompt_sets:
         unknown = sorted(set(prompts) - set(own))
         if unknown:
-            raise ValueError(f"registry modules {unknown} are not prompts of this graph; its "
+            raise InvalidInput(f"registry modules {unknown} are not prompts of this graph; its "
                              f"modules are {sorted(own)}")
         candidates.append(Candidate(prompts={**own, **prompts}))
 

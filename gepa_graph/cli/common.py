@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from gepa_graph.errors import GepaGraphError
 from gepa_graph.redact import redact_text
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ def main(
     quiet_mlflow(verbose)
 
 
-class CLIError(Exception):
+class CLIError(GepaGraphError):
     """A bad command line (a flag combination, a JSONL line, a ``module:attr`` that does not
     import): reported as one line, exit code 2."""
 
@@ -57,19 +58,39 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from mlflow.exceptions import MlflowException
+# OS errors about the user's own files and folders: a path that is missing, unreadable, or of
+# the wrong kind. Other OS errors (a full disk, a broken pipe) keep their traceback.
+USER_OS_ERRORS: tuple[type[OSError], ...] = (
+    FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+)
 
-    from gepa_graph.local import LocalModelError
+# gepa_graph.api and gepa_graph.tracking.registry still raise plain ValueError, TypeError and
+# LookupError for bad input (they are outside the change that made the user's errors
+# GepaGraphError). Such an error raised by their own code, not passed up from below, is the
+# user's. Remove this once they raise GepaGraphError.
+_NOT_YET_GEPA_GRAPH_ERRORS = frozenset({"gepa_graph.api", "gepa_graph.tracking.registry"})
 
-    return (CLIError, ValueError, TypeError, LookupError, OSError, MlflowException,
-            LocalModelError)
+
+def _raised_by_unconverted_module(exc: BaseException) -> bool:
+    if not isinstance(exc, (ValueError, TypeError, LookupError)):
+        return False
+    frame = exc.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame.tb_frame.f_globals.get("__name__") in _NOT_YET_GEPA_GRAPH_ERRORS
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Run a command's body: a user error becomes one ``error:`` line and exit code 2."""
+    """Run a command's body: a GepaGraphError or a user's OS error becomes one ``error:`` line
+    and exit code 2; every other exception propagates with its traceback."""
     try:
         yield
-    except _user_errors() as exc:
+    except (GepaGraphError, *USER_OS_ERRORS) as exc:
+        fail(one_line(exc))
+    except (ValueError, TypeError, LookupError) as exc:
+        if not _raised_by_unconverted_module(exc):
+            raise
         fail(one_line(exc))

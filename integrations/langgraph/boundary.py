@@ -24,6 +24,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 
 from gepa_graph import templates
+from gepa_graph.errors import InvalidInput
 
 CONFIG_KEY = "__gepa_graph_prompts"
 """The ``configurable`` key of the run's Substitution (``__``: LangGraph keeps it out of metadata)."""
@@ -40,11 +41,11 @@ class PromptSpec:
         return PromptPattern.of(self.text if text is None else text, self.template_format)
 
     def check(self, name: str, text: str) -> None:
-        """Raise ValueError when ``text`` is not a template of this prompt's format."""
+        """Raise InvalidInput (a ValueError) when ``text`` is not a template of this prompt's format."""
         try:
             templates.check(text, self.template_format)
         except ValueError as exc:
-            raise ValueError(
+            raise InvalidInput(
                 f"prompt {name!r} is not a valid {self.template_format} template: {exc}"
             ) from None
 
