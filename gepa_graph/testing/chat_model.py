@@ -33,7 +33,6 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, PrivateAttr
 
 Reply = AIMessage | str
-Script = Sequence[Reply] | Callable[[list[BaseMessage]], Reply]
 
 
 class ScriptExhausted(RuntimeError):
