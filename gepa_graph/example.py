@@ -80,6 +80,7 @@ class Example(Mapping[str, Any]):
         return f"Example({self._data!r})"
 
     def to_dict(self) -> dict[str, Any]:
+        """A plain copy of the fields, for code that wants a dict rather than an Example."""
         return dict(self._data)
 
 

@@ -25,6 +25,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch pri
 
 
 class LMResponse(BaseModel):
+    """One reflection reply as the engine uses it: ``text``, ``finish_reason`` ("length" means
+    the reply was cut at the token limit) and ``usage`` (tokens and cost, for the budget)."""
+
     text: str
     finish_reason: str | None = None
     usage: Usage = Usage()
@@ -150,6 +153,8 @@ class ReflectionLM:
 
     @property
     def name(self) -> str:
+        """The model string, or the callable's name: how logs, the journal and resume checks
+        name it."""
         if isinstance(self.lm, str):
             return self.lm
         return getattr(self.lm, "__qualname__", None) or type(self.lm).__name__

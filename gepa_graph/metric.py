@@ -17,9 +17,10 @@ from gepa_graph.usercode import call_user
 class Score(BaseModel):
     """A metric's verdict on one rollout.
 
-    ``feedback`` is text the reflection LM reads; ``module_feedback`` targets single modules
-    (e.g. ``{"planner": "the plan skipped step 2"}``) and is preferred over ``feedback`` when a
-    module's prompt is being rewritten.
+    ``value`` is what the search compares (within ``score_range``); ``feedback`` is text the
+    reflection LM reads; ``module_feedback`` targets single modules (e.g. ``{"planner": "the
+    plan skipped step 2"}``) and is preferred over ``feedback`` when a module's prompt is being
+    rewritten.
     """
 
     value: float
@@ -33,6 +34,7 @@ class Score(BaseModel):
                          module_feedback=module_feedback)
 
     def feedback_for(self, module: str) -> str:
+        """The feedback a reflection on ``module`` reads: its own, else the general one."""
         if self.module_feedback and module in self.module_feedback:
             return self.module_feedback[module]
         return self.feedback

@@ -27,6 +27,9 @@ DEFAULT_EXPERIMENT = "gepa-graph-promotions"
 
 @dataclass(frozen=True)
 class GateDecision:
+    """What the promotion gate decided and why, as the CLI prints it and the promotion run
+    records it: both scores, the ``margin``, the ``baseline`` compared against ("production", or
+    "graph" before any production exists), the candidate's ``versions``, per-example scores."""
     name: str
     promoted: bool
     candidate_score: float
@@ -38,6 +41,7 @@ class GateDecision:
     run_id: str | None = None
 
     def summary(self) -> str:
+        """The decision in one line: both scores, the margin, promoted or kept."""
         verdict = "promoted" if self.promoted else "kept production"
         return (f"{self.name}: candidate {self.candidate_score:.4f} vs {self.baseline} "
                 f"{self.production_score:.4f} (margin {self.margin:g}): {verdict}")

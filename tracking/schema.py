@@ -84,6 +84,7 @@ PLOTS_DIR = "plots"
 
 
 def table_path(name: str) -> str:
+    """The artifact path of table ``name``: where the tracker writes it and the CLI reads it."""
     return f"{TABLE_DIR}/{name}.json"
 
 

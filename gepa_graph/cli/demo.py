@@ -72,6 +72,7 @@ _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 
 
 def examples() -> list[dict[str, Any]]:
+    """Every labelled text as an example (``id``, ``text``, ``answer``), in DATA's order."""
     return [{"id": f"d{i:02d}", "text": text, "answer": iso} for i, (text, iso) in enumerate(DATA)]
 
 
@@ -118,6 +119,7 @@ def metric(example: Any, prediction: Any) -> Score:
 
 
 class DateState(TypedDict, total=False):
+    """The graph's state: the ``text`` in, the ``date`` the agent answered out."""
     text: str
     date: str
 
@@ -154,6 +156,9 @@ def task_model(task_lm: str, max_tokens: int = 48) -> Any:
 
 @dataclass
 class DemoReport:
+    """What the demo found, for ``summary`` and for tests: the Result, the held-out scores of
+    the seed and the best (mean and per example), the prompt diff, the MLflow run and the
+    registered versions."""
     result: Any
     seed_test: float
     best_test: float
@@ -183,6 +188,7 @@ async def held_out_scores(graph: Any, prompts: dict[str, str], test: Sequence[di
 
 
 def prompt_diff(seed: dict[str, str], best: dict[str, str]) -> str:
+    """A unified diff of each module whose best prompt differs from the seed's."""
     parts = []
     for module in sorted(best):
         if seed.get(module) == best[module]:

@@ -38,10 +38,12 @@ class PromptSpec:
     template_format: str = "f-string"
 
     def pattern(self, text: str | None = None) -> PromptPattern:
+        """The matching pattern of ``text`` (default: the seed) in this prompt's template format."""
         return PromptPattern.of(self.text if text is None else text, self.template_format)
 
     def check(self, name: str, text: str) -> None:
-        """Raise InvalidInput (a ValueError) when ``text`` is not a template of this prompt's format."""
+        """Raise InvalidInput (a ValueError) when ``text`` is not a template of this prompt's
+        format."""
         try:
             templates.check(text, self.template_format)
         except ValueError as exc:
@@ -70,6 +72,8 @@ class Substitution:
     # -- rewriting
 
     def rewrite_text(self, text: str) -> str:
+        """``text`` with every seed template that occurs in it re-rendered as the
+        candidate's, longer seeds first."""
         for seed, candidate in self._rewrites:
             replaced = seed.replace(text, candidate)
             if replaced is not None:
@@ -77,6 +81,7 @@ class Substitution:
         return text
 
     def rewrite(self, value: PromptValue) -> PromptValue:
+        """A prompt value on its way to a model, rewritten (``rewrite_text``) message by message."""
         if not self._rewrites:
             return value
         if isinstance(value, StringPromptValue):

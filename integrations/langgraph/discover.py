@@ -69,6 +69,7 @@ class PromptSlot:
 
     @property
     def variables(self) -> tuple[str, ...]:
+        """The template variables of the prompt: a rewrite must keep exactly these."""
         return template_vars(self.text, self.template_format)
 
     @property
@@ -80,6 +81,7 @@ class PromptSlot:
 
 
 def ensure_compiled(graph: object) -> Pregel:
+    """``graph`` itself, refusing an uncompiled StateGraph or a non-graph in one line."""
     if isinstance(graph, StateGraph):
         raise WrongType("got an uncompiled StateGraph; pass graph.compile() instead")
     if not isinstance(graph, Pregel):
@@ -139,6 +141,8 @@ def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[s
 
 def no_prompts_message(graph: Pregel, slots: Mapping[str, PromptSlot],
                        unclaimed: list[str] | None = None) -> str:
+    """Why nothing was found, in one line: the nodes inspected, unconfirmed candidates,
+    and how to mark a prompt (``gg.prompt``) or find one with a probe run."""
     nodes = ", ".join(_internals.node_runnables(graph)) or "none"
     message = (
         f"found no prompt in graph {graph.get_name()!r} (inspected nodes {nodes}, their "

@@ -92,6 +92,8 @@ class ProbeReport:
     cost_usd: float | None = None  # of the probe run's model calls, where LiteLLM knows prices
 
     def notes(self) -> list[str]:
+        """What the probe run showed, as lines for ``describe``: an error, the confirmed
+        candidates, the modules that reached no model, the system messages no module holds."""
         lines = []
         if self.error:
             lines.append(f"probe run failed: {self.error}")
@@ -163,6 +165,7 @@ class LangGraphSystem:
     # -- the System protocol
 
     def modules(self) -> dict[str, str]:
+        """The seed prompts of the selected modules; NoPromptsFound (one line) when none is left."""
         if not self.slots:
             raise NoPromptsFound(no_prompts_message(
                 self.graph, self._found, self.probe_report.unclaimed if self.probe_report else None
@@ -170,9 +173,11 @@ class LangGraphSystem:
         return {name: slot.text for name, slot in self.slots.items()}
 
     def node_of(self, module: str) -> str | None:
+        """The node a module's prompt is reached from (None when shared or not tied to one)."""
         return self._slot(module).node
 
     def apply(self, target: Any, prompts: Mapping[str, str]) -> None:
+        """Write ``prompts`` into ``target`` where they live (``Result.apply``)."""
         apply(ensure_compiled(target), prompts, self._declared)
 
     def validate_example(self, example: Any) -> None:
@@ -205,6 +210,8 @@ class LangGraphSystem:
             )
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
+        """Run the graph on ``example`` with the candidate's prompts substituted where they
+        reach a model, tracing each model call by the prompts it carried; a failure is a Rollout."""
         self._check_candidate(candidate)  # a wrong module name fails loudly, not as a score
         specs = {name: slot.spec for name, slot in self.slots.items()}
         try:
