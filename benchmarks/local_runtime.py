@@ -65,7 +65,7 @@ def _open(variant: dict[str, Any]) -> Any:
 
 
 def _long_prompt(i: int, chars: int) -> str:
-    from gepa_graph import demo
+    from gepa_graph.cli import demo
 
     texts = " ".join(text for text, _ in demo.DATA)
     return f"Document {i}. {texts}"[:chars] + "\nAnswer with OK."
@@ -79,7 +79,7 @@ def _run(backend: Any, requests: list[dict[str, Any]], concurrency: int) -> tupl
 
 
 def _measure(backend: Any, quick: bool) -> dict[str, float]:
-    from gepa_graph import demo
+    from gepa_graph.cli import demo
 
     new_tokens, chars, n_texts = (4, 200, 2) if quick else (64, 1000, 8)
     texts = [text for text, _ in demo.DATA][:n_texts]

@@ -38,6 +38,8 @@ class BudgetExhausted(Exception):
 
 
 class Budget:
+    """What a run has spent and may still spend; the engine asks it before every batch, so a
+    budget is never exceeded, and its ledger is what checkpoints and events report."""
     def __init__(self, config: OptimizeConfig, prior_seconds: float = 0.0) -> None:
         self.config = config
         self.ledger = Ledger(max_rollouts=config.max_rollouts)
@@ -47,6 +49,7 @@ class Budget:
 
     @property
     def rollouts_left(self) -> int | None:
+        """Rollouts still allowed under ``max_rollouts`` (None without that budget)."""
         if self.config.max_rollouts is None:
             return None
         return self.config.max_rollouts - self.ledger.rollouts_used
@@ -90,16 +93,19 @@ class Budget:
             self.held -= taken
 
     def add_task_cost(self, cost: float | None) -> None:
+        """Count what the agent's own model calls cost (None: the model has no price)."""
         if cost:
             self.ledger.task_cost_usd += cost
             self.ledger.cost_usd += cost
 
     def add_reflection_cost(self, cost: float | None) -> None:
+        """Count what a reflection call cost (None: the model has no price)."""
         if cost:
             self.ledger.reflection_cost_usd += cost
             self.ledger.cost_usd += cost
 
     def seconds(self) -> float:
+        """Wall time of the run so far, including the time before a resume."""
         return self._prior_seconds + time.monotonic() - self._started
 
     def seconds_left(self) -> float | None:
@@ -110,6 +116,7 @@ class Budget:
         return self.config.max_seconds - self.seconds()
 
     def snapshot(self) -> Ledger:
+        """A copy of the ledger, timed now: what an event or a checkpoint records."""
         self.ledger.seconds = round(self.seconds(), 3)
         return self.ledger.model_copy()
 

@@ -16,7 +16,13 @@ def content_id(prompts: Mapping[str, str]) -> str:
 
 
 class Candidate(BaseModel):
-    """Immutable prompt set with its lineage. ``id`` is derived from the prompts."""
+    """Immutable prompt set with its lineage, so the pool, the checkpoint and MLflow can say
+    where each prompt came from.
+
+    ``prompts``: module name -> text. ``parent_ids``: the candidates it was made from (none for
+    the seed, two for a merge). ``origin``: "seed", "mutation" or "merge". ``changed_modules``:
+    the modules whose text differs from the parent's. ``id`` is derived from the prompts.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -35,6 +41,7 @@ class Candidate(BaseModel):
         return self
 
     def mutate(self, module: str, text: str) -> Candidate:
+        """The child with new text for one module (a single-module proposal)."""
         return self.mutate_many({module: text})
 
     def mutate_many(self, texts: Mapping[str, str]) -> Candidate:

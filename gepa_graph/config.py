@@ -46,23 +46,31 @@ class OptimizeConfig(BaseModel):
     max_rollouts: int | None = Field(200, gt=0, description="rollouts of the system, all kinds")
     max_cost_usd: float | None = Field(None, gt=0, description="reflection + task LM spend")
     max_seconds: float | None = Field(None, gt=0, description="wall-clock limit")
-    max_iterations: int | None = Field(None, gt=0)
+    max_iterations: int | None = Field(
+        None, gt=0, description="stop after this many proposals (and merges) have started")
     max_stale_iterations: int | None = Field(
         None, gt=0, description="stop after this many iterations without a new best"
     )
 
-    minibatch_size: int = Field(3, gt=0)
-    concurrency: int = Field(8, gt=0, le=1024)
+    minibatch_size: int = Field(
+        3, gt=0, description="training examples a parent runs on before each reflection: "
+        "the traces the reflection LM reads, and the test a child must pass before validation",
+    )
+    concurrency: int = Field(8, gt=0, le=1024, description="rollouts running at once")
     parallel_proposals: int | None = Field(
         None, gt=0, le=1024,
         description="proposals in flight at most; the engine starts one whenever a rollout "
         "slot is free. None: concurrency / minibatch_size (enough minibatches to fill the "
         "slots); 1: the sequential GEPA loop, one proposal at a time",
     )
-    seed: int = 0
+    seed: int = Field(0, description="seeds every random choice of the search (sampling, "
+                      "parent selection), so a run can be repeated")
 
     # The search's strategies by name (gepa_graph/strategies/; objects via optimize(strategies=)).
-    candidate_selection: Literal["pareto", "current_best"] = "pareto"
+    candidate_selection: Literal["pareto", "current_best"] = Field(
+        "pareto", description="pareto: a parent from the per-example front, weighted by the "
+        "examples it is best on; current_best: always the best mean score",
+    )
     # Defaults: the best configuration measured by benchmarks/search_efficiency.py.
     module_selection: Literal["round_robin", "all", "adaptive", "bandit"] = Field(
         "adaptive", description="round_robin: one module per proposal, in turn; all: every "
@@ -93,7 +101,10 @@ class OptimizeConfig(BaseModel):
     skip_perfect_score: bool = Field(
         True, description="skip reflection when the parent already scores perfect_score everywhere"
     )
-    perfect_score: float = 1.0
+    perfect_score: float = Field(
+        1.0, description="the best score an example can get: a run where the best candidate "
+        "has it everywhere stops",
+    )
     failure_score: float = Field(0.0, description="score of a rollout that raised or timed out")
 
     adaptive_validation: bool = Field(
@@ -101,9 +112,13 @@ class OptimizeConfig(BaseModel):
         "it there if it does worse than its parent and sets no new per-example best",
     )
 
-    use_merge: bool = True
-    max_merge_attempts: int = Field(5, ge=0)
-    merge_subsample_size: int = Field(5, gt=0)
+    use_merge: bool = Field(True, description="try merging two frontier candidates that "
+                            "improved different modules")
+    max_merge_attempts: int = Field(5, ge=0, description="merges tried in one run, at most")
+    merge_subsample_size: int = Field(
+        5, gt=0, description="validation examples a merge must do well on before its full "
+        "validation run",
+    )
 
     rollout_timeout_s: float | None = Field(
         300.0, gt=0, description="a rollout (or a metric call) running longer is scored a "
@@ -116,10 +131,18 @@ class OptimizeConfig(BaseModel):
         (0.0, 1.0), description="metric values outside it are errors; None accepts any finite value"
     )
 
-    reflection_temperature: float | None = Field(None, ge=0)
-    reflection_max_tokens: int | None = Field(4096, gt=0)
-    reflection_timeout_s: float = Field(120.0, gt=0)
-    lm_max_retries: int = Field(6, ge=0)
+    reflection_temperature: float | None = Field(
+        None, ge=0, description="sampling temperature of the reflection LM (None: its default)")
+    reflection_max_tokens: int | None = Field(
+        4096, gt=0, description="reply length limit of a reflection call; a reply cut there is "
+        "rejected as truncated",
+    )
+    reflection_timeout_s: float = Field(
+        120.0, gt=0, description="one reflection call running longer is retried once, then "
+        "its proposal is rejected",
+    )
+    lm_max_retries: int = Field(
+        6, ge=0, description="retries of a reflection call that failed transiently")
     lm_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
     max_chars_per_field: int = Field(
         2000, gt=0, description="long trace fields are cut to this in the reflection prompt"

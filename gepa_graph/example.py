@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from gepa_graph.errors import InvalidInput, WrongType
+
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -78,13 +80,14 @@ class Example(Mapping[str, Any]):
         return f"Example({self._data!r})"
 
     def to_dict(self) -> dict[str, Any]:
+        """A plain copy of the fields, for code that wants a dict rather than an Example."""
         return dict(self._data)
 
 
 def as_dataset(items: Iterable[Any], name: str) -> list[Example]:
     """Normalise a user dataset to Examples, rejecting empty sets, non-mappings and duplicates."""
     if items is None:
-        raise ValueError(f"{name} is required")
+        raise InvalidInput(f"{name} is required")
     examples: list[Example] = []
     for index, item in enumerate(items):
         if isinstance(item, Example):
@@ -92,15 +95,15 @@ def as_dataset(items: Iterable[Any], name: str) -> list[Example]:
         elif isinstance(item, Mapping):
             examples.append(Example(item))
         else:
-            raise TypeError(
+            raise WrongType(
                 f"{name}[{index}] is a {type(item).__name__}; examples must be dicts or gg.Example"
             )
     if not examples:
-        raise ValueError(f"{name} is empty; give at least one example")
+        raise InvalidInput(f"{name} is empty; give at least one example")
     seen: dict[str, int] = {}
     for index, example in enumerate(examples):
         if example.key in seen:
-            raise ValueError(
+            raise InvalidInput(
                 f"{name}[{index}] duplicates {name}[{seen[example.key]}] (key {example.key!r}); "
                 "give each example a unique 'id' or remove the duplicate"
             )

@@ -41,6 +41,8 @@ def _digest(value: Any) -> str:
 def fingerprint(config: OptimizeConfig, seed_prompts: Mapping[str, str],
                 train: Sequence[Example], val: Sequence[Example],
                 reflection_lm: str | None) -> dict:
+    """A hash per input that decides what the run computes (budgets left out: a resume may
+    extend them); ``run.json`` holds it and a resume must match it."""
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in BUDGET_FIELDS}
     return {
         "config": _digest(settings),

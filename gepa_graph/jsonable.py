@@ -52,6 +52,8 @@ def _message(value: Any, depth: int, secrets: list[str]) -> dict[str, Any] | Non
 
 
 def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON (dicts, lists, str, numbers), secrets masked: the one form
+    in which a rollout's output and trace are kept."""
     return _convert(value, 0, env_secrets())
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gepa_graph.budget import call_limit
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import GepaGraphError, WrongType
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.system import Usage
 from gepa_graph.usercode import call_user, describe, run_bounded
@@ -25,6 +25,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch pri
 
 
 class LMResponse(BaseModel):
+    """One reflection reply as the engine uses it: ``text``, ``finish_reason`` ("length" means
+    the reply was cut at the token limit) and ``usage`` (tokens and cost, for the budget)."""
+
     text: str
     finish_reason: str | None = None
     usage: Usage = Usage()
@@ -132,7 +135,7 @@ class ReflectionLM:
         if isinstance(lm, str):
             check_model_string(lm)
         elif not callable(lm):
-            raise TypeError(
+            raise WrongType(
                 f"reflection_lm must be a LiteLLM model string or a callable, got {type(lm).__name__}"
             )
         self.lm = lm
@@ -150,6 +153,8 @@ class ReflectionLM:
 
     @property
     def name(self) -> str:
+        """The model string, or the callable's name: how logs, the journal and resume checks
+        name it."""
         if isinstance(self.lm, str):
             return self.lm
         return getattr(self.lm, "__qualname__", None) or type(self.lm).__name__

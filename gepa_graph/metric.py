@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gepa_graph.errors import WrongType
 from gepa_graph.system import Trace
 from gepa_graph.usercode import call_user
 
@@ -16,9 +17,10 @@ from gepa_graph.usercode import call_user
 class Score(BaseModel):
     """A metric's verdict on one rollout.
 
-    ``feedback`` is text the reflection LM reads; ``module_feedback`` targets single modules
-    (e.g. ``{"planner": "the plan skipped step 2"}``) and is preferred over ``feedback`` when a
-    module's prompt is being rewritten.
+    ``value`` is what the search compares (within ``score_range``); ``feedback`` is text the
+    reflection LM reads; ``module_feedback`` targets single modules (e.g. ``{"planner": "the
+    plan skipped step 2"}``) and is preferred over ``feedback`` when a module's prompt is being
+    rewritten.
     """
 
     value: float
@@ -32,6 +34,7 @@ class Score(BaseModel):
                          module_feedback=module_feedback)
 
     def feedback_for(self, module: str) -> str:
+        """The feedback a reflection on ``module`` reads: its own, else the general one."""
         if self.module_feedback and module in self.module_feedback:
             return self.module_feedback[module]
         return self.feedback
@@ -47,10 +50,10 @@ Metric = Callable[..., Any]
 def metric_arity(metric: Metric) -> int:
     """How many positional arguments to pass: 2 (example, prediction) or 3 (+ trace).
 
-    Raises TypeError with a clear message for anything else, before any LM call is made.
+    Raises WrongType (a TypeError) with a clear message for anything else, before any LM call is made.
     """
     if not callable(metric):
-        raise TypeError(f"metric must be callable, got {type(metric).__name__}")
+        raise WrongType(f"metric must be callable, got {type(metric).__name__}")
     try:
         signature = inspect.signature(metric)
     except (TypeError, ValueError):
@@ -62,7 +65,7 @@ def metric_arity(metric: Metric) -> int:
     required = [p for p in positional if p.default is p.empty]
     keyword_only = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
     if len(required) > 3 or len(positional) < 2 or keyword_only:
-        raise TypeError(
+        raise WrongType(
             f"metric {getattr(metric, '__name__', metric)!r} must accept "
             f"(example, prediction[, trace]); its signature is {signature}"
         )

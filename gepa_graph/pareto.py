@@ -25,6 +25,8 @@ def mean_score(scores: Mapping[str, float], keys: Sequence[str]) -> float:
 
 
 def is_complete(scores: Mapping[str, float], keys: Sequence[str]) -> bool:
+    """Whether a candidate has a score on every one of ``keys`` (a child that screening or
+    racing stopped early has not): a partial mean is not compared with full ones."""
     return all(k in scores for k in keys)
 
 

@@ -15,6 +15,8 @@ from gepa_graph.events import (
 
 
 class ProgressDisplay:
+    """A listener (``progress=True``) that shows the budget as a bar and each accepted
+    candidate as a line, on stderr so it never mixes with a program's output."""
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
@@ -70,6 +72,7 @@ class ProgressDisplay:
         self._progress.start()
 
     def close(self) -> None:
+        """Stop the live bar, leaving the terminal as it was."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -78,6 +78,8 @@ def env_secrets() -> list[str]:
 
 
 def is_secret_key(name: str) -> bool:
+    """Whether a field or variable name says it holds a secret (``api_key``, ``token``,
+    ``password``...): its value is masked whatever it looks like."""
     return bool(_SECRET_KEY.search(name))
 
 

@@ -20,6 +20,8 @@ class ReflectionReplay:
         self._seen: Counter[str] = Counter()
 
     async def call(self, prompt_key: str, make_call: Callable[[], Awaitable[LMResponse]]) -> LMResponse:
+        """The journaled reply for this prompt's n-th occurrence if the run already paid for
+        it, else ``make_call()``: a resumed run asks again only what it never got."""
         occurrence = self._seen[prompt_key]
         self._seen[prompt_key] += 1
         key = f"{prompt_key}#{occurrence}"

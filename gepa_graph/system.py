@@ -14,13 +14,17 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.usercode import call_user, describe
 
 
 class Usage(BaseModel):
-    """Tokens and USD cost of LM calls; cost is None where LiteLLM does not know the price."""
+    """Tokens and USD cost of LM calls, summed with ``+`` so budgets and reports add them up.
+
+    ``prompt_tokens`` and ``completion_tokens``: tokens read and written. ``cost_usd``: None
+    where LiteLLM does not know the price (the budget then counts nothing for it).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -45,6 +49,9 @@ class TraceRecord(BaseModel):
     ``kind`` is free text; the integrations use "llm", "tool", "node" and "error".
     ``modules``: in a trace attributed by prompt (``Trace.by_prompt``), the modules whose prompt
     this model call carried, or that the calls inside this node step or tool call carried.
+    ``inputs``/``outputs``: what went in and came out (messages, tool arguments, state),
+    ``error``: what it raised, ``usage``: an LM call's tokens and cost, ``meta``: anything else
+    a reflection may want (a tool call id, a step number).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -60,13 +67,15 @@ class TraceRecord(BaseModel):
 
 
 class Trace(BaseModel):
-    """What happened during a rollout. ``by_prompt``: the system attributed each record to the
-    modules whose prompt it carried (``TraceRecord.modules``), so reflection reads exactly those."""
+    """What happened during a rollout, the material reflection reads: ``records`` in the order
+    they happened. ``by_prompt``: the system attributed each record to the modules whose prompt
+    it carried (``TraceRecord.modules``), so reflection reads exactly those."""
 
     records: list[TraceRecord] = Field(default_factory=list)
     by_prompt: bool = False
 
     def add(self, kind: str, **fields: Any) -> TraceRecord:
+        """Append a record (``TraceRecord`` fields as keywords) and return it."""
         record = TraceRecord(kind=kind, **fields)
         self.records.append(record)
         return record
@@ -85,6 +94,7 @@ class Trace(BaseModel):
         return self.for_node(node)
 
     def usage(self) -> Usage:
+        """Tokens and cost of every LM call recorded in this rollout."""
         total = Usage()
         for record in self.records:
             if record.usage is not None:
@@ -97,6 +107,8 @@ class Rollout(BaseModel):
 
     ``retryable`` marks a failure that says nothing about the prompts (a rate limit, a timeout,
     a dropped connection): the evaluator runs such a rollout again instead of scoring it.
+    ``output`` is what the metric scores (a graph's final state), ``trace`` what reflection
+    reads, ``error`` the failure (masked, one line) of a rollout that raised.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -117,9 +129,14 @@ class System(Protocol):
     ``apply(target, prompts) -> None``: write prompts into a user object (``Result.apply``).
     """
 
-    def modules(self) -> dict[str, str]: ...
+    def modules(self) -> dict[str, str]:
+        """The seed prompts by module name: what the optimization starts from."""
+        ...
 
-    async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout: ...
+    async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
+        """Run ``example`` with the candidate's prompts in place of the seed's; a failure is a
+        Rollout with ``error`` set, never an exception."""
+        ...
 
 
 MAX_ERROR_CHARS = 2000
@@ -150,7 +167,7 @@ def _check_signature(fn: Callable[..., Any]) -> bool:
         signature.bind({}, {}, **({"trace": None} if wants_trace else {}))
     except TypeError:
         name = getattr(fn, "__qualname__", type(fn).__name__)
-        raise TypeError(
+        raise WrongType(
             f"FunctionSystem fn {name!r} must accept (prompts, example) or (prompts, example, "
             f"trace); its signature is {signature}"
         ) from None
@@ -180,6 +197,7 @@ def check_modules_used(modules: Sequence[str], traces: Sequence[Trace]) -> None:
 
 
 def node_of(system: System, module: str) -> str | None:
+    """The trace node a module's reflection reads, if the system says (``node_of``)."""
     finder = getattr(system, "node_of", None)
     return finder(module) if finder is not None else None
 
@@ -197,20 +215,23 @@ class FunctionSystem:
         fn: Callable[..., Any] | Callable[..., Awaitable[Any]],
     ) -> None:
         if not modules:
-            raise ValueError("FunctionSystem needs at least one module (name -> seed prompt)")
+            raise InvalidInput("FunctionSystem needs at least one module (name -> seed prompt)")
         for name, text in modules.items():
             if not isinstance(name, str) or not isinstance(text, str):
-                raise TypeError("FunctionSystem modules must map str names to str prompts")
+                raise WrongType("FunctionSystem modules must map str names to str prompts")
         if not callable(fn):
-            raise TypeError(f"FunctionSystem fn must be callable, got {type(fn).__name__}")
+            raise WrongType(f"FunctionSystem fn must be callable, got {type(fn).__name__}")
         self._modules = dict(modules)
         self._fn = fn
         self._wants_trace = _check_signature(fn)
 
     def modules(self) -> dict[str, str]:
+        """A copy of the seed prompts given at construction."""
         return dict(self._modules)
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
+        """Call ``fn`` with the candidate's prompts; a raise becomes a failed Rollout that keeps
+        what ``fn`` recorded in its trace."""
         trace = Trace()
         kwargs = {"trace": trace} if self._wants_trace else {}
         try:

@@ -126,6 +126,8 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
 
 
 def is_async_callable(fn: Any) -> bool:
+    """Whether calling ``fn`` gives a coroutine (an async function, or an object with an
+    async ``__call__``), so it is awaited rather than run on a thread."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)
     )

@@ -14,6 +14,7 @@ from gepa_graph.tracking import registry
 from typer.testing import CliRunner
 
 from gepa_graph import cli
+from gepa_graph.cli import runs
 
 APP = textwrap.dedent('''
     import re
@@ -221,7 +222,7 @@ def test_ui_starts_a_local_single_worker_server(monkeypatch):
         seen.update(command=command, env=env)
         return 0
 
-    monkeypatch.setattr(cli.subprocess, "call", fake_call)
+    monkeypatch.setattr(runs.subprocess, "call", fake_call)
     result = _invoke("ui", "--port", "5123")
     assert result.exit_code == 0
     command = seen["command"]
@@ -289,3 +290,41 @@ def test_inspect_probe_confirms_a_prompt_only_a_run_shows(app_dir):
     assert probed.exit_code == 0, probed.output
     assert "1 prompt(s)" in probed.output and "module constant proseapp.HOUSE_RULES" in probed.output
     assert "confirmed by the probe run: ['greet']" in probed.output
+
+
+def test_a_gepa_graph_error_is_one_line_without_traceback(app_dir):
+    """The user's mistakes: a GepaGraphError from the library, a budget api.py refuses."""
+    not_a_graph = _invoke("inspect", "cliapp:system")
+    assert not_a_graph.exit_code == 2
+    assert not_a_graph.stderr.strip().splitlines() == [
+        "error: expected a compiled LangGraph graph, got FunctionSystem"]
+    assert "Traceback" not in not_a_graph.output
+    tiny = _invoke("optimize", "cliapp:system", "cliapp:metric", "--train", "train.jsonl",
+                   "--reflection-lm", "cliapp:reflect", "--max-rollouts", "1", "--run-dir", "r")
+    assert tiny.exit_code == 2 and "Traceback" not in tiny.output
+    errors = [line for line in tiny.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot even evaluate the seed" in errors[0]
+
+
+@pytest.mark.parametrize("bug", [ValueError("bad index"), KeyError("slot"), TypeError("arity"),
+                                 RuntimeError("broken")])
+def test_an_internal_bug_is_not_reported_as_a_user_error(app_dir, monkeypatch, bug):
+    """A ValueError/KeyError/TypeError raised by gepa_graph's own code is a bug: it keeps its
+    traceback instead of becoming an `error:` line."""
+    import gepa_graph.integrations.langgraph as langgraph
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(langgraph, "describe", broken)
+    result = _invoke("inspect", "cliapp:graph")
+    assert result.exception is bug
+    assert "error:" not in result.stderr
+
+
+def test_a_missing_file_is_the_users_error(app_dir):
+    result = _invoke("optimize", "cliapp:system", "cliapp:metric", "--train", "nowhere.jsonl",
+                     "--reflection-lm", "cliapp:reflect")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot read train file nowhere.jsonl")

@@ -8,7 +8,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from gepa_graph import cli, demo
+from gepa_graph import cli
+from gepa_graph.cli import demo
 from gepa_graph.testing.reflection import ScriptedLiteLLM, current_prompt
 
 pytest.importorskip("langchain_litellm")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gepa_graph.errors import InvalidInput
 from gepa_graph.redact import redact_text
 from gepa_graph.tracking import registry
 from gepa_graph.tracking import schema as S
@@ -26,6 +27,9 @@ DEFAULT_EXPERIMENT = "gepa-graph-promotions"
 
 @dataclass(frozen=True)
 class GateDecision:
+    """What the promotion gate decided and why, as the CLI prints it and the promotion run
+    records it: both scores, the ``margin``, the ``baseline`` compared against ("production", or
+    "graph" before any production exists), the candidate's ``versions``, per-example scores."""
     name: str
     promoted: bool
     candidate_score: float
@@ -37,6 +41,7 @@ class GateDecision:
     run_id: str | None = None
 
     def summary(self) -> str:
+        """The decision in one line: both scores, the margin, promoted or kept."""
         verdict = "promoted" if self.promoted else "kept production"
         return (f"{self.name}: candidate {self.candidate_score:.4f} vs {self.baseline} "
                 f"{self.production_score:.4f} (margin {self.margin:g}): {verdict}")
@@ -59,14 +64,14 @@ def score_prompt_sets(system: Any, prompt_sets: list[Mapping[str, str]],
     system = as_system(system)
     dataset = as_dataset(examples, "holdout")
     if not dataset:
-        raise ValueError("the held-out set holds no examples")
+        raise InvalidInput("the held-out set holds no examples")
     config = OptimizeConfig(max_rollouts=len(dataset) * len(prompt_sets))
     own = dict(system.modules())
     candidates = []
     for prompts in prompt_sets:
         unknown = sorted(set(prompts) - set(own))
         if unknown:
-            raise ValueError(f"registry modules {unknown} are not prompts of this graph; its "
+            raise InvalidInput(f"registry modules {unknown} are not prompts of this graph; its "
                              f"modules are {sorted(own)}")
         candidates.append(Candidate(prompts={**own, **prompts}))
 

@@ -74,6 +74,8 @@ def _finish(figure: Figure, path: str | Path | None) -> Figure:
 
 
 def plot_score_vs_rollouts(source: Result | str | Path, path: str | Path | None = None) -> Figure:
+    """The best and Pareto-front validation scores over rollouts spent, from anything
+    ``load_source`` reads; saved as PNG to ``path`` when given (a run's ``plots/`` artifact)."""
     result = load_source(source)
     history = score_history(result)
     end = max(result.rollouts_used, history[-1][0])

@@ -9,7 +9,6 @@ import json
 
 # --- runs: tags ----------------------------------------------------------------------------------
 
-PREFIX = "gepa_graph."
 TAG_KIND = "gepa_graph.kind"  # "optimization", "candidate" or "promotion" on every run we create
 TAG_CANDIDATE_ID = "gepa_graph.candidate_id"  # on candidate runs
 TAG_PARENT_IDS = "gepa_graph.parent_ids"
@@ -85,6 +84,7 @@ PLOTS_DIR = "plots"
 
 
 def table_path(name: str) -> str:
+    """The artifact path of table ``name``: where the tracker writes it and the CLI reads it."""
     return f"{TABLE_DIR}/{name}.json"
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 def server_command(host: str, port: int, backend_store_uri: str | None = None,
                    artifacts: str | Path | None = None) -> list[str]:
+    """The ``mlflow server`` command line: one worker (more hang offline), optionally a store
+    and an artifacts folder."""
     command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
                "--workers", "1"]
     if backend_store_uri:
@@ -30,10 +32,12 @@ def server_command(host: str, port: int, backend_store_uri: str | None = None,
 
 
 def server_env() -> dict[str, str]:
+    """The server's environment: ours, with LiteLLM's price map read locally (no network)."""
     return {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 free right now, for a server started next."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

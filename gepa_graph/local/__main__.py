@@ -12,6 +12,8 @@ from gepa_graph.local.model_file import model_path
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the model's path (assembling it if needed); ``--check`` also asks it a question.
+    Exit code 2 with one ``error:`` line when the model cannot be used."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         print(model_path())

@@ -42,9 +42,13 @@ class Backend(Protocol):
     slots: int
     """How many requests it decodes at once (1: the engine serialises its callers)."""
 
-    def chat(self, request: dict[str, Any]) -> dict[str, Any]: ...
+    def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion for ``request``."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Free the model's memory."""
+        ...
 
 
 def _env_int(name: str, default: int) -> int:
@@ -58,6 +62,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 def default_threads() -> int:
+    """CPU threads the model decodes with: ``GEPA_GRAPH_LOCAL_THREADS``, else every core this
+    process may use."""
     if os.environ.get(ENV_THREADS):
         return _env_int(ENV_THREADS, 1)
     try:
@@ -97,6 +103,7 @@ class XllamacppBackend:
         self._idle = threading.Condition()
 
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion; counted in flight so ``close`` can wait for it."""
         with self._idle:
             self._in_flight += 1
         try:
@@ -138,11 +145,13 @@ class LlamaCppBackend:
                             n_threads_batch=threads, n_batch=512, verbose=False)
 
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion, the prompt evaluated afresh (same prompt and seed, same reply)."""
         messages = [_object_arguments(m) for m in request["messages"]]
         self._llama.reset()  # evaluate the whole prompt afresh: no reuse of the last one's prefix
         return self._llama.create_chat_completion(**{**request, "messages": messages})
 
     def close(self) -> None:
+        """Free the model."""
         self._llama.close()
 
 
@@ -181,6 +190,7 @@ def backend_name() -> str:
 
 
 def installed(name: str) -> bool:
+    """Whether backend ``name``'s runtime package can be imported."""
     return importlib.util.find_spec(BACKENDS[name].module) is not None
 
 

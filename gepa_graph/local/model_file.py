@@ -56,6 +56,7 @@ def cache_dir() -> Path:
 
 
 def cached_model_path() -> Path:
+    """Where the assembled default model lives in the cache (it may not exist yet)."""
     return cache_dir() / "models" / MODEL_FILE
 
 
@@ -152,6 +153,7 @@ def _stamp_matches(path: Path, sha256: str) -> bool:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (the model is over a gigabyte)."""
     digest = hashlib.sha256()
     with path.open("rb") as source:
         while chunk := source.read(8 << 20):

@@ -114,6 +114,8 @@ def register() -> str:
 
 
 def is_local(model: Any) -> bool:
+    """Whether ``model`` names the embedded model (``local/...``), which must be registered
+    with LiteLLM before use."""
     return isinstance(model, str) and model.startswith(PROVIDER + "/")
 
 

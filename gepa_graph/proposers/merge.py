@@ -13,6 +13,8 @@ from gepa_graph.candidate import Candidate
 
 @dataclass(frozen=True)
 class MergePlan:
+    """A merge to try: ``child`` takes each module from whichever of ``left`` and ``right`` changed
+    it since their common ``ancestor``."""
     left: str
     right: str
     ancestor: str
@@ -20,6 +22,8 @@ class MergePlan:
 
 
 def ancestors(candidate_id: str, parents: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """Every candidate ``candidate_id`` descends from: a merge needs a common ancestor to
+    tell which parent changed which module."""
     found: set[str] = set()
     stack = list(parents.get(candidate_id, ()))
     while stack:

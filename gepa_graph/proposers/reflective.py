@@ -22,11 +22,16 @@ _MIN_CHARS = 200  # the shortest per-field cut tried when the prompt exceeds the
 
 @dataclass(frozen=True)
 class Reflection:
+    """One reflection call: the ``prompt`` sent and the ``response``, kept together so a rejected
+    proposal can be reported with what the LM was shown."""
     prompt: str
     response: LMResponse
 
 
 class ReflectiveProposer:
+    """Turns a parent's minibatch run into a new prompt for one module: builds the
+    reflective dataset from that module's own trace and feedback and asks the reflection LM,
+    through the replay so a resumed run never pays for a reply it already has."""
     def __init__(self, lm: ReflectionLM, replay: ReflectionReplay, max_chars_per_field: int) -> None:
         self.lm = lm
         self.replay = replay
@@ -41,6 +46,8 @@ class ReflectiveProposer:
         results: Sequence[EvalResult],
         rejected: Sequence[tuple[str, str]] = (),
     ) -> Reflection:
+        """The reflection prompt and reply for ``module`` of ``parent``; a prompt over the
+        model's context window is retried with shorter fields and fewer examples."""
         limit, shown = self.max_chars_per_field, len(examples)
         while True:
             dataset = build_reflective_dataset(module, node, examples[:shown], results[:shown])

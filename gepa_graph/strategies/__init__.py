@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gepa_graph.config import OptimizeConfig
+from gepa_graph.errors import InvalidInput, WrongType
 from gepa_graph.strategies.acceptance import ACCEPTANCES, StrictImprovement
 from gepa_graph.strategies.base import (
     Acceptance,
@@ -82,10 +83,10 @@ def build(config: OptimizeConfig, given: Mapping[str, Any] | None = None) -> Str
     given = dict(given or {})
     unknown = sorted(set(given) - set(_KINDS))
     if unknown:
-        raise ValueError(f"strategies: unknown kind {unknown[0]!r}; kinds are {sorted(_KINDS)}")
+        raise InvalidInput(f"strategies: unknown kind {unknown[0]!r}; kinds are {sorted(_KINDS)}")
     for kind, value in given.items():
         if not isinstance(value, _KINDS[kind]):
-            raise TypeError(f"strategies[{kind!r}]: {type(value).__name__} lacks the "
+            raise WrongType(f"strategies[{kind!r}]: {type(value).__name__} lacks the "
                             f"{_KINDS[kind].__name__} methods")
     stop = Budgets() if "stop" not in given else StopAll(Budgets(), given.pop("stop"))
     named = Strategies(

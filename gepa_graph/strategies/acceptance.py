@@ -12,6 +12,7 @@ class StrictImprovement:
 
     def reject_reason(self, parent: Sequence[EvalResult],
                       child: Sequence[EvalResult]) -> str | None:
+        """None when the child's minibatch sum beats the parent's, else both sums."""
         before, after = sum(r.score for r in parent), sum(r.score for r in child)
         return None if after > before else f"minibatch score {after:g} vs parent {before:g}"
 

@@ -34,9 +34,13 @@ class Search(Protocol):
     scores: dict[str, dict[str, float]]  # candidate id -> validation example key -> score
 
     @property
-    def best_id(self) -> str: ...
+    def best_id(self) -> str:
+        """The pool candidate with the best mean over the whole validation set."""
+        ...
 
-    def mean(self, candidate_id: str) -> float: ...
+    def mean(self, candidate_id: str) -> float:
+        """A candidate's mean validation score (over the examples it ran)."""
+        ...
 
     @property
     def exhausted(self) -> set[str]:
@@ -51,9 +55,12 @@ class Search(Protocol):
     stale_iterations: int  # iterations in a row without a new best
     idle_iterations: int  # iterations in a row that produced nothing new
 
-    def budget_stop_reason(self) -> str | None: ...
+    def budget_stop_reason(self) -> str | None:
+        """Which budget (rollouts, cost, time) is used up, if any."""
+        ...
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
+        """Run a candidate on examples, paying only for those not already cached."""
         ...
 
 
@@ -75,22 +82,33 @@ class ProposalOutcome:
 
 @runtime_checkable
 class MinibatchSampler(Protocol):
+    """Chooses the minibatch: what a proposal learns from and the test its child must pass."""
+
     def sample(self, search: Search, parent: Candidate) -> list[Example]:
         """The training examples the parent runs on and the reflection reads."""
 
 
 @runtime_checkable
 class ParentSelector(Protocol):
-    def select(self, search: Search) -> Candidate: ...
+    """Chooses the candidate a proposal mutates: how the search balances exploiting the best
+    against exploring the rest of the pool."""
+
+    def select(self, search: Search) -> Candidate:
+        """The parent of the next proposal."""
+        ...
 
 
 @runtime_checkable
 class ModuleSelector(Protocol):
+    """Chooses which module(s) a proposal rewrites, learning from how earlier proposals ended."""
+
     def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
         """Modules to rewrite: one, or several for a joint proposal (one child)."""
 
     def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
-               outcome: ProposalOutcome) -> None: ...
+               outcome: ProposalOutcome) -> None:
+        """Learn how the proposal that rewrote ``modules`` of ``parent`` ended."""
+        ...
 
     def inherit(self, child_id: str, parent_id: str) -> None:
         """A merge child continues its first parent's schedule."""
@@ -98,6 +116,9 @@ class ModuleSelector(Protocol):
 
 @runtime_checkable
 class Acceptance(Protocol):
+    """Decides whether a child earns a validation run, from its and its parent's minibatch
+    results: the gate that keeps validation rollouts for promising children."""
+
     def reject_reason(self, parent: Sequence[EvalResult],
                       child: Sequence[EvalResult]) -> str | None:
         """None when the child earns validation, else why not (one line)."""
@@ -114,12 +135,17 @@ class Verdict:
 
 @runtime_checkable
 class ValidationPolicy(Protocol):
+    """Decides how much of the validation set a candidate runs on: the search's largest
+    rollout cost."""
+
     async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
         """Run the candidates on (part of) the validation set, concurrently."""
 
 
 @runtime_checkable
 class MergeScheduler(Protocol):
+    """Decides when to try combining two frontier lineages."""
+
     def on_accepted(self, search: Search, count: int) -> None:
         """``count`` mutation children joined the pool this round."""
 
@@ -129,8 +155,13 @@ class MergeScheduler(Protocol):
 
 @runtime_checkable
 class StopCondition(Protocol):
-    def stop_reason(self, search: Search) -> str | None: ...
+    """Decides when the run ends, checked between steps (never mid-batch)."""
+
+    def stop_reason(self, search: Search) -> str | None:
+        """Why the run stops now (a short code such as "max_rollouts"), or None."""
+        ...
 
 
 def scores_of(results: Sequence[EvalResult]) -> dict[str, float]:
+    """Evaluation results as the score vector the pool keeps: example key -> score."""
     return {r.example_key: r.score for r in results}

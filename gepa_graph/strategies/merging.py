@@ -22,10 +22,12 @@ class AfterAccept:
         self.done = 0
 
     def on_accepted(self, search: Search, count: int) -> None:
+        """One more merge is due per accepted child, within ``max_merge_attempts``."""
         room = search.config.max_merge_attempts - self.done - self.due
         self.due += max(0, min(count, room))
 
     def next_merge(self, search: Search, tried: set[str]) -> MergePlan | None:
+        """A merge of two frontier lineages while one is due."""
         if self.due <= 0:
             return None
         plan = _find(search, tried)
@@ -45,9 +47,12 @@ class OnDiversity:
         self.done = 0
 
     def on_accepted(self, search: Search, count: int) -> None:
+        """Nothing: this schedule looks at the front, not at acceptances."""
         pass
 
     def next_merge(self, search: Search, tried: set[str]) -> MergePlan | None:
+        """The first untried merge whose two sides changed disjoint modules; conflicting
+        ones are marked tried."""
         if self.done >= search.config.max_merge_attempts:
             return None
         plan = _find(search, tried)

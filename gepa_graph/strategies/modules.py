@@ -16,12 +16,14 @@ class RoundRobin:
         self._next: dict[str, int] = {}
 
     def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
+        """The lineage's next module in turn."""
         index = self._next.get(parent.id, 0) % len(search.modules)
         self._next[parent.id] = index + 1
         return (search.modules[index],)
 
     def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
                outcome: ProposalOutcome) -> None:
+        """Give a skipped turn back; an accepted child starts after the module that made it."""
         index = search.modules.index(modules[-1])
         if outcome.status == "skipped" and self._next.get(parent.id) == index + 1:
             self._next[parent.id] = index
@@ -29,6 +31,7 @@ class RoundRobin:
             self._next[outcome.child_id] = index + 1
 
     def inherit(self, child_id: str, parent_id: str) -> None:
+        """A merge child continues its first parent's turn."""
         self._next[child_id] = self._next.get(parent_id, 0)
 
 
@@ -36,6 +39,7 @@ class AllModules(RoundRobin):
     """Every proposal is joint: one reflection per module on the same traces, one child."""
 
     def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
+        """Every module, as one joint proposal."""
         return tuple(search.modules)
 
 
@@ -52,6 +56,8 @@ class Adaptive(RoundRobin):
         self._implicated: dict[str, tuple[str, ...]] = {}
 
     def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
+        """The implicated modules together once single-module children kept tying the parent,
+        else the next module in turn."""
         implicated = self._implicated.get(parent.id, ())
         if self._ties.get(parent.id, 0) >= self.ties and len(implicated) > 1:
             self._ties[parent.id] = 0
@@ -60,6 +66,8 @@ class Adaptive(RoundRobin):
 
     def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
                outcome: ProposalOutcome) -> None:
+        """Count ties of single-module children and remember which modules the feedback
+        implicated; any other outcome resets the count."""
         if len(modules) == 1:
             super().update(search, parent, modules, outcome)
         if outcome.status == "tied" and len(modules) == 1:
@@ -83,6 +91,7 @@ class Bandit(RoundRobin):
         self._reward: dict[str, float] = {}
 
     def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
+        """Each module once in turn, then the module with the highest UCB1 score."""
         untried = [m for m in search.modules if self._pulls.get(m, 0.0) == 0.0]
         if untried:
             return super().select(search, parent)
@@ -96,6 +105,8 @@ class Bandit(RoundRobin):
 
     def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
                outcome: ProposalOutcome) -> None:
+        """Decay every module's pulls and rewards, then reward the rewritten modules when the
+        child raised its parent's validation mean."""
         super().update(search, parent, modules, outcome)
         if outcome.status in ("skipped", "invalid"):
             return

@@ -24,6 +24,8 @@ class EpochSampler:
         self._queue += [i for i in order if i not in pending] + [i for i in order if i in pending]
 
     def sample(self, search: Search, parent: Candidate) -> list[Example]:
+        """The next ``minibatch_size`` examples of the epoch queue, starting a new shuffled
+        epoch when it runs short."""
         size = min(search.config.minibatch_size, len(search.trainset))
         while len(self._queue) < size:
             self._refill(search)
@@ -44,6 +46,8 @@ class FailureAwareSampler(EpochSampler):
         self._used: Counter[tuple[str, int]] = Counter()
 
     def sample(self, search: Search, parent: Candidate) -> list[Example]:
+        """Known failures of the parent (least used first) and fresh examples from the
+        epoch queue, skipping those the parent is known to get right while it can."""
         train, perfect = search.trainset, search.config.perfect_score
         size = min(search.config.minibatch_size, len(train))
         known = search.known(parent.id, train)

@@ -19,6 +19,7 @@ class ParetoSelector:
     new, the ones they dominated get their turn."""
 
     def select(self, search: Search) -> Candidate:
+        """A front candidate among those not exhausted, drawn with ``search.rng``."""
         order = _open(search)
         scores = {cid: search.scores[cid] for cid in order}
         return search.candidates[pareto.sample_parent(scores, search.val_keys, order, search.rng)]
@@ -28,6 +29,7 @@ class CurrentBestSelector:
     """Always the best mean: greedy hill climbing."""
 
     def select(self, search: Search) -> Candidate:
+        """The candidate with the best mean."""
         return search.candidates[search.best_id]
 
 

@@ -17,6 +17,8 @@ class Budgets:
     stalled search, and a perfect validation score."""
 
     def stop_reason(self, search: Search) -> str | None:
+        """The first of: a budget used up, ``max_iterations``, ``max_stale_iterations``, a
+        stalled search, a perfect score on the whole validation set."""
         reason = search.budget_stop_reason()
         if reason:
             return reason
@@ -44,6 +46,7 @@ class StopAll:
         self.conditions = conditions
 
     def stop_reason(self, search: Search) -> str | None:
+        """The first condition's reason that fires, in the order given."""
         for condition in self.conditions:
             reason = condition.stop_reason(search)
             if reason:

@@ -15,6 +15,7 @@ class FullValidation:
     """Every candidate runs on the whole validation set."""
 
     async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Run each candidate on the whole validation set, concurrently."""
         results = await asyncio.gather(*(search.evaluate(c, search.valset) for c in candidates))
         return [Verdict(scores_of(r)) for r in results]
 
@@ -28,6 +29,8 @@ class Screening(FullValidation):
         self._sample: list | None = None
 
     async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Screen mutation children on the fixed quarter first, then run the survivors (and
+        every other candidate) on the whole set."""
         if self._sample is None:
             valset = search.valset
             size = max(1, len(valset) // 4) if len(valset) >= 8 else len(valset)
@@ -62,6 +65,7 @@ class Racing:
     stages = (0.25, 0.5, 1.0)
 
     async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Race each candidate through the stages, concurrently."""
         return list(await asyncio.gather(*(self._race(search, c) for c in candidates)))
 
     async def _race(self, search: Search, candidate: Candidate) -> Verdict:

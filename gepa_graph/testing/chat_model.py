@@ -33,7 +33,6 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, PrivateAttr
 
 Reply = AIMessage | str
-Script = Sequence[Reply] | Callable[[list[BaseMessage]], Reply]
 
 
 class ScriptExhausted(RuntimeError):
@@ -46,14 +45,15 @@ class ScriptedChatModel(BaseChatModel):
     Replies without ``usage_metadata`` get a deterministic one (whitespace-separated words
     counted as tokens) so usage accounting can be tested. Tool calls without an id get
     ``call_<n>``. ``model_name`` is reported in the LLM output, so set it to a model LiteLLM
-    knows when a test needs a cost.
+    knows when a test needs a cost. ``latency_s`` is slept on every call (async-aware), to
+    test concurrency and time limits against a slow model.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     script: Any
     model_name: str = "scripted"
-    latency_s: float = 0.0  # simulated network latency per call (slept, async-aware)
+    latency_s: float = 0.0
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)

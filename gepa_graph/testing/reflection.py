@@ -19,6 +19,7 @@ def current_prompt(reflection_prompt: str) -> str:
 
 
 def module_name(reflection_prompt: str) -> str:
+    """The module a gepa_graph reflection prompt asks to improve."""
     match = _MODULE.search(reflection_prompt)
     if match is None:
         raise ValueError("not a gepa_graph reflection prompt")
@@ -26,6 +27,8 @@ def module_name(reflection_prompt: str) -> str:
 
 
 def fenced(text: str) -> str:
+    """``text`` as a reflection reply: a fenced block after a line of prose, as real models
+    answer."""
     return f"Here is the improved instruction.\n\n```\n{text}\n```\n"
 
 
@@ -53,6 +56,7 @@ class ScriptedLiteLLM:
         self.calls = 0
 
     def register(self) -> str:
+        """Register the provider with LiteLLM and return a model string it serves."""
         import litellm
         from litellm import CustomLLM, ModelResponse
 

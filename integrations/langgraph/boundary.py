@@ -24,6 +24,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 
 from gepa_graph import templates
+from gepa_graph.errors import InvalidInput
 
 CONFIG_KEY = "__gepa_graph_prompts"
 """The ``configurable`` key of the run's Substitution (``__``: LangGraph keeps it out of metadata)."""
@@ -37,14 +38,16 @@ class PromptSpec:
     template_format: str = "f-string"
 
     def pattern(self, text: str | None = None) -> PromptPattern:
+        """The matching pattern of ``text`` (default: the seed) in this prompt's template format."""
         return PromptPattern.of(self.text if text is None else text, self.template_format)
 
     def check(self, name: str, text: str) -> None:
-        """Raise ValueError when ``text`` is not a template of this prompt's format."""
+        """Raise InvalidInput (a ValueError) when ``text`` is not a template of this prompt's
+        format."""
         try:
             templates.check(text, self.template_format)
         except ValueError as exc:
-            raise ValueError(
+            raise InvalidInput(
                 f"prompt {name!r} is not a valid {self.template_format} template: {exc}"
             ) from None
 
@@ -69,6 +72,8 @@ class Substitution:
     # -- rewriting
 
     def rewrite_text(self, text: str) -> str:
+        """``text`` with every seed template that occurs in it re-rendered as the
+        candidate's, longer seeds first."""
         for seed, candidate in self._rewrites:
             replaced = seed.replace(text, candidate)
             if replaced is not None:
@@ -76,6 +81,7 @@ class Substitution:
         return text
 
     def rewrite(self, value: PromptValue) -> PromptValue:
+        """A prompt value on its way to a model, rewritten (``rewrite_text``) message by message."""
         if not self._rewrites:
             return value
         if isinstance(value, StringPromptValue):

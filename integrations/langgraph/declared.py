@@ -16,15 +16,16 @@ them: ``LangGraphSystem(graph, prompts={"grader": "Grade the answer ..."})``.
 
 from __future__ import annotations
 
+from gepa_graph.errors import WrongType
 from gepa_graph.integrations.langgraph import boundary
 
 
 def prompt(name: str, default: str) -> str:
     """The text of prompt ``name`` for the current run: the candidate's, else ``default``."""
     if not isinstance(name, str) or not name:
-        raise TypeError(f"gg.prompt name must be a non-empty str, got {name!r}")
+        raise WrongType(f"gg.prompt name must be a non-empty str, got {name!r}")
     if not isinstance(default, str):
-        raise TypeError(
+        raise WrongType(
             f"gg.prompt default for {name!r} must be a str, got {type(default).__name__}"
         )
     substitution = boundary.active()

@@ -34,6 +34,7 @@ from gepa_graph.integrations.langgraph.walk import (
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
+from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
 from gepa_graph.templates import variables as template_vars
 
 HOW_TO_MARK = (
@@ -43,7 +44,7 @@ HOW_TO_MARK = (
 )
 
 
-class NoPromptsFound(ValueError):
+class NoPromptsFound(GepaGraphError, ValueError):
     """The graph holds no prompt discovery can see."""
 
 
@@ -68,6 +69,7 @@ class PromptSlot:
 
     @property
     def variables(self) -> tuple[str, ...]:
+        """The template variables of the prompt: a rewrite must keep exactly these."""
         return template_vars(self.text, self.template_format)
 
     @property
@@ -79,10 +81,11 @@ class PromptSlot:
 
 
 def ensure_compiled(graph: object) -> Pregel:
+    """``graph`` itself, refusing an uncompiled StateGraph or a non-graph in one line."""
     if isinstance(graph, StateGraph):
-        raise TypeError("got an uncompiled StateGraph; pass graph.compile() instead")
+        raise WrongType("got an uncompiled StateGraph; pass graph.compile() instead")
     if not isinstance(graph, Pregel):
-        raise TypeError(f"expected a compiled LangGraph graph, got {type(graph).__name__}")
+        raise WrongType(f"expected a compiled LangGraph graph, got {type(graph).__name__}")
     return graph
 
 
@@ -102,7 +105,7 @@ def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict
     for name, default in (declared or {}).items():
         if name in slots:
             if slots[name].kind != "declared":
-                raise ValueError(f"declared prompt {name!r} clashes with a discovered prompt")
+                raise InvalidInput(f"declared prompt {name!r} clashes with a discovered prompt")
             continue
         leaf = DeclaredLeaf(
             kind="declared", label=name, where="declared by the caller", text=default,
@@ -138,6 +141,8 @@ def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[s
 
 def no_prompts_message(graph: Pregel, slots: Mapping[str, PromptSlot],
                        unclaimed: list[str] | None = None) -> str:
+    """Why nothing was found, in one line: the nodes inspected, unconfirmed candidates,
+    and how to mark a prompt (``gg.prompt``) or find one with a probe run."""
     nodes = ", ".join(_internals.node_runnables(graph)) or "none"
     message = (
         f"found no prompt in graph {graph.get_name()!r} (inspected nodes {nodes}, their "
@@ -174,7 +179,7 @@ def _name_slots(walker: Walker) -> dict[str, PromptSlot]:
                 continue
             if isinstance(leaf, DeclaredLeaf):
                 if leaf.label in names:
-                    raise ValueError(
+                    raise InvalidInput(
                         f"gg.prompt name {leaf.label!r} ({leaf.where}) clashes with the "
                         f"discovered prompt {leaf.label!r} ({names[leaf.label].where}); "
                         "choose another name"

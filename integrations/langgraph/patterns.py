@@ -71,9 +71,11 @@ class PromptPattern:
         return list(self.regex.finditer(content))
 
     def occurs_in(self, content: str) -> bool:
+        """Whether this template, with any values for its variables, occurs in ``content``."""
         return bool(self._matches(content))
 
     def captured(self, match: re.Match[str]) -> dict[str, str]:
+        """The values a match gave the template's variables, by name."""
         names = list(dict.fromkeys(self.variables))
         return {name: match.group(f"v{i}") for i, name in enumerate(names)}
 
@@ -98,6 +100,7 @@ class PromptPattern:
         return "".join(pieces)
 
     def render(self, values: Mapping[str, str]) -> str | None:
+        """The template with ``values`` filled in; None when one is missing."""
         if any(name not in values for name in self.variables):
             return None
         out = [self.literals[0]]

@@ -56,6 +56,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
+from gepa_graph.errors import InvalidInput, UnknownName, WrongType
 from gepa_graph.lm import is_transient
 from gepa_graph.system import Rollout
 
@@ -91,6 +92,8 @@ class ProbeReport:
     cost_usd: float | None = None  # of the probe run's model calls, where LiteLLM knows prices
 
     def notes(self) -> list[str]:
+        """What the probe run showed, as lines for ``describe``: an error, the confirmed
+        candidates, the modules that reached no model, the system messages no module holds."""
         lines = []
         if self.error:
             lines.append(f"probe run failed: {self.error}")
@@ -135,7 +138,7 @@ class LangGraphSystem:
         self._excluded = set(exclude)
         unknown = sorted(self._excluded - set(self._found))
         if unknown:
-            raise KeyError(
+            raise UnknownName(
                 f"cannot exclude unknown module(s) {unknown}; modules are {sorted(self._found)}"
             )
         self.probe_report: ProbeReport | None = None
@@ -162,6 +165,7 @@ class LangGraphSystem:
     # -- the System protocol
 
     def modules(self) -> dict[str, str]:
+        """The seed prompts of the selected modules; NoPromptsFound (one line) when none is left."""
         if not self.slots:
             raise NoPromptsFound(no_prompts_message(
                 self.graph, self._found, self.probe_report.unclaimed if self.probe_report else None
@@ -169,19 +173,21 @@ class LangGraphSystem:
         return {name: slot.text for name, slot in self.slots.items()}
 
     def node_of(self, module: str) -> str | None:
+        """The node a module's prompt is reached from (None when shared or not tied to one)."""
         return self._slot(module).node
 
     def apply(self, target: Any, prompts: Mapping[str, str]) -> None:
+        """Write ``prompts`` into ``target`` where they live (``Result.apply``)."""
         apply(ensure_compiled(target), prompts, self._declared)
 
     def validate_example(self, example: Any) -> None:
-        """Raise ValueError for an example whose graph input lacks what the graph requires."""
+        """Raise InvalidInput (a ValueError) for an example whose graph input lacks what the graph requires."""
         if not isinstance(example, Mapping):
-            raise ValueError(f"examples must be mappings, got {type(example).__name__}")
+            raise InvalidInput(f"examples must be mappings, got {type(example).__name__}")
         for name, kind in (("context", Mapping), ("config", Mapping), ("resume", list)):
             value = self._run_field(example, name)
             if value is not None and not isinstance(value, kind):
-                raise ValueError(
+                raise InvalidInput(
                     f"the example's {name!r} must be a {kind.__name__}, got {type(value).__name__}"
                 )
         if self._input_fn is not None or self._fields is None:
@@ -193,17 +199,19 @@ class LangGraphSystem:
         missing = [name for name in required if name not in graph_input]
         if missing:
             hint = f" (or a text field {list(QUESTION_FIELDS)})" if "messages" in missing else ""
-            raise ValueError(
+            raise InvalidInput(
                 f"the example lacks field(s) {missing}{hint} that the graph's input schema "
                 "requires; give an 'inputs' field or pass input_fn"
             )
         if fields and not graph_input:
-            raise ValueError(
+            raise InvalidInput(
                 f"the example has none of the graph's input fields {fields} (its fields: "
                 f"{sorted(example)}); rename them, give an 'inputs' field, or pass input_fn"
             )
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
+        """Run the graph on ``example`` with the candidate's prompts substituted where they
+        reach a model, tracing each model call by the prompts it carried; a failure is a Rollout."""
         self._check_candidate(candidate)  # a wrong module name fails loudly, not as a score
         specs = {name: slot.spec for name, slot in self.slots.items()}
         try:
@@ -364,7 +372,7 @@ class LangGraphSystem:
     def _check_candidate(self, candidate: Mapping[str, str]) -> None:
         unknown = sorted(set(candidate) - set(self._found))
         if unknown:
-            raise KeyError(
+            raise UnknownName(
                 f"candidate has unknown module(s) {unknown}; modules are {sorted(self.slots)}"
             )
 
@@ -372,7 +380,7 @@ class LangGraphSystem:
         try:
             return self.slots[module]
         except KeyError:
-            raise KeyError(f"unknown module {module!r}; modules are {sorted(self.slots)}") from None
+            raise UnknownName(f"unknown module {module!r}; modules are {sorted(self.slots)}") from None
 
 
 def _as_dict(context: Any) -> dict[str, Any]:
@@ -384,7 +392,7 @@ def _as_dict(context: Any) -> dict[str, Any]:
         return {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
     if hasattr(context, "model_dump"):
         return {name: getattr(context, name) for name in type(context).model_fields}
-    raise TypeError(f"context must be a mapping, a dataclass or a pydantic model, got "
+    raise WrongType(f"context must be a mapping, a dataclass or a pydantic model, got "
                     f"{type(context).__name__}")
 
 
@@ -419,10 +427,10 @@ def describe(graph: Pregel, declared: Mapping[str, str] | None = None, probe: An
 def _check_names(slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]) -> None:
     unknown = sorted(set(prompts) - set(slots))
     if unknown:
-        raise KeyError(f"unknown prompt module(s) {unknown}; the graph has {sorted(slots)}")
+        raise UnknownName(f"unknown prompt module(s) {unknown}; the graph has {sorted(slots)}")
     for name, text in prompts.items():
         if not isinstance(text, str):
-            raise TypeError(f"prompt {name!r} must be a str, got {type(text).__name__}")
+            raise WrongType(f"prompt {name!r} must be a str, got {type(text).__name__}")
 
 
 def _with_substitution(graph: Pregel, slots: Mapping[str, PromptSlot],

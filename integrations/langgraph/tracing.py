@@ -39,6 +39,7 @@ from gepa_graph.system import Trace, TraceRecord, Usage
 
 
 def error_text(error: BaseException) -> str:
+    """``Type: message`` of an error, as a trace records it."""
     return f"{type(error).__name__}: {error}"
 
 

@@ -104,6 +104,7 @@ class Leaf:
 
     @property
     def variables(self) -> tuple[str, ...]:
+        """The template variables of the text (none for plain text)."""
         return template_vars(self.text, self.template_format)
 
     def write(self, text: str) -> None:
@@ -117,6 +118,7 @@ class Leaf:
 
 @dataclass(eq=False)
 class TemplateLeaf(Leaf):
+    """A prompt template's text (alone, or a message of a ChatPromptTemplate ``chat``)."""
     template: PromptTemplate = field(default=None, repr=False)
     chat: ChatPromptTemplate | None = field(default=None, repr=False)
 
@@ -145,6 +147,7 @@ class TemplateLeaf(Leaf):
 
 @dataclass(eq=False)
 class MessageLeaf(Leaf):
+    """A SystemMessage's content, written in place by ``apply``."""
     message: SystemMessage = field(default=None, repr=False)
 
     def write(self, text: str) -> None:
@@ -153,6 +156,7 @@ class MessageLeaf(Leaf):
 
 @dataclass(eq=False)
 class CellLeaf(Leaf):
+    """A closure variable holding prompt text, written in place by ``apply``."""
     cell: types.CellType = field(default=None, repr=False)
 
     def write(self, text: str) -> None:
@@ -328,6 +332,7 @@ class Walker:
         self._stack: list[set[Hashable]] = []
 
     def walk(self, graph: Pregel) -> None:
+        """Visit ``graph`` and everything it reaches, filling ``leaves`` and ``nodes``."""
         self.visit(graph, None, "graph")
 
     # -- bookkeeping

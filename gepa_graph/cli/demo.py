@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
+import typer
+
+from gepa_graph.cli.common import app, say, user_errors
 from gepa_graph.metric import Score
 
 EXPERIMENT = "gepa-graph-demo"
@@ -69,6 +72,7 @@ _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 
 
 def examples() -> list[dict[str, Any]]:
+    """Every labelled text as an example (``id``, ``text``, ``answer``), in DATA's order."""
     return [{"id": f"d{i:02d}", "text": text, "answer": iso} for i, (text, iso) in enumerate(DATA)]
 
 
@@ -115,6 +119,7 @@ def metric(example: Any, prediction: Any) -> Score:
 
 
 class DateState(TypedDict, total=False):
+    """The graph's state: the ``text`` in, the ``date`` the agent answered out."""
     text: str
     date: str
 
@@ -151,6 +156,9 @@ def task_model(task_lm: str, max_tokens: int = 48) -> Any:
 
 @dataclass
 class DemoReport:
+    """What the demo found, for ``summary`` and for tests: the Result, the held-out scores of
+    the seed and the best (mean and per example), the prompt diff, the MLflow run and the
+    registered versions."""
     result: Any
     seed_test: float
     best_test: float
@@ -180,6 +188,7 @@ async def held_out_scores(graph: Any, prompts: dict[str, str], test: Sequence[di
 
 
 def prompt_diff(seed: dict[str, str], best: dict[str, str]) -> str:
+    """A unified diff of each module whose best prompt differs from the seed's."""
     parts = []
     for module in sorted(best):
         if seed.get(module) == best[module]:
@@ -310,3 +319,32 @@ def summary(report: DemoReport) -> str:
                      f"'{report.registry_name}@production')")
     lines.append(f"run folder: {result.run_dir}  (gepa-graph show {result.run_dir})")
     return "\n".join(lines)
+
+
+@app.command()
+def demo(
+    task_lm: str | None = typer.Option(
+        None, "--task-lm", help="LiteLLM model for the agent (default: the embedded local model)"
+    ),
+    reflection_lm: str | None = typer.Option(
+        None, "--reflection-lm", help="LiteLLM model for reflection (default: the task LM)"
+    ),
+    max_rollouts: int = typer.Option(60, help="rollout budget"),
+    max_seconds: float = typer.Option(420.0, help="wall-clock budget of the optimization"),
+    seed: int = typer.Option(0, help="random seed"),
+    experiment: str = typer.Option(EXPERIMENT, help="MLflow experiment"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLflow's)"),
+    register: str = typer.Option(REGISTRY_NAME, "--register",
+                                 help="Prompt Registry name for the winner (alias candidate)"),
+    run_dir: Path | None = typer.Option(None, help="checkpoint folder (default: ./gepa_runs/...)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Optimize a small real LangGraph agent (dates -> ISO 8601) with a local LLM, offline."""
+    with user_errors():
+        report = run_demo(
+            task_lm=task_lm, reflection_lm=reflection_lm, max_rollouts=max_rollouts,
+            max_seconds=max_seconds, seed=seed, tracking_uri=tracking_uri,
+            experiment=experiment, registry_name=register, run_dir=run_dir,
+            progress=progress, say=say,
+        )
+    say(summary(report))

@@ -1,0 +1,26 @@
+"""The ``gepa-graph`` command: optimize, inspect, show, ui, promote, rollback, demo.
+
+An app on top of the library: the core never imports it. User errors (a bad JSONL line, a
+``module:attr`` that does not import, an unknown registry name: every ``GepaGraphError``) are one
+line on stderr and exit code 2; any other exception is a bug and shows its traceback. MLflow's
+own console lines are off unless ``--verbose``. Everything printed passes through
+``gepa_graph.redact``.
+
+Modules: ``common`` (the Typer app, output, the error boundary), ``inputs`` (``module:attr`` and
+JSONL), ``optimize`` (optimize, inspect), ``runs`` (show, ui), ``promote`` (promote, rollback),
+``demo`` (the quick-start demo and its command).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything can import litellm: never fetch the model price map from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from gepa_graph.cli.common import CLIError, app, main  # noqa: E402
+
+# Each module registers its commands on ``app`` when imported; the order is the help's order.
+from gepa_graph.cli import optimize, runs, promote, demo  # noqa: E402, F401, I001
+
+__all__ = ["CLIError", "app", "main"]

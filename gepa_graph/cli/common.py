@@ -1,0 +1,96 @@
+"""The Typer app every command registers on, its global ``--verbose`` option, plain output, and
+the one error boundary: an error the user caused is one ``error:`` line and exit code 2, anything
+else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from gepa_graph.errors import GepaGraphError
+from gepa_graph.redact import redact_text
+
+app = typer.Typer(
+    name="gepa-graph",
+    help="GEPA prompt optimization for LangGraph agents, tracked in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+options = {"verbose": False}
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own console lines"),
+) -> None:
+    """GEPA prompt optimization for LangGraph agents, tracked in MLflow."""
+    from gepa_graph.tracking.console import quiet_mlflow
+
+    options["verbose"] = verbose
+    quiet_mlflow(verbose)
+
+
+class CLIError(GepaGraphError):
+    """A bad command line (a flag combination, a JSONL line, a ``module:attr`` that does not
+    import): reported as one line, exit code 2."""
+
+
+def say(text: str) -> None:
+    """Plain text on stdout (secrets masked): no rich markup, no highlighting, no wrapping."""
+    console.print(redact_text(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr (secrets masked) and exit with code 2."""
+    typer.echo(redact_text(f"error: {message}"), err=True)
+    raise typer.Exit(2)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type name when the message is empty)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+# OS errors about the user's own files and folders: a path that is missing, unreadable, or of
+# the wrong kind. Other OS errors (a full disk, a broken pipe) keep their traceback.
+USER_OS_ERRORS: tuple[type[OSError], ...] = (
+    FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+)
+
+# gepa_graph.api and gepa_graph.tracking.registry still raise plain ValueError, TypeError and
+# LookupError for bad input (they are outside the change that made the user's errors
+# GepaGraphError). Such an error raised by their own code, not passed up from below, is the
+# user's. Remove this once they raise GepaGraphError.
+_NOT_YET_GEPA_GRAPH_ERRORS = frozenset({"gepa_graph.api", "gepa_graph.tracking.registry"})
+
+
+def _raised_by_unconverted_module(exc: BaseException) -> bool:
+    if not isinstance(exc, (ValueError, TypeError, LookupError)):
+        return False
+    frame = exc.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame.tb_frame.f_globals.get("__name__") in _NOT_YET_GEPA_GRAPH_ERRORS
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Run a command's body: a GepaGraphError or a user's OS error becomes one ``error:`` line
+    and exit code 2; every other exception propagates with its traceback."""
+    try:
+        yield
+    except (GepaGraphError, *USER_OS_ERRORS) as exc:
+        fail(one_line(exc))
+    except (ValueError, TypeError, LookupError) as exc:
+        if not _raised_by_unconverted_module(exc):
+            raise
+        fail(one_line(exc))
