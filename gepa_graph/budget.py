@@ -1,11 +1,12 @@
-"""The budget ledger: rollouts (exact), USD cost and wall time, and when to stop."""
+"""The budget: the one writer of the ledger (rollouts exact, USD cost, wall time, call counts),
+when to stop, and how long one call may take."""
 
 from __future__ import annotations
 
 import time
 
 from gepa_graph.config import OptimizeConfig
-from gepa_graph.events import Ledger
+from gepa_graph.records import Ledger
 
 
 # A call still running this long after max_seconds is cut off, so the limit really holds.
@@ -25,6 +26,9 @@ class BudgetExhausted(Exception):
 
 
 class Budget:
+    """Spends and counts for one run: every change to its ``ledger`` goes through a method here;
+    ``snapshot()`` is what the checkpoint and the events carry."""
+
     def __init__(self, config: OptimizeConfig, prior_seconds: float = 0.0) -> None:
         self.config = config
         self.ledger = Ledger(max_rollouts=config.max_rollouts)
@@ -33,6 +37,7 @@ class Budget:
 
     @property
     def rollouts_left(self) -> int | None:
+        """Rollouts left under ``max_rollouts`` (None without that budget)."""
         if self.config.max_rollouts is None:
             return None
         return self.config.max_rollouts - self.ledger.rollouts_used
@@ -49,16 +54,39 @@ class Budget:
         self.ledger.rollouts_used += count
 
     def add_task_cost(self, cost: float | None) -> None:
+        """Add the USD cost of a rollout (None or 0: unknown or free)."""
         if cost:
             self.ledger.task_cost_usd += cost
             self.ledger.cost_usd += cost
 
     def add_reflection_cost(self, cost: float | None) -> None:
+        """Add the USD cost of a reflection call (None or 0: unknown or free)."""
         if cost:
             self.ledger.reflection_cost_usd += cost
             self.ledger.cost_usd += cost
 
+    def add_reflection_call(self) -> None:
+        """Count one reflection reply the search used (a replayed one included)."""
+        self.ledger.reflection_calls += 1
+
+    def add_failed_rollout(self) -> None:
+        """Count one rollout scored as a failure (the system or the metric failed)."""
+        self.ledger.failed_rollouts += 1
+
+    def add_rollout_retry(self) -> None:
+        """Count one rollout run again after a transient failure (still one rollout)."""
+        self.ledger.rollout_retries += 1
+
+    def add_lm_retry(self) -> None:
+        """Count one reflection LM call retried after a transient failure."""
+        self.ledger.lm_retries += 1
+
+    def add_lm_failure(self) -> None:
+        """Count one reflection LM call that failed for good."""
+        self.ledger.lm_failures += 1
+
     def seconds(self) -> float:
+        """Wall time of the run, the seconds of earlier sessions (before a resume) included."""
         return self._prior_seconds + time.monotonic() - self._started
 
     def seconds_left(self) -> float | None:
@@ -69,6 +97,7 @@ class Budget:
         return self.config.max_seconds - self.seconds()
 
     def snapshot(self) -> Ledger:
+        """A copy of the ledger with the wall time brought up to date."""
         self.ledger.seconds = round(self.seconds(), 3)
         return self.ledger.model_copy()
 
