@@ -17,7 +17,7 @@ from gepa_graph.budget import Budget
 from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
 from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import EventBus, Listener
+from gepa_graph.events import EventBus, ListenerLike
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.fingerprint import fingerprint
 from gepa_graph.lm import LMResponse, ReflectionLM
@@ -47,7 +47,7 @@ def optimize(
     run_dir: str | Path | None = None,
     resume: bool = False,
     tracking: Any = None,
-    listeners: Iterable[Listener] | None = None,
+    listeners: Iterable[ListenerLike] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
     testset: Iterable[Mapping[str, Any] | Example] | None = None,
@@ -103,7 +103,7 @@ async def aoptimize(
     run_dir: str | Path | None = None,
     resume: bool = False,
     tracking: Any = None,
-    listeners: Iterable[Listener] | None = None,
+    listeners: Iterable[ListenerLike] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
     testset: Iterable[Mapping[str, Any] | Example] | None = None,
@@ -170,7 +170,7 @@ async def aoptimize(
 
 async def _run(system: System, train: list[Example], val: list[Example], metric: Metric,
                lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
-               store: RunStore, resume: bool, listening: list[Listener],
+               store: RunStore, resume: bool, listening: list[ListenerLike],
                test: list[Example], probe_cost: float | None = None) -> Result:
     # A callable's name says little about the model behind it: only model strings must match.
     model = lm.name if isinstance(lm.lm, str) else None
@@ -343,9 +343,9 @@ def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[s
     return seeds
 
 
-def _listeners(tracking: Any, extra: Iterable[Listener] | None,
-               progress: bool | None) -> list[Listener]:
-    listeners: list[Listener] = []
+def _listeners(tracking: Any, extra: Iterable[ListenerLike] | None,
+               progress: bool | None) -> list[ListenerLike]:
+    listeners: list[ListenerLike] = []
     if progress or (progress is None and sys.stderr.isatty()):
         from gepa_graph.progress import ProgressDisplay
 

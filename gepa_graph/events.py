@@ -209,6 +209,7 @@ class Listener:
         """The optimization is over (finished, failed or interrupted): release resources."""
 
 
+# What optimize(listeners=...) and the bus accept: a Listener, or any callable(event).
 ListenerLike = Listener | Callable[[Event], Any]
 
 
