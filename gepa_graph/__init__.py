@@ -10,14 +10,13 @@ _CHECKOUT = Path(__file__).resolve().parent.parent
 if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "integrations").is_dir():
     __path__.append(str(_CHECKOUT))  # noqa: F821 (a package's __path__)
 
-from gepa_graph.api import aoptimize, optimize
+from gepa_graph.api import aoptimize, load_result, optimize
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.errors import GepaGraphError
 from gepa_graph.example import Example
 from gepa_graph.metric import Score
 from gepa_graph.result import CandidateRecord, Result
-from gepa_graph.state import load_result
 from gepa_graph.system import FunctionSystem, Rollout, System, Trace, TraceRecord, Usage
 
 __all__ = [

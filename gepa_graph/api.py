@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -16,16 +17,15 @@ from gepa_graph.budget import Budget
 from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
 from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import EventBus, Listener
+from gepa_graph.events import EventBus, ListenerLike
 from gepa_graph.example import Example, as_dataset
-from gepa_graph.fingerprint import check_run_dir, fingerprint
-from gepa_graph.journal import Journal
+from gepa_graph.fingerprint import fingerprint
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.redact import find_secret
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
-from gepa_graph.state import JOURNAL_FILE, STATE_FILE, load_state, lock_run_dir
+from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
 from gepa_graph.usercode import DaemonExecutor
@@ -47,7 +47,7 @@ def optimize(
     run_dir: str | Path | None = None,
     resume: bool = False,
     tracking: Any = None,
-    listeners: Iterable[Listener] | None = None,
+    listeners: Iterable[ListenerLike] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
     testset: Iterable[Mapping[str, Any] | Example] | None = None,
@@ -103,7 +103,7 @@ async def aoptimize(
     run_dir: str | Path | None = None,
     resume: bool = False,
     tracking: Any = None,
-    listeners: Iterable[Listener] | None = None,
+    listeners: Iterable[ListenerLike] | None = None,
     progress: bool | None = None,
     seed_prompts: Mapping[str, str] | None = None,
     testset: Iterable[Mapping[str, Any] | Example] | None = None,
@@ -153,36 +153,34 @@ async def aoptimize(
     )
     listening = _listeners(tracking, listeners, progress)
 
-    directory = Path(run_dir) if run_dir is not None else _new_run_dir()
-    lock = lock_run_dir(directory)  # before any paid call: writable, and ours alone
+    store = RunStore(Path(run_dir) if run_dir is not None else _new_run_dir())
+    store.lock()  # before any paid call: writable, and ours alone
     try:
         probe_cost = None
         if seeds is None:
             probe_cost = await _probe(system, train)
             seeds = _seed_prompts(system, seed_prompts)
         return await _run(
-            system, train, val, metric, lm, config, chosen, seeds, directory, resume, listening,
+            system, train, val, metric, lm, config, chosen, seeds, store, resume, listening,
             test, probe_cost,
         )
     finally:
-        lock.close()
+        store.close()
 
 
 async def _run(system: System, train: list[Example], val: list[Example], metric: Metric,
                lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
-               directory: Path, resume: bool, listening: list[Listener],
+               store: RunStore, resume: bool, listening: list[ListenerLike],
                test: list[Example], probe_cost: float | None = None) -> Result:
     # A callable's name says little about the model behind it: only model strings must match.
     model = lm.name if isinstance(lm.lm, str) else None
-    check_run_dir(directory, resume, fingerprint(config, seeds, train, val, model),
-                  STATE_FILE, JOURNAL_FILE)
-    journal = Journal(directory / JOURNAL_FILE)
+    store.check(resume, fingerprint(config, seeds, train, val, model))
     state = None
     journaled_rollouts: dict = {}
     journaled_reflections: dict = {}
     if resume:
-        state = load_state(directory)
-        journaled_rollouts, journaled_reflections = journal.load(
+        state = store.load_state()
+        journaled_rollouts, journaled_reflections = store.load_journal(
             EvalResult.model_validate, LMResponse.model_validate
         )
 
@@ -192,12 +190,12 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
         budget.reserve_rollouts(1)
         budget.add_task_cost(probe_cost or None)
     lm.deadline = budget.seconds_left
-    evaluator = Evaluator(system, metric, config, budget, journal, journaled_rollouts)
+    lm.budget = budget  # reflection retries and failures are counted in the ledger
+    evaluator = Evaluator(system, metric, config, budget, store.journal, journaled_rollouts)
     engine = Engine(
         system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
-        replay=ReflectionReplay(journal, journaled_reflections), config=config, budget=budget,
-        bus=bus, seed_prompts=seeds, run_dir=directory, journal=journal,
-        strategies=chosen,
+        replay=ReflectionReplay(store.journal, journaled_reflections), config=config,
+        budget=budget, bus=bus, seed_prompts=seeds, store=store, strategies=chosen,
     )
     try:
         result = await engine.run()
@@ -219,7 +217,7 @@ async def _score_testset(system: System, metric: Metric, config: OptimizeConfig,
 
     free = config.model_copy(update={"max_rollouts": 2 * len(test), "max_cost_usd": None,
                                      "max_seconds": None})
-    evaluator = Evaluator(system, metric, free, Budget(free), Journal(None))
+    evaluator = Evaluator(system, metric, free, Budget(free), RunStore(None).journal)
     scores = {}
     for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
         outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)
@@ -258,6 +256,48 @@ def as_system(system: Any) -> System:
         f"cannot optimize a {type(system).__name__}: pass a compiled LangGraph graph, a "
         "gg.System, or wrap a function with gg.FunctionSystem(modules=..., fn=...)"
     )
+
+
+def apply_prompts(target: Any, prompts: Mapping[str, str],
+                  seed_prompts: Mapping[str, str] | None = None) -> None:
+    """Write ``prompts`` into ``target`` in place: what ``Result.apply`` does without a System.
+
+    A LangGraph graph gets them through the LangGraph integration; a module its code scan cannot
+    see (a ``prompts=`` default given to LangGraphSystem) is declared with its seed text."""
+    from gepa_graph.integrations.langgraph import apply, is_langgraph
+    from gepa_graph.integrations.langgraph.discover import ensure_compiled, find_slots
+
+    if not is_langgraph(target):
+        raise TypeError(
+            f"cannot write prompts into a {type(target).__name__}: pass a compiled LangGraph "
+            "graph, or the System that ran the optimization (result.apply(target, system=...)), "
+            "or use result.best_candidate directly"
+        )
+    graph = ensure_compiled(target)
+    found = find_slots(graph)
+    declared = {name: (seed_prompts or {}).get(name, text)
+                for name, text in prompts.items() if name not in found}
+    apply(graph, prompts, declared)
+
+
+def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
+    """The Result of a run, finished or not, without the system that ran it (it can still
+    ``apply`` its prompts to a graph).
+
+    ``source`` is a run folder (its checkpoint), or an MLflow run id or ``runs:/<id>`` (the
+    optimization's run, or one of its candidate runs) read through ``gepa_graph.tracking`` from
+    ``tracking_uri`` (default: MLflow's own)."""
+    text = str(source)
+    if not isinstance(source, Path) and (
+        text.startswith("runs:/") or (_RUN_ID.fullmatch(text) and not Path(text).exists())
+    ):
+        from gepa_graph.tracking.mlflow import load_result as from_mlflow
+
+        return from_mlflow(text, tracking_uri)
+    return RunStore(source).load_result()
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _merge_budgets(config: OptimizeConfig | Mapping[str, Any] | None, max_rollouts: int | None,
@@ -302,9 +342,9 @@ def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[s
     return seeds
 
 
-def _listeners(tracking: Any, extra: Iterable[Listener] | None,
-               progress: bool | None) -> list[Listener]:
-    listeners: list[Listener] = []
+def _listeners(tracking: Any, extra: Iterable[ListenerLike] | None,
+               progress: bool | None) -> list[ListenerLike]:
+    listeners: list[ListenerLike] = []
     if progress or (progress is None and sys.stderr.isatty()):
         from gepa_graph.progress import ProgressDisplay
 

@@ -1,4 +1,5 @@
-"""The budget ledger: rollouts (exact), USD cost and wall time, and when to stop."""
+"""The budget: the one writer of the ledger (rollouts exact, USD cost, wall time, call counts),
+when to stop, and how long one call may take."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from gepa_graph.config import OptimizeConfig
-from gepa_graph.events import Ledger
+from gepa_graph.records import Ledger
 
 
 # A call still running this long after max_seconds is cut off, so the limit really holds.
@@ -103,6 +104,26 @@ class Budget:
         if cost:
             self.ledger.reflection_cost_usd += cost
             self.ledger.cost_usd += cost
+
+    def add_reflection_call(self) -> None:
+        """Count one reflection reply the search used (a replayed one included)."""
+        self.ledger.reflection_calls += 1
+
+    def add_failed_rollout(self) -> None:
+        """Count one rollout scored as a failure (the system or the metric failed)."""
+        self.ledger.failed_rollouts += 1
+
+    def add_rollout_retry(self) -> None:
+        """Count one rollout run again after a transient failure (still one rollout)."""
+        self.ledger.rollout_retries += 1
+
+    def add_lm_retry(self) -> None:
+        """Count one reflection LM call retried after a transient failure."""
+        self.ledger.lm_retries += 1
+
+    def add_lm_failure(self) -> None:
+        """Count one reflection LM call that failed for good."""
+        self.ledger.lm_failures += 1
 
     def seconds(self) -> float:
         """Wall time of the run so far, including the time before a resume."""

@@ -1,4 +1,9 @@
-"""Candidate: one full assignment of prompt text to every module, identified by content."""
+"""Candidate: one full assignment of prompt text to every module, identified by content.
+
+This is the engine's identity of a prompt set (its id is derived from the prompts; ``mutate``
+makes children). What a run learned about a candidate that joined the pool (scores, when) is
+its ``gepa_graph.records.CandidateRecord``, which events, the checkpoint and the Result carry.
+"""
 
 from __future__ import annotations
 

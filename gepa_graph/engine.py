@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from gepa_graph import pareto
 from gepa_graph.budget import Budget, BudgetExhausted, Hold
@@ -30,7 +29,6 @@ from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import (
     BudgetUpdated,
     CandidateAccepted,
-    CandidateInfo,
     Event,
     EventBus,
     IterationStarted,
@@ -41,14 +39,14 @@ from gepa_graph.events import (
     ReflectionCalled,
 )
 from gepa_graph.example import Example
-from gepa_graph.journal import Journal
 from gepa_graph.lm import LMCallFailed, ReflectionLM
 from gepa_graph.proposers.merge import MergePlan, balanced_subsample
 from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import CandidateRecord, Result
-from gepa_graph.state import OptimizerState, save_state
+from gepa_graph.state import OptimizerState
+from gepa_graph.store import RunStore
 from gepa_graph.strategies import ProposalOutcome, Strategies, build
 from gepa_graph.system import System, check_modules_used, node_of
 from gepa_graph.turns import Turns
@@ -99,8 +97,7 @@ class Engine:
         budget: Budget,
         bus: EventBus,
         seed_prompts: dict[str, str],
-        run_dir: Path | None,
-        journal: Journal,
+        store: RunStore,
         strategies: Strategies | None = None,
     ) -> None:
         self.system = system
@@ -113,13 +110,14 @@ class Engine:
         self.config = config
         self.budget = budget
         self.bus = bus
-        self.run_dir = run_dir
-        self.journal = journal
+        self.store = store
+        self.run_dir = store.directory
+        self.journal = store.journal
         self.rng = random.Random(config.seed)
         self.strategies = strategies or build(config)
         self.modules = list(seed_prompts)
         self.seed = Candidate(prompts=dict(seed_prompts))
-        self.turns = Turns(journal, journal.turns)
+        self.turns = Turns(self.journal, self.journal.turns)
         # Proposals in flight at most: by default enough for their minibatches to fill the
         # rollout slots; 1 is the sequential GEPA loop.
         self.proposal_cap = config.parallel_proposals or max(
@@ -203,18 +201,12 @@ class Engine:
         self.bus.emit(event)
 
     def _ledger(self):
-        ledger = self.budget.snapshot()
-        ledger.reflection_calls = self.state.ledger.reflection_calls
-        ledger.lm_retries = self.reflection_lm.retries
-        ledger.lm_failures = self.reflection_lm.failures
-        self.state.ledger = ledger
-        return ledger
+        self.state.ledger = self.budget.snapshot()
+        return self.state.ledger
 
     def _checkpoint(self) -> None:
         self._ledger()
-        self.journal.sync()
-        if self.run_dir is not None:
-            save_state(self.state, self.run_dir)
+        self.store.save_state(self.state)
 
     def _reject(self, kind: str, reason: str, detail: str = "", module: str | None = None,
                 parent_ids: tuple[str, ...] = (), text: str | None = None,
@@ -261,7 +253,6 @@ class Engine:
                 self._checkpoint()
             self.journal.close()
         result = self.state.to_result(self.run_dir)
-        result._system = self.system
         self._emit(OptimizationFinished(
             stop_reason=stop_reason, best_id=result.best_id, best_score=result.best_score,
             seed_score=result.seed_score, ledger=result.ledger, iterations=result.iterations,
@@ -511,7 +502,7 @@ class Engine:
         self._emit_minibatch(plan.iteration, plan.parent, "parent", plan.minibatch,
                              outcome.parent_results)
         for module, reflection in outcome.reflections:
-            self.state.ledger.reflection_calls += 1
+            self.budget.add_reflection_call()
             self.budget.add_reflection_cost(reflection.response.usage.cost_usd)
             self._emit(ReflectionCalled(
                 iteration=plan.iteration, module=module, parent_id=plan.parent.id,
@@ -643,11 +634,7 @@ class Engine:
         self.state.best_id = self.best_id
         complete = pareto.is_complete(self.scores[candidate.id], self.val_keys)
         self._emit(CandidateAccepted(
-            iteration=iteration,
-            candidate=CandidateInfo(**candidate.model_dump(exclude={"id"}), id=candidate.id),
-            val_scores=record.val_scores, mean_score=mean,
-            rollouts_used=record.rollouts_at_discovery,
-            is_best=best_before is None or (complete and mean > best_before),
+            candidate=record, is_best=best_before is None or (complete and mean > best_before),
         ))
         self._checkpoint()
 

@@ -123,7 +123,7 @@ class Evaluator:
         self._cache[(candidate.id, result.example_key)] = result
         self.budget.add_task_cost(result.usage.cost_usd)
         if result.error is not None:
-            self.budget.ledger.failed_rollouts += 1
+            self.budget.add_failed_rollout()
         if journal:
             self.journal.record_rollout(
                 candidate.id, result.example_key, result.model_dump(mode="json")
@@ -164,7 +164,7 @@ class Evaluator:
                 break
             # A rate limit or dropped connection says nothing about the prompt: run again
             # rather than score it. One (candidate, example) still counts one rollout.
-            self.budget.ledger.rollout_retries += 1
+            self.budget.add_rollout_retry()
             await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
         result = await self._score(example, rollout)
         result.usage = spent  # every attempt was paid for, not only the last

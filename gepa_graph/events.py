@@ -1,5 +1,9 @@
 """Typed events the engine emits; listeners (progress display, tracking) subscribe to them.
 
+Events carry records (``gepa_graph.records``, ``gepa_graph.result``), never live objects, so a
+listener sees what a result loaded from disk holds. A listener is any ``callable(event)``, or a
+``Listener`` subclass overriding the hooks it needs (one documented no-op per event type).
+
 Listeners must not be able to break an optimization: an exception in a listener is reported
 once (logging) and the listener keeps receiving later events.
 """
@@ -7,45 +11,33 @@ once (logging) and the listener keeps receiving later events.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from gepa_graph.records import CandidateRecord, Ledger, Rejection
+from gepa_graph.result import Result
+
 log = logging.getLogger("gepa_graph")
+
+__all__ = [
+    "BudgetUpdated", "CandidateAccepted", "Event", "EventBus", "IterationStarted", "Ledger",
+    "Listener", "MinibatchEvaluated", "OptimizationFinished", "OptimizationStarted",
+    "ProposalRejected", "ReflectionCalled", "TestsetEvaluated",
+]
 
 
 class Event(BaseModel):
+    """Base of every event: immutable."""
+
     model_config = ConfigDict(frozen=True)
-
-
-class CandidateInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    prompts: dict[str, str]
-    parent_ids: tuple[str, ...]
-    origin: str
-    changed_modules: tuple[str, ...]
-
-
-class Ledger(BaseModel):
-    """Budget snapshot."""
-
-    rollouts_used: int = 0
-    max_rollouts: int | None = None
-    cost_usd: float = 0.0
-    reflection_cost_usd: float = 0.0
-    task_cost_usd: float = 0.0
-    reflection_calls: int = 0
-    lm_retries: int = 0
-    lm_failures: int = 0
-    failed_rollouts: int = 0
-    rollout_retries: int = 0
-    seconds: float = 0.0
 
 
 class OptimizationStarted(Event):
+    """A run starts (or resumes): its folder, config, seed prompts and data sizes."""
+
     run_dir: str | None
     resumed: bool
     config: dict[str, Any]
@@ -56,6 +48,8 @@ class OptimizationStarted(Event):
 
 
 class IterationStarted(Event):
+    """A mutation (of ``module`` of one parent) or a merge (of two parents) begins."""
+
     iteration: int
     kind: Literal["mutation", "merge"]
     parent_ids: tuple[str, ...]
@@ -63,6 +57,8 @@ class IterationStarted(Event):
 
 
 class ReflectionCalled(Event):
+    """The reflection LM answered a prompt about ``module`` of ``parent_id``."""
+
     iteration: int
     module: str
     parent_id: str
@@ -71,19 +67,13 @@ class ReflectionCalled(Event):
     cost_usd: float | None = None
 
 
-class ProposalRejected(Event):
-    """A proposal that did not enter the pool. ``reason`` is a short code, ``detail`` prose."""
-
-    iteration: int
-    kind: Literal["mutation", "merge"]
-    reason: str
-    detail: str = ""
-    module: str | None = None
-    parent_ids: tuple[str, ...] = ()
-    proposed_text: str | None = None
+class ProposalRejected(Rejection, Event):
+    """A proposal that did not enter the pool (the event of a ``records.Rejection``)."""
 
 
 class MinibatchEvaluated(Event):
+    """A parent or child ran on a minibatch: the example keys and their scores."""
+
     iteration: int
     candidate_id: str
     role: Literal["parent", "child"]
@@ -92,15 +82,35 @@ class MinibatchEvaluated(Event):
 
 
 class CandidateAccepted(Event):
-    iteration: int
-    candidate: CandidateInfo
-    val_scores: dict[str, float]
-    mean_score: float
-    rollouts_used: int
+    """A candidate joined the pool: its record, and whether it is the best so far."""
+
+    candidate: CandidateRecord
     is_best: bool
+
+    @property
+    def iteration(self) -> int:
+        """The iteration that produced the candidate (0 for the seed)."""
+        return self.candidate.iteration
+
+    @property
+    def val_scores(self) -> dict[str, float]:
+        """Validation scores by example key."""
+        return self.candidate.val_scores
+
+    @property
+    def mean_score(self) -> float:
+        """Mean validation score."""
+        return self.candidate.mean_score
+
+    @property
+    def rollouts_used(self) -> int:
+        """Rollouts spent when the candidate was accepted."""
+        return self.candidate.rollouts_at_discovery
 
 
 class BudgetUpdated(Event):
+    """After each step: the ledger, the best candidate and the pool's size and Pareto score."""
+
     iteration: int
     ledger: Ledger
     best_score: float
@@ -112,13 +122,15 @@ class BudgetUpdated(Event):
 
 
 class OptimizationFinished(Event):
+    """The run ended (``stop_reason``); ``result`` is the Result (None only when hand-built)."""
+
     stop_reason: str
     best_id: str
     best_score: float
     seed_score: float
     ledger: Ledger
     iterations: int
-    result: Any = None  # the gepa_graph.Result, for listeners that write a final report
+    result: Result | None = None  # for listeners that write a final report
 
 
 class TestsetEvaluated(Event):
@@ -135,12 +147,80 @@ class TestsetEvaluated(Event):
     best_score: float
 
 
-Listener = Callable[[Event], Any]
+def hook_name(event_type: type[Event]) -> str:
+    """The Listener hook of an event type: ``CandidateAccepted`` -> ``on_candidate_accepted``."""
+    return "on_" + re.sub(r"(?<!^)(?=[A-Z])", "_", event_type.__name__).lower()
+
+
+class Listener:
+    """Base class of event listeners: override the hooks you need, each a no-op here.
+
+    The EventBus calls ``listener(event)``; ``__call__`` hands the event to the hook named after
+    its type (``on_candidate_accepted`` for CandidateAccepted), or to ``on_event`` for an event
+    type with no hook of its own. A listener that must not block the run (one writing to a remote
+    server) may override ``__call__`` to queue the event and call ``dispatch`` later.
+    ``close()`` is called once when the optimization ends, however it ends.
+    """
+
+    def __call__(self, event: Event) -> None:
+        """Receive one event from the bus: dispatch it to its hook."""
+        self.dispatch(event)
+
+    def dispatch(self, event: Event) -> None:
+        """Call the hook of ``event``'s type (``on_event`` if it has none)."""
+        for cls in type(event).__mro__:
+            if cls is Event:
+                break
+            hook = getattr(self, hook_name(cls), None)
+            if hook is not None:
+                hook(event)
+                return
+        self.on_event(event)
+
+    def on_optimization_started(self, event: OptimizationStarted) -> None:
+        """A run starts or resumes (emitted once per process, before anything runs)."""
+
+    def on_iteration_started(self, event: IterationStarted) -> None:
+        """A mutation or merge begins."""
+
+    def on_reflection_called(self, event: ReflectionCalled) -> None:
+        """The reflection LM replied."""
+
+    def on_proposal_rejected(self, event: ProposalRejected) -> None:
+        """A proposal did not join the pool."""
+
+    def on_minibatch_evaluated(self, event: MinibatchEvaluated) -> None:
+        """A parent or child ran on a minibatch."""
+
+    def on_candidate_accepted(self, event: CandidateAccepted) -> None:
+        """A candidate joined the pool (``event.candidate`` is its record)."""
+
+    def on_budget_updated(self, event: BudgetUpdated) -> None:
+        """A step ended: the ledger and the pool's scores."""
+
+    def on_optimization_finished(self, event: OptimizationFinished) -> None:
+        """The run ended; ``event.result`` is its Result."""
+
+    def on_testset_evaluated(self, event: TestsetEvaluated) -> None:
+        """Held-out scores of the seed and the best candidate."""
+
+    def on_event(self, event: Event) -> None:
+        """An event type with no hook of its own (one added after this listener was written)."""
+
+    def close(self) -> None:
+        """The optimization is over (finished, failed or interrupted): release resources."""
+
+
+# What optimize(listeners=...) and the bus accept: a Listener, or any callable(event).
+ListenerLike = Listener | Callable[[Event], Any]
 
 
 class EventBus:
-    def __init__(self, listeners: list[Listener] | None = None) -> None:
-        self._listeners: list[Listener] = list(listeners or [])
+    """Delivers each event to every listener in order; a failing listener is logged once and
+    keeps receiving events."""
+
+    def __init__(self, listeners: list[ListenerLike] | None = None) -> None:
+        self._listeners: list[ListenerLike] = list(listeners or [])
         self._failed: set[int] = set()
 
     def close(self) -> None:
@@ -156,9 +236,14 @@ class EventBus:
                             listener, type(exc).__name__, exc)
 
     def emit(self, event: Event) -> None:
+        """Deliver ``event``: ``listener(event)``, or ``listener.on_event(event)`` for an object
+        that is not callable but has that method."""
         for index, listener in enumerate(self._listeners):
             try:
-                listener(event)
+                if callable(listener):
+                    listener(event)
+                else:
+                    listener.on_event(event)
             except Exception as exc:  # a listener never stops the optimization
                 if index not in self._failed:
                     self._failed.add(index)

@@ -1,17 +1,17 @@
-"""What determines a run, kept in its folder so a resume refuses other inputs instead of paying again.
+"""What determines a run, so a resume refuses other inputs instead of paying again.
 
-``run.json`` holds a hash of each input that decides what a run computes: the config (budgets
-aside: extending a budget on resume is what resume is for), the seed prompts, the training and
-validation examples (contents, not just keys) and the reflection LM. A resume compares them and
-names, in one line, what differs. The folder's other inconsistent states are one-line errors too:
-nothing to resume, or a checkpoint whose journal is gone (every finished rollout would be paid
-for again), or a new run over an old one.
+The run folder's ``run.json`` (written and read by ``gepa_graph.store.RunStore``) holds a hash
+of each input that decides what a run computes: the config (budgets aside: extending a budget on
+resume is what resume is for), the seed prompts, the training and validation examples (contents,
+not just keys) and the reflection LM. A resume compares them and names, in one line, what
+differs. The folder's other inconsistent states are one-line errors too: nothing to resume, or a
+checkpoint whose journal is gone (every finished rollout would be paid for again), or a new run
+over an old one. This module decides; the store reads and writes the files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from gepa_graph.config import OptimizeConfig
 from gepa_graph.errors import GepaGraphError
 from gepa_graph.example import Example, stable_json
 
-FINGERPRINT_FILE = "run.json"
 BUDGET_FIELDS = frozenset(
     {"max_rollouts", "max_cost_usd", "max_seconds", "max_iterations", "max_stale_iterations"}
 )
@@ -53,36 +52,31 @@ def fingerprint(config: OptimizeConfig, seed_prompts: Mapping[str, str],
     }
 
 
-def check_run_dir(run_dir: Path, resume: bool, current: dict, state_file: str,
-                  journal_file: str) -> None:
-    """Refuse, in one line, a resume that would not continue this run, or a new run over one."""
-    saved_path = run_dir / FINGERPRINT_FILE
-    has_state, has_journal = (run_dir / state_file).exists(), (run_dir / journal_file).exists()
+def check_folder(run_dir: Path, resume: bool, *, has_state: bool, has_journal: bool,
+                 journal_empty: bool, state_file: str, journal_file: str) -> None:
+    """Refuse, in one line, a new run over an old one, or a resume with nothing to continue or
+    whose journal is gone (``RunExists``, ``ResumeMismatch``)."""
     if not resume:
         if has_state or has_journal:
             raise RunExists(
                 f"{run_dir} already holds a run; pass resume=True to continue it, or choose "
                 "another run_dir"
             )
-        saved_path.write_text(json.dumps(current, indent=1), encoding="utf-8")
         return
     if not (has_state or has_journal):
         raise ResumeMismatch(
             f"nothing to resume in {run_dir} (no {state_file} or {journal_file}); "
             "drop resume=True to start a new run there"
         )
-    if has_state and (not has_journal or (run_dir / journal_file).stat().st_size == 0):
+    if has_state and (not has_journal or journal_empty):
         raise ResumeMismatch(
             f"{run_dir} has a checkpoint but its {journal_file} is missing or empty: resuming "
             "would pay again for every finished rollout; restore the journal or start a new run"
         )
-    if not saved_path.exists():
-        saved_path.write_text(json.dumps(current, indent=1), encoding="utf-8")  # older runs
-        return
-    try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResumeMismatch(f"{saved_path} is unreadable ({type(exc).__name__})") from None
+
+
+def compare(run_dir: Path, saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Refuse, in one line naming what differs, a resume whose inputs are not the run's."""
     differing = [name for name, value in current.items() if saved.get(name) != value]
     if differing:
         raise ResumeMismatch(

@@ -3,7 +3,8 @@
 Each finished rollout and each reflection reply is appended as one JSON line and flushed at
 once, so a process killed at any moment loses at most the calls still in flight. A resumed run
 replays the optimization from the start, taking every rollout and reflection it already paid
-for from here, and so reaches exactly the state the killed run had.
+for from here, and so reaches exactly the state the killed run had. This module is the file's
+format; ``gepa_graph.store.RunStore`` owns the file (``store.journal``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ Check = Callable[[dict[str, Any]], Any]
 
 
 class Journal:
+    """The journal file of one run folder (``path``; None: a run without a folder, where every
+    method is a no-op). Written through ``gepa_graph.store.RunStore.journal``."""
+
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._file = None
@@ -85,23 +89,27 @@ class Journal:
         self._file.flush()
 
     def record_rollout(self, candidate_id: str, example_key: str, result: dict[str, Any]) -> None:
+        """Append one finished rollout's result (a JSON object), flushed at once."""
         self._append(
             {"type": "rollout", "candidate_id": candidate_id, "example_key": example_key,
              "result": result}
         )
 
     def record_reflection(self, key: str, response: dict[str, Any]) -> None:
+        """Append one reflection reply under its replay key, flushed at once."""
         self._append({"type": "reflection", "key": key, "response": response})
 
     def record_turn(self, label: str) -> None:
         self._append({"type": "turn", "label": label})
 
     def sync(self) -> None:
+        """fsync what was appended: called before each checkpoint."""
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
+        """Sync and close the file (a later append opens it again)."""
         if self._file is not None:
             self.sync()
             self._file.close()

@@ -149,6 +149,8 @@ class ReflectionLM:
         self._semaphore = asyncio.Semaphore(concurrency)
         self.retries = 0
         self.failures = 0
+        # The run's Budget (set by optimize): retries and failures are counted in its ledger too.
+        self.budget: Any = None
         self._jitter = random.Random(0)  # backoff jitter only; never touches the search
 
     @property
@@ -183,21 +185,31 @@ class ReflectionLM:
                         raise EmptyReply("the reflection LM returned an empty reply")
                     return response.model_copy(update={"usage": spent})
                 except LMCallFailed:
-                    self.failures += 1
+                    self._failed()
                     raise
                 except Exception as exc:
                     self._classify(exc)
                     if attempt == self.max_retries or timeouts >= _OWN_TIMEOUT_ATTEMPTS:
-                        self.failures += 1
+                        self._failed()
                         raise LMCallFailed(_one_line(
                             f"reflection LM failed after {attempt + 1} attempts: {describe(exc)}"
                         )) from exc
-                    self.retries += 1
+                    self._retried()
                     delay = self.backoff_s * (2**attempt) * (0.5 + self._jitter.random())
                     log.info("reflection LM %s; retry %d in %.1fs",
                              _one_line(describe(exc)), attempt + 1, delay)
                     await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _retried(self) -> None:
+        self.retries += 1
+        if self.budget is not None:
+            self.budget.add_lm_retry()
+
+    def _failed(self) -> None:
+        self.failures += 1
+        if self.budget is not None:
+            self.budget.add_lm_failure()
 
     def _classify(self, exc: Exception) -> None:
         """Return for a failure worth retrying; raise what a retry cannot fix."""
@@ -205,13 +217,13 @@ class ReflectionLM:
             return
         names = _names(exc)
         if "ContextWindowExceededError" in names:
-            self.failures += 1
+            self._failed()
             raise PromptTooLong(_one_line(f"reflection prompt too long: {describe(exc)}")) from exc
         bad_request = "BadRequestError" in names and "ContentPolicyViolationError" not in names
         if is_config_error(exc) or bad_request:
             raise LMConfigError(_one_line(f"reflection LM {self.name!r}: {describe(exc)}")) from None
         if not is_transient(exc):  # a refusal, an error of the user's callable: reject this one
-            self.failures += 1
+            self._failed()
             raise LMCallFailed(_one_line(f"reflection LM failed: {describe(exc)}")) from exc
 
     async def _call_once(self, prompt: str) -> LMResponse:

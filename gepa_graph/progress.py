@@ -8,47 +8,56 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from gepa_graph.events import (
     BudgetUpdated,
     CandidateAccepted,
-    Event,
+    Listener,
     OptimizationFinished,
     OptimizationStarted,
 )
 
 
-class ProgressDisplay:
+class ProgressDisplay(Listener):
     """A listener (``progress=True``) that shows the budget as a bar and each accepted
     candidate as a line, on stderr so it never mixes with a program's output."""
+
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
         self._task = None
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, OptimizationStarted):
-            self._start(event)
-        elif isinstance(event, CandidateAccepted):
-            star = "[bold green]new best[/]" if event.is_best else ""
-            self.console.print(
-                f"iteration {event.iteration}: accepted {event.candidate.origin} "
-                f"{event.candidate.id[:8]} val {event.mean_score:.3f} "
-                f"({event.rollouts_used} rollouts) {star}"
-            )
-        elif isinstance(event, BudgetUpdated) and self._progress is not None:
-            ledger = event.ledger
-            self._progress.update(
-                self._task,
-                completed=ledger.rollouts_used,
-                best=f"{event.best_score:.3f}",
-                pool=event.pool_size,
-                cost=f"${ledger.cost_usd:.4f}",
-                iteration=event.iteration,
-            )
-        elif isinstance(event, OptimizationFinished):
-            self.close()
-            self.console.print(
-                f"[bold]done[/] ({event.stop_reason}): best {event.best_score:.3f} vs seed "
-                f"{event.seed_score:.3f}, {event.ledger.rollouts_used} rollouts, "
-                f"${event.ledger.cost_usd:.4f}, {event.iterations} iterations"
-            )
+    def on_optimization_started(self, event: OptimizationStarted) -> None:
+        """Print what is optimized and start the bar."""
+        self._start(event)
+
+    def on_candidate_accepted(self, event: CandidateAccepted) -> None:
+        """Print the candidate's line."""
+        star = "[bold green]new best[/]" if event.is_best else ""
+        self.console.print(
+            f"iteration {event.iteration}: accepted {event.candidate.origin} "
+            f"{event.candidate.id[:8]} val {event.mean_score:.3f} "
+            f"({event.rollouts_used} rollouts) {star}"
+        )
+
+    def on_budget_updated(self, event: BudgetUpdated) -> None:
+        """Move the bar."""
+        if self._progress is None:
+            return
+        ledger = event.ledger
+        self._progress.update(
+            self._task,
+            completed=ledger.rollouts_used,
+            best=f"{event.best_score:.3f}",
+            pool=event.pool_size,
+            cost=f"${ledger.cost_usd:.4f}",
+            iteration=event.iteration,
+        )
+
+    def on_optimization_finished(self, event: OptimizationFinished) -> None:
+        """Stop the bar and print the outcome."""
+        self.close()
+        self.console.print(
+            f"[bold]done[/] ({event.stop_reason}): best {event.best_score:.3f} vs seed "
+            f"{event.seed_score:.3f}, {event.ledger.rollouts_used} rollouts, "
+            f"${event.ledger.cost_usd:.4f}, {event.iterations} iterations"
+        )
 
     def _start(self, event: OptimizationStarted) -> None:
         where = f" in {event.run_dir}" if event.run_dir else ""

@@ -1,38 +1,31 @@
-"""Result of an optimization: the best prompts, the whole pool with lineage, and the ledger."""
+"""Result of an optimization: the best prompts, the whole pool with lineage, and the ledger.
+
+A Result is plain data: the same object comes back from ``optimize``, from a run folder and from
+an MLflow run (``gg.load_result``), and each can ``apply`` its best prompts to a graph.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel
 
-from gepa_graph.events import Ledger, ProposalRejected
+from gepa_graph.records import CandidateRecord, Ledger, Rejection
 
-
-class CandidateRecord(BaseModel):
-    """An accepted candidate: its prompts, lineage, and full validation score vector."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    prompts: dict[str, str]
-    parent_ids: tuple[str, ...] = ()
-    origin: str = "seed"
-    changed_modules: tuple[str, ...] = ()
-    val_scores: dict[str, float]  # example key -> score
-    mean_score: float
-    iteration: int  # 0 for the seed
-    rollouts_at_discovery: int
+__all__ = ["CandidateRecord", "Result"]
 
 
 class Result(BaseModel):
+    """The outcome of one optimization (finished or not): best and seed prompts with their mean
+    validation scores, every accepted candidate and rejected proposal, and what it spent."""
+
     best_id: str
     best_candidate: dict[str, str]
     best_score: float
     seed_candidate: dict[str, str]
     seed_score: float
     candidates: list[CandidateRecord]
-    rejected: list[ProposalRejected]  # every proposal that did not join the pool, and why
+    rejected: list[Rejection]  # every proposal that did not join the pool, and why
     rollouts_used: int
     ledger: Ledger
     iterations: int
@@ -43,9 +36,8 @@ class Result(BaseModel):
     test_seed_score: float | None = None
     test_best_score: float | None = None
 
-    _system: Any = PrivateAttr(default=None)
-
     def candidate(self, candidate_id: str) -> CandidateRecord:
+        """The record of candidate ``candidate_id``; KeyError if it is not in the pool."""
         for record in self.candidates:
             if record.id == candidate_id:
                 return record
@@ -70,12 +62,23 @@ class Result(BaseModel):
             if self.seed_candidate.get(name) != text
         }
 
-    def apply(self, target: Any) -> None:
-        """Write the best prompts into ``target`` in place (e.g. the user's compiled graph)."""
-        applier = getattr(self._system, "apply", None)
-        if applier is None:
-            raise TypeError(
-                "this result's system cannot write prompts into an object; use "
-                "result.best_candidate directly"
-            )
-        applier(target, self.best_candidate)
+    def apply(self, target: Any, system: Any = None) -> None:
+        """Write the best prompts into ``target`` in place (e.g. the user's compiled graph).
+
+        A LangGraph graph needs nothing more, whether this result came from ``optimize`` or from
+        ``gg.load_result``. Any other target needs ``system``: the gg.System that ran the
+        optimization, if it defines ``apply(target, prompts)``.
+        """
+        if system is not None:
+            applier = getattr(system, "apply", None)
+            if applier is None:
+                raise TypeError(
+                    f"a {type(system).__name__} cannot write prompts into an object (it has no "
+                    "apply(target, prompts)); use result.best_candidate directly"
+                )
+            applier(target, self.best_candidate)
+            return
+        # The composition root knows the integrations; the core reaches them only through it.
+        from gepa_graph.api import apply_prompts
+
+        apply_prompts(target, self.best_candidate, self.seed_candidate)

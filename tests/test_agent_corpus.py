@@ -134,6 +134,8 @@ def test_optimize_rewrites_reach_the_model_and_apply_sends_the_winner(name, tmp_
         config=gg.OptimizeConfig(minibatch_size=2, seed=0),
     )
     assert reflection.prompts, "no reflection happened"
+    # The probe confirmed no module beyond the expected ones (e.g. no gg.prompt default twice).
+    assert set(system.modules()) == set(case.expected)
     # Every rewrite that won its place reached a model: a single-module child is accepted only
     # when its score changed, so its marker must be in some recorded call. (A joint child may
     # carry a rewrite of a branch none of its rollouts took.)

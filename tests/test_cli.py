@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from gepa_graph.tracking import registry
+from gepa_graph.tracking import schema as S
 from typer.testing import CliRunner
 
 from gepa_graph import cli
 from gepa_graph.cli import runs
+from gepa_graph.store import RunStore
 
 APP = textwrap.dedent('''
     import re
@@ -78,7 +80,7 @@ def test_optimize_register_show_promote(app_dir):
     assert "Say hi to {name}!!" in result.output
     assert "registered cliagent@candidate: m=v1" in result.output
     assert registry.load_prompts("cliagent@candidate", uri) == {"m": "Say hi to {name}!!"}
-    run_id = json.loads((app_dir / "run" / "mlflow_run.json").read_text())["run_id"]
+    run_id = RunStore(app_dir / "run").attribute(S.ATTR_RUN_ID)
 
     from_disk = _invoke("show", "run")
     assert from_disk.exit_code == 0, from_disk.output
@@ -168,7 +170,7 @@ def test_show_run_id_never_creates_a_store_and_names_wrong_ids(app_dir, tmp_path
 
     from mlflow import MlflowClient
 
-    parent = json.loads((app_dir / "run" / "mlflow_run.json").read_text())["run_id"]
+    parent = RunStore(app_dir / "run").attribute(S.ATTR_RUN_ID)
     child = MlflowClient(uri).search_runs(
         [MlflowClient(uri).get_run(parent).info.experiment_id],
         f"tags.mlflow.parentRunId = '{parent}'")[0].info.run_id

@@ -12,7 +12,7 @@ from langgraph.graph import START, StateGraph
 
 import gepa_graph as gg
 from gepa_graph.candidate import content_id
-from gepa_graph.state import JOURNAL_FILE
+from gepa_graph.store import JOURNAL_FILE
 from gepa_graph.testing.chat_model import ScriptedChatModel
 from gepa_graph.testing.rules import RuleTask
 

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.state import RunDirError
+from gepa_graph.store import RunDirError
 
 # Generous bound on how long a call that must return may take; the limits under test are 1-2 s.
 RETURNS_WITHIN_S = 60

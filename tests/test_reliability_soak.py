@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.state import JOURNAL_FILE, STATE_FILE
+from gepa_graph.store import JOURNAL_FILE, STATE_FILE
 from gepa_graph.testing.rules import RuleTask
 
 pytestmark = pytest.mark.soak

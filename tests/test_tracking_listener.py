@@ -15,7 +15,6 @@ from mlflow import MlflowClient
 from gepa_graph.events import (
     BudgetUpdated,
     CandidateAccepted,
-    CandidateInfo,
     Ledger,
     OptimizationFinished,
     OptimizationStarted,
@@ -25,6 +24,7 @@ from gepa_graph.events import (
 from gepa_graph.redact import MASK as REDACTED
 from gepa_graph.redact import redact
 from gepa_graph.result import CandidateRecord, Result
+from gepa_graph.store import RunStore
 
 SEED = {"m": "Say {x} hi"}
 CHILD = {"m": "Say {x} hi!"}
@@ -41,10 +41,7 @@ def _started(run_dir: Path, resumed: bool = False) -> OptimizationStarted:
 
 def _accepted(prompts, parents, iteration, rollouts, scores) -> CandidateAccepted:
     record = _record(prompts, parents, iteration, rollouts, scores)
-    info = CandidateInfo(id=record.id, prompts=prompts, parent_ids=parents, origin=record.origin,
-                         changed_modules=("m",) if parents else ())
-    return CandidateAccepted(iteration=iteration, candidate=info, val_scores=scores,
-                             mean_score=record.mean_score, rollouts_used=rollouts, is_best=True)
+    return CandidateAccepted(candidate=record, is_best=True)
 
 
 def _record(prompts, parents, iteration, rollouts, scores) -> CandidateRecord:
@@ -111,8 +108,7 @@ def test_one_run_with_a_nested_run_per_candidate(tmp_path):
     assert not tracker.failed
 
     client = MlflowClient(tracking_uri=uri)
-    saved = json.loads((tmp_path / "run" / "mlflow_run.json").read_text())
-    assert saved["run_id"] == tracker.run_id
+    assert RunStore(tmp_path / "run").attribute(S.ATTR_RUN_ID) == tracker.run_id
     run = client.get_run(tracker.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "opt"
     params = run.data.params

@@ -6,7 +6,8 @@ from gepa_graph.tracking import plots
 
 from gepa_graph.events import Ledger
 from gepa_graph.result import CandidateRecord, Result
-from gepa_graph.state import OptimizerState, save_state
+from gepa_graph.state import OptimizerState
+from gepa_graph.store import RunStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,7 +49,7 @@ def test_plots_from_a_run_dir_and_a_result_file(tmp_path):
     result = _result()
     state = OptimizerState(candidates=CANDIDATES, best_id="both", val_keys=["a", "b", "c"],
                            ledger=Ledger(rollouts_used=40), stop_reason="max_rollouts")
-    save_state(state, tmp_path / "run")
+    RunStore(tmp_path / "run").save_state(state)
     paths = plots.save_plots(tmp_path / "run", tmp_path / "from_run_dir")
     assert sorted(p.name for p in paths) == ["lineage.png", "pareto_front.png",
                                              "score_vs_rollouts.png"]

@@ -22,8 +22,11 @@ What one optimization looks like in MLflow (every name is in ``gepa_graph.tracki
 MLflow calls run on one background thread, so a slow or remote tracking server never blocks the
 optimization's event loop; metrics are buffered and sent with ``log_batch``, one point per step.
 The first tracking failure is logged once and switches tracking off for the rest of the run; the
-optimization goes on. The parent run id is saved to ``<run_dir>/mlflow_run.json`` so
-``resume=True`` continues that run.
+optimization goes on. The parent run id is saved as attributes of the run folder (through
+``gepa_graph.store.RunStore``, names in ``schema``) so ``resume=True`` continues that run.
+
+``load_result(run_id)`` reads an optimization's Result back from its run (``gg.load_result``
+with an MLflow run id comes here).
 """
 
 from __future__ import annotations
@@ -50,21 +53,23 @@ from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 from gepa_graph.events import (
     BudgetUpdated,
     CandidateAccepted,
-    CandidateInfo,
     Event,
+    Listener,
     OptimizationFinished,
     OptimizationStarted,
     ProposalRejected,
     ReflectionCalled,
     TestsetEvaluated,
 )
+from gepa_graph.records import CandidateRecord
 from gepa_graph.redact import redact, redact_text
+from gepa_graph.result import Result
+from gepa_graph.store import RunStore
 from gepa_graph.tracking import schema as S
 from gepa_graph.tracking.console import quiet_mlflow
 
 log = logging.getLogger("gepa_graph.tracking")
 
-RUN_FILE = S.RUN_FILE
 _PARAM_MAX_CHARS = 6000
 _BATCH_MAX = 1000
 
@@ -101,7 +106,7 @@ def headline(seed_score: float, best_score: float, rollouts: int, cost_usd: floa
             f"{best_score - seed_score:+.3f}; {rollouts} rollouts, ${cost_usd:.4f}")
 
 
-def render_report(result: Any) -> str:
+def render_report(result: Result) -> str:
     """Markdown report: scores, budget, and per module the best prompt and its diff to the seed."""
     best = result.candidate(result.best_id)
     lines = [
@@ -150,7 +155,7 @@ class _Flush:
 _STOP = object()
 
 
-class MLflowTracker:
+class MLflowTracker(Listener):
     """Listener recording an optimization in MLflow. Pass it as ``gg.optimize(tracking=...)``.
 
     ``tracking_uri=None`` uses MLflow's own default (``MLFLOW_TRACKING_URI``, else a SQLite
@@ -272,31 +277,48 @@ class MLflowTracker:
             )
 
     def _handle(self, event: Event) -> None:
-        if isinstance(event, OptimizationStarted):
-            self._start(event)
-        elif self.run_id is None:
+        if self.run_id is None and not isinstance(event, OptimizationStarted):
             return  # no OptimizationStarted seen: nothing to attach records to
-        elif isinstance(event, BudgetUpdated):
-            self._budget(event)
-        elif isinstance(event, CandidateAccepted):
-            self._accepted(event)
-        elif isinstance(event, ReflectionCalled):
-            self._row(S.TABLE_REFLECTIONS, {
-                "iteration": event.iteration, "module": event.module,
-                "parent_id": event.parent_id, "prompt": redact_text(event.prompt),
-                "reply": redact_text(event.reply), "cost_usd": event.cost_usd,
-            })
-        elif isinstance(event, ProposalRejected):
-            self._row(S.TABLE_REJECTED, {
-                "iteration": event.iteration, "kind": event.kind, "reason": event.reason,
-                "detail": redact_text(event.detail), "module": event.module,
-                "parent_ids": ",".join(event.parent_ids),
-                "proposed_text": redact_text(event.proposed_text or ""),
-            })
-        elif isinstance(event, OptimizationFinished):
-            self._finish(event)
-        elif isinstance(event, TestsetEvaluated):
-            self._testset(event)
+        self.dispatch(event)
+
+    # --- the hooks (the worker thread) ---------------------------------------------------------
+
+    def on_optimization_started(self, event: OptimizationStarted) -> None:
+        """Create (or, on resume, reopen) the optimization's run."""
+        self._start(event)
+
+    def on_budget_updated(self, event: BudgetUpdated) -> None:
+        """Buffer a point of the score, pool and cost charts."""
+        self._budget(event)
+
+    def on_candidate_accepted(self, event: CandidateAccepted) -> None:
+        """Record the candidate as a nested run and a row of the candidates table."""
+        self._candidate(event.candidate, event.is_best)
+
+    def on_reflection_called(self, event: ReflectionCalled) -> None:
+        """A row of the reflections table."""
+        self._row(S.TABLE_REFLECTIONS, {
+            "iteration": event.iteration, "module": event.module,
+            "parent_id": event.parent_id, "prompt": redact_text(event.prompt),
+            "reply": redact_text(event.reply), "cost_usd": event.cost_usd,
+        })
+
+    def on_proposal_rejected(self, event: ProposalRejected) -> None:
+        """A row of the rejected table."""
+        self._row(S.TABLE_REJECTED, {
+            "iteration": event.iteration, "kind": event.kind, "reason": event.reason,
+            "detail": redact_text(event.detail), "module": event.module,
+            "parent_ids": ",".join(event.parent_ids),
+            "proposed_text": redact_text(event.proposed_text or ""),
+        })
+
+    def on_optimization_finished(self, event: OptimizationFinished) -> None:
+        """End-of-run tags, report, result and plots; the run is marked FINISHED."""
+        self._finish(event)
+
+    def on_testset_evaluated(self, event: TestsetEvaluated) -> None:
+        """The held-out scores."""
+        self._testset(event)
 
     def _experiment(self) -> str:
         """The experiment, marked as one of runs (not GenAI traces) and holding the saved runs
@@ -358,30 +380,28 @@ class MLflowTracker:
         client.log_text(self.run_id, json.dumps(redact(event.seed_prompts), indent=2),
                         S.SEED_PROMPTS_FILE)
         if event.run_dir:
-            path = Path(event.run_dir) / RUN_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({
-                "run_id": self.run_id, "experiment_id": self.experiment_id,
-                "tracking_uri": client.tracking_uri,
-            }, indent=2), encoding="utf-8")
+            RunStore(event.run_dir).set_attributes({
+                S.ATTR_RUN_ID: self.run_id, S.ATTR_EXPERIMENT_ID: self.experiment_id,
+                S.ATTR_TRACKING_URI: client.tracking_uri,
+            })
 
     def _previous_run(self, event: OptimizationStarted) -> str | None:
         """The parent run recorded in run_dir, if it lives on this tracking server."""
         if not event.run_dir:
             return None
-        path = Path(event.run_dir) / RUN_FILE
-        if not path.is_file():
+        saved = RunStore(event.run_dir).attributes()
+        run_id = saved.get(S.ATTR_RUN_ID)
+        if run_id is None:
             return None
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("tracking_uri") != self._client.tracking_uri:
+        if saved.get(S.ATTR_TRACKING_URI) != self._client.tracking_uri:
             log.warning("run_dir's MLflow run is on %s, not %s: starting a new MLflow run",
-                        saved.get("tracking_uri"), self._client.tracking_uri)
+                        saved.get(S.ATTR_TRACKING_URI), self._client.tracking_uri)
             return None
-        run_id = saved.get("run_id")
         try:
             self._client.get_run(run_id)
         except Exception:
-            log.warning("MLflow run %s from %s no longer exists: starting a new one", run_id, path)
+            log.warning("MLflow run %s from %s no longer exists: starting a new one", run_id,
+                        event.run_dir)
             return None
         return run_id
 
@@ -476,11 +496,10 @@ class MLflowTracker:
 
     # --- candidates ------------------------------------------------------------------------------
 
-    def _accepted(self, event: CandidateAccepted) -> None:
-        info = event.candidate
+    def _candidate(self, info: CandidateRecord, is_best: bool) -> None:
         if not info.parent_ids and self._seed_score is None:
-            self._seed_score = event.mean_score
-            self._point(0, {**self._scores(event.mean_score), S.PARETO_SCORE: event.mean_score,
+            self._seed_score = info.mean_score
+            self._point(0, {**self._scores(info.mean_score), S.PARETO_SCORE: info.mean_score,
                             S.POOL_SIZE: 1})
         if info.id in self._children:
             return
@@ -491,38 +510,38 @@ class MLflowTracker:
             S.TAG_CANDIDATE_ID: info.id,
             S.TAG_PARENT_IDS: ",".join(info.parent_ids),
             S.TAG_ORIGIN: info.origin,
-            S.MLFLOW_NOTE: _candidate_note(info, event.mean_score),
+            S.MLFLOW_NOTE: _candidate_note(info),
         }
         child = client.create_run(self.experiment_id, run_name=f"{info.origin}-{info.id[:8]}",
                                   tags=tags)
         child_id = child.info.run_id
         self._children[info.id] = child_id
         now = int(time.time() * 1000)
-        keys = list(event.val_scores)
-        metrics = [Metric(S.VAL_SCORE, _score(event.mean_score), now, event.rollouts_used)]
-        metrics += [Metric(S.EXAMPLE_SCORE, _score(event.val_scores[k]), now, i)
+        keys = list(info.val_scores)
+        metrics = [Metric(S.VAL_SCORE, _score(info.mean_score), now, info.rollouts_at_discovery)]
+        metrics += [Metric(S.EXAMPLE_SCORE, _score(info.val_scores[k]), now, i)
                     for i, k in enumerate(keys)]
         params = [
             _param("candidate_id", info.id),
             _param("parent_ids", ",".join(info.parent_ids)),
             _param("origin", info.origin),
             _param("changed_modules", ",".join(info.changed_modules)),
-            _param("iteration", event.iteration),
-            _param("rollouts_at_discovery", event.rollouts_used),
+            _param("iteration", info.iteration),
+            _param("rollouts_at_discovery", info.rollouts_at_discovery),
         ]
         for chunk in _chunks(metrics, _BATCH_MAX - len(params)):
             client.log_batch(child_id, metrics=chunk, params=params)
             params = []
         log_table(client, child_id, S.TABLE_VAL_SCORES, [
-            {"example_index": i, "example": k, "score": event.val_scores[k]}
+            {"example_index": i, "example": k, "score": info.val_scores[k]}
             for i, k in enumerate(keys)
         ])
         tag_tables(client, child_id, [S.TABLE_VAL_SCORES])
         record = {
             "id": info.id, "parent_ids": list(info.parent_ids), "origin": info.origin,
-            "changed_modules": list(info.changed_modules), "iteration": event.iteration,
-            "rollouts_at_discovery": event.rollouts_used, "mean_score": event.mean_score,
-            "val_scores": event.val_scores, "prompts": redact(info.prompts),
+            "changed_modules": list(info.changed_modules), "iteration": info.iteration,
+            "rollouts_at_discovery": info.rollouts_at_discovery, "mean_score": info.mean_score,
+            "val_scores": info.val_scores, "prompts": redact(info.prompts),
         }
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -537,11 +556,11 @@ class MLflowTracker:
         self._row(S.TABLE_CANDIDATES, {
             "candidate_id": info.id, "origin": info.origin,
             "parent_ids": ",".join(info.parent_ids),
-            "changed_modules": ",".join(info.changed_modules), "iteration": event.iteration,
-            "rollouts_at_discovery": event.rollouts_used, S.VAL_SCORE: event.mean_score,
-            "val_scores": json.dumps(event.val_scores), "run_id": child_id,
+            "changed_modules": ",".join(info.changed_modules), "iteration": info.iteration,
+            "rollouts_at_discovery": info.rollouts_at_discovery, S.VAL_SCORE: info.mean_score,
+            "val_scores": json.dumps(info.val_scores), "run_id": child_id,
         })
-        if event.is_best:
+        if is_best:
             client.set_tag(self.run_id, S.TAG_BEST_CANDIDATE, info.id)
             self._mark_best(child_id)
         self._send_metrics()
@@ -556,21 +575,12 @@ class MLflowTracker:
         self._client.set_tag(child_id, S.TAG_BEST, "true")
         self._best_run = child_id
 
-    def _sync_candidates(self, result: Any) -> None:
+    def _sync_candidates(self, result: Result) -> None:
         """Record accepted candidates this run does not hold yet: those accepted while MLflow
         was unreachable reach it when the optimization is resumed."""
         for record in result.candidates:
-            if record.id in self._children:
-                continue
-            self._accepted(CandidateAccepted(
-                iteration=record.iteration,
-                candidate=CandidateInfo(
-                    id=record.id, prompts=record.prompts, parent_ids=record.parent_ids,
-                    origin=record.origin, changed_modules=record.changed_modules,
-                ),
-                val_scores=record.val_scores, mean_score=record.mean_score,
-                rollouts_used=record.rollouts_at_discovery, is_best=False,
-            ))
+            if record.id not in self._children:
+                self._candidate(record, is_best=False)
 
     # --- the end ---------------------------------------------------------------------------------
 
@@ -643,6 +653,41 @@ class MLflowTracker:
             f"{len(event.best_scores)} test examples."))
 
 
+def load_result(run: str, tracking_uri: str | None = None) -> Result:
+    """The Result of the optimization recorded in the MLflow run ``run`` (an id or
+    ``runs:/<id>``; a candidate run stands for its optimization), from ``tracking_uri`` (default:
+    MLflow's own): the run's ``result.json``, or, for a run that did not finish, the checkpoint
+    of its run folder when that folder is on this machine. LookupError if there is neither."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = run.removeprefix("runs:/").strip("/").split("/")[0]
+    quiet_mlflow()
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        tags = client.get_run(run_id).data.tags
+    except MlflowException:
+        raise LookupError(f"no MLflow run {run_id!r} at {client.tracking_uri}") from None
+    if tags.get(S.TAG_KIND) == "candidate" and S.MLFLOW_PARENT_RUN in tags:
+        return load_result(tags[S.MLFLOW_PARENT_RUN], tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, S.RESULT_FILE, tmp)
+        except Exception:  # noqa: BLE001 (no such artifact: the run did not finish)
+            local = None
+        if local is not None:
+            return Result.model_validate_json(Path(local).read_text(encoding="utf-8"))
+    run_dir = tags.get(S.TAG_RUN_DIR)
+    if run_dir:
+        try:
+            return RunStore(run_dir).load_result()
+        except FileNotFoundError:
+            pass
+    raise LookupError(
+        f"MLflow run {run_id} holds no {S.RESULT_FILE} (it did not finish) and its run folder "
+        f"{run_dir or '(none recorded)'} has no checkpoint on this machine"
+    )
+
+
 def _check_reachable(uri: str | None, timeout_s: float = 3.0) -> None:
     """Fail at once for an MLflow server that does not answer: MLflow's own client retries a
     refused connection for minutes, and the optimization would wait for it at the end."""
@@ -674,13 +719,13 @@ def tag_tables(client: MlflowClient, run_id: str, names: list[str]) -> None:
     client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps(tag))
 
 
-def _candidate_note(info: CandidateInfo, mean_score: float) -> str:
+def _candidate_note(info: CandidateRecord) -> str:
     if not info.parent_ids:
-        return f"The seed prompts: validation score {mean_score:.3f}."
+        return f"The seed prompts: validation score {info.mean_score:.3f}."
     parents = ", ".join(p[:8] for p in info.parent_ids)
     changed = ", ".join(info.changed_modules) or "no module"
     return (f"{info.origin} of {parents}, changing {changed}: validation score "
-            f"{mean_score:.3f}.")
+            f"{info.mean_score:.3f}.")
 
 
 def _seed_origin_tags(seed_prompts: dict[str, str]) -> dict[str, str]:

@@ -25,10 +25,11 @@ def load_source(source: Result | str | Path) -> Result:
     if isinstance(source, Result):
         return source
     path = Path(source)
-    from gepa_graph.state import OptimizerState, load_result
+    from gepa_graph.state import OptimizerState
+    from gepa_graph.store import RunStore
 
     if path.is_dir():
-        return load_result(path)
+        return RunStore(path).load_result()
     data = json.loads(path.read_text(encoding="utf-8"))
     if "best_candidate" in data:
         return Result.model_validate(data)

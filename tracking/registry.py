@@ -38,10 +38,10 @@ import re
 import string
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gepa_graph.redact import redact_text
+from gepa_graph.store import RunStore
 from gepa_graph.tracking import schema as S
 from gepa_graph.tracking.console import quiet_mlflow
 
@@ -352,12 +352,10 @@ class Registration:
 
 
 def _run_id_from(result: Result) -> str | None:
+    """The MLflow run recorded in the result's run folder, if any."""
     if not result.run_dir:
         return None
-    path = Path(result.run_dir) / S.RUN_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")).get("run_id")
+    return RunStore(result.run_dir).attribute(S.ATTR_RUN_ID)
 
 
 def _same(version: Any, text: str, brace_format: str) -> bool:

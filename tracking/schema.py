@@ -66,7 +66,14 @@ GATE_MARGIN = "margin"
 
 # --- runs: artifacts -----------------------------------------------------------------------------
 
-RUN_FILE = "mlflow_run.json"  # in the run_dir: which MLflow run an optimization writes to
+# Attributes of the run folder (gepa_graph.store.RunStore): which MLflow run an optimization
+# writes to, so a resume continues it and the registry links to it.
+ATTR_RUN_ID = "mlflow_run_id"
+ATTR_EXPERIMENT_ID = "mlflow_experiment_id"
+ATTR_TRACKING_URI = "mlflow_tracking_uri"
+# Where run folders written before the RunStore kept them ({"run_id": ...}); the store reads
+# this file as the attributes above.
+RUN_FILE = "mlflow_run.json"
 TABLE_DIR = "tables"
 TABLE_CANDIDATES = "candidates"
 TABLE_REJECTED = "rejected"
@@ -78,7 +85,7 @@ CANDIDATE_FILE = "candidate.json"
 PROMPTS_DIR = "prompts"
 SEED_PROMPTS_FILE = "seed_prompts.json"
 BEST_PROMPTS_FILE = "best_prompts.json"
-RESULT_FILE = "result.json"
+RESULT_FILE = "result.json"  # the Result (gg.load_result(run_id) reads it back)
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
 

@@ -485,14 +485,16 @@ class Walker:
         if not user:
             return
         self._globals(function, node)
-        for name, default in declared_calls(function):
+        declared = declared_calls(function)
+        for name, default in declared:
             self._leaf(DeclaredLeaf(
                 kind="declared", label=name, where=f"gg.prompt call in {function.__qualname__}",
                 text=default, key=("declared", name),
             ), node)
         assigned = _assigned_names(code)
+        defaults = {default for _, default in declared}  # already modules, by their names
         for text in _literals(code):
-            if looks_like_prose(text):
+            if looks_like_prose(text) and text not in defaults:
                 variable = assigned.get(text)
                 self._leaf(Leaf(
                     kind="literal", label=(variable or "prompt").lower(),
