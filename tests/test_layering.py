@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ("gepa_graph.cli", "gepa_graph.demo", "gepa_graph.local")
 OUTSIDE_CORE = ("gepa_graph.integrations", "gepa_graph.tracking", *APPS,
-                "langgraph", "langchain", "langchain_core", "langchain_litellm", "mlflow")
+                "langgraph", "langchain", "langchain_core", "langchain_litellm", "mlflow", "ray")
 NOT_CORE = {"api.py", "__init__.py", "cli.py", "demo.py"}
 
 
