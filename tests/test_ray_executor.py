@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # ray_agent: the systems the workers import too
     sys.path.insert(0, str(TESTS))
+if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not installed
+    sys.path.append(str(ROOT))
 
 import ray_agent  # noqa: E402
 
@@ -173,3 +175,15 @@ def test_a_langgraph_system_pickles_and_substitutes_prompts_in_the_workers(clust
     factory = _capital("ray_agent:make_graph", tmp_path, "factory",
                        RayExecutor(address=cluster.address))
     assert factory.best_candidate == local.best_candidate
+
+
+def test_the_benchmarks_quick_mode_runs_on_a_given_cluster(cluster, tmp_path):
+    from benchmarks import ray_cluster
+
+    results = ray_cluster.main(["--quick", "--address", cluster.address,
+                                "--out", str(tmp_path / "ray_cluster.json")])
+    assert results["ray"]["rollouts"] == results["local"]["rollouts"] > 0
+    assert results["ray"]["pids"] and not results["ray"]["driver_pid_ran_rollouts"]
+    assert results["local"]["pids"] == [os.getpid()]
+    assert results["same_best"] and results["cluster_start_seconds"] is None
+    assert "| ray |" in ray_cluster.markdown(results)
