@@ -76,7 +76,9 @@ def _one_line(exc: BaseException) -> str:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from mlflow.exceptions import MlflowException
 
-    return (CLIError, ValueError, TypeError, LookupError, OSError, MlflowException)
+    from gepa_graph.errors import GepaGraphError
+
+    return (CLIError, GepaGraphError, ValueError, TypeError, LookupError, OSError, MlflowException)
 
 
 # --- loading user objects and data -------------------------------------------------------------
@@ -298,6 +300,10 @@ def optimize(
     ),
     alias: str = typer.Option("candidate", help="alias the registered versions get"),
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
+    executor: str = typer.Option(
+        "local", help="where rollouts run: local, or ray (the cluster at RAY_ADDRESS, else the "
+        "one on this machine; workers import the system by its module:attr)"
+    ),
 ) -> None:
     """Optimize the prompts of a graph on JSONL data."""
     try:
@@ -306,6 +312,8 @@ def optimize(
         from gepa_graph.tracking import registry
 
         target = load_object(system, "system")
+        if executor == "ray" and not system.rpartition(":")[0].endswith(".py"):
+            target = system  # the import path: each Ray worker imports the system itself
         metric_fn = load_object(metric, "metric")
         trainset = read_jsonl(train, "train")
         valset = read_jsonl(val, "val") if val is not None else None
@@ -326,7 +334,7 @@ def optimize(
             reflection_lm=reflection_lm_from(reflection_lm), max_rollouts=max_rollouts,
             max_cost_usd=max_cost_usd, max_seconds=max_seconds, config=config, run_dir=run_dir,
             resume=resume, tracking=tracker, progress=progress, seed_prompts=seed_prompts,
-            testset=testset,
+            testset=testset, executor=executor,
         )
         _show_result(result, f"candidates ({result.run_dir})")
         if tracker is not None and tracker.run_id:

@@ -187,3 +187,29 @@ def test_the_benchmarks_quick_mode_runs_on_a_given_cluster(cluster, tmp_path):
     assert results["local"]["pids"] == [os.getpid()]
     assert results["same_best"] and results["cluster_start_seconds"] is None
     assert "| ray |" in ray_cluster.markdown(results)
+
+
+def test_a_ray_run_resumes_with_the_local_executor_from_its_journal(cluster, tmp_path):
+    """The executor is no part of the resume fingerprint: a run's journal serves either."""
+
+    class Counting(gg.LocalExecutor):
+        runs = 0
+
+        async def run(self, system, prompts, example):
+            Counting.runs += 1
+            return await super().run(system, prompts, example)
+
+    remote = _optimize(ray_agent.system, tmp_path, "run", RayExecutor(address=cluster.address))
+    resumed = gg.optimize(ray_agent.system, *_split(), metric=ray_agent.metric,
+                          reflection_lm=ray_agent.reflection_lm(), max_rollouts=40,
+                          config=gg.OptimizeConfig(concurrency=1, seed=0, lm_backoff_s=0.05),
+                          run_dir=tmp_path / "run", resume=True, progress=False,
+                          executor=Counting())
+    assert Counting.runs == 0  # every rollout came from the Ray run's journal
+    assert resumed.best_candidate == remote.best_candidate
+    assert resumed.rollouts_used == remote.rollouts_used
+
+
+def _split():
+    examples = ray_agent.TASK.examples(10, seed=3)
+    return examples[:5], examples[5:]
