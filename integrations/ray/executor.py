@@ -108,7 +108,7 @@ class RayExecutor:
         payload = self._payload(system, modules=False)
         check = _load_check.options(num_cpus=self.num_cpus).remote(payload)
         try:
-            pid, error = ray.get(check, timeout=self.check_timeout_s)
+            _, error = ray.get(check, timeout=self.check_timeout_s)
         except ray.exceptions.GetTimeoutError:
             ray.cancel(check, force=True)
             raise RayExecutorError(
