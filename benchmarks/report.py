@@ -15,7 +15,14 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import local_runtime, overhead, real_model, search_efficiency, wall_clock
+from benchmarks import (
+    local_runtime,
+    overhead,
+    ray_cluster,
+    real_model,
+    search_efficiency,
+    wall_clock,
+)
 from benchmarks._common import RESULTS, machine_line
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -26,6 +33,7 @@ SECTIONS = [
     ("overhead", "3. Overhead", overhead.markdown),
     ("real_model", "4. Real model", real_model.markdown),
     ("local_runtime", "5. Local runtime", local_runtime.markdown),
+    ("ray_cluster", "6. Ray cluster", ray_cluster.markdown),
 ]
 
 

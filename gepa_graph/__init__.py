@@ -15,6 +15,7 @@ from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.errors import GepaGraphError
 from gepa_graph.example import Example
+from gepa_graph.executor import Executor, LocalExecutor
 from gepa_graph.metric import Score
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.system import FunctionSystem, Rollout, System, Trace, TraceRecord, Usage
@@ -23,9 +24,12 @@ __all__ = [
     "Candidate",
     "CandidateRecord",
     "Example",
+    "Executor",
     "FunctionSystem",
     "GepaGraphError",
+    "LocalExecutor",
     "OptimizeConfig",
+    "RayExecutor",
     "Result",
     "Rollout",
     "Score",
@@ -43,12 +47,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Integrations and tracking load on first use: `import gepa_graph` stays free of MLflow
-    # and LangGraph imports, and the core never imports them.
+    # Integrations and tracking load on first use: `import gepa_graph` stays free of MLflow,
+    # LangGraph and Ray imports, and the core never imports them.
     import importlib
 
     if name in ("tracking", "integrations"):
         return importlib.import_module(f"gepa_graph.{name}")
+    if name == "RayExecutor":  # pip install "gepa-graph[ray]"
+        return importlib.import_module("gepa_graph.integrations.ray").RayExecutor
     if name == "prompt":
         return importlib.import_module("gepa_graph.integrations.langgraph").prompt
     raise AttributeError(f"module 'gepa_graph' has no attribute {name!r}")

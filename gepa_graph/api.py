@@ -19,6 +19,7 @@ from gepa_graph.engine import Engine
 from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import EventBus, ListenerLike
 from gepa_graph.example import Example, as_dataset
+from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
@@ -53,8 +54,10 @@ def optimize(
     testset: Iterable[Mapping[str, Any] | Example] | None = None,
     mode: str | None = None,
     strategies: Mapping[str, Any] | None = None,
+    executor: str | Executor = "local",
 ) -> Result:
-    """Optimize the prompts of ``system`` (a gg.System or a compiled LangGraph graph).
+    """Optimize the prompts of ``system`` (a gg.System or a compiled LangGraph graph, or the
+    import path of one, ``"my_pkg.agent:graph"``).
 
     Budgets given here override ``config``'s. ``run_dir`` holds the checkpoint and the rollout
     journal (default: a new folder under ./gepa_runs); ``resume=True`` continues a run from it
@@ -64,13 +67,17 @@ def optimize(
     ``result.test_seed_score`` and ``result.test_best_score``, logged by the tracker.
     ``mode="search"`` (with no valset) searches for the best prompts for the tasks themselves
     (``result.best_by_example()``); ``strategies`` replaces named strategies with objects
-    (see ``gepa_graph.strategies``).
+    (see ``gepa_graph.strategies``). ``executor`` says where rollouts run: ``"local"`` (this
+    process), ``"ray"`` (a running Ray cluster: ``RAY_ADDRESS``, else the one on this machine)
+    or an executor object such as ``gg.RayExecutor(address=...)``; the search, the journal,
+    tracking and reflection stay here, and the results are the same.
     """
     coroutine = aoptimize(
         system, trainset, valset, metric=metric, reflection_lm=reflection_lm,
         max_rollouts=max_rollouts, max_cost_usd=max_cost_usd, max_seconds=max_seconds,
         config=config, run_dir=run_dir, resume=resume, tracking=tracking, listeners=listeners,
         progress=progress, seed_prompts=seed_prompts, testset=testset, mode=mode, strategies=strategies,
+        executor=executor,
     )
     try:
         asyncio.get_running_loop()
@@ -109,6 +116,7 @@ async def aoptimize(
     testset: Iterable[Mapping[str, Any] | Example] | None = None,
     mode: str | None = None,
     strategies: Mapping[str, Any] | None = None,
+    executor: str | Executor = "local",
 ) -> Result:
     """``optimize`` for callers already inside an event loop."""
     config = _merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
@@ -117,7 +125,9 @@ async def aoptimize(
     if config.mode == "search" and valset is not None:
         raise ValueError('mode="search" takes the tasks as trainset and no valset')
     chosen = build_strategies(config, strategies)
-    system = as_system(system)
+    runner, owned = as_executor(executor)
+    source = system if isinstance(system, str) else None
+    system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
     train = as_dataset(trainset, "trainset")
@@ -154,24 +164,30 @@ async def aoptimize(
     listening = _listeners(tracking, listeners, progress)
 
     store = RunStore(Path(run_dir) if run_dir is not None else _new_run_dir())
-    store.lock()  # before any paid call: writable, and ours alone
     try:
-        probe_cost = None
-        if seeds is None:
-            probe_cost = await _probe(system, train)
-            seeds = _seed_prompts(system, seed_prompts)
-        return await _run(
-            system, train, val, metric, lm, config, chosen, seeds, store, resume, listening,
-            test, probe_cost,
-        )
+        runner.prepare(system, source)  # before any paid call: the system reaches the workers
+        store.lock()  # before any paid call: writable, and ours alone
+        try:
+            probe_cost = None
+            if seeds is None:  # the probe runs here: it changes the system the workers get
+                probe_cost = await _probe(system, train)
+                seeds = _seed_prompts(system, seed_prompts)
+            return await _run(
+                system, train, val, metric, lm, config, chosen, seeds, store, resume,
+                listening, test, probe_cost, runner,
+            )
+        finally:
+            store.close()
     finally:
-        store.close()
+        if owned:  # an executor object the caller passed stays theirs to close
+            runner.close()
 
 
 async def _run(system: System, train: list[Example], val: list[Example], metric: Metric,
                lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
                store: RunStore, resume: bool, listening: list[ListenerLike],
-               test: list[Example], probe_cost: float | None = None) -> Result:
+               test: list[Example], probe_cost: float | None = None,
+               executor: Executor | None = None) -> Result:
     # A callable's name says little about the model behind it: only model strings must match.
     model = lm.name if isinstance(lm.lm, str) else None
     store.check(resume, fingerprint(config, seeds, train, val, model))
@@ -191,7 +207,8 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
         budget.add_task_cost(probe_cost or None)
     lm.deadline = budget.seconds_left
     lm.budget = budget  # reflection retries and failures are counted in the ledger
-    evaluator = Evaluator(system, metric, config, budget, store.journal, journaled_rollouts)
+    evaluator = Evaluator(system, metric, config, budget, store.journal, journaled_rollouts,
+                          executor=executor)
     engine = Engine(
         system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
         replay=ReflectionReplay(store.journal, journaled_reflections), config=config,
@@ -199,14 +216,15 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
     )
     try:
         result = await engine.run()
-        await _score_testset(system, metric, config, result, test, bus)
+        await _score_testset(system, metric, config, result, test, bus, executor)
         return result
     finally:
         bus.close()
 
 
 async def _score_testset(system: System, metric: Metric, config: OptimizeConfig, result: Result,
-                         test: list[Example], bus: EventBus) -> None:
+                         test: list[Example], bus: EventBus,
+                         executor: Executor | None = None) -> None:
     """Score the seed and the best candidate on held-out ``test`` examples once the search is
     over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
     TestsetEvaluated event for the listeners."""
@@ -217,7 +235,8 @@ async def _score_testset(system: System, metric: Metric, config: OptimizeConfig,
 
     free = config.model_copy(update={"max_rollouts": 2 * len(test), "max_cost_usd": None,
                                      "max_seconds": None})
-    evaluator = Evaluator(system, metric, free, Budget(free), RunStore(None).journal)
+    evaluator = Evaluator(system, metric, free, Budget(free), RunStore(None).journal,
+                          executor=executor)
     scores = {}
     for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
         outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)
@@ -298,6 +317,52 @@ def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+def system_from_path(path: str) -> System:
+    """The system at import path ``"package.module:attribute"``: a gg.System or a LangGraph
+    graph, or a factory called with no arguments that returns one (so what does not pickle is
+    built in each process that imports it). One-line GepaGraphError when it names nothing."""
+    from gepa_graph.integrations.langgraph import is_langgraph
+
+    value = import_object(path)
+    if callable(value) and not isinstance(value, System) and not is_langgraph(value):
+        try:
+            value = value()
+        except Exception as exc:
+            text = " ".join(str(exc).split())
+            raise ConfigError(f"the system factory {path!r} raised {type(exc).__name__}: {text}")
+    try:
+        return as_system(value)
+    except TypeError as exc:
+        raise ConfigError(f"{path!r}: {exc}") from None
+
+
+def as_executor(executor: Any) -> tuple[Executor, bool]:
+    """The executor for ``optimize(executor=...)``, and whether optimize made it (and so
+    closes it): ``"local"``, ``"ray"`` (a RayExecutor for ``RAY_ADDRESS``, else the cluster
+    on this machine) or an executor object; one-line ConfigError for anything else."""
+    if isinstance(executor, str):
+        if executor == "local":
+            return LocalExecutor(), True
+        if executor == "ray":
+            try:
+                from gepa_graph.integrations.ray import RayExecutor
+            except ModuleNotFoundError as exc:
+                if exc.name != "ray":
+                    raise
+                raise ConfigError(
+                    'executor="ray" needs Ray, which is not installed: pip install "gepa-graph[ray]"'
+                ) from None
+            return RayExecutor(), True
+        raise ConfigError(
+            f"unknown executor {executor!r}; use 'local', 'ray', or an executor object such as "
+            "gg.RayExecutor(address=...)"
+        )
+    if isinstance(executor, Executor):
+        return executor, False
+    raise ConfigError(
+        f"executor must be 'local', 'ray' or an executor object (with prepare, run and close), "
+        f"got {type(executor).__name__}"
+    )
 
 
 def _merge_budgets(config: OptimizeConfig | Mapping[str, Any] | None, max_rollouts: int | None,

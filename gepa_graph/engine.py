@@ -574,7 +574,10 @@ class Engine:
             self._reject("merge", "worse_than_parents_on_subsample",
                          f"subsample score {merged:g} vs best parent {best_parent:g}",
                          parent_ids=parents, iteration=iteration)
-        elif child.id not in self.candidates and child.id not in self.validating:
+        elif child.id in self.candidates or child.id in self.validating:
+            self._reject("merge", "duplicate_candidate", f"same prompts as {child.id}",
+                         parent_ids=parents, iteration=iteration)
+        else:
             self.strategies.module_selector.inherit(child.id, plan.left)
             try:
                 await self._admit(child, iteration)

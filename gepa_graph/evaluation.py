@@ -15,6 +15,7 @@ from gepa_graph.budget import Budget, call_limit
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.example import Example
+from gepa_graph.executor import Executor, LocalExecutor
 from gepa_graph.journal import Journal
 from gepa_graph.jsonable import to_jsonable
 from gepa_graph.metric import Metric, MetricError, Score, call_metric, metric_arity
@@ -60,8 +61,11 @@ class Evaluator:
         budget: Budget,
         journal: Journal,
         journaled: dict[tuple[str, str], dict[str, Any]] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.system = system
+        # Where rollouts run (this process, or a Ray cluster); everything else stays here.
+        self.executor = executor if executor is not None else LocalExecutor()
         self.metric = metric
         self._arity = metric_arity(metric)
         self.config = config
@@ -172,7 +176,9 @@ class Evaluator:
 
     async def _run(self, candidate: Candidate, example: Example) -> Rollout:
         limit, by_deadline = self._limit()
-        task = await run_bounded(self.system.arun(candidate.prompts, example), limit)
+        task = await run_bounded(
+            self.executor.run(self.system, candidate.prompts, example), limit
+        )
         if task is None:
             # Our own limit: a candidate that makes the system hang is scored, not retried.
             why = "the run reached max_seconds" if by_deadline else "rollout_timeout_s"

@@ -71,10 +71,16 @@ class Example(Mapping[str, Any]):
         return len(self._data)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_data":  # not set yet (an object being unpickled): no recursion
+            raise AttributeError(name)
         try:
             return self._data[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields (rollouts on other processes, e.g. Ray workers, receive it)."""
+        return (Example, (self._data,))
 
     def __repr__(self) -> str:
         return f"Example({self._data!r})"

@@ -64,7 +64,10 @@ CASES = {
         dict(max_cost_usd=-1.0), ValueError, "max_cost_usd: Input should be greater than 0"),
     "unknown LiteLLM model": (
         dict(reflection_lm="gpt-nonexistent-9"), ValueError, "unknown LiteLLM model 'gpt-nonexistent-9'"),
-    "not a system": (dict(graph="string"), TypeError, "cannot optimize a str"),
+    "not a system": (dict(graph="number"), TypeError, "cannot optimize a int"),
+    "a string that is no import path": (
+        dict(graph="string"), ValueError,
+        "a system given as a string must be an import path 'package.module:attribute'"),
 }
 
 
@@ -75,7 +78,7 @@ def test_bad_input_fails_fast_with_one_clear_line(case, tmp_path):
     reflections = []
     graph = overrides.pop("graph", None)
     graph = {"no_prompt": build_graph(model, with_prompt=False), "string": "my_graph",
-             None: build_graph(model)}[graph]
+             "number": 42, None: build_graph(model)}[graph]
     kwargs = dict(trainset=GOOD, metric=metric,
                   reflection_lm=lambda prompt: reflections.append(prompt) or "```\nx\n```",
                   max_rollouts=50, run_dir=tmp_path / "run", progress=False)

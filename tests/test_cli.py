@@ -202,6 +202,8 @@ def test_inspect_prints_the_graph_prompts(app_dir):
          "error: list.jsonl:1: each train line must be a JSON object, got list"),
         (("promote", "bad name!"), "error: registry name 'bad name!' is invalid"),
         (("show",), "error: give either a run folder or --run-id"),
+        (("optimize", "cliapp:system", "cliapp:metric", "--executor", "bogus"),
+         "error: unknown executor 'bogus'; use 'local', 'ray'"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(app_dir, args, message):

@@ -175,10 +175,12 @@ class ConflictTask(RuleTask):
 
 
 def _merge_run(tmp_path, **config):
+    # One proposal at a time: with several in flight a joint mutation may find the merge's
+    # combination first (the merge is then rejected as a duplicate).
     task = ConflictTask()
     events = []
     _, result = run(task, run_dir=tmp_path / "r", listeners=[events.append], max_rollouts=300,
-                    config={"skip_perfect_score": False, **config})
+                    config={"skip_perfect_score": False, "parallel_proposals": 1, **config})
     merges = [e for e in events if type(e).__name__ == "IterationStarted" and e.kind == "merge"]
     return result, merges
 

@@ -3,11 +3,12 @@
 - **The core** is every module of ``gepa_graph`` except the packages ``cli`` (the command and
   its demo), ``local`` (the embedded model) and ``testing`` (test doubles), and the two
   composition roots below. It imports none of ``gepa_graph.integrations``,
-  ``gepa_graph.tracking``, ``gepa_graph.cli``, ``gepa_graph.local``, nor LangGraph, LangChain or
-  MLflow, at module level or inside a function.
+  ``gepa_graph.tracking``, ``gepa_graph.cli``, ``gepa_graph.local``, nor LangGraph, LangChain,
+  MLflow or Ray, at module level or inside a function.
 - **``api.py``** wires the core to the outside, always inside a function (importing
   ``gepa_graph`` stays free of MLflow and LangGraph): ``gepa_graph.integrations.langgraph`` (a
-  graph is adapted), ``gepa_graph.tracking`` (listeners), and the one documented reach into the
+  graph is adapted), ``gepa_graph.integrations.ray`` (``executor="ray"``),
+  ``gepa_graph.tracking`` (listeners), and the one documented reach into the
   embedded model, ``from gepa_graph.local import register`` for a ``local/...`` reflection LM
   (README: "the provider registers itself"). Never the CLI.
 - **``__init__.py``** imports the core and ``api`` only; ``tracking``, ``integrations`` and
@@ -27,7 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "gepa_graph"
 APPS = ("gepa_graph.cli", "gepa_graph.local")
-FRAMEWORKS = ("langgraph", "langchain", "langchain_core", "langchain_litellm", "mlflow")
+FRAMEWORKS = ("langgraph", "langchain", "langchain_core", "langchain_litellm", "mlflow", "ray")
 OUTSIDE_CORE = ("gepa_graph.integrations", "gepa_graph.tracking", *APPS, *FRAMEWORKS)
 NOT_CORE_PACKAGES = ("cli", "local", "testing")
 ROOTS = ("api.py", "__init__.py")
@@ -103,7 +104,8 @@ def test_api_reaches_out_only_inside_functions_and_only_where_documented():
     for name, imported_name, top in imports(PACKAGE / "api.py"):
         if not within(name, OUTSIDE_CORE):
             continue
-        allowed = within(name, ("gepa_graph.integrations.langgraph", "gepa_graph.tracking"))
+        allowed = within(name, ("gepa_graph.integrations.langgraph", "gepa_graph.integrations.ray",
+                                "gepa_graph.tracking"))
         # `from gepa_graph.local import register` (read also as module gepa_graph.local.register)
         allowed = allowed or (name, imported_name) in (
             ("gepa_graph.local", "register"), ("gepa_graph.local.register", None))

@@ -44,6 +44,10 @@ def optimize(
     ),
     alias: str = typer.Option("candidate", help="alias the registered versions get"),
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
+    executor: str = typer.Option(
+        "local", help="where rollouts run: local, or ray (the cluster at RAY_ADDRESS, else the "
+        "one on this machine; workers import the system by its module:attr)"
+    ),
 ) -> None:
     """Optimize the prompts of a graph on JSONL data."""
     with user_errors():
@@ -52,6 +56,8 @@ def optimize(
         from gepa_graph.tracking import registry
 
         target = load_object(system, "system")
+        if executor == "ray" and not system.rpartition(":")[0].endswith(".py"):
+            target = system  # the import path: each Ray worker imports the system itself
         metric_fn = load_object(metric, "metric")
         trainset = read_jsonl(train, "train")
         valset = read_jsonl(val, "val") if val is not None else None
@@ -72,7 +78,7 @@ def optimize(
             reflection_lm=reflection_lm_from(reflection_lm), max_rollouts=max_rollouts,
             max_cost_usd=max_cost_usd, max_seconds=max_seconds, config=config, run_dir=run_dir,
             resume=resume, tracking=tracker, progress=progress, seed_prompts=seed_prompts,
-            testset=testset,
+            testset=testset, executor=executor,
         )
         show_result(result, f"candidates ({result.run_dir})")
         if tracker is not None and tracker.run_id:

@@ -60,6 +60,18 @@ class ScriptedChatModel(BaseChatModel):
     _call_tools: list[list[str]] = PrivateAttr(default_factory=list)
     _cursor: int = PrivateAttr(default=0)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (sent to another process, e.g. a Ray worker): the lock is left behind
+        and a new one made on arrival."""
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private.pop("_lock", None)
+        return {**state, "__pydantic_private__": private}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        private = {**(state.get("__pydantic_private__") or {}), "_lock": threading.Lock()}
+        super().__setstate__({**state, "__pydantic_private__": private})
+
     @property
     def _llm_type(self) -> str:
         return "scripted"

@@ -150,6 +150,21 @@ class LangGraphSystem:
         self._fields = _internals.input_fields(self.graph)
         self._run_graph = self._graph_for_rollouts()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process (a Ray worker): the prompt substitution at the model
+        boundary is installed there too, as ``__init__`` installs it here."""
+        boundary.install()
+        self.__dict__.update(state)
+
+    def use_modules(self, names: Iterable[str]) -> None:
+        """Make exactly ``names`` (found prompts) the modules: what a probe run in another
+        process confirmed, for a system rebuilt from its import path on a Ray worker."""
+        names = set(names)
+        unknown = sorted(names - set(self._found))
+        if unknown:
+            raise KeyError(f"unknown module(s) {unknown}; found {sorted(self._found)}")
+        self._select(names)
+
     def _select(self, names: set[str]) -> None:
         self.slots: dict[str, PromptSlot] = {
             name: slot for name, slot in self._found.items()
