@@ -16,6 +16,7 @@ from typing import Any
 from gepa_graph.budget import Budget
 from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
+from gepa_graph.errors import InvalidInput, WrongType
 from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import EventBus, ListenerLike
 from gepa_graph.example import Example, as_dataset
@@ -123,7 +124,7 @@ async def aoptimize(
     if mode is not None:
         config = _merge_budgets(config.model_copy(update={"mode": mode}), None, None, None)
     if config.mode == "search" and valset is not None:
-        raise ValueError('mode="search" takes the tasks as trainset and no valset')
+        raise InvalidInput('mode="search" takes the tasks as trainset and no valset')
     chosen = build_strategies(config, strategies)
     runner, owned = as_executor(executor)
     source = system if isinstance(system, str) else None
@@ -140,11 +141,11 @@ async def aoptimize(
                 try:
                     validate(example)
                 except ValueError as exc:
-                    raise ValueError(f"{name}[{index}] ({example.key}): {exc}") from None
+                    raise InvalidInput(f"{name}[{index}] ({example.key}): {exc}") from None
     metric_arity(metric)
     probe = 1 if seeds is None else 0  # a system that needs a probe runs once more
     if config.max_rollouts is not None and config.max_rollouts < len(val) + probe:
-        raise ValueError(
+        raise InvalidInput(
             f"max_rollouts={config.max_rollouts} cannot even evaluate the seed on the "
             f"{len(val)} validation examples{' after the probe run' if probe else ''}; raise "
             "it or use a smaller valset"
@@ -271,7 +272,7 @@ def as_system(system: Any) -> System:
 
     if is_langgraph(system):
         return LangGraphSystem(system)
-    raise TypeError(
+    raise WrongType(
         f"cannot optimize a {type(system).__name__}: pass a compiled LangGraph graph, a "
         "gg.System, or wrap a function with gg.FunctionSystem(modules=..., fn=...)"
     )
@@ -287,7 +288,7 @@ def apply_prompts(target: Any, prompts: Mapping[str, str],
     from gepa_graph.integrations.langgraph.discover import ensure_compiled, find_slots
 
     if not is_langgraph(target):
-        raise TypeError(
+        raise WrongType(
             f"cannot write prompts into a {type(target).__name__}: pass a compiled LangGraph "
             "graph, or the System that ran the optimization (result.apply(target, system=...)), "
             "or use result.best_candidate directly"
@@ -387,10 +388,10 @@ def _merge_budgets(config: OptimizeConfig | Mapping[str, Any] | None, max_rollou
 def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[str, str]:
     seeds = dict(system.modules())
     if not seeds:
-        raise ValueError("the system has no modules (prompts) to optimize")
+        raise InvalidInput("the system has no modules (prompts) to optimize")
     for name, text in (overrides or {}).items():
         if name not in seeds:
-            raise ValueError(
+            raise InvalidInput(
                 f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}"
             )
         seeds[name] = text
@@ -420,7 +421,7 @@ def _listeners(tracking: Any, extra: Iterable[ListenerLike] | None,
         tracking = MLflowTracker(experiment=tracking)
     if tracking is not None:
         if not callable(tracking):
-            raise TypeError("tracking must be an experiment name or a listener callable(event)")
+            raise WrongType("tracking must be an experiment name or a listener callable(event)")
         listeners.append(tracking)
     listeners.extend(extra or ())
     return listeners

@@ -74,6 +74,8 @@ class Budget:
         _current_hold.set(hold)
 
     def release(self, hold: Hold) -> None:
+        """Give back what ``hold`` still promises (the rollouts its work did not reserve) once
+        that work ends, however it ends; releasing it twice gives back nothing more."""
         self.held -= hold.left
         hold.left = 0
 

@@ -85,6 +85,13 @@ class _Outcome:
 
 
 class Engine:
+    """One optimization run: ``optimize`` builds it from its collaborators and awaits ``run``.
+
+    It is also the view the strategies read (``iteration``, ``best_id``, ``mean``, ``known``,
+    ``exhausted``, ``budget_stop_reason``, and the pool in ``candidates``/``scores``); those
+    reads see the search only as of the last turn taken, never mid-step.
+    """
+
     def __init__(
         self,
         system: System,
@@ -151,13 +158,19 @@ class Engine:
 
     @property
     def iteration(self) -> int:
+        """Proposals and merges started so far (each takes the next number; the seed is 0).
+        With several in flight, the highest started, not the last finished."""
         return self.state.iteration
 
     @property
     def best_id(self) -> str:
+        """The pool's best candidate: highest mean validation score among those scored on
+        every validation example, the earliest on ties. Needs the seed in the pool."""
         return pareto.best_candidate(self.scores, self.val_keys, list(self.scores))
 
     def mean(self, candidate_id: str) -> float:
+        """Mean validation score of a pooled candidate over the examples it has run (a child
+        stopped early by screening has a partial mean); KeyError if it is not in the pool."""
         return pareto.mean_score(self.scores[candidate_id], self.val_keys)
 
     @property
@@ -176,6 +189,8 @@ class Engine:
         return len(examples) - len(self.known(candidate.id, examples))
 
     def budget_stop_reason(self) -> str | None:
+        """The budget limit reached (``max_rollouts``, ``max_cost_usd``, ``max_seconds``), or
+        None while every limit leaves room: for the stop strategy."""
         return self.budget.stop_reason()
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
@@ -222,6 +237,12 @@ class Engine:
     # ---------------------------------------------------------------- the loop
 
     async def run(self) -> Result:
+        """Evaluate the seed, then run proposals until the stop strategy or the budget ends
+        the search; the Result of the checkpoint as it stands. Call it once per Engine.
+
+        Emits OptimizationStarted first and OptimizationFinished last. On an error or an
+        interrupt the exception propagates after the checkpoint is saved as ``running`` (so
+        the run can resume); BudgetExhausted is a normal stop, not an error."""
         self._emit(OptimizationStarted(
             run_dir=str(self.run_dir) if self.run_dir else None,
             resumed=self.turns.replaying,

@@ -35,7 +35,16 @@ log = logging.getLogger("gepa_graph")
 
 
 class EvalResult(BaseModel):
-    """One scored rollout, reduced to JSON values (see jsonable.py for why)."""
+    """One scored rollout, reduced to JSON values (see jsonable.py for why): what the journal
+    stores and a resumed run reads back.
+
+    Fields: ``example_key`` (the example it ran on), ``score`` (the metric's value, or
+    ``failure_score`` when the system or the metric failed), ``feedback`` (the metric's text for
+    reflection; on a failure, the error), ``module_feedback`` (per-module feedback, None when the
+    metric gave none), ``output`` (the system's output, JSON-safe), ``trace`` (its LM calls and
+    records), ``error`` (None on success; else the system's or the metric's error, secrets
+    masked and size-bounded), ``usage`` (tokens and USD of every attempt, retries included).
+    """
 
     example_key: str
     score: float
@@ -47,12 +56,22 @@ class EvalResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
 
     def feedback_for(self, module: str) -> str:
+        """The feedback a reflection on ``module`` reads: its own, else the general one."""
         return Score(
             value=self.score, feedback=self.feedback, module_feedback=self.module_feedback
         ).feedback_for(module)
 
 
 class Evaluator:
+    """Runs rollouts for one run: at most ``concurrency`` at a time, each retried and time
+    limited as the config says, scored by the metric, charged to the budget and journaled.
+
+    It caches every result by (candidate id, example key), so a candidate never runs twice
+    on an example, and takes rollouts a killed run already journaled (``journaled``) instead
+    of running them again. ``pending``, ``running`` and ``busy_seconds`` are what the engine
+    reads to fill slots and report their utilisation.
+    """
+
     def __init__(
         self,
         system: System,
@@ -84,6 +103,8 @@ class Evaluator:
         self.on_rollout_done: list[Callable[[], None]] = []  # told whenever a slot frees
 
     def cached(self, candidate_id: str, example_key: str) -> EvalResult | None:
+        """The result this run already has for the pair, or None (not run yet, or still in
+        flight). Spends nothing and waits for nothing."""
         return self._cache.get((candidate_id, example_key))
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:

@@ -36,7 +36,13 @@ class Event(BaseModel):
 
 
 class OptimizationStarted(Event):
-    """A run starts (or resumes): its folder, config, seed prompts and data sizes."""
+    """A run starts (or resumes): its folder, config, seed prompts and data sizes.
+
+    Fields: ``run_dir`` (None for a run without a folder), ``resumed`` (True when it continues
+    a killed run from its folder's journal), ``config`` (the OptimizeConfig as JSON),
+    ``seed_prompts`` (module -> seed text), ``n_train`` and ``n_val`` (example counts),
+    ``reflection_lm`` (the reflection LM's model string or callable name).
+    """
 
     run_dir: str | None
     resumed: bool
@@ -48,7 +54,13 @@ class OptimizationStarted(Event):
 
 
 class IterationStarted(Event):
-    """A mutation (of ``module`` of one parent) or a merge (of two parents) begins."""
+    """A mutation (of ``module`` of one parent) or a merge (of two parents) begins.
+
+    Fields: ``iteration`` (this proposal's number, which later events of the same proposal
+    carry: with proposals in flight together, their events interleave), ``kind`` ("mutation"
+    or "merge"), ``parent_ids`` (one parent for a mutation, two for a merge), ``module`` (the
+    modules rewritten, joined by ``+``; None for a merge).
+    """
 
     iteration: int
     kind: Literal["mutation", "merge"]
@@ -57,7 +69,13 @@ class IterationStarted(Event):
 
 
 class ReflectionCalled(Event):
-    """The reflection LM answered a prompt about ``module`` of ``parent_id``."""
+    """The reflection LM answered a prompt about ``module`` of ``parent_id``.
+
+    Emitted when the proposal settles, not when the LM replied. Fields: ``iteration`` (the
+    proposal's number), ``prompt`` and ``reply`` (the full text sent, and the LM's raw answer
+    before the new prompt is extracted from it), ``cost_usd`` (None when LiteLLM does not know
+    the price).
+    """
 
     iteration: int
     module: str
@@ -72,7 +90,11 @@ class ProposalRejected(Rejection, Event):
 
 
 class MinibatchEvaluated(Event):
-    """A parent or child ran on a minibatch: the example keys and their scores."""
+    """A parent or child ran on a minibatch: the example keys and their scores.
+
+    Fields: ``iteration`` (the proposal's number), ``candidate_id`` (the candidate that ran),
+    ``role`` ("parent" or "child"), ``example_keys`` and ``scores`` (in the same order).
+    """
 
     iteration: int
     candidate_id: str
@@ -82,7 +104,9 @@ class MinibatchEvaluated(Event):
 
 
 class CandidateAccepted(Event):
-    """A candidate joined the pool: its record, and whether it is the best so far."""
+    """A candidate joined the pool: its ``candidate`` record, and ``is_best``: True for the
+    seed, and for a candidate scored on every validation example whose mean beats the best
+    before it (a tie is not a new best)."""
 
     candidate: CandidateRecord
     is_best: bool
@@ -109,7 +133,15 @@ class CandidateAccepted(Event):
 
 
 class BudgetUpdated(Event):
-    """After each step: the ledger, the best candidate and the pool's size and Pareto score."""
+    """A proposal or merge ended: what the run has spent and where the pool stands.
+
+    Fields: ``iteration`` (the highest proposal number started so far, not necessarily the one
+    that ended), ``ledger`` (a snapshot), ``best_id`` and ``best_score`` (the best candidate and
+    its mean validation score), ``pool_size`` (candidates in the pool), ``pareto_score`` (mean
+    over validation examples of the best score any candidate reached), ``rollouts_in_flight``
+    (rollouts holding a slot right now), ``slot_utilization`` (busy slot-seconds over
+    ``concurrency`` x elapsed seconds, 0..1; None before any time has elapsed).
+    """
 
     iteration: int
     ledger: Ledger
@@ -122,7 +154,12 @@ class BudgetUpdated(Event):
 
 
 class OptimizationFinished(Event):
-    """The run ended (``stop_reason``); ``result`` is the Result (None only when hand-built)."""
+    """The run ended (``stop_reason``); ``result`` is the Result (None only when hand-built).
+
+    The other fields repeat the Result's: ``best_id``, ``best_score`` and ``seed_score`` (mean
+    validation scores), ``ledger`` (the final spend), ``iterations`` (proposals and merges
+    started).
+    """
 
     stop_reason: str
     best_id: str
@@ -135,7 +172,12 @@ class OptimizationFinished(Event):
 
 class TestsetEvaluated(Event):
     """Held-out examples (``optimize(testset=...)``) scored for the seed and the best candidate
-    once the search has finished; these rollouts are outside the search budget."""
+    once the search has finished; these rollouts are outside the search budget.
+
+    Fields: ``seed_id`` and ``best_id`` (the candidates scored), ``seed_scores`` and
+    ``best_scores`` (example key -> score), ``seed_score`` and ``best_score`` (their means over
+    the testset; also ``Result.test_seed_score`` and ``test_best_score``).
+    """
 
     __test__ = False  # not a pytest test class
 

@@ -100,6 +100,8 @@ class Journal:
         self._append({"type": "reflection", "key": key, "response": response})
 
     def record_turn(self, label: str) -> None:
+        """Append the label of a step that just took its turn (see turns.py), so a resumed run
+        replays the steps in this order."""
         self._append({"type": "turn", "label": label})
 
     def sync(self) -> None:

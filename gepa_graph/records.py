@@ -19,6 +19,13 @@ class CandidateRecord(BaseModel):
 
     Its ``id`` is the content id of the prompts it was evaluated with; the stored ``prompts``
     are masked where they held a secret, so the id is kept as written, not derived again.
+
+    Fields: ``parent_ids`` (none for the seed, one for a mutation, two for a merge), ``origin``
+    ("seed", "mutation" or "merge"), ``changed_modules`` (modules whose text differs from the
+    parent's), ``val_scores`` (example key -> score, only the examples it ran: a child stopped
+    early by screening has fewer), ``mean_score`` (mean of ``val_scores``), ``iteration`` (the
+    proposal that made it; 0 for the seed), ``rollouts_at_discovery`` (the ledger's
+    ``rollouts_used`` when it joined the pool: x axis of a progress plot).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -35,7 +42,13 @@ class CandidateRecord(BaseModel):
 
 
 class Rejection(BaseModel):
-    """A proposal that did not enter the pool. ``reason`` is a short code, ``detail`` prose."""
+    """A proposal that did not enter the pool. ``reason`` is a short code, ``detail`` prose.
+
+    Also: ``iteration`` (the proposal's number), ``kind`` ("mutation" or "merge"), ``module``
+    (the modules it rewrote, joined by ``+``; None for a merge), ``parent_ids``, and
+    ``proposed_text`` (the rejected prompt text, each module's under its name for a joint
+    proposal; None when no text was produced; the checkpoint keeps it bounded in length).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -52,6 +65,16 @@ class Ledger(BaseModel):
     """What a run has spent: rollouts (exact), USD cost, wall time, and call counts.
 
     ``gepa_graph.budget.Budget`` is its one writer; everything else reads snapshots of it.
+
+    Fields: ``rollouts_used`` (exact, every kind: minibatch, validation, merge, and rollouts a
+    resumed run took from the journal), ``max_rollouts`` (the limit; None without one),
+    ``cost_usd`` (reflection + task), ``reflection_cost_usd`` (the reflection LM's calls),
+    ``task_cost_usd`` (LM calls inside rollouts, every retry included); costs leave out calls
+    whose price LiteLLM does not know. ``reflection_calls`` (reflection replies used),
+    ``lm_retries`` and ``lm_failures`` (reflection LM calls retried, and given up on after the
+    retries), ``failed_rollouts`` (rollouts scored ``failure_score`` because the system or
+    metric failed), ``rollout_retries`` (extra attempts of retryable rollout failures),
+    ``seconds`` (wall time including the time before a resume, as of the last snapshot).
     """
 
     rollouts_used: int = 0

@@ -17,7 +17,17 @@ __all__ = ["CandidateRecord", "Result"]
 
 class Result(BaseModel):
     """The outcome of one optimization (finished or not): best and seed prompts with their mean
-    validation scores, every accepted candidate and rejected proposal, and what it spent."""
+    validation scores, every accepted candidate and rejected proposal, and what it spent.
+
+    Fields: ``best_id``, ``best_candidate`` (module -> text) and ``best_score`` (its mean
+    validation score); ``seed_candidate`` and ``seed_score`` likewise for the seed;
+    ``candidates`` (every pool member's record, in the order they joined, the seed first);
+    ``rejected``; ``rollouts_used`` (the same as ``ledger.rollouts_used``); ``ledger`` (the
+    full spend); ``iterations`` (proposals and merges started); ``stop_reason`` (e.g.
+    ``max_rollouts``, or ``unknown`` for a run still marked running); ``run_dir`` (None for a
+    run without a folder); ``val_keys`` (the validation examples' keys, in order);
+    ``test_seed_score`` and ``test_best_score`` (None unless a testset was given).
+    """
 
     best_id: str
     best_candidate: dict[str, str]

@@ -17,7 +17,16 @@ FORMAT = 1
 
 class OptimizerState(BaseModel):
     """The checkpoint's content: status, iteration, ledger, inputs' keys, and every accepted
-    candidate and rejected proposal so far."""
+    candidate and rejected proposal so far.
+
+    Fields: ``format`` (the checkpoint's format version, checked on load), ``status``
+    ("running" until the run stops; a killed run stays "running", so it can resume),
+    ``stop_reason`` (None while running), ``reflection_lm`` (its name), ``config`` (the
+    OptimizeConfig as JSON), ``seed_prompts`` (module -> seed text), ``train_keys`` and
+    ``val_keys`` (the examples' keys, in order: which data the run used),
+    ``candidates`` (accepted, in the order they joined, the seed first), ``best_id`` (the
+    pool's best; None before the seed was evaluated). Written by the engine only.
+    """
 
     format: int = FORMAT
     status: Literal["running", "finished"] = "running"

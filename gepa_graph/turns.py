@@ -34,6 +34,10 @@ _owner: contextvars.ContextVar[_Owner | None] = contextvars.ContextVar("gepa_gra
 
 
 class Turns:
+    """The turn order of one run: in a live run it journals each step's label as the step
+    takes its turn; in a resumed run it holds back each step until the journaled order
+    (``journaled``, the killed run's turn labels) reaches it, then goes on live."""
+
     def __init__(self, journal: Journal, journaled: Iterable[str] = ()) -> None:
         self._journal = journal
         self._log = deque(journaled)
@@ -46,6 +50,8 @@ class Turns:
 
     @property
     def next(self) -> str | None:
+        """The label of the journaled step due next in a replay (e.g. ``"plan.3"``, ``"7.2"``);
+        None once the replay is over or in a live run."""
         return self._log[0] if self._log else None
 
     @staticmethod

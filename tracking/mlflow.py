@@ -708,6 +708,9 @@ def _score(value: float) -> float:
 
 
 def log_table(client: MlflowClient, run_id: str, name: str, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as the run's table artifact ``name`` in MLflow's table JSON (the first
+    row's keys are the columns; a key missing from a later row is null), replacing any earlier
+    version. The UI lists it as a table only after ``tag_tables``."""
     columns = list(rows[0]) if rows else []
     payload = {"columns": columns, "data": [[row.get(c) for c in columns] for row in rows]}
     client.log_text(run_id, json.dumps(payload), S.table_path(name))

@@ -40,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gepa_graph.errors import InvalidInput, UnknownName
 from gepa_graph.redact import redact_text
 from gepa_graph.store import RunStore
 from gepa_graph.tracking import schema as S
@@ -118,7 +119,7 @@ def module_prompt_name(name: str, module: str) -> str:
 
 def _check_name(name: str) -> None:
     if not _NAME_RULE.match(name or ""):
-        raise ValueError(
+        raise InvalidInput(
             f"registry name {name!r} is invalid: use letters, digits, '_', '-' and '.' only"
         )
 
@@ -128,17 +129,19 @@ def _parse_ref(ref: str) -> tuple[str, str | None]:
     body = ref.removeprefix("prompts:/")
     name, _, alias = body.partition("@")
     if "/" in name:
-        raise ValueError(
+        raise InvalidInput(
             f"{ref!r}: give NAME@alias (e.g. agent@production); versions are per module, so "
             "pin one with an alias"
         )
     _check_name(name)
     if "@" in body and not alias:
-        raise ValueError(f"empty alias in {ref!r}")
+        raise InvalidInput(f"empty alias in {ref!r}")
     return name, alias or None
 
 
 def client_for(tracking_uri: str | None) -> MlflowClient:
+    """An MLflow client whose tracking and registry are both ``tracking_uri`` (None: MLflow's
+    default, from ``MLFLOW_TRACKING_URI``), with MLflow's console chatter quieted."""
     from mlflow import MlflowClient
 
     quiet_mlflow()
@@ -216,14 +219,14 @@ def _resolve(client: MlflowClient, ref: str) -> dict[str, Any]:
         prompt = _prompt(client, name)
         group = prompt.tags.get(S.PROMPT_GROUP) if prompt is not None else None
         if group:
-            raise LookupError(f"registry prompt {name!r} is one module of {group!r}; load "
+            raise UnknownName(f"registry prompt {name!r} is one module of {group!r}; load "
                               f"{group!r}{'@' + alias if alias else ''} to get every module")
         if prompt is not None:
-            raise LookupError(
+            raise UnknownName(
                 f"registry prompt {name!r} was not registered by gepa_graph; register prompts "
                 "with gepa_graph.tracking.registry.register() (or gepa-graph optimize --register)"
             )
-        raise LookupError(f"no prompts registered as {name!r}")
+        raise UnknownName(f"no prompts registered as {name!r}")
     found = {}
     for module, prompt in modules.items():
         if alias is None:
@@ -234,11 +237,13 @@ def _resolve(client: MlflowClient, ref: str) -> dict[str, Any]:
         if version is not None:
             found[module] = version
     if not found:
-        raise LookupError(f"no registered gepa_graph prompts at {ref!r}")
+        raise UnknownName(f"no registered gepa_graph prompts at {ref!r}")
     return found
 
 
 def template_of(version: Any) -> str:
+    """The exact template a PromptVersion holds, braces as the graph uses them: undoes the
+    conversion ``register`` stored it with (``gepa_graph.brace_format`` tag)."""
     return decode_template(version.template, version.tags.get(S.VERSION_BRACES))
 
 
@@ -274,6 +279,8 @@ class Move:
 
     @property
     def versions(self) -> dict[str, int]:
+        """Module -> version the alias points at after the move; modules that lost the alias
+        are left out."""
         return {m: after for m, (_, after) in self.changes.items() if after is not None}
 
 
@@ -285,7 +292,7 @@ def _move(client: MlflowClient, name: str, alias: str, target: dict[str, int], e
     modules = modules if modules is not None else _modules(client, name)
     missing = sorted(set(target) - set(modules))
     if missing:
-        raise LookupError(f"{name!r} has no registered module(s) {missing}")
+        raise UnknownName(f"{name!r} has no registered module(s) {missing}")
     changes: dict[str, tuple[int | None, int | None]] = {}
     for module, prompt in sorted(modules.items()):
         current = _at_alias(client, prompt.name, alias)
@@ -433,7 +440,7 @@ def register(
         prompt = modules.get(module)
         if prompt is None:
             if _prompt(client, prompt_name) is not None:
-                raise ValueError(
+                raise InvalidInput(
                     f"registry prompt {prompt_name!r} exists and was not registered by "
                     f"gepa_graph as part of {name!r}"
                 )
@@ -494,7 +501,7 @@ def rollback(name: str, alias: str = S.PRODUCTION_ALIAS,
     else:
         move = None
     if move is None or all(before is None for before, _ in move["changes"].values()):
-        raise LookupError(f"{name}@{alias} has no earlier version set to roll back to")
+        raise UnknownName(f"{name}@{alias} has no earlier version set to roll back to")
     modules = _modules(client, name)
     target = {}
     for module, prompt in modules.items():
@@ -521,6 +528,10 @@ def load_prompts(ref: str, tracking_uri: str | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SeedOrigin:
+    """Registry prompts this process loaded with ``seed_from_registry``: the ``ref`` asked
+    for, the ``versions`` it resolved to (module -> version) and their ``prompts``, so the
+    MLflowTracker of a run seeded with those texts can record where its seed came from."""
+
     ref: str
     versions: dict[str, int]
     prompts: dict[str, str]

@@ -54,7 +54,9 @@ def fail(message: str) -> NoReturn:
 
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (its type name when the message is empty)."""
-    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    # KeyError (so gg.UnknownName) shows its message quoted, as a repr: print the message itself.
+    message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
     return text or type(exc).__name__
 
 
@@ -64,23 +66,6 @@ USER_OS_ERRORS: tuple[type[OSError], ...] = (
     FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
 )
 
-# gepa_graph.api and gepa_graph.tracking.registry still raise plain ValueError, TypeError and
-# LookupError for bad input (they are outside the change that made the user's errors
-# GepaGraphError). Such an error raised by their own code, not passed up from below, is the
-# user's. Remove this once they raise GepaGraphError.
-_NOT_YET_GEPA_GRAPH_ERRORS = frozenset({"gepa_graph.api", "gepa_graph.tracking.registry"})
-
-
-def _raised_by_unconverted_module(exc: BaseException) -> bool:
-    if not isinstance(exc, (ValueError, TypeError, LookupError)):
-        return False
-    frame = exc.__traceback__
-    if frame is None:
-        return False
-    while frame.tb_next is not None:
-        frame = frame.tb_next
-    return frame.tb_frame.f_globals.get("__name__") in _NOT_YET_GEPA_GRAPH_ERRORS
-
 
 @contextmanager
 def user_errors() -> Iterator[None]:
@@ -89,8 +74,4 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (GepaGraphError, *USER_OS_ERRORS) as exc:
-        fail(one_line(exc))
-    except (ValueError, TypeError, LookupError) as exc:
-        if not _raised_by_unconverted_module(exc):
-            raise
         fail(one_line(exc))
