@@ -24,3 +24,6 @@ class WrongType(GepaGraphError, TypeError):
 
 class UnknownName(GepaGraphError, KeyError):
     """A name the user gave (a module, a prompt) is not one the graph or candidate has."""
+
+    def __str__(self) -> str:  # KeyError's own str() quotes the message like a key
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()

@@ -48,6 +48,7 @@ class ProgressDisplay(Listener):
             pool=event.pool_size,
             cost=f"${ledger.cost_usd:.4f}",
             iteration=event.iteration,
+            slots=_slots(event),
         )
 
     def on_optimization_finished(self, event: OptimizationFinished) -> None:
@@ -70,13 +71,14 @@ class ProgressDisplay(Listener):
             TextColumn("iter {task.fields[iteration]}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} rollouts"),
-            TextColumn("best {task.fields[best]} · pool {task.fields[pool]} · {task.fields[cost]}"),
+            TextColumn("best {task.fields[best]} · pool {task.fields[pool]} · {task.fields[cost]}"
+                       "{task.fields[slots]}"),
             TimeElapsedColumn(),
             console=self.console,
         )
         self._task = self._progress.add_task(
             "gepa", total=event.config.get("max_rollouts"), best="-", pool=0, cost="$0",
-            iteration=0,
+            iteration=0, slots="",
         )
         self._progress.start()
 
@@ -85,3 +87,11 @@ class ProgressDisplay(Listener):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _slots(event: BudgetUpdated) -> str:
+    """' · 12 in flight, slots 87% busy': how well the run keeps its rollout slots full."""
+    if event.slot_utilization is None:
+        return ""
+    return (f" · {event.rollouts_in_flight} in flight, slots "
+            f"{event.slot_utilization:.0%} busy")

@@ -129,7 +129,7 @@ def test_one_run_with_a_nested_run_per_candidate(tmp_path):
         assert len(steps) >= 2 and len(steps) == len(set(steps)), (name, steps)
     assert run.data.metrics == {
         S.VAL_SCORE: 0.75, S.BEST_SCORE: 0.75, S.SEED_SCORE: 0.25, S.IMPROVEMENT: 0.5,
-        S.PARETO_SCORE: 0.75, S.POOL_SIZE: 1, S.COST_USD: 0.02}
+        S.PARETO_SCORE: 0.75, S.POOL_SIZE: 1, S.COST_USD: 0.02, S.ROLLOUTS_IN_FLIGHT: 0}
 
     children = client.search_runs([run.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{tracker.run_id}'")
@@ -205,8 +205,8 @@ def test_metrics_go_out_in_batches(tmp_path, monkeypatch):
     tracker.close()
     assert not tracker.failed
     metric_batches = [n for n in calls if n]
-    assert sum(metric_batches) == 200 * 5
-    assert len(metric_batches) <= 3  # 1000 values in at most a few calls, not 1000
+    assert sum(metric_batches) == 200 * 6  # best, pareto, pool, cost, improvement, in flight
+    assert len(metric_batches) <= 3  # 1200 values in at most a few calls, not 1200
 
 
 def test_unreachable_store_never_raises_and_reports_once(tmp_path, caplog):

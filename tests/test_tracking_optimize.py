@@ -95,6 +95,9 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     assert steps[0] == 0 and history[0].value == result.seed_score
     assert steps == sorted(set(steps)) and steps[-1] == result.rollouts_used
     assert run.data.metrics[S.VAL_SCORE] == pytest.approx(result.best_score)
+    # How busy the rollout slots were, over the run (busy slot-seconds / available).
+    slots = client.get_metric_history(tracker.run_id, S.SLOT_UTILIZATION)
+    assert slots and all(0 < m.value <= 1 for m in slots)
     assert run.data.metrics[S.IMPROVEMENT] == pytest.approx(result.best_score - result.seed_score)
     held_out = client.get_metric_history(tracker.run_id, S.TEST_SCORE)
     assert [(m.step, m.value) for m in held_out] == [

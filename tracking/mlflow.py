@@ -460,6 +460,9 @@ class MLflowTracker(Listener):
             S.PARETO_SCORE: event.pareto_score,
             S.POOL_SIZE: event.pool_size,
             S.COST_USD: event.ledger.cost_usd,
+            S.ROLLOUTS_IN_FLIGHT: event.rollouts_in_flight,
+            **({S.SLOT_UTILIZATION: event.slot_utilization}
+               if event.slot_utilization is not None else {}),
         })
         if len(self._history) > _BATCH_MAX // len(S.HISTORY_METRICS):
             self._send_metrics()

@@ -51,8 +51,10 @@ IMPROVEMENT = "improvement"
 PARETO_SCORE = "pareto_score"
 POOL_SIZE = "pool_size"
 COST_USD = "cost_usd"
+ROLLOUTS_IN_FLIGHT = "rollouts_in_flight"
+SLOT_UTILIZATION = "slot_utilization"  # busy slot-seconds / (concurrency x elapsed seconds)
 HISTORY_METRICS = (VAL_SCORE, BEST_SCORE, SEED_SCORE, IMPROVEMENT, PARETO_SCORE, POOL_SIZE,
-                   COST_USD)
+                   COST_USD, ROLLOUTS_IN_FLIGHT, SLOT_UTILIZATION)
 # Held-out (testset) score on the optimization run: the seed's at step 0, the best candidate's
 # at the last step (so the column shows the winner's held-out score).
 TEST_SCORE = "test_score"

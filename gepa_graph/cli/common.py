@@ -54,9 +54,7 @@ def fail(message: str) -> NoReturn:
 
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (its type name when the message is empty)."""
-    # KeyError (so gg.UnknownName) shows its message quoted, as a repr: print the message itself.
-    message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc
-    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
     return text or type(exc).__name__
 
 
