@@ -56,6 +56,11 @@ log = logging.getLogger("gepa_graph")
 # Minibatches drawn for one proposal before giving up on finding one not yet reflected on
 # for the same parent and modules.
 MINIBATCH_DRAWS = 4
+# A proposal starts beside others already in flight only once they have run this long without
+# ending: work that finishes fast (a quick system, a cached minibatch) then goes one proposal
+# at a time, each seeing the last one's outcome, as sequential GEPA does; slow rollouts (a
+# remote LLM) fill the free slots after this short wait.
+OVERLAP_AFTER_S = 0.1
 # Proposals in a row from one parent that produced nothing new (its minibatch known, its child
 # a repeat) before the parent counts as exhausted and selection turns to other candidates.
 EXHAUSTED_AFTER = 5
@@ -288,10 +293,15 @@ class Engine:
         Returns why the run stopped."""
         tasks: dict[asyncio.Task, str] = {}
         blocked = False  # nothing worth starting fit: wait for work in flight to end
+        owed = 0  # proposals that ended and are not yet replaced
+        burst = False  # work in flight outlasted OVERLAP_AFTER_S: fill the free slots now
+        last_start = -math.inf
+        clock = asyncio.get_running_loop()
         try:
             while True:
-                if _reap(tasks):
-                    blocked = False
+                ended = _reap(tasks)
+                if ended:
+                    blocked, owed = False, owed + ended
                 label = f"plan.{self._plans}"
                 if self.turns.replaying:
                     if self.turns.next == label:
@@ -303,17 +313,26 @@ class Engine:
                         await _first_of(tasks, self.turns.changed())
                     continue
                 stop = self.strategies.stop.stop_reason(self)
+                wait = None
                 if stop is not None:
                     if not tasks:
                         return stop
                 elif (not blocked and len(tasks) < self.proposal_cap
                       and self.evaluator.pending < self.config.concurrency):
-                    if await self._start_next(tasks, label):
-                        continue
-                    if not tasks:
-                        return "max_rollouts"
-                    blocked = True
-                await _first_of(tasks, self._slot_freed())
+                    overlap = bool(tasks) and (
+                        burst or clock.time() - last_start >= OVERLAP_AFTER_S)
+                    if not tasks or owed or overlap:
+                        if await self._start_next(tasks, label):
+                            last_start = clock.time()
+                            burst, owed = overlap and not owed, max(owed - 1, 0)
+                            continue
+                        if not tasks:
+                            return "max_rollouts"
+                        blocked = True
+                    else:
+                        wait = OVERLAP_AFTER_S - (clock.time() - last_start)
+                burst = False
+                await _first_of(tasks, self._slot_freed(), wait)
         finally:
             for task in tasks:
                 task.cancel()
@@ -692,10 +711,12 @@ def _reap(tasks: dict[asyncio.Task, str]) -> int:
     return len(done)
 
 
-async def _first_of(tasks: dict[asyncio.Task, str], signal: Awaitable[None]) -> None:
-    """Wait until some work in flight finishes or ``signal`` fires."""
+async def _first_of(tasks: dict[asyncio.Task, str], signal: Awaitable[None],
+                    timeout: float | None = None) -> None:
+    """Wait until some work in flight finishes or ``signal`` fires (or ``timeout`` passes)."""
     waiter = asyncio.ensure_future(signal)
     try:
-        await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*tasks, waiter], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
