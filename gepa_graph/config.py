@@ -60,8 +60,8 @@ class OptimizeConfig(BaseModel):
     parallel_proposals: int | None = Field(
         None, gt=0, le=1024,
         description="proposals in flight at most; the engine starts one whenever a rollout "
-        "slot is free. None: concurrency / minibatch_size (enough minibatches to fill the "
-        "slots); 1: the sequential GEPA loop, one proposal at a time",
+        "slot is free. None: concurrency / (2 x minibatch_size); more buys wall time with "
+        "rollouts (benchmarks/concurrency_quality.py); 1: the sequential GEPA loop",
     )
     seed: int = Field(0, description="seeds every random choice of the search (sampling, "
                       "parent selection), so a run can be repeated")

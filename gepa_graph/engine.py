@@ -75,6 +75,7 @@ class _Plan:
     repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
     fresh: bool = False  # the parent had not yet run some of the minibatch
     hold: Hold | None = None  # its worst case held: minibatches and the child's validation
+    speculative: bool = False  # its parent was still being validated when it started
 
 
 @dataclass
@@ -130,10 +131,12 @@ class Engine:
         self.modules = list(seed_prompts)
         self.seed = Candidate(prompts=dict(seed_prompts))
         self.turns = Turns(self.journal, self.journal.turns)
-        # Proposals in flight at most: by default enough for their minibatches to fill the
-        # rollout slots; 1 is the sequential GEPA loop.
+        # Proposals in flight at most: by default enough for half the slots to run minibatches
+        # while the rest validate (benchmarks/concurrency_quality.py: more in flight buys wall
+        # time with rollouts, since proposals from a pool about to change repeat each other);
+        # 1 is the sequential GEPA loop.
         self.proposal_cap = config.parallel_proposals or max(
-            1, math.ceil(config.concurrency / config.minibatch_size))
+            1, math.ceil(config.concurrency / (2 * config.minibatch_size)))
         self.evaluator.on_rollout_done.append(self._on_rollout_done)
         self._slot_waiters: list[asyncio.Future] = []
         self._plans = 0  # planning steps taken (their turns are plan.0, plan.1, ...)
@@ -141,6 +144,11 @@ class Engine:
         self._started = time.monotonic()
         self.validating: set[str] = set()  # candidates being validated now
         self._known: dict[tuple[str, str], float] = {}  # (candidate, example) -> score seen
+        # Children that won their minibatch and are being validated, not yet continued: the
+        # next proposal starts from one of them (speculatively, as sequential GEPA would most
+        # likely pick the child it just accepted), instead of from a pool about to change.
+        self._chain: list[Candidate] = []
+        self._verdicts: dict[str, asyncio.Future] = {}  # child id -> did it join the pool
 
         self.candidates: dict[str, Candidate] = {}
         self.scores: dict[str, dict[str, float]] = {}
@@ -347,7 +355,8 @@ class Engine:
         if merge is not None:
             tasks[asyncio.create_task(self._merge(*merge))] = str(merge[0])
             return True
-        plan = self._plan(self.budget.available, alone=not tasks)
+        parent = self._chain.pop(0) if self._chain else None
+        plan = self._plan(self.budget.available, alone=not tasks, parent=parent)
         if plan is None:
             return False
         tasks[asyncio.create_task(self._proposal(plan))] = str(plan.iteration)
@@ -392,14 +401,16 @@ class Engine:
 
     # ---------------------------------------------------------------- mutation
 
-    def _plan(self, room: int | None, alone: bool = True) -> _Plan | None:
+    def _plan(self, room: int | None, alone: bool = True,
+              parent: Candidate | None = None) -> _Plan | None:
         """Parent, modules and minibatch of one proposal: every random draw happens here, in
         the main task, when the proposal starts. None when the proposal's worst case (its
         minibatch rollouts and its child's full validation) does not fit in ``room``, or when
         it would only repeat a reflection while other work is in flight (``alone`` False):
         such a proposal cannot fill a slot usefully, so it waits for the pool to move."""
         strategies = self.strategies
-        parent = strategies.parent_selector.select(self)
+        speculative = parent is not None
+        parent = parent or strategies.parent_selector.select(self)
         modules = strategies.module_selector.select(self, parent)
         for _ in range(MINIBATCH_DRAWS):
             minibatch = strategies.sampler.sample(self, parent)
@@ -415,7 +426,8 @@ class Engine:
             return None
         self.state.iteration += 1
         plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected,
-                     fresh=parent_runs > 0, hold=self.budget.hold(worst))
+                     fresh=parent_runs > 0, hold=self.budget.hold(worst),
+                     speculative=speculative)
         self.reflected.add(key)
         self._emit(IterationStarted(iteration=plan.iteration, kind="mutation",
                                     parent_ids=(parent.id,), module="+".join(modules)))
@@ -437,12 +449,28 @@ class Engine:
             self.budget.release(plan.hold)
         child = outcome.child
         if self._settle(outcome):
+            if plan.speculative and not await self._parent_joined(plan):
+                self._reject("mutation", "parent_rejected", "its parent did not join the pool",
+                             "+".join(plan.modules), (plan.parent.id,),
+                             _shown({m: child.prompts[m] for m in child.changed_modules}),
+                             iteration=plan.iteration)
+                self._finished(spent=True)
+                return
+            verdict = asyncio.get_running_loop().create_future()
+            self._verdicts[child.id] = verdict
+            self._chain.append(child)
+            self.strategies.module_selector.inherit(child.id, plan.parent.id)
+            joined = False
             try:
                 joined = await self._admit(child, plan.iteration)
             except BudgetExhausted as exc:
                 self._reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
                              (plan.parent.id,), iteration=plan.iteration)
                 return
+            finally:
+                if child in self._chain:
+                    self._chain.remove(child)
+                verdict.set_result(joined)
             gain = 0.0
             if joined:
                 keys = list(self.scores[child.id])
@@ -452,6 +480,12 @@ class Engine:
                 self._remember_attempt(plan, child, "worse on validation")
             self.strategies.merge_scheduler.on_accepted(self, int(joined))
         self._finished(spent=plan.fresh or outcome.child_results is not None)
+
+    async def _parent_joined(self, plan: _Plan) -> bool:
+        """Wait for the verdict on a speculative proposal's parent; act at a turn after it."""
+        joined = await self._verdicts[plan.parent.id]
+        await self.turns.take()
+        return joined
 
     def _tell_selector(self, outcome: _Outcome, status: str, child_id: str | None = None,
                        gain: float = 0.0) -> None:

@@ -189,3 +189,21 @@ def test_local_runtime_quick_mode(tmp_path):
                 "demo_rps_4"):
         assert _finite(row["quiet"][key]) and row["quiet"][key] > 0
     assert "| xllamacpp | as it is |" in local_runtime.markdown(data)
+
+
+def test_concurrency_quality_quick(tmp_path):
+    from benchmarks import concurrency_quality
+
+    out = tmp_path / "cq.json"
+    concurrency_quality.main(["--quick", "--out", str(out)])
+    data = json.loads(out.read_text())
+    for task, settings in data["rows"].items():
+        assert set(settings) == set(concurrency_quality.SETTINGS)
+        for runs in settings.values():
+            assert len(runs) == data["params"]["seeds"]
+            assert all(0 <= r["val"] <= 1 and r["seconds"] > 0 for r in runs)
+            assert all(r["rollouts"] <= data["params"]["budget"] for r in runs)
+        # One proposal at a time is never faster than several in flight (virtual time).
+        wall = {name: sum(r["seconds"] for r in runs) for name, runs in settings.items()}
+        assert wall["sequential"] >= wall["default"]
+    assert "| task |" in concurrency_quality.markdown(data)

@@ -186,3 +186,39 @@ def test_one_proposal_at_a_time_resumes_to_the_uninterrupted_result(tmp_path):
     expected, got = json.loads(whole.stdout), json.loads(resumed.stdout)
     assert (got["best"], got["ids"], got["rollouts"]) == (
         expected["best"], expected["ids"], expected["rollouts"])
+
+
+def test_a_child_being_validated_is_continued_at_once_and_its_verdict_is_awaited(tmp_path):
+    # The seed knows rules 0-2; reflecting on it, the LM rewrites the prompt to know only
+    # rule 3, so its children win type-3 minibatches but are screened out on validation.
+    # Reflecting on anything else, it adds a missing rule, so a continuation of such a child
+    # beats it on its minibatch: it must then wait for the child's verdict and not join.
+    task = RuleTask(n_types=4)
+    system = SleepySystem(task)
+    calls, events = [], []
+    adds_a_rule = task.reflection_lm()
+
+    async def forgetful(prompt):
+        calls.append(prompt)
+        await asyncio.sleep(0.3)
+        if "Base. rule-0. rule-1. rule-2." in prompt:
+            return f"```\nBase. rule-3. attempt {len(calls)}\n```"
+        return adds_a_rule(prompt)
+
+    async def metric(example, prediction, trace=None):
+        return task.metric(example, prediction, trace)
+
+    result = run_on_virtual_clock(gg.aoptimize(
+        system, task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
+        metric=metric, reflection_lm=forgetful, run_dir=tmp_path / "r", progress=False,
+        seed_prompts={"instructions": "Base. rule-0. rule-1. rule-2."},
+        listeners=[events.append], config=gg.OptimizeConfig(
+            seed=1, max_rollouts=300, concurrency=12, validation="screening")))
+    pool = {c.id for c in result.candidates}
+    assert all(set(c.parent_ids) <= pool for c in result.candidates)
+    rejected = {r.reason for r in result.rejected}
+    assert "parent_rejected" in rejected and "worse_than_parent_on_validation_sample" in rejected
+    # Those proposals started from a child before its verdict: a continuation, not a plan from
+    # the pool.
+    started = [e for e in events if isinstance(e, IterationStarted)]
+    assert any(e.parent_ids[0] not in pool for e in started)
