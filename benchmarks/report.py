@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import (
+    concurrency_quality,
     local_runtime,
     overhead,
     ray_cluster,
@@ -34,6 +35,7 @@ SECTIONS = [
     ("real_model", "4. Real model", real_model.markdown),
     ("local_runtime", "5. Local runtime", local_runtime.markdown),
     ("ray_cluster", "6. Ray cluster", ray_cluster.markdown),
+    ("concurrency_quality", "7. Concurrency and quality", concurrency_quality.markdown),
 ]
 
 

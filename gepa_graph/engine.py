@@ -75,7 +75,8 @@ class _Plan:
     repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
     fresh: bool = False  # the parent had not yet run some of the minibatch
     hold: Hold | None = None  # its worst case held: minibatches and the child's validation
-    speculative: bool = False  # its parent was still being validated when it started
+    # When its parent was still being validated as it started: whether the parent joined.
+    parent_verdict: asyncio.Future | None = None
 
 
 @dataclass
@@ -295,10 +296,11 @@ class Engine:
         return result
 
     async def _steady_state(self) -> str:
-        """Keep up to ``concurrency`` rollouts in flight: start a proposal (or a due merge)
-        whenever a slot is free and fewer than ``proposals in flight`` are running, from the
-        pool as it is at that moment; each settles on its own as its rollouts come back.
-        Returns why the run stopped."""
+        """Keep up to ``concurrency`` rollouts in flight: start a due merge or a proposal
+        (from a child being validated, else from the pool as it is now) whenever a slot is
+        free and fewer than ``proposal_cap`` are running; a proposal that ended is replaced
+        at once, and one starts beside others only once they outlast OVERLAP_AFTER_S. Each
+        settles on its own as its rollouts come back. Returns why the run stopped."""
         tasks: dict[asyncio.Task, str] = {}
         blocked = False  # nothing worth starting fit: wait for work in flight to end
         owed = 0  # proposals that ended and are not yet replaced
@@ -409,7 +411,7 @@ class Engine:
         it would only repeat a reflection while other work is in flight (``alone`` False):
         such a proposal cannot fill a slot usefully, so it waits for the pool to move."""
         strategies = self.strategies
-        speculative = parent is not None
+        verdict = self._verdicts.get(parent.id) if parent is not None else None
         parent = parent or strategies.parent_selector.select(self)
         modules = strategies.module_selector.select(self, parent)
         for _ in range(MINIBATCH_DRAWS):
@@ -427,7 +429,7 @@ class Engine:
         self.state.iteration += 1
         plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected,
                      fresh=parent_runs > 0, hold=self.budget.hold(worst),
-                     speculative=speculative)
+                     parent_verdict=verdict)
         self.reflected.add(key)
         self._emit(IterationStarted(iteration=plan.iteration, kind="mutation",
                                     parent_ids=(parent.id,), module="+".join(modules)))
@@ -449,7 +451,7 @@ class Engine:
             self.budget.release(plan.hold)
         child = outcome.child
         if self._settle(outcome):
-            if plan.speculative and not await self._parent_joined(plan):
+            if plan.parent_verdict is not None and not await self._parent_joined(plan):
                 self._reject("mutation", "parent_rejected", "its parent did not join the pool",
                              "+".join(plan.modules), (plan.parent.id,),
                              _shown({m: child.prompts[m] for m in child.changed_modules}),
@@ -471,6 +473,7 @@ class Engine:
                 if child in self._chain:
                     self._chain.remove(child)
                 verdict.set_result(joined)
+                self._verdicts.pop(child.id)  # its continuations hold the future
             gain = 0.0
             if joined:
                 keys = list(self.scores[child.id])
@@ -483,7 +486,7 @@ class Engine:
 
     async def _parent_joined(self, plan: _Plan) -> bool:
         """Wait for the verdict on a speculative proposal's parent; act at a turn after it."""
-        joined = await self._verdicts[plan.parent.id]
+        joined = await plan.parent_verdict
         await self.turns.take()
         return joined
 
