@@ -75,11 +75,16 @@ def import_object(path: str) -> Any:
         raise ImportPathError(
             f"cannot import module {module_name!r} of {path!r}: {type(exc).__name__}: {text}"
         ) from None
-    value: Any = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            raise ImportPathError(
-                f"cannot import {path!r}: {module_name} has no attribute {attribute!r}"
-            )
+    try:
+        return attribute_at(module, attribute)
+    except AttributeError:
+        raise ImportPathError(
+            f"cannot import {path!r}: {module_name} has no attribute {attribute!r}"
+        ) from None
+
+
+def attribute_at(value: Any, dotted: str) -> Any:
+    """``value.a.b`` for ``dotted`` "a.b"; AttributeError when a part is missing."""
+    for part in dotted.split("."):
         value = getattr(value, part)
     return value

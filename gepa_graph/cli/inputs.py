@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gepa_graph.cli.common import CLIError, one_line
+from gepa_graph.executor import attribute_at
 
 
 def load_object(spec: str, what: str) -> Any:
@@ -36,14 +37,12 @@ def load_object(spec: str, what: str) -> Any:
         raise
     except Exception as exc:  # the user's module failed to import: say how, in one line
         raise CLIError(f"cannot import {what} {spec!r}: {type(exc).__name__}: {one_line(exc)}")
-    value = module
-    for part in attr.split("."):
-        if not hasattr(value, part):
-            raise CLIError(
-                f"cannot import {what} {spec!r}: {module_name} has no attribute {attr!r}"
-            )
-        value = getattr(value, part)
-    return value
+    try:
+        return attribute_at(module, attr)
+    except AttributeError:
+        raise CLIError(
+            f"cannot import {what} {spec!r}: {module_name} has no attribute {attr!r}"
+        ) from None
 
 
 def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
