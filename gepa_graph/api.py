@@ -25,6 +25,9 @@ from gepa_graph.fingerprint import fingerprint
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.redact import find_secret
+from gepa_graph.proposers.merge import Merge
+from gepa_graph.proposers.mutation import ReflectiveMutation
+from gepa_graph.proposers.reflective import ReflectiveProposer
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
 from gepa_graph.store import RunStore
@@ -210,10 +213,12 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
     lm.budget = budget  # reflection retries and failures are counted in the ledger
     evaluator = Evaluator(system, metric, config, budget, store.journal, journaled_rollouts,
                           executor=executor)
+    writer = ReflectiveProposer(lm, ReflectionReplay(store.journal, journaled_reflections),
+                                config.max_chars_per_field)
     engine = Engine(
         system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
-        replay=ReflectionReplay(store.journal, journaled_reflections), config=config,
-        budget=budget, bus=bus, seed_prompts=seeds, store=store, strategies=chosen,
+        proposers=[Merge(), ReflectiveMutation(writer)], config=config, budget=budget,
+        bus=bus, seed_prompts=seeds, store=store, strategies=chosen,
     )
     try:
         result = await engine.run()

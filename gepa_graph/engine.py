@@ -19,10 +19,9 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
 
 from gepa_graph import pareto
-from gepa_graph.budget import Budget, BudgetExhausted, Hold
+from gepa_graph.budget import Budget, BudgetExhausted
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.evaluation import EvalResult, Evaluator
@@ -31,31 +30,23 @@ from gepa_graph.events import (
     CandidateAccepted,
     Event,
     EventBus,
-    IterationStarted,
     MinibatchEvaluated,
     OptimizationFinished,
     OptimizationStarted,
     ProposalRejected,
-    ReflectionCalled,
 )
 from gepa_graph.example import Example
-from gepa_graph.lm import LMCallFailed, ReflectionLM
-from gepa_graph.proposers.merge import MergePlan, balanced_subsample
-from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
-from gepa_graph.reflection import InvalidProposal
-from gepa_graph.replay import ReflectionReplay
+from gepa_graph.lm import ReflectionLM
+from gepa_graph.proposers.base import Proposer, shown
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
-from gepa_graph.strategies import ProposalOutcome, Strategies, build
-from gepa_graph.system import System, check_modules_used, node_of
+from gepa_graph.strategies import Strategies, build
+from gepa_graph.system import System, check_modules_used
 from gepa_graph.turns import Turns
 
 log = logging.getLogger("gepa_graph")
 
-# Minibatches drawn for one proposal before giving up on finding one not yet reflected on
-# for the same parent and modules.
-MINIBATCH_DRAWS = 4
 # A proposal starts beside others already in flight only once they have run this long without
 # ending: work that finishes fast (a quick system, a cached minibatch) then goes one proposal
 # at a time, each seeing the last one's outcome, as sequential GEPA does; slow rollouts (a
@@ -64,31 +55,6 @@ OVERLAP_AFTER_S = 0.1
 # Proposals in a row from one parent that produced nothing new (its minibatch known, its child
 # a repeat) before the parent counts as exhausted and selection turns to other candidates.
 EXHAUSTED_AFTER = 5
-
-
-@dataclass
-class _Plan:
-    iteration: int
-    parent: Candidate
-    modules: tuple[str, ...]
-    minibatch: list[Example]
-    repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
-    fresh: bool = False  # the parent had not yet run some of the minibatch
-    hold: Hold | None = None  # its worst case held: minibatches and the child's validation
-    # When its parent was still being validated as it started: whether the parent joined.
-    parent_verdict: asyncio.Future | None = None
-
-
-@dataclass
-class _Outcome:
-    plan: _Plan
-    parent_results: list[EvalResult]
-    reflections: list[tuple[str, Reflection]] = field(default_factory=list)
-    child: Candidate | None = None
-    child_results: list[EvalResult] | None = None
-    rejection: tuple[str, str, str | None] | None = None  # reason, detail, proposed text
-    status: str = "passed"  # for the module selector: skipped, invalid, tied, worse, passed
-    implicated: tuple[str, ...] = ()
 
 
 class Engine:
@@ -106,7 +72,7 @@ class Engine:
         valset: Sequence[Example],
         evaluator: Evaluator,
         reflection_lm: ReflectionLM,
-        replay: ReflectionReplay,
+        proposers: Sequence[Proposer],
         config: OptimizeConfig,
         budget: Budget,
         bus: EventBus,
@@ -120,7 +86,7 @@ class Engine:
         self.val_keys = [ex.key for ex in self.valset]
         self.evaluator = evaluator
         self.reflection_lm = reflection_lm
-        self.proposer = ReflectiveProposer(reflection_lm, replay, config.max_chars_per_field)
+        self.proposers = list(proposers)  # asked in order for the next work: merge first
         self.config = config
         self.budget = budget
         self.bus = bus
@@ -145,15 +111,9 @@ class Engine:
         self._started = time.monotonic()
         self.validating: set[str] = set()  # candidates being validated now
         self._known: dict[tuple[str, str], float] = {}  # (candidate, example) -> score seen
-        # Children that won their minibatch and are being validated, not yet continued: the
-        # next proposal starts from one of them (speculatively, as sequential GEPA would most
-        # likely pick the child it just accepted), instead of from a pool about to change.
-        self._chain: list[Candidate] = []
-        self._verdicts: dict[str, asyncio.Future] = {}  # child id -> did it join the pool
 
         self.candidates: dict[str, Candidate] = {}
         self.scores: dict[str, dict[str, float]] = {}
-        self.tried_merges: set[str] = set()
         self.reflected: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
         self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
         self.proposed: set[str] = set()  # ids of every mutation child proposed so far
@@ -199,7 +159,8 @@ class Engine:
         return {ex.key: self._known[(candidate_id, ex.key)] for ex in examples
                 if (candidate_id, ex.key) in self._known}
 
-    def _unknown(self, candidate: Candidate, examples: Sequence[Example]) -> int:
+    def unknown(self, candidate: Candidate, examples: Sequence[Example]) -> int:
+        """How many of ``examples`` the search has not yet seen ``candidate`` run."""
         return len(examples) - len(self.known(candidate.id, examples))
 
     def budget_stop_reason(self) -> str | None:
@@ -222,10 +183,10 @@ class Engine:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         """Tell listeners, except while a resumed run replays its journal (they were told)."""
         if self.turns.replaying and not isinstance(event, (OptimizationStarted,
-                                                            OptimizationFinished)):
+                                                           OptimizationFinished)):
             return
         self.bus.emit(event)
 
@@ -237,16 +198,18 @@ class Engine:
         self._ledger()
         self.store.save_state(self.state)
 
-    def _reject(self, kind: str, reason: str, detail: str = "", module: str | None = None,
-                parent_ids: tuple[str, ...] = (), text: str | None = None,
-                iteration: int | None = None) -> None:
+    def reject(self, kind: str, reason: str, detail: str = "", module: str | None = None,
+               parent_ids: tuple[str, ...] = (), text: str | None = None,
+               iteration: int | None = None) -> None:
+        """Record a proposal that does not join the pool (kept in the checkpoint) and tell
+        listeners; ``iteration`` defaults to the latest started."""
         rejection = ProposalRejected(
             iteration=self.state.iteration if iteration is None else iteration, kind=kind,
             reason=reason, detail=detail, module=module, parent_ids=parent_ids,
             proposed_text=text,
         )
         self.state.rejected.append(rejection)
-        self._emit(rejection)
+        self.emit(rejection)
 
     # ---------------------------------------------------------------- the loop
 
@@ -257,7 +220,7 @@ class Engine:
         Emits OptimizationStarted first and OptimizationFinished last. On an error or an
         interrupt the exception propagates after the checkpoint is saved as ``running`` (so
         the run can resume); BudgetExhausted is a normal stop, not an error."""
-        self._emit(OptimizationStarted(
+        self.emit(OptimizationStarted(
             run_dir=str(self.run_dir) if self.run_dir else None,
             resumed=self.turns.replaying,
             config=self.state.config,
@@ -270,7 +233,7 @@ class Engine:
         stop_reason = None
         try:
             self.turns.own("seed")
-            await self._admit(self.seed, 0)
+            await self.admit(self.seed, 0)
             check_modules_used(self.modules, [
                 result.trace for example in self.valset
                 if (result := self.evaluator.cached(self.seed.id, example.key)) is not None
@@ -288,7 +251,7 @@ class Engine:
                 self._checkpoint()
             self.journal.close()
         result = self.state.to_result(self.run_dir)
-        self._emit(OptimizationFinished(
+        self.emit(OptimizationFinished(
             stop_reason=stop_reason, best_id=result.best_id, best_score=result.best_score,
             seed_score=result.seed_score, ledger=result.ledger, iterations=result.iterations,
             result=result,
@@ -350,19 +313,16 @@ class Engine:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start_next(self, tasks: dict[asyncio.Task, str], label: str) -> bool:
-        """Plan the next merge or proposal and start it; False if none fits the budget."""
+        """Ask the proposers, in order, for the next work and start it as a task named by its
+        iteration; False if none has work that fits the budget."""
         await self.turns.take(label)
         self._plans += 1
-        merge = self._plan_merge()
-        if merge is not None:
-            tasks[asyncio.create_task(self._merge(*merge))] = str(merge[0])
-            return True
-        parent = self._chain.pop(0) if self._chain else None
-        plan = self._plan(self.budget.available, alone=not tasks, parent=parent)
-        if plan is None:
-            return False
-        tasks[asyncio.create_task(self._proposal(plan))] = str(plan.iteration)
-        return True
+        for proposer in self.proposers:
+            work = proposer.start(self, self.budget.available, not tasks)
+            if work is not None:
+                tasks[asyncio.create_task(work)] = str(self.state.iteration)
+                return True
+        return False
 
     def _slot_freed(self) -> asyncio.Future:
         """A future done when the next rollout frees its slot."""
@@ -376,7 +336,7 @@ class Engine:
             if not future.done():
                 future.set_result(None)
 
-    def _finished(self, spent: bool) -> None:
+    def finished(self, spent: bool) -> None:
         """Book-keeping when a proposal or merge ends: the stale and idle counters the stop
         conditions read, and the budget event."""
         best = self.mean(self.best_id)
@@ -389,7 +349,7 @@ class Engine:
     def _emit_budget(self) -> None:
         best = self.best_id
         elapsed = time.monotonic() - self._started
-        self._emit(BudgetUpdated(
+        self.emit(BudgetUpdated(
             iteration=self.state.iteration,
             ledger=self._ledger(),
             best_score=self.mean(best),
@@ -401,282 +361,21 @@ class Engine:
                               if elapsed > 0 else None),
         ))
 
-    # ---------------------------------------------------------------- mutation
-
-    def _plan(self, room: int | None, alone: bool = True,
-              parent: Candidate | None = None) -> _Plan | None:
-        """Parent, modules and minibatch of one proposal: every random draw happens here, in
-        the main task, when the proposal starts. None when the proposal's worst case (its
-        minibatch rollouts and its child's full validation) does not fit in ``room``, or when
-        it would only repeat a reflection while other work is in flight (``alone`` False):
-        such a proposal cannot fill a slot usefully, so it waits for the pool to move."""
-        strategies = self.strategies
-        verdict = self._verdicts.get(parent.id) if parent is not None else None
-        parent = parent or strategies.parent_selector.select(self)
-        modules = strategies.module_selector.select(self, parent)
-        for _ in range(MINIBATCH_DRAWS):
-            minibatch = strategies.sampler.sample(self, parent)
-            key = (parent.id, modules, tuple(sorted(ex.key for ex in minibatch)))
-            if key not in self.reflected:
-                break
-        if key in self.reflected and not alone:
-            return None
-        parent_runs = len(minibatch) - len(self.known(parent.id, minibatch))
-        worst = parent_runs + len(minibatch) + len(self.valset)
-        if room is not None and worst > room:
-            strategies.module_selector.update(self, parent, modules, ProposalOutcome("skipped"))
-            return None
-        self.state.iteration += 1
-        plan = _Plan(self.state.iteration, parent, modules, minibatch, key in self.reflected,
-                     fresh=parent_runs > 0, hold=self.budget.hold(worst),
-                     parent_verdict=verdict)
-        self.reflected.add(key)
-        self._emit(IterationStarted(iteration=plan.iteration, kind="mutation",
-                                    parent_ids=(parent.id,), module="+".join(modules)))
-        return plan
-
-    async def _proposal(self, plan: _Plan) -> None:
-        """One proposal from start to end: minibatches and reflection, then (if its child
-        wins the minibatch) validation and the pool."""
-        self.turns.own(str(plan.iteration))
-        self.budget.charge(plan.hold)
-        await self.turns.take()
-        try:
-            outcome = await self._propose(plan)
-        except BudgetExhausted as exc:
-            self._reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
-                         (plan.parent.id,), iteration=plan.iteration)
-            return
-        finally:
-            self.budget.release(plan.hold)
-        child = outcome.child
-        if self._settle(outcome):
-            if plan.parent_verdict is not None and not await self._parent_joined(plan):
-                self._reject("mutation", "parent_rejected", "its parent did not join the pool",
-                             "+".join(plan.modules), (plan.parent.id,),
-                             _shown({m: child.prompts[m] for m in child.changed_modules}),
-                             iteration=plan.iteration)
-                self._finished(spent=True)
-                return
-            verdict = asyncio.get_running_loop().create_future()
-            self._verdicts[child.id] = verdict
-            self._chain.append(child)
-            self.strategies.module_selector.inherit(child.id, plan.parent.id)
-            joined = False
-            try:
-                joined = await self._admit(child, plan.iteration)
-            except BudgetExhausted as exc:
-                self._reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
-                             (plan.parent.id,), iteration=plan.iteration)
-                return
-            finally:
-                if child in self._chain:
-                    self._chain.remove(child)
-                verdict.set_result(joined)
-                self._verdicts.pop(child.id)  # its continuations hold the future
-            gain = 0.0
-            if joined:
-                keys = list(self.scores[child.id])
-                gain = self.mean(child.id) - pareto.mean_score(self.scores[plan.parent.id], keys)
-            self._tell_selector(outcome, "accepted" if joined else "rejected", child.id, gain)
-            if not joined:
-                self._remember_attempt(plan, child, "worse on validation")
-            self.strategies.merge_scheduler.on_accepted(self, int(joined))
-        self._finished(spent=plan.fresh or outcome.child_results is not None)
-
-    async def _parent_joined(self, plan: _Plan) -> bool:
-        """Wait for the verdict on a speculative proposal's parent; act at a turn after it."""
-        joined = await plan.parent_verdict
-        await self.turns.take()
-        return joined
-
-    def _tell_selector(self, outcome: _Outcome, status: str, child_id: str | None = None,
-                       gain: float = 0.0) -> None:
-        self.strategies.module_selector.update(
-            self, outcome.plan.parent, outcome.plan.modules,
-            ProposalOutcome(status, child_id, gain, outcome.implicated),
-        )
-
-    def _remember_attempt(self, plan: _Plan, child: Candidate, why: str) -> None:
-        for module in plan.modules:
-            if child.prompts[module] != plan.parent.prompts[module]:
-                self.attempts.setdefault((plan.parent.id, module), []).append(
-                    (child.prompts[module], why))
-
-    def _implicated(self, results: Sequence[EvalResult]) -> tuple[str, ...]:
-        """Modules whose feedback names a failure on these results."""
-        perfect = self.config.perfect_score
-        return tuple(m for m in self.modules
-                     if any(r.score < perfect and r.feedback_for(m) for r in results))
-
-    async def _propose(self, plan: _Plan) -> _Outcome:
-        """Parent minibatch, reflection(s), child minibatch. Emits nothing."""
-        parent = plan.parent
-        outcome = _Outcome(plan, await self.evaluate(parent, plan.minibatch))
-        outcome.implicated = self._implicated(outcome.parent_results)
-        if self.config.skip_perfect_score and all(
-            r.score >= self.config.perfect_score for r in outcome.parent_results
-        ):
-            outcome.rejection = ("parent_perfect_on_minibatch", "nothing to learn from", None)
-            outcome.status = "skipped"
-            return outcome
-        if plan.repeat:
-            outcome.rejection = ("already_reflected", "the same parent, modules and minibatch "
-                                 "were reflected on before", None)
-            outcome.status = "invalid"
-            return outcome
-        shown = self.config.rejected_attempts_shown
-        try:
-            replies = await asyncio.gather(*(
-                self.proposer.reflect(
-                    parent, module, node_of(self.system, module), plan.minibatch,
-                    outcome.parent_results,
-                    self.attempts.get((parent.id, module), [])[-shown:] if shown else (),
-                )
-                for module in plan.modules
-            ))
-        except LMCallFailed as exc:
-            await self.turns.take()
-            outcome.rejection = ("reflection_failed", str(exc), None)
-            outcome.status = "invalid"
-            return outcome
-        await self.turns.take()
-        outcome.reflections = list(zip(plan.modules, replies, strict=True))
-        texts: dict[str, str] = {}
-        invalid: InvalidProposal | None = None
-        for module, reflection in outcome.reflections:
-            try:
-                texts[module] = self.proposer.proposal(parent, module, reflection)
-            except InvalidProposal as exc:
-                invalid = invalid or exc
-        if not texts:
-            outcome.rejection = (invalid.reason, invalid.detail, invalid.text)
-            outcome.status = "invalid"
-            return outcome
-        child = outcome.child = parent.mutate_many(texts)
-        if child.id in self.candidates or child.id in self.validating:
-            outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}",
-                                 _shown(texts))
-            outcome.status = "invalid"
-            return outcome
-        outcome.child_results = await self.evaluate(child, plan.minibatch)
-        reason = self.strategies.acceptance.reject_reason(outcome.parent_results,
-                                                          outcome.child_results)
-        if reason is not None:
-            outcome.rejection = ("not_better_on_minibatch", reason, _shown(texts))
-            before = sum(r.score for r in outcome.parent_results)
-            after = sum(r.score for r in outcome.child_results)
-            outcome.status = "tied" if after == before else "worse"
-        return outcome
-
-    def _settle(self, outcome: _Outcome) -> bool:
-        """Report a proposal's outcome; True if its child earned a validation run."""
-        plan, child = outcome.plan, outcome.child
-        new = plan.fresh or (child is not None and child.id not in self.proposed)
-        self.parent_idle[plan.parent.id] = 0 if new else self.parent_idle.get(plan.parent.id, 0) + 1
-        if child is not None:
-            self.proposed.add(child.id)
-        self._emit_minibatch(plan.iteration, plan.parent, "parent", plan.minibatch,
-                             outcome.parent_results)
-        for module, reflection in outcome.reflections:
-            self.budget.add_reflection_call()
-            self.budget.add_reflection_cost(reflection.response.usage.cost_usd)
-            self._emit(ReflectionCalled(
-                iteration=plan.iteration, module=module, parent_id=plan.parent.id,
-                prompt=reflection.prompt, reply=reflection.response.text,
-                cost_usd=reflection.response.usage.cost_usd,
-            ))
-        if outcome.child_results is not None:
-            self._emit_minibatch(plan.iteration, child, "child", plan.minibatch,
-                                 outcome.child_results)
-        rejection = outcome.rejection
-        if rejection is None and (child.id in self.candidates or child.id in self.validating):
-            rejection = ("duplicate_candidate", f"same prompts as {child.id}",
-                         _shown({m: child.prompts[m] for m in child.changed_modules}))
-            outcome.status = "invalid"
-        if rejection is None:
-            return True
-        reason, detail, text = rejection
-        self._reject("mutation", reason, detail, "+".join(plan.modules), (plan.parent.id,),
-                     text, iteration=plan.iteration)
-        self._tell_selector(outcome, outcome.status)
-        if child is not None and reason in ("not_better_on_minibatch", "duplicate_candidate"):
-            self._remember_attempt(plan, child, detail)
-        return False
-
-    # ---------------------------------------------------------------- merge
-
-    def _plan_merge(self) -> tuple[int, MergePlan, list[Example], Hold] | None:
-        """A due merge that fits the budget: (iteration, plan, subsample, rollouts held)."""
-        if not self.config.use_merge:
-            return None
-        room = self.budget.available
-        if room is not None and room < self.config.merge_subsample_size + len(self.valset):
-            return None
-        plan = self.strategies.merge_scheduler.next_merge(self, self.tried_merges)
-        if plan is None:
-            return None
-        self.state.iteration += 1
-        self.tried_merges.add(plan.child.id)
-        self._emit(IterationStarted(iteration=self.state.iteration, kind="merge",
-                                    parent_ids=(plan.left, plan.right)))
-        keys = balanced_subsample(
-            self.val_keys, self.scores[plan.left], self.scores[plan.right],
-            self.config.merge_subsample_size, self.rng,
-        )
-        by_key = {ex.key: ex for ex in self.valset}
-        subsample = [by_key[k] for k in keys]
-        hold = self.budget.hold(self._unknown(plan.child, subsample) + len(self.valset))
-        return self.state.iteration, plan, subsample, hold
-
-    async def _merge(self, iteration: int, plan: MergePlan, subsample: list[Example],
-                     hold: Hold) -> None:
-        """Run a merge child on its subsample; if it does no worse than its better parent
-        there, validate it."""
-        self.turns.own(str(iteration))
-        self.budget.charge(hold)
-        await self.turns.take()
-        child, parents = plan.child, (plan.left, plan.right)
-        try:
-            results = await self.evaluate(child, subsample)
-        except BudgetExhausted as exc:
-            self._reject("merge", "budget_exhausted", str(exc), parent_ids=parents,
-                         iteration=iteration)
-            return
-        finally:
-            self.budget.release(hold)
-        merged = sum(r.score for r in results)
-        best_parent = max(sum(self.scores[p][ex.key] for ex in subsample) for p in parents)
-        if merged < best_parent:
-            self._reject("merge", "worse_than_parents_on_subsample",
-                         f"subsample score {merged:g} vs best parent {best_parent:g}",
-                         parent_ids=parents, iteration=iteration)
-        elif child.id in self.candidates or child.id in self.validating:
-            self._reject("merge", "duplicate_candidate", f"same prompts as {child.id}",
-                         parent_ids=parents, iteration=iteration)
-        else:
-            self.strategies.module_selector.inherit(child.id, plan.left)
-            try:
-                await self._admit(child, iteration)
-            except BudgetExhausted:
-                pass  # the run is at its cost or time limit: the merge ends unvalidated
-        self._finished(spent=True)
-
     # ---------------------------------------------------------------- validation
 
-    async def _admit(self, candidate: Candidate, iteration: int) -> bool:
+    async def admit(self, candidate: Candidate, iteration: int) -> bool:
         """Validate a candidate as the validation policy says and add it to the pool; True if
         it joined. Its validation's rollouts are held first, so work started meanwhile cannot
         take them; a candidate the budget cannot validate is rejected (the seed: the run
         stops with BudgetExhausted)."""
-        need = self._unknown(candidate, self.valset)
+        need = self.unknown(candidate, self.valset)
         room = self.budget.available
         if room is not None and need > room:
             if candidate.origin == "seed":
                 raise BudgetExhausted("the budget does not cover evaluating the seed")
-            self._reject(candidate.origin, "budget_exhausted", "no budget left to validate it",
-                         next(iter(candidate.changed_modules), None), candidate.parent_ids,
-                         iteration=iteration)
+            self.reject(candidate.origin, "budget_exhausted", "no budget left to validate it",
+                        next(iter(candidate.changed_modules), None), candidate.parent_ids,
+                        iteration=iteration)
             return False
         hold = self.budget.hold(need)
         self.budget.charge(hold)
@@ -694,9 +393,9 @@ class Engine:
             return True
         reason, detail = verdict.rejection
         module = "+".join(candidate.changed_modules) or None
-        self._reject(candidate.origin, reason, detail, module, candidate.parent_ids,
-                     _shown({m: candidate.prompts[m] for m in candidate.changed_modules}),
-                     iteration=iteration)
+        self.reject(candidate.origin, reason, detail, module, candidate.parent_ids,
+                    shown({m: candidate.prompts[m] for m in candidate.changed_modules}),
+                    iteration=iteration)
         return False
 
     def _register(self, candidate: Candidate, scores: dict[str, float], iteration: int) -> None:
@@ -713,28 +412,19 @@ class Engine:
         self.state.candidates.append(record)
         self.state.best_id = self.best_id
         complete = pareto.is_complete(self.scores[candidate.id], self.val_keys)
-        self._emit(CandidateAccepted(
+        self.emit(CandidateAccepted(
             candidate=record, is_best=best_before is None or (complete and mean > best_before),
         ))
         self._checkpoint()
 
-    def _emit_minibatch(self, iteration: int, candidate: Candidate, role: str,
-                        examples: Sequence[Example], results: Sequence[EvalResult]) -> None:
-        self._emit(MinibatchEvaluated(
+    def emit_minibatch(self, iteration: int, candidate: Candidate, role: str,
+                       examples: Sequence[Example], results: Sequence[EvalResult]) -> None:
+        """Tell listeners how a candidate scored on a minibatch (``role``: parent or child)."""
+        self.emit(MinibatchEvaluated(
             iteration=iteration, candidate_id=candidate.id, role=role,
             example_keys=tuple(ex.key for ex in examples),
             scores=tuple(r.score for r in results),
         ))
-
-
-def _shown(texts: dict[str, str]) -> str | None:
-    """A proposal's text as a rejection records it: the module's text, or for a joint
-    proposal each module's text under its name."""
-    if not texts:
-        return None
-    if len(texts) == 1:
-        return next(iter(texts.values()))
-    return "\n\n".join(f"[{module}]\n{text}" for module, text in texts.items())
 
 
 def _reap(tasks: dict[asyncio.Task, str]) -> int:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from gepa_graph.budget import BudgetExhausted, Hold
 from gepa_graph.candidate import Candidate
+from gepa_graph.events import IterationStarted
+from gepa_graph.example import Example
+
+if TYPE_CHECKING:
+    from gepa_graph.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,77 @@ def balanced_subsample(
     rest = [k for k in keys if k not in chosen]
     chosen.extend(rng.sample(rest, min(len(rest), size - len(chosen))))
     return chosen
+
+
+class Merge:
+    """GEPA's merge as a proposer: when the merge scheduler has one due, run the merged child
+    on a balanced validation subsample and validate it if it does no worse there than its
+    better parent."""
+
+    def __init__(self) -> None:
+        self.search: Engine
+        self.tried_merges: set[str] = set()  # merge children already attempted
+
+    def start(self, search: Engine, room: int | None, alone: bool
+              ) -> Coroutine[Any, Any, None] | None:
+        """The due merge's work, or None (merge off, none due, or it does not fit)."""
+        self.search = search
+        planned = self._plan_merge(room)
+        return None if planned is None else self._merge(*planned)
+
+    def _plan_merge(self, room: int | None) -> tuple[int, MergePlan, list[Example], Hold] | None:
+        """A due merge that fits ``room``: (iteration, plan, subsample, rollouts held)."""
+        search = self.search
+        if not search.config.use_merge:
+            return None
+        if room is not None and room < search.config.merge_subsample_size + len(search.valset):
+            return None
+        plan = search.strategies.merge_scheduler.next_merge(search, self.tried_merges)
+        if plan is None:
+            return None
+        search.state.iteration += 1
+        self.tried_merges.add(plan.child.id)
+        search.emit(IterationStarted(iteration=search.state.iteration, kind="merge",
+                                     parent_ids=(plan.left, plan.right)))
+        keys = balanced_subsample(
+            search.val_keys, search.scores[plan.left], search.scores[plan.right],
+            search.config.merge_subsample_size, search.rng,
+        )
+        by_key = {ex.key: ex for ex in search.valset}
+        subsample = [by_key[k] for k in keys]
+        hold = search.budget.hold(search.unknown(plan.child, subsample) + len(search.valset))
+        return search.state.iteration, plan, subsample, hold
+
+    async def _merge(self, iteration: int, plan: MergePlan, subsample: list[Example],
+                     hold: Hold) -> None:
+        """Run a merge child on its subsample; if it does no worse than its better parent
+        there, validate it."""
+        search = self.search
+        search.turns.own(str(iteration))
+        search.budget.charge(hold)
+        await search.turns.take()
+        child, parents = plan.child, (plan.left, plan.right)
+        try:
+            results = await search.evaluate(child, subsample)
+        except BudgetExhausted as exc:
+            search.reject("merge", "budget_exhausted", str(exc), parent_ids=parents,
+                          iteration=iteration)
+            return
+        finally:
+            search.budget.release(hold)
+        merged = sum(r.score for r in results)
+        best_parent = max(sum(search.scores[p][ex.key] for ex in subsample) for p in parents)
+        if merged < best_parent:
+            search.reject("merge", "worse_than_parents_on_subsample",
+                          f"subsample score {merged:g} vs best parent {best_parent:g}",
+                          parent_ids=parents, iteration=iteration)
+        elif child.id in search.candidates or child.id in search.validating:
+            search.reject("merge", "duplicate_candidate", f"same prompts as {child.id}",
+                          parent_ids=parents, iteration=iteration)
+        else:
+            search.strategies.module_selector.inherit(child.id, plan.left)
+            try:
+                await search.admit(child, iteration)
+            except BudgetExhausted:
+                pass  # the run is at its cost or time limit: the merge ends unvalidated
+        search.finished(spent=True)
