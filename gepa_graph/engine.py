@@ -1,11 +1,13 @@
 """The GEPA loop, steady state. It decides through its strategies and acts through its
-collaborators: the strategies (gepa_graph/strategies/) choose parent, modules, minibatch,
-acceptance, validation, merges and when to stop; the Evaluator runs rollouts, the reflective
-proposer writes prompts, the EventBus tells listeners, the journal and checkpoint persist.
+collaborators: the proposers (gepa_graph/proposers/: merge, reflective mutation) make children,
+the strategies (gepa_graph/strategies/) choose parent, modules, minibatch, acceptance,
+validation, merges and when to stop; the Evaluator runs rollouts, the EventBus tells listeners,
+the store persists. The engine itself runs the loop, admits children (validation, the pool) and
+stops.
 
 Instead of rounds that wait for their slowest member, the engine keeps up to ``concurrency``
-rollouts in flight: whenever a slot frees it starts the next proposal from the pool as it is at
-that moment, and each proposal settles on its own when its rollouts come back. Which proposal
+rollouts in flight: whenever a slot frees it asks its proposers for the next work, from the pool
+as it is at that moment, and each piece settles on its own when its rollouts come back. Which proposal
 finishes first depends on timing, so every step that acts on the search takes a journaled turn
 (turns.py): a killed run resumes exactly, and with one proposal in flight (``concurrency=1``, or
 ``parallel_proposals=1``) or a deterministic clock the same seed gives the same result.
