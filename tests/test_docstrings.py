@@ -2,27 +2,15 @@
 properties, and the fields of pydantic models (``Field(description=...)`` or named in the class
 docstring), across ``gepa_graph``, ``gepa_graph.integrations`` and ``gepa_graph.tracking``."""
 
-import importlib
 import inspect
-import pkgutil
-from pathlib import Path
 
 import gepa_graph
 from pydantic import BaseModel
 
-PACKAGES = ("gepa_graph", "gepa_graph.integrations", "gepa_graph.tracking")
+from tests.package_modules import modules
 
 # Public names allowed to lack a docstring: none. Keep it empty; a name may leave it, never join.
 ALLOWED_UNDOCUMENTED: set[str] = set()
-
-
-def modules():
-    for name in PACKAGES:
-        package = importlib.import_module(name)
-        folder = Path(package.__file__).parent  # not gepa_graph.__path__: it holds the checkout
-        yield package
-        for info in pkgutil.walk_packages([str(folder)], prefix=f"{name}."):
-            yield importlib.import_module(info.name)
 
 
 def _public(name: str) -> bool:

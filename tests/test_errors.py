@@ -1,16 +1,13 @@
 """Every error a user can cause is a GepaGraphError; the other exception classes are the
 library's own control flow, never shown to a user as a problem with their input."""
 
-import importlib
 import inspect
-import pkgutil
-from pathlib import Path
 
 import gepa_graph
 import pytest
 from gepa_graph.errors import GepaGraphError
 
-PACKAGES = ("gepa_graph", "gepa_graph.integrations", "gepa_graph.tracking")
+from tests.package_modules import modules
 
 # Exceptions the library raises and catches itself (or that a rollout records as a failure).
 INTERNAL = {
@@ -24,16 +21,6 @@ INTERNAL = {
     "gepa_graph.integrations.langgraph.walk.CannotWriteInPlace": "apply carries it in config",
     "gepa_graph.testing.chat_model.ScriptExhausted": "a test double's script ran out",
 }
-
-
-def modules():
-    for name in PACKAGES:
-        package = importlib.import_module(name)
-        folder = Path(package.__file__).parent  # not gepa_graph.__path__: it holds the checkout
-        yield package
-        for info in pkgutil.walk_packages([str(folder)], prefix=f"{name}."):
-            if not info.name.endswith("__main__"):
-                yield importlib.import_module(info.name)
 
 
 def exception_classes():
