@@ -281,7 +281,7 @@ class Engine:
                 if self.turns.replaying:
                     if self.turns.next == label:
                         await self._start_next(tasks, label)
-                    elif self.turns.next.rsplit(".", 1)[0] not in tasks.values():
+                    elif self.turns.next_owner not in tasks.values():
                         self.turns.diverge(f"the journal's step {self.turns.next} belongs to "
                                            "no work in flight")
                     else:

@@ -49,6 +49,11 @@ class Turns:
         return bool(self._log)
 
     @property
+    def next_owner(self) -> str | None:
+        """Who takes the next journaled step (a proposal's iteration, ``plan``, ``seed``)."""
+        return _owner_of(self._log[0]) if self._log else None
+
+    @property
     def next(self) -> str | None:
         """The label of the journaled step due next in a replay (e.g. ``"plan.3"``, ``"7.2"``);
         None once the replay is over or in a live run."""
