@@ -99,5 +99,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def machine_line(info: dict[str, Any]) -> str:
     v = info.get("versions", {})
-    return (f"{info['date']}, {info['cpu']} ({info['cores']} cores), Python {info['python']}, "
-            f"gepa-graph {v.get('gepa-graph')}, gepa {v.get('gepa')}, langgraph {v.get('langgraph')}")
+    return (
+        f"{info['date']}, {info['cpu']} ({info['cores']} cores), Python {info['python']}, "
+        f"gepa-graph {v.get('gepa-graph')}, gepa {v.get('gepa')}, langgraph {v.get('langgraph')}"
+    )

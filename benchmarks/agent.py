@@ -27,8 +27,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from benchmarks.rule_family import RuleTask, RuleTaskSpec
 
 MODULE = "model"  # the name gepa_graph gives create_agent's system prompt
-SPEC = RuleTaskSpec(name="agent", n_types=8, modules=(MODULE,), max_rules=5, n_train=30,
-                    n_val=30, n_test=0)
+SPEC = RuleTaskSpec(
+    name="agent", n_types=8, modules=(MODULE,), max_rules=5, n_train=30, n_val=30, n_test=0
+)
 _TYPES = re.compile(r"types \[([\d, ]+)\]")
 
 
@@ -62,14 +63,16 @@ class SleepyChatModel(BaseChatModel):
         message = AIMessage(content=answer or "guess")
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         if self.latency:
             time.sleep(self.latency)
         return self._reply(messages)
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None,
-                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         if self.latency:
             await asyncio.sleep(self.latency)
         return self._reply(messages)

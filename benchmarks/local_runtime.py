@@ -59,8 +59,9 @@ def _open(variant: dict[str, Any]) -> Any:
     path = model_file.model_path(progress=None)
     threads = backends.default_threads()
     if variant["backend"] == "xllamacpp":
-        return backends.XllamacppBackend(path, n_ctx=8192, threads=threads,
-                                         slots=variant["slots"], poll=variant["poll"])
+        return backends.XllamacppBackend(
+            path, n_ctx=8192, threads=threads, slots=variant["slots"], poll=variant["poll"]
+        )
     return backends.open_backend(path, variant["backend"])
 
 
@@ -85,18 +86,39 @@ def _measure(backend: Any, quick: bool) -> dict[str, float]:
     texts = [text for text, _ in demo.DATA][:n_texts]
     row: dict[str, float] = {}
     for c in (1, 4):
-        prompts = [{"messages": [{"role": "user", "content": _long_prompt(i, chars)}],
-                    "max_tokens": 1, **SAMPLING} for i in range(c)]
+        prompts = [
+            {
+                "messages": [{"role": "user", "content": _long_prompt(i, chars)}],
+                "max_tokens": 1,
+                **SAMPLING,
+            }
+            for i in range(c)
+        ]
         seconds, replies = _run(backend, prompts, c)
         row[f"prompt_tps_{c}"] = sum(r["usage"]["prompt_tokens"] for r in replies) / seconds
-        stories = [{"messages": [{"role": "user", "content": f"Write a long story about "
-                                  f"lighthouse number {i}."}],
-                    "max_tokens": new_tokens, **SAMPLING} for i in range(c)]
+        stories = [
+            {
+                "messages": [
+                    {"role": "user", "content": f"Write a long story about lighthouse number {i}."}
+                ],
+                "max_tokens": new_tokens,
+                **SAMPLING,
+            }
+            for i in range(c)
+        ]
         seconds, replies = _run(backend, stories, c)
         row[f"gen_tps_{c}"] = sum(r["usage"]["completion_tokens"] for r in replies) / seconds
-        asks = [{"messages": [{"role": "system", "content": demo.SEED_PROMPT},
-                              {"role": "user", "content": text}],
-                 "max_tokens": 8 if quick else 48, **SAMPLING} for text in texts]
+        asks = [
+            {
+                "messages": [
+                    {"role": "system", "content": demo.SEED_PROMPT},
+                    {"role": "user", "content": text},
+                ],
+                "max_tokens": 8 if quick else 48,
+                **SAMPLING,
+            }
+            for text in texts
+        ]
         seconds, _ = _run(backend, asks, c)
         row[f"demo_rps_{c}"] = len(asks) / seconds
     row["load_average"] = os.getloadavg()[0]
@@ -115,8 +137,11 @@ def worker(name: str, quick: bool, busy: bool, repeats: int) -> dict[str, Any]:
     backend.chat({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, **SAMPLING})
     result: dict[str, Any] = {"load_s": time.perf_counter() - started}
     for c in (1, 4):  # warm up: the first batches of each size allocate buffers
-        _run(backend, [{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2,
-                        **SAMPLING}] * c, c)
+        _run(
+            backend,
+            [{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, **SAMPLING}] * c,
+            c,
+        )
     result["quiet"] = _median_rows([_measure(backend, quick) for _ in range(repeats)])
     if busy:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -131,9 +156,19 @@ def worker(name: str, quick: bool, busy: bool, repeats: int) -> dict[str, Any]:
 
 
 def _in_subprocess(name: str, quick: bool, busy: bool, repeats: int) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "benchmarks.local_runtime", "--worker", name,
-            "--repeats", str(repeats)] + (["--quick"] if quick else []) + ([] if busy else
-                                                                        ["--no-busy"])
+    argv = (
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.local_runtime",
+            "--worker",
+            name,
+            "--repeats",
+            str(repeats),
+        ]
+        + (["--quick"] if quick else [])
+        + ([] if busy else ["--no-busy"])
+    )
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the {name} worker failed: {done.stderr.strip()[-2000:]}")
@@ -152,8 +187,12 @@ def time_install(extras: str, cache_dir: str | None) -> float:
         if cache_dir is not None:
             env["PIP_CACHE_DIR"] = cache_dir
         started = time.perf_counter()
-        done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                               f"{ROOT}[{extras}]"], env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{ROOT}[{extras}]"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"pip install failed: {done.stderr.strip()[-2000:]}")
@@ -167,8 +206,12 @@ def markdown(results: dict[str, Any]) -> str:
     parts = []
     install = results.get("install")
     if install:
-        parts.append(table(["pip install \".[test,local]\" into a fresh venv", "seconds"],
-                           [[label, fmt(seconds, 0)] for label, seconds in install.items()]))
+        parts.append(
+            table(
+                ['pip install ".[test,local]" into a fresh venv', "seconds"],
+                [[label, fmt(seconds, 0)] for label, seconds in install.items()],
+            )
+        )
     rows = []
     for name, r in results["variants"].items():
         if "skipped" in r:
@@ -178,20 +221,40 @@ def markdown(results: dict[str, Any]) -> str:
             if load not in r:
                 continue
             m = r[load]
-            rows.append([
-                name, "as it is" if load == "quiet" else "+1 spinning process",
-                fmt(r["load_s"], 1), f"{m['prompt_tps_1']:.0f} / {m['prompt_tps_4']:.0f}",
-                f"{m['gen_tps_1']:.1f} / {m['gen_tps_4']:.1f}",
-                f"{m['demo_rps_1']:.2f} / {m['demo_rps_4']:.2f}",
-                fmt(m["demo_rps_4"] / m["demo_rps_1"], 2, "×"),
-                f"{r['peak_rss_mb'] / 1024:.2f} GB", fmt(m["load_average"], 1),
-            ])
-    parts.append(table(["backend", "machine", "load s", "prompt tok/s (1 / 4)",
-                        "generation tok/s (1 / 4)", "demo req/s (1 / 4)", "4 vs 1",
-                        "peak RSS", "load avg"], rows))
-    parts.append("Tokens/s and requests/s are added up over the concurrent requests, end to end; "
-                 "medians of the repeats; `load avg` is the machine's 1-minute load average "
-                 "when the row was measured (other work on the machine shows there).")
+            rows.append(
+                [
+                    name,
+                    "as it is" if load == "quiet" else "+1 spinning process",
+                    fmt(r["load_s"], 1),
+                    f"{m['prompt_tps_1']:.0f} / {m['prompt_tps_4']:.0f}",
+                    f"{m['gen_tps_1']:.1f} / {m['gen_tps_4']:.1f}",
+                    f"{m['demo_rps_1']:.2f} / {m['demo_rps_4']:.2f}",
+                    fmt(m["demo_rps_4"] / m["demo_rps_1"], 2, "×"),
+                    f"{r['peak_rss_mb'] / 1024:.2f} GB",
+                    fmt(m["load_average"], 1),
+                ]
+            )
+    parts.append(
+        table(
+            [
+                "backend",
+                "machine",
+                "load s",
+                "prompt tok/s (1 / 4)",
+                "generation tok/s (1 / 4)",
+                "demo req/s (1 / 4)",
+                "4 vs 1",
+                "peak RSS",
+                "load avg",
+            ],
+            rows,
+        )
+    )
+    parts.append(
+        "Tokens/s and requests/s are added up over the concurrent requests, end to end; "
+        "medians of the repeats; `load avg` is the machine's 1-minute load average "
+        "when the row was measured (other work on the machine shows there)."
+    )
     return "\n\n".join(parts)
 
 
@@ -199,8 +262,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny requests, one variant")
     parser.add_argument("--install", action="store_true", help="also time the two installs")
-    parser.add_argument("--no-busy", dest="busy", action="store_false",
-                        help="skip the rows with a spinning process")
+    parser.add_argument(
+        "--no-busy", dest="busy", action="store_false", help="skip the rows with a spinning process"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None)
     parser.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
@@ -226,16 +290,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         if problem:
             variants[name] = {"skipped": problem.split(":")[0]}
         else:
-            variants[name] = _in_subprocess(name, args.quick, args.busy and not args.quick,
-                                            args.repeats)
+            variants[name] = _in_subprocess(
+                name, args.quick, args.busy and not args.quick, args.repeats
+            )
         print(f"{name}: {json.dumps(variants[name])}", flush=True)
     results = {
         "benchmark": "local_runtime",
         "command": command("local_runtime", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
-        "params": {"quick": args.quick, "repeats": args.repeats,
-                   "threads": local.backends.default_threads()},
+        "params": {
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "threads": local.backends.default_threads(),
+        },
         "install": install,
         "variants": variants,
     }

@@ -27,17 +27,28 @@ from typing import Any, TypedDict
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-RULES = {"refund": "billing", "invoice": "billing", "crash": "bug", "freezes": "bug",
-         "password": "account", "login": "account"}
+RULES = {
+    "refund": "billing",
+    "invoice": "billing",
+    "crash": "bug",
+    "freezes": "bug",
+    "password": "account",
+    "login": "account",
+}
 _RULE = re.compile(r"'(\w+)' means (\w+)")
 QUOTE = "Always quote the ticket id."
 
 
 def tickets(count: int, offset: int) -> list[dict[str, Any]]:
     words = sorted(RULES)
-    return [{"id": f"t{offset + i}", "ticket": f"T-{offset + i}: my {words[(offset + i) % 6]} "
-             f"problem needs help", "label": RULES[words[(offset + i) % 6]]}
-            for i in range(count)]
+    return [
+        {
+            "id": f"t{offset + i}",
+            "ticket": f"T-{offset + i}: my {words[(offset + i) % 6]} problem needs help",
+            "label": RULES[words[(offset + i) % 6]],
+        }
+        for i in range(count)
+    ]
 
 
 def build_graph() -> Any:
@@ -64,14 +75,18 @@ def build_graph() -> Any:
         ticket_id = ticket.split(":")[0]
         return (f"Re {ticket_id}: " if QUOTE in system else "") + "we are on it."
 
-    classify = ChatPromptTemplate.from_messages([
-        ("system", "Classify the support ticket as billing, bug or account."),
-        ("human", "{ticket}"),
-    ]) | ScriptedChatModel(script=classifier)
-    reply = ChatPromptTemplate.from_messages([
-        ("system", "Write a one-line answer to a {label} ticket."),
-        ("human", "{ticket}"),
-    ]) | ScriptedChatModel(script=replier)
+    classify = ChatPromptTemplate.from_messages(
+        [
+            ("system", "Classify the support ticket as billing, bug or account."),
+            ("human", "{ticket}"),
+        ]
+    ) | ScriptedChatModel(script=classifier)
+    reply = ChatPromptTemplate.from_messages(
+        [
+            ("system", "Write a one-line answer to a {label} ticket."),
+            ("human", "{ticket}"),
+        ]
+    ) | ScriptedChatModel(script=replier)
 
     def classify_node(state: State) -> State:
         message: AIMessage = classify.invoke({"ticket": state["ticket"]})
@@ -101,8 +116,11 @@ def metric(example: dict[str, Any], prediction: dict[str, Any]) -> Any:
         feedback["classify"] = f"wrong label; the rule is '{word}' means {example['label']}"
     if not quoted:
         feedback["reply"] = "the answer must quote the ticket id"
-    return gg.Score(value=0.7 * right + 0.3 * quoted, feedback="; ".join(feedback.values())
-                    or "correct", module_feedback=feedback or None)
+    return gg.Score(
+        value=0.7 * right + 0.3 * quoted,
+        feedback="; ".join(feedback.values()) or "correct",
+        module_feedback=feedback or None,
+    )
 
 
 def reflection_lm() -> Any:
@@ -130,17 +148,30 @@ def chromium() -> str:
     raise SystemExit("no Chromium found: apt-get install -y chromium")
 
 
-def screenshot(browser: str, url: str, path: Path, profile: Path, size: str = "1900,1100",
-               wait_ms: int = 20000) -> None:
+def screenshot(
+    browser: str, url: str, path: Path, profile: Path, size: str = "1900,1100", wait_ms: int = 20000
+) -> None:
     """One page, rendered after ``wait_ms`` of virtual time (the UI fetches its data first)."""
     command = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars",
-        f"--window-size={size}", f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url,
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--hide-scrollbars",
+        f"--window-size={size}",
+        f"--virtual-time-budget={wait_ms}",
+        f"--screenshot={path}",
+        url,
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         process.wait(timeout=120)
     except subprocess.TimeoutExpired:
@@ -171,17 +202,37 @@ def workflow(uri: str, root: Path) -> dict[str, Any]:
     name, experiment = "support-triage", "support-triage"
 
     first = MLflowTracker(experiment=experiment, tracking_uri=uri)
-    result = gg.optimize(graph, train, val, metric=metric, reflection_lm=reflection_lm(),
-                         max_rollouts=48, run_dir=root / "run1", tracking=first,
-                         progress=False, config=config)
+    result = gg.optimize(
+        graph,
+        train,
+        val,
+        metric=metric,
+        reflection_lm=reflection_lm(),
+        max_rollouts=48,
+        run_dir=root / "run1",
+        tracking=first,
+        progress=False,
+        config=config,
+    )
     registry.register(result, name, tracking_uri=uri)
     gate = promote_if_better(name, graph, holdout, metric, tracking_uri=uri)
 
     seeds = registry.seed_from_registry(f"{name}@production", uri)
     second = MLflowTracker(experiment=experiment, tracking_uri=uri)
-    again = gg.optimize(graph, train, val, metric=metric, reflection_lm=reflection_lm(),
-                        max_rollouts=80, run_dir=root / "run2", tracking=second,
-                        progress=False, config=config, seed_prompts=seeds, testset=holdout)
+    again = gg.optimize(
+        graph,
+        train,
+        val,
+        metric=metric,
+        reflection_lm=reflection_lm(),
+        max_rollouts=80,
+        run_dir=root / "run2",
+        tracking=second,
+        progress=False,
+        config=config,
+        seed_prompts=seeds,
+        testset=holdout,
+    )
     registry.register(again, name, tracking_uri=uri)
 
     # Production traffic with tracing on: the trace names the prompt versions it ran.
@@ -195,15 +246,21 @@ def workflow(uri: str, root: Path) -> dict[str, Any]:
 
     client = MlflowClient(uri)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    children = client.search_runs([experiment_id],
-                                  f"tags.{S.MLFLOW_PARENT_RUN} = '{second.run_id}'")
+    children = client.search_runs(
+        [experiment_id], f"tags.{S.MLFLOW_PARENT_RUN} = '{second.run_id}'"
+    )
     best_child = next(r.info.run_id for r in children if r.data.tags.get(S.TAG_BEST) == "true")
     return {
-        "experiment_id": experiment_id, "first_run": first.run_id, "run": second.run_id,
-        "best_child": best_child, "gate_run": gate.run_id, "trace_id": trace_id,
+        "experiment_id": experiment_id,
+        "first_run": first.run_id,
+        "run": second.run_id,
+        "best_child": best_child,
+        "gate_run": gate.run_id,
+        "trace_id": trace_id,
         "runs_url": second.runs_url,
         "prompt": registry.module_prompt_name(name, "classify"),
-        "gate": gate.summary(), "first": (result.seed_score, result.best_score),
+        "gate": gate.summary(),
+        "first": (result.seed_score, result.best_score),
         "second": (again.seed_score, again.best_score),
         "second_held_out": (again.test_seed_score, again.test_best_score),
     }
@@ -236,13 +293,16 @@ def main() -> None:
                 "8_gate_run.png": f"{uri}/#/experiments/{e}/runs/{ids['gate_run']}{ml}",
                 "9_traces.png": f"{uri}/#/experiments/{e}/traces{ml}",
                 "10_trace.png": f"{uri}/#/experiments/{e}/traces{ml}"
-                                f"&selectedEvaluationId={ids['trace_id']}",
+                f"&selectedEvaluationId={ids['trace_id']}",
             }
             for filename, url in pages.items():
                 screenshot(browser, url, args.out / filename, root / f"profile-{filename}")
                 print(f"{filename}: {url.removeprefix(uri)}")
-    print(json.dumps({k: v for k, v in ids.items()
-                      if k in ("gate", "first", "second", "second_held_out")}))
+    print(
+        json.dumps(
+            {k: v for k, v in ids.items() if k in ("gate", "first", "second", "second_held_out")}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -121,13 +121,23 @@ def time_optimize(task: Any, budget: int, tracking: Any = None) -> dict[str, Any
     config = gg.OptimizeConfig(max_rollouts=budget, concurrency=1, seed=0)
     with tempfile.TemporaryDirectory(prefix="gg-overhead-") as tmp:
         started = time.perf_counter()
-        result = gg.optimize(graph, task.train, task.val, metric=agent.gg_metric(task),
-                             reflection_lm=task.reflection_lm(0), config=config,
-                             run_dir=Path(tmp) / "run", progress=False,
-                             tracking=tracking(tmp) if tracking else None)
+        result = gg.optimize(
+            graph,
+            task.train,
+            task.val,
+            metric=agent.gg_metric(task),
+            reflection_lm=task.reflection_lm(0),
+            config=config,
+            run_dir=Path(tmp) / "run",
+            progress=False,
+            tracking=tracking(tmp) if tracking else None,
+        )
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rollouts": result.rollouts_used,
-            "per_rollout": seconds / result.rollouts_used}
+    return {
+        "seconds": seconds,
+        "rollouts": result.rollouts_used,
+        "per_rollout": seconds / result.rollouts_used,
+    }
 
 
 def time_gepa(task: Any, budget: int) -> dict[str, Any]:
@@ -139,22 +149,32 @@ def time_gepa(task: Any, budget: int) -> dict[str, Any]:
     agent.cached_agent.cache_clear()
     started = time.perf_counter()
     result = gepa.optimize(
-        seed_candidate=task.seed_prompts(), trainset=task.train, valset=task.val,
-        adapter=agent.gepa_adapter(task, 0.0, 1), reflection_lm=task.reflection_lm(0),
-        max_metric_calls=budget, reflection_minibatch_size=3, use_merge=True, seed=0,
+        seed_candidate=task.seed_prompts(),
+        trainset=task.train,
+        valset=task.val,
+        adapter=agent.gepa_adapter(task, 0.0, 1),
+        reflection_lm=task.reflection_lm(0),
+        max_metric_calls=budget,
+        reflection_minibatch_size=3,
+        use_merge=True,
+        seed=0,
         logger=_Quiet(),
     )
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rollouts": result.total_metric_calls,
-            "per_rollout": seconds / result.total_metric_calls}
+    return {
+        "seconds": seconds,
+        "rollouts": result.total_metric_calls,
+        "per_rollout": seconds / result.total_metric_calls,
+    }
 
 
 def mlflow_tracker(plots: bool):
     def make(tmp: str) -> Any:
         from gepa_graph.tracking import MLflowTracker
 
-        return MLflowTracker(experiment="overhead-bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db",
-                             plots=plots)
+        return MLflowTracker(
+            experiment="overhead-bench", tracking_uri=f"sqlite:///{tmp}/mlflow.db", plots=plots
+        )
 
     return make
 
@@ -172,30 +192,60 @@ def markdown(results: dict[str, Any]) -> str:
     rows.append(["bare `graph.invoke`", f"{bare:.2f}", "—", "—", "LangGraph alone"])
     row("bare `graph.ainvoke`", m["bare_ainvoke_ms"])
     if "hooked_invoke_ms" in m:
-        row("`graph.invoke`, boundary hook installed", m["hooked_invoke_ms"],
-            "outside rollouts: one config lookup per model call")
-        row("`with_prompts(graph, ...).invoke`", m["with_prompts_invoke_ms"],
-            "production: the prompt rewritten at the model")
-    row("gepa_graph rollout (`LangGraphSystem.arun`)", m["system_rollout_ms"],
-        "rewrite at the model boundary + tracing by prompt")
-    row("gepa_graph `optimize`, per rollout", m["optimize"]["per_rollout"] * 1000,
-        f"{m['optimize']['rollouts']} rollouts in {m['optimize']['seconds']:.2f} s")
-    row("gepa 0.1.4 `optimize`, per rollout", m["gepa"]["per_rollout"] * 1000,
-        f"{m['gepa']['rollouts']} rollouts in {m['gepa']['seconds']:.2f} s")
-    for key, label in (("optimize_mlflow", "gepa_graph + MLflow (plots)"),
-                       ("optimize_mlflow_noplots", "gepa_graph + MLflow (no plots)")):
+        row(
+            "`graph.invoke`, boundary hook installed",
+            m["hooked_invoke_ms"],
+            "outside rollouts: one config lookup per model call",
+        )
+        row(
+            "`with_prompts(graph, ...).invoke`",
+            m["with_prompts_invoke_ms"],
+            "production: the prompt rewritten at the model",
+        )
+    row(
+        "gepa_graph rollout (`LangGraphSystem.arun`)",
+        m["system_rollout_ms"],
+        "rewrite at the model boundary + tracing by prompt",
+    )
+    row(
+        "gepa_graph `optimize`, per rollout",
+        m["optimize"]["per_rollout"] * 1000,
+        f"{m['optimize']['rollouts']} rollouts in {m['optimize']['seconds']:.2f} s",
+    )
+    row(
+        "gepa 0.1.4 `optimize`, per rollout",
+        m["gepa"]["per_rollout"] * 1000,
+        f"{m['gepa']['rollouts']} rollouts in {m['gepa']['seconds']:.2f} s",
+    )
+    for key, label in (
+        ("optimize_mlflow", "gepa_graph + MLflow (plots)"),
+        ("optimize_mlflow_noplots", "gepa_graph + MLflow (no plots)"),
+    ):
         if key in m:
-            row(label + ", per rollout", m[key]["per_rollout"] * 1000,
+            row(
+                label + ", per rollout",
+                m[key]["per_rollout"] * 1000,
                 f"{m[key]['seconds']:.2f} s: MLflow adds {m[key]['seconds'] - m['optimize']['seconds']:.2f} s "
-                f"= {m[key]['mlflow_share'] * 100:.0f} % of this run (incl. creating the SQLite store)")
+                f"= {m[key]['mlflow_share'] * 100:.0f} % of this run (incl. creating the SQLite store)",
+            )
     lines = [
-        (f"Instant scripted model, concurrency 1, {p['examples']} distinct inputs × {p['repeats']} "
-        f"repeats for the per-call rows; optimize runs with a budget of {p['budget']} rollouts. "
-        f"Times are medians of {p['trials']} trials. Last column: the overhead as a share of a "
-        f"rollout with one {REFERENCE_LLM_SECONDS} s LLM call (target ≤ 5 %)."),
+        (
+            f"Instant scripted model, concurrency 1, {p['examples']} distinct inputs × {p['repeats']} "
+            f"repeats for the per-call rows; optimize runs with a budget of {p['budget']} rollouts. "
+            f"Times are medians of {p['trials']} trials. Last column: the overhead as a share of a "
+            f"rollout with one {REFERENCE_LLM_SECONDS} s LLM call (target ≤ 5 %)."
+        ),
         "",
-        table(["what", "ms / rollout", "vs bare invoke", f"share of a {REFERENCE_LLM_SECONDS} s call",
-               "note"], rows),
+        table(
+            [
+                "what",
+                "ms / rollout",
+                "vs bare invoke",
+                f"share of a {REFERENCE_LLM_SECONDS} s call",
+                "note",
+            ],
+            rows,
+        ),
     ]
     return "\n".join(lines)
 
@@ -244,8 +294,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "overhead",
         "command": command("overhead", argv),
         "machine": machine(),
-        "params": {"repeats": args.repeats, "budget": args.budget, "trials": args.trials,
-                   "examples": len(inputs), "quick": args.quick},
+        "params": {
+            "repeats": args.repeats,
+            "budget": args.budget,
+            "trials": args.trials,
+            "examples": len(inputs),
+            "quick": args.quick,
+        },
         "measurements": m,
     }
     publish(args.out, results, markdown(results))

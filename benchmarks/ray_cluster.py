@@ -61,22 +61,35 @@ def run(executor: Any, burn_s: float, budget: int, concurrency: int, seed: int) 
 
     task, system = make_system(burn_s)
     examples = task.examples(16, seed=seed)
-    config = gg.OptimizeConfig(max_rollouts=budget, concurrency=concurrency, seed=seed,
-                               minibatch_size=3)
+    config = gg.OptimizeConfig(
+        max_rollouts=budget, concurrency=concurrency, seed=seed, minibatch_size=3
+    )
     with tempfile.TemporaryDirectory(prefix="gg-ray-bench-") as tmp:
         started = time.perf_counter()
-        result = gg.optimize(system, examples[:8], examples[8:],
-                             metric=lambda ex, out: task.metric(ex, out["answer"]),
-                             reflection_lm=task.reflection_lm(), config=config,
-                             run_dir=Path(tmp) / "run", progress=False, executor=executor)
+        result = gg.optimize(
+            system,
+            examples[:8],
+            examples[8:],
+            metric=lambda ex, out: task.metric(ex, out["answer"]),
+            reflection_lm=task.reflection_lm(),
+            config=config,
+            run_dir=Path(tmp) / "run",
+            progress=False,
+            executor=executor,
+        )
         seconds = time.perf_counter() - started
         rollouts, _ = Journal(Path(tmp) / "run" / "journal.jsonl").load()
     pids = sorted({entry["output"]["pid"] for entry in rollouts.values() if entry["output"]})
-    return {"seconds": seconds, "rollouts": result.rollouts_used, "best_val": result.best_score,
-            "best_candidate": result.best_candidate, "pids": pids,
-            "driver_pid_ran_rollouts": os.getpid() in pids,
-            "failed_rollouts": result.ledger.failed_rollouts,
-            "ideal_seconds": result.rollouts_used * burn_s / max(1, len(pids))}
+    return {
+        "seconds": seconds,
+        "rollouts": result.rollouts_used,
+        "best_val": result.best_score,
+        "best_candidate": result.best_candidate,
+        "pids": pids,
+        "driver_pid_ran_rollouts": os.getpid() in pids,
+        "failed_rollouts": result.ledger.failed_rollouts,
+        "ideal_seconds": result.rollouts_used * burn_s / max(1, len(pids)),
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -85,22 +98,39 @@ def markdown(results: dict[str, Any]) -> str:
     start = results["cluster_start_seconds"]
     started = f"{start:.1f} s to start, not counted" if start is not None else "already running"
     lines = [
-        (f"Rollouts burn {p['burn']} s of CPU each (pure Python); budget {p['budget']} rollouts, "
-         f"concurrency {p['concurrency']}, seed {p['seed']}. Local: one process. Ray: "
-         f"{p['cluster']} ({started}). Load average (1 min) at the start: "
-         f"{fmt(p['load_average'], 2)}. Ideal = rollouts x burn / processes."),
+        (
+            f"Rollouts burn {p['burn']} s of CPU each (pure Python); budget {p['budget']} rollouts, "
+            f"concurrency {p['concurrency']}, seed {p['seed']}. Local: one process. Ray: "
+            f"{p['cluster']} ({started}). Load average (1 min) at the start: "
+            f"{fmt(p['load_average'], 2)}. Ideal = rollouts x burn / processes."
+        ),
         "",
-        table(["executor", "wall", "ideal", "rollouts", "processes that ran rollouts",
-               "best val"], [
-            ["local", fmt(local["seconds"], 2, " s"), fmt(local["ideal_seconds"], 2, " s"),
-             local["rollouts"], f"{len(local['pids'])} (the driver)", fmt(local["best_val"], 3)],
-            ["ray", fmt(remote["seconds"], 2, " s"), fmt(remote["ideal_seconds"], 2, " s"),
-             remote["rollouts"], f"{len(remote['pids'])} workers, pids {remote['pids']}",
-             fmt(remote["best_val"], 3)],
-        ]),
+        table(
+            ["executor", "wall", "ideal", "rollouts", "processes that ran rollouts", "best val"],
+            [
+                [
+                    "local",
+                    fmt(local["seconds"], 2, " s"),
+                    fmt(local["ideal_seconds"], 2, " s"),
+                    local["rollouts"],
+                    f"{len(local['pids'])} (the driver)",
+                    fmt(local["best_val"], 3),
+                ],
+                [
+                    "ray",
+                    fmt(remote["seconds"], 2, " s"),
+                    fmt(remote["ideal_seconds"], 2, " s"),
+                    remote["rollouts"],
+                    f"{len(remote['pids'])} workers, pids {remote['pids']}",
+                    fmt(remote["best_val"], 3),
+                ],
+            ],
+        ),
         "",
-        (f"Local wall / Ray wall: **{fmt(results['speedup'], 2, 'x')}**; same best prompts: "
-         f"{results['same_best']}."),
+        (
+            f"Local wall / Ray wall: **{fmt(results['speedup'], 2, 'x')}**; same best prompts: "
+            f"{results['same_best']}."
+        ),
     ]
     return "\n".join(lines)
 
@@ -112,8 +142,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local cluster")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--address", default=None,
-                        help="a running cluster (HEAD_IP:6379) instead of a local one")
+    parser.add_argument(
+        "--address", default=None, help="a running cluster (HEAD_IP:6379) instead of a local one"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny run (seconds) for the tests")
     parser.add_argument("--out", default=str(RESULTS / "ray_cluster.json"))
     args = parser.parse_args(argv)
@@ -145,8 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"local executor: {args.budget} rollouts x {args.burn} s ...", flush=True)
         local = run("local", args.burn, args.budget, args.concurrency, args.seed)
         print(f"ray executor on {where} ...", flush=True)
-        remote = run(RayExecutor(address=address), args.burn, args.budget, args.concurrency,
-                     args.seed)
+        remote = run(
+            RayExecutor(address=address), args.burn, args.budget, args.concurrency, args.seed
+        )
     finally:
         if connected_here:
             ray.shutdown()
@@ -156,9 +188,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "ray_cluster",
         "command": command("ray_cluster", argv),
         "machine": machine(),
-        "params": {"burn": args.burn, "budget": args.budget, "concurrency": args.concurrency,
-                   "workers": args.workers, "seed": args.seed, "cluster": where,
-                   "load_average": load, "quick": args.quick},
+        "params": {
+            "burn": args.burn,
+            "budget": args.budget,
+            "concurrency": args.concurrency,
+            "workers": args.workers,
+            "seed": args.seed,
+            "cluster": where,
+            "load_average": load,
+            "quick": args.quick,
+        },
         "cluster_start_seconds": start_seconds,
         "local": local,
         "ray": remote,
@@ -172,4 +211,3 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     main()
-

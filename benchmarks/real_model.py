@@ -108,8 +108,10 @@ def score(example: dict[str, Any], answer: str) -> tuple[float, str]:
     said = (answer or "").strip()
     if said == example["label"]:
         return 1.0, "correct"
-    return 0.0, (f"wrong: the expected answer is exactly '{example['label']}' (one lowercase word "
-                 f"out of {', '.join(LABELS)}, nothing else); the answer was {said[:120]!r}")
+    return 0.0, (
+        f"wrong: the expected answer is exactly '{example['label']}' (one lowercase word "
+        f"out of {', '.join(LABELS)}, nothing else); the answer was {said[:120]!r}"
+    )
 
 
 def split(seed: int, n_train: int, n_val: int, n_test: int) -> tuple[list, list, list]:
@@ -117,12 +119,18 @@ def split(seed: int, n_train: int, n_val: int, n_test: int) -> tuple[list, list,
 
     rows = [{"id": f"s{i}", "text": t, "label": y} for i, (t, y) in enumerate(DATA)]
     random.Random(seed).shuffle(rows)
-    return rows[:n_train], rows[n_train:n_train + n_val], rows[n_train + n_val:n_train + n_val + n_test]
+    return (
+        rows[:n_train],
+        rows[n_train : n_train + n_val],
+        rows[n_train + n_val : n_train + n_val + n_test],
+    )
 
 
 def test_score(prompt: str, test: list[dict[str, Any]], max_tokens: int) -> float:
     graph = build_graph(prompt, max_tokens)
-    return sum(score(ex, graph.invoke({"text": ex["text"]})["answer"])[0] for ex in test) / len(test)
+    return sum(score(ex, graph.invoke({"text": ex["text"]})["answer"])[0] for ex in test) / len(
+        test
+    )
 
 
 def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
@@ -133,23 +141,42 @@ def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
         value, feedback = score(example, prediction.get("answer", ""))
         return gg.Score(value=value, feedback=feedback)
 
-    config = gg.OptimizeConfig(max_rollouts=args.budget, minibatch_size=3, concurrency=2,
-                               seed=args.seed, reflection_max_tokens=512)
+    config = gg.OptimizeConfig(
+        max_rollouts=args.budget,
+        minibatch_size=3,
+        concurrency=2,
+        seed=args.seed,
+        reflection_max_tokens=512,
+    )
     with tempfile.TemporaryDirectory(prefix="gg-real-") as tmp:
         started = time.perf_counter()
-        result = gg.optimize(build_graph(SEED_PROMPT, args.max_tokens), train, val, metric=metric,
-                             reflection_lm=local.resolve(local.DEFAULT_MODEL),
-                             config=config, run_dir=Path(tmp) / "run", progress=False)
+        result = gg.optimize(
+            build_graph(SEED_PROMPT, args.max_tokens),
+            train,
+            val,
+            metric=metric,
+            reflection_lm=local.resolve(local.DEFAULT_MODEL),
+            config=config,
+            run_dir=Path(tmp) / "run",
+            progress=False,
+        )
         seconds = time.perf_counter() - started
     (prompt,) = result.best_candidate.values()
     rejected: dict[str, int] = {}
     for record in result.rejected:
         rejected[record.reason] = rejected.get(record.reason, 0) + 1
-    return {"seconds": seconds, "rollouts": result.rollouts_used, "seed_val": result.seed_score,
-            "best_val": result.best_score, "best_prompt": prompt,
-            "candidates": len(result.candidates), "iterations": result.iterations,
-            "stop_reason": result.stop_reason, "rejected": rejected,
-            "proposals": [r.proposed_text for r in result.rejected]}
+    return {
+        "seconds": seconds,
+        "rollouts": result.rollouts_used,
+        "seed_val": result.seed_score,
+        "best_val": result.best_score,
+        "best_prompt": prompt,
+        "candidates": len(result.candidates),
+        "iterations": result.iterations,
+        "stop_reason": result.stop_reason,
+        "rejected": rejected,
+        "proposals": [r.proposed_text for r in result.rejected],
+    }
 
 
 def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
@@ -176,35 +203,67 @@ def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
 
     started = time.perf_counter()
     result = gepa.optimize(
-        seed_candidate={module: SEED_PROMPT}, trainset=train, valset=val,
+        seed_candidate={module: SEED_PROMPT},
+        trainset=train,
+        valset=val,
         adapter=LangChainAdapter(rollout_fn, eval_fn, num_threads=2, show_progress=False),
         reflection_lm=local.resolve(local.DEFAULT_MODEL),
-        reflection_lm_kwargs={"max_tokens": 512}, max_metric_calls=args.budget,
-        reflection_minibatch_size=3, use_merge=True, seed=args.seed, logger=Quiet(),
+        reflection_lm_kwargs={"max_tokens": 512},
+        max_metric_calls=args.budget,
+        reflection_minibatch_size=3,
+        use_merge=True,
+        seed=args.seed,
+        logger=Quiet(),
     )
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rollouts": result.total_metric_calls,
-            "seed_val": result.val_aggregate_scores[0],
-            "best_val": result.val_aggregate_scores[result.best_idx],
-            "best_prompt": result.candidates[result.best_idx][module],
-            "candidates": len(result.candidates)}
+    return {
+        "seconds": seconds,
+        "rollouts": result.total_metric_calls,
+        "seed_val": result.val_aggregate_scores[0],
+        "best_val": result.val_aggregate_scores[result.best_idx],
+        "best_prompt": result.candidates[result.best_idx][module],
+        "candidates": len(result.candidates),
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:
     if results.get("skipped"):
         return f"Not run: {results['skipped']}"
     p = results["params"]
-    rows = [[name, f"{r['seconds'] / 60:.1f} min", r["rollouts"], f"{r['seed_val']:.2f}",
-             f"{r['best_val']:.2f}", f"{r['test']:.2f}", r["candidates"]]
-            for name, r in results["runs"].items()]
-    return "\n".join([
-        (f"Local {p['model']} as task model and reflection LM; {p['n_train']} train / {p['n_val']} "
-        f"validation / {p['n_test']} test examples; budget {p['budget']} rollouts; seed {p['seed']}; "
-        f"total {results['seconds'] / 60:.1f} min."),
-        "",
-        table(["optimizer", "wall", "rollouts", "seed val", "best val", "best test", "candidates"],
-              rows),
-    ])
+    rows = [
+        [
+            name,
+            f"{r['seconds'] / 60:.1f} min",
+            r["rollouts"],
+            f"{r['seed_val']:.2f}",
+            f"{r['best_val']:.2f}",
+            f"{r['test']:.2f}",
+            r["candidates"],
+        ]
+        for name, r in results["runs"].items()
+    ]
+    return "\n".join(
+        [
+            (
+                f"Local {p['model']} as task model and reflection LM; {p['n_train']} train / {p['n_val']} "
+                f"validation / {p['n_test']} test examples; budget {p['budget']} rollouts; seed {p['seed']}; "
+                f"total {results['seconds'] / 60:.1f} min."
+            ),
+            "",
+            table(
+                [
+                    "optimizer",
+                    "wall",
+                    "rollouts",
+                    "seed val",
+                    "best val",
+                    "best test",
+                    "candidates",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -215,8 +274,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--n-val", type=int, default=6)
     parser.add_argument("--n-test", type=int, default=12)
     parser.add_argument("--max-tokens", type=int, default=16, help="task model reply limit")
-    parser.add_argument("--optimizers", nargs="*", default=["gepa_graph", "gepa"],
-                        choices=["gepa_graph", "gepa"])
+    parser.add_argument(
+        "--optimizers", nargs="*", default=["gepa_graph", "gepa"], choices=["gepa_graph", "gepa"]
+    )
     parser.add_argument("--out", default=str(RESULTS / "real_model.json"))
     args = parser.parse_args(argv)
     reason = unavailable_reason()
@@ -233,16 +293,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         run = runner(args, train, val)
         run["test"] = test_score(run["best_prompt"], test, args.max_tokens)
         runs[name] = run
-        print(f"{name}: {run['seconds']:.0f} s, best val {run['best_val']:.2f}, "
-              f"test {run['test']:.2f}", flush=True)
+        print(
+            f"{name}: {run['seconds']:.0f} s, best val {run['best_val']:.2f}, "
+            f"test {run['test']:.2f}",
+            flush=True,
+        )
     results = {
         "benchmark": "real_model",
         "command": command("real_model", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
-        "params": {"budget": args.budget, "seed": args.seed, "n_train": len(train),
-                   "n_val": len(val), "n_test": len(test), "model": local.DEFAULT_MODEL,
-                   "max_tokens": args.max_tokens},
+        "params": {
+            "budget": args.budget,
+            "seed": args.seed,
+            "n_train": len(train),
+            "n_val": len(val),
+            "n_test": len(test),
+            "model": local.DEFAULT_MODEL,
+            "max_tokens": args.max_tokens,
+        },
         "runs": runs,
     }
     publish(args.out, results, markdown(results))

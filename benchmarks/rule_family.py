@@ -69,8 +69,13 @@ FAMILY: dict[str, RuleTaskSpec] = {
     "two-module": RuleTaskSpec(name="two-module"),
     # Three modules, more pairs, noisier reflection, no capacity limit.
     "three-module-noisy": RuleTaskSpec(
-        name="three-module-noisy", n_types=12, modules=("router", "planner", "solver"),
-        pair_fraction=0.4, max_rules=None, p_wrong=0.3, p_drop=0.2,
+        name="three-module-noisy",
+        n_types=12,
+        modules=("router", "planner", "solver"),
+        pair_fraction=0.4,
+        max_rules=None,
+        p_wrong=0.3,
+        p_drop=0.2,
     ),
     # Two modules that must change together: every example needs a rule from each, and the
     # metric gives no partial credit, so no single-module rewrite can win a minibatch.
@@ -106,8 +111,7 @@ class RuleTask:
             types = [first]
             if rng.random() < spec.pair_fraction:
                 second = first
-                while second == first or (spec.coupled
-                                          and self.owner(second) == self.owner(first)):
+                while second == first or (spec.coupled and self.owner(second) == self.owner(first)):
                     second = rng.choices(range(spec.n_types), weights=weights)[0]
                 types.append(second)
             examples.append({"id": f"{prefix}{i}", "types": types, "question": f"{prefix}-q{i}"})
@@ -121,11 +125,12 @@ class RuleTask:
     def honoured(self, prompt: str) -> set[int]:
         rules = [int(m.group(1)) for line in prompt.splitlines() if (m := _RULE_LINE.match(line))]
         if self.spec.max_rules is not None:
-            rules = rules[-self.spec.max_rules:] if self.spec.max_rules else []
+            rules = rules[-self.spec.max_rules :] if self.spec.max_rules else []
         return set(rules)
 
-    def student(self, prompts: Mapping[str, str], example: Mapping[str, Any],
-                trace: gg.Trace | None = None) -> str:
+    def student(
+        self, prompts: Mapping[str, str], example: Mapping[str, Any], trace: gg.Trace | None = None
+    ) -> str:
         known = {m: self.honoured(prompts[m]) for m in self.spec.modules}
         parts = []
         for kind in example["types"]:
@@ -133,8 +138,12 @@ class RuleTask:
             part = f"answer-{kind}" if kind in known[module] else "guess"
             parts.append(part)
             if trace is not None:
-                trace.add("llm", node=module, inputs={"question": example["question"]},
-                          outputs={"answer": part})
+                trace.add(
+                    "llm",
+                    node=module,
+                    inputs={"question": example["question"]},
+                    outputs={"answer": part},
+                )
         return " ".join(parts)
 
     def score(self, example: Mapping[str, Any], prediction: str) -> gg.Score:
@@ -145,7 +154,8 @@ class RuleTask:
         if not missing:
             return gg.Score(value=1.0, feedback="correct")
         module_feedback = {
-            m: ("wrong: " + "; ".join(f"missing rule-{k}" for k in missing[m])) if m in missing
+            m: ("wrong: " + "; ".join(f"missing rule-{k}" for k in missing[m]))
+            if m in missing
             else "wrong, but this module did its part: the error is in another module"
             for m in self.spec.modules
         }
@@ -160,8 +170,12 @@ class RuleTask:
     def system(self) -> gg.FunctionSystem:
         return gg.FunctionSystem(modules=self.seed_prompts(), fn=self.student)
 
-    def mean_score(self, prompts: Mapping[str, str], examples: Sequence[Mapping[str, Any]]) -> float:
-        return sum(self.score(ex, self.student(prompts, ex)).value for ex in examples) / len(examples)
+    def mean_score(
+        self, prompts: Mapping[str, str], examples: Sequence[Mapping[str, Any]]
+    ) -> float:
+        return sum(self.score(ex, self.student(prompts, ex)).value for ex in examples) / len(
+            examples
+        )
 
     def reflection_lm(self, noise_seed: int) -> ReflectionLM:
         return ReflectionLM(self, noise_seed)
@@ -215,8 +229,9 @@ class RuleAdapter:
     def __init__(self, task: RuleTask) -> None:
         self.task = task
 
-    def evaluate(self, batch: list[dict[str, Any]], candidate: dict[str, str],
-                 capture_traces: bool = False) -> Any:
+    def evaluate(
+        self, batch: list[dict[str, Any]], candidate: dict[str, str], capture_traces: bool = False
+    ) -> Any:
         from gepa import EvaluationBatch
 
         outputs, scores, trajectories = [], [], []
@@ -226,11 +241,13 @@ class RuleAdapter:
             outputs.append(output)
             scores.append(score.value)
             trajectories.append({"example": example, "output": output, "score": score})
-        return EvaluationBatch(outputs=outputs, scores=scores,
-                               trajectories=trajectories if capture_traces else None)
+        return EvaluationBatch(
+            outputs=outputs, scores=scores, trajectories=trajectories if capture_traces else None
+        )
 
-    def make_reflective_dataset(self, candidate: dict[str, str], eval_batch: Any,
-                                components_to_update: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def make_reflective_dataset(
+        self, candidate: dict[str, str], eval_batch: Any, components_to_update: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
         return {
             component: [
                 {

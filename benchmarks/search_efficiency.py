@@ -47,8 +47,13 @@ OPTIMIZERS = ("gepa_graph", "gepa")
 # "gg all_on" switches every one on (bandit and joint proposals are alternative module
 # selectors: it takes the adaptive one); "gg sequential" is the defaults with one proposal at a
 # time (the engine before the steady state; the default keeps concurrency / minibatch in flight).
-BASELINE = {"minibatch_sampler": "epoch", "module_selection": "round_robin",
-            "validation": "full", "merge_schedule": "after_accept", "rejected_attempts_shown": 0}
+BASELINE = {
+    "minibatch_sampler": "epoch",
+    "module_selection": "round_robin",
+    "validation": "full",
+    "merge_schedule": "after_accept",
+    "rejected_attempts_shown": 0,
+}
 # gepa_graph variants run on the default configuration (Pareto, merge on) only.
 VARIANTS = {
     "gg baseline": BASELINE,
@@ -60,9 +65,13 @@ VARIANTS = {
     "gg +bandit": {**BASELINE, "module_selection": "bandit"},
     "gg +diversity_merge": {**BASELINE, "merge_schedule": "diversity"},
     "gg +rejected_shown": {**BASELINE, "rejected_attempts_shown": 3},
-    "gg all_on": {"minibatch_sampler": "failure_aware", "module_selection": "adaptive",
-                  "validation": "racing", "merge_schedule": "diversity",
-                  "rejected_attempts_shown": 3},
+    "gg all_on": {
+        "minibatch_sampler": "failure_aware",
+        "module_selection": "adaptive",
+        "validation": "racing",
+        "merge_schedule": "diversity",
+        "rejected_attempts_shown": 3,
+    },
     "gg sequential": {"parallel_proposals": 1},
 }
 
@@ -74,29 +83,55 @@ def config_name(config: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- one run per optimizer
 
 
-def run_gepa_graph(task: RuleTask, seed: int, budget: int, selection: str, merge: bool,
-                   minibatch: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_gepa_graph(
+    task: RuleTask,
+    seed: int,
+    budget: int,
+    selection: str,
+    merge: bool,
+    minibatch: int,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     import gepa_graph as gg
 
     reflection = task.reflection_lm(noise_seed=seed)
-    config = gg.OptimizeConfig(minibatch_size=minibatch, candidate_selection=selection,
-                               use_merge=merge, seed=seed, max_rollouts=budget,
-                               **(options or {}))
+    config = gg.OptimizeConfig(
+        minibatch_size=minibatch,
+        candidate_selection=selection,
+        use_merge=merge,
+        seed=seed,
+        max_rollouts=budget,
+        **(options or {}),
+    )
     with tempfile.TemporaryDirectory(prefix="gg-bench-") as tmp:
         started = time.perf_counter()
-        result = gg.optimize(task.system(), task.train, task.val, metric=task.metric,
-                             reflection_lm=reflection, config=config,
-                             run_dir=Path(tmp) / "run", progress=False)
+        result = gg.optimize(
+            task.system(),
+            task.train,
+            task.val,
+            metric=task.metric,
+            reflection_lm=reflection,
+            config=config,
+            run_dir=Path(tmp) / "run",
+            progress=False,
+        )
         seconds = time.perf_counter() - started
     candidates = [
-        {"at": c.rollouts_at_discovery, "val": c.mean_score,
-         "test": task.mean_score(c.prompts, task.test), "origin": c.origin}
+        {
+            "at": c.rollouts_at_discovery,
+            "val": c.mean_score,
+            "test": task.mean_score(c.prompts, task.test),
+            "origin": c.origin,
+        }
         for c in result.candidates
     ]
     return {
-        "rollouts_used": result.rollouts_used, "seconds": seconds,
-        "stop_reason": result.stop_reason, "reflection_calls": reflection.calls,
-        "unparsed_prompts": reflection.unparsed, "candidates": candidates,
+        "rollouts_used": result.rollouts_used,
+        "seconds": seconds,
+        "stop_reason": result.stop_reason,
+        "reflection_calls": reflection.calls,
+        "unparsed_prompts": reflection.unparsed,
+        "candidates": candidates,
         "final_val": result.best_score,
         "final_test": task.mean_score(result.best_candidate, task.test),
         "config": config.model_dump(mode="json", exclude_defaults=True),
@@ -108,32 +143,54 @@ class _Quiet:
         pass
 
 
-def run_gepa(task: RuleTask, seed: int, budget: int, selection: str, merge: bool,
-             minibatch: int) -> dict[str, Any]:
+def run_gepa(
+    task: RuleTask, seed: int, budget: int, selection: str, merge: bool, minibatch: int
+) -> dict[str, Any]:
     import gepa
 
     reflection = task.reflection_lm(noise_seed=seed)
     started = time.perf_counter()
     result = gepa.optimize(
-        seed_candidate=task.seed_prompts(), trainset=task.train, valset=task.val,
-        adapter=RuleAdapter(task), reflection_lm=reflection, max_metric_calls=budget,
-        reflection_minibatch_size=minibatch, candidate_selection_strategy=selection,
-        use_merge=merge, seed=seed, logger=_Quiet(), display_progress_bar=False,
+        seed_candidate=task.seed_prompts(),
+        trainset=task.train,
+        valset=task.val,
+        adapter=RuleAdapter(task),
+        reflection_lm=reflection,
+        max_metric_calls=budget,
+        reflection_minibatch_size=minibatch,
+        candidate_selection_strategy=selection,
+        use_merge=merge,
+        seed=seed,
+        logger=_Quiet(),
+        display_progress_bar=False,
     )
     seconds = time.perf_counter() - started
     n_val = len(task.val)
     candidates = [
-        {"at": count + n_val, "val": score, "test": task.mean_score(prompts, task.test),
-         "origin": "merge" if len(parents) > 1 else ("seed" if i == 0 else "mutation")}
-        for i, (count, score, prompts, parents) in enumerate(zip(
-            result.discovery_eval_counts, result.val_aggregate_scores, result.candidates,
-            result.parents, strict=True))
+        {
+            "at": count + n_val,
+            "val": score,
+            "test": task.mean_score(prompts, task.test),
+            "origin": "merge" if len(parents) > 1 else ("seed" if i == 0 else "mutation"),
+        }
+        for i, (count, score, prompts, parents) in enumerate(
+            zip(
+                result.discovery_eval_counts,
+                result.val_aggregate_scores,
+                result.candidates,
+                result.parents,
+                strict=True,
+            )
+        )
     ]
     best = result.best_idx
     return {
-        "rollouts_used": result.total_metric_calls, "seconds": seconds,
-        "stop_reason": "max_metric_calls", "reflection_calls": reflection.calls,
-        "unparsed_prompts": reflection.unparsed, "candidates": candidates,
+        "rollouts_used": result.total_metric_calls,
+        "seconds": seconds,
+        "stop_reason": "max_metric_calls",
+        "reflection_calls": reflection.calls,
+        "unparsed_prompts": reflection.unparsed,
+        "candidates": candidates,
         "final_val": result.val_aggregate_scores[best],
         "final_test": task.mean_score(result.candidates[best], task.test),
     }
@@ -175,8 +232,13 @@ def analyse(runs: list[dict[str, Any]], checkpoints: list[int]) -> list[dict[str
     summaries = []
     for (task, selection, merge), by_opt in groups.items():
         seeds = sorted(set.intersection(*(set(v) for v in by_opt.values())))
-        summary: dict[str, Any] = {"task": task, "selection": selection, "merge": merge,
-                                   "seeds": len(seeds), "checkpoints": []}
+        summary: dict[str, Any] = {
+            "task": task,
+            "selection": selection,
+            "merge": merge,
+            "seeds": len(seeds),
+            "checkpoints": [],
+        }
         for b in checkpoints:
             row: dict[str, Any] = {"budget": b}
             for opt, seed_runs in by_opt.items():
@@ -196,7 +258,8 @@ def analyse(runs: list[dict[str, Any]], checkpoints: list[int]) -> list[dict[str
                 "stop_reasons": _count(seed_runs[s]["stop_reason"] for s in seeds),
                 "reflections_per_accepted": mean_sd(
                     seed_runs[s]["reflection_calls"] / max(1, len(seed_runs[s]["candidates"]) - 1)
-                    for s in seeds),
+                    for s in seeds
+                ),
                 "reflection_calls": mean_sd(seed_runs[s]["reflection_calls"] for s in seeds),
                 "unparsed_prompts": sum(seed_runs[s]["unparsed_prompts"] for s in seeds),
             }
@@ -223,7 +286,8 @@ def analyse(runs: list[dict[str, Any]], checkpoints: list[int]) -> list[dict[str
                 "mean_ratio_where_reached": mean_sd(r for r in ratios if math.isfinite(r))[0],
                 "gepa_graph_rollouts": mean_sd(reached),
                 "gepa_rollouts": mean_sd(ref_need),
-                "final_val_wins": wins, "final_val_ties": ties,
+                "final_val_wins": wins,
+                "final_val_ties": ties,
                 "final_val_losses": len(seeds) - wins - ties,
             }
         summaries.append(summary)
@@ -246,7 +310,7 @@ def sign_test(wins: int, losses: int) -> float:
     if n == 0:
         return 1.0
     k = min(wins, losses)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -261,8 +325,11 @@ def _diff(options: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
 
 def _early_stops(reasons: dict[str, int]) -> str:
     """Runs that stopped with budget left for another reason than a perfect score."""
-    early = {r: n for r, n in reasons.items() if r not in ("max_rollouts", "max_metric_calls",
-                                                           "perfect_score")}
+    early = {
+        r: n
+        for r, n in reasons.items()
+        if r not in ("max_rollouts", "max_metric_calls", "perfect_score")
+    }
     return ", ".join(f"{n} {r}" for r, n in early.items()) or "0"
 
 
@@ -274,36 +341,63 @@ def markdown(results: dict[str, Any]) -> str:
         f"Scores are the mean ± sd over seeds of the best-on-validation candidate known at the "
         f"checkpoint (val) and of that candidate on {params['n_test']} held-out examples (test). "
         "Variants of gepa_graph (default configuration only; each as its difference from "
-        "`gg baseline`): " + ", ".join(f"`{k}` = `{_diff(v, params['variants'])}`"
-                                       for k, v in params["variants"].items()) + ".",
+        "`gg baseline`): "
+        + ", ".join(
+            f"`{k}` = `{_diff(v, params['variants'])}`" for k, v in params["variants"].items()
+        )
+        + ".",
         "",
-        ("**Headline.** Same configuration for both; gepa's final = the best candidate gepa "
-        "returns (its budget overshoot included). Ratio = gepa_graph's rollouts to reach gepa's "
-        "final validation score / gepa's rollouts to reach it, median over seeds (\"never\" "
-        "when gepa_graph misses it in over half of the seeds). Targets: ratio ≤ 0.5, final ≥ "
-        "gepa's."),
+        (
+            "**Headline.** Same configuration for both; gepa's final = the best candidate gepa "
+            "returns (its budget overshoot included). Ratio = gepa_graph's rollouts to reach gepa's "
+            'final validation score / gepa\'s rollouts to reach it, median over seeds ("never" '
+            "when gepa_graph misses it in over half of the seeds). Targets: ratio ≤ 0.5, final ≥ "
+            "gepa's."
+        ),
         "",
     ]
     rows = []
     for s in results["summaries"]:
         for variant, reach in s.get("reach_gepa_final", {}).items():
-            rows.append([
-                s["task"], config_name(s), variant,
-                f"{s[variant]['final_val'][0]:.3f} / {s['gepa']['final_val'][0]:.3f}",
-                f"{s[variant]['final_test'][0]:.3f} / {s['gepa']['final_test'][0]:.3f}",
-                (f"{reach['final_val_wins']}/{reach['final_val_ties']}/{reach['final_val_losses']}"
-                f" (p={sign_test(reach['final_val_wins'], reach['final_val_losses']):.2f})"),
-                f"{reach['reached']}/{s['seeds']}",
-                fmt(reach["gepa_graph_rollouts"][0], 0) + " / " + fmt(reach["gepa_rollouts"][0], 0),
-                fmt(reach["median_ratio"], 2),
-                f"{s[variant]['reflections_per_accepted'][0]:.1f} / "
-                f"{s['gepa']['reflections_per_accepted'][0]:.1f}",
-                _early_stops(s[variant]["stop_reasons"]),
-            ])
-    out.append(table(
-        ["task", "config", "optimizer", "final val (vs gepa)", "final test (vs gepa)",
-         "val win/tie/loss (sign test)", "reached gepa final", "rollouts to it (mean, vs gepa)",
-         "ratio (median)", "reflections per accepted (vs gepa)", "early stops"], rows))
+            rows.append(
+                [
+                    s["task"],
+                    config_name(s),
+                    variant,
+                    f"{s[variant]['final_val'][0]:.3f} / {s['gepa']['final_val'][0]:.3f}",
+                    f"{s[variant]['final_test'][0]:.3f} / {s['gepa']['final_test'][0]:.3f}",
+                    (
+                        f"{reach['final_val_wins']}/{reach['final_val_ties']}/{reach['final_val_losses']}"
+                        f" (p={sign_test(reach['final_val_wins'], reach['final_val_losses']):.2f})"
+                    ),
+                    f"{reach['reached']}/{s['seeds']}",
+                    fmt(reach["gepa_graph_rollouts"][0], 0)
+                    + " / "
+                    + fmt(reach["gepa_rollouts"][0], 0),
+                    fmt(reach["median_ratio"], 2),
+                    f"{s[variant]['reflections_per_accepted'][0]:.1f} / "
+                    f"{s['gepa']['reflections_per_accepted'][0]:.1f}",
+                    _early_stops(s[variant]["stop_reasons"]),
+                ]
+            )
+    out.append(
+        table(
+            [
+                "task",
+                "config",
+                "optimizer",
+                "final val (vs gepa)",
+                "final test (vs gepa)",
+                "val win/tie/loss (sign test)",
+                "reached gepa final",
+                "rollouts to it (mean, vs gepa)",
+                "ratio (median)",
+                "reflections per accepted (vs gepa)",
+                "early stops",
+            ],
+            rows,
+        )
+    )
     for s in results["summaries"]:
         optimizers = _optimizers(s)
         out += ["", f"**{s['task']} — {config_name(s)}** ({s['seeds']} seeds)", ""]
@@ -320,9 +414,11 @@ def markdown(results: dict[str, Any]) -> str:
         extra = []
         for o in optimizers:
             d = s[o]
-            extra.append(f"{o}: {d['rollouts_used'][0]:.0f} rollouts used, "
-                         f"{d['candidates'][0]:.1f} candidates, {d['seconds_per_run'][0]:.2f} s/run, "
-                         f"stops {d['stop_reasons']}")
+            extra.append(
+                f"{o}: {d['rollouts_used'][0]:.0f} rollouts used, "
+                f"{d['candidates'][0]:.1f} candidates, {d['seconds_per_run'][0]:.2f} s/run, "
+                f"stops {d['stop_reasons']}"
+            )
         out += ["", "; ".join(extra) + "."]
     return "\n".join(out)
 
@@ -334,12 +430,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--checkpoints", type=int, nargs="*", default=None)
     parser.add_argument("--minibatch", type=int, default=3)
     parser.add_argument("--tasks", nargs="*", default=list(FAMILY), choices=list(FAMILY))
-    parser.add_argument("--configs", default="all", choices=["all", "main"],
-                        help="all: Pareto/current-best x merge on/off; main: Pareto + merge only")
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
-                        help="gepa_graph variants (ablation rows) to run; default all")
-    parser.add_argument("--no-variants", dest="variants", action="store_const", const=[],
-                        help="skip the gepa_graph variants")
+    parser.add_argument(
+        "--configs",
+        default="all",
+        choices=["all", "main"],
+        help="all: Pareto/current-best x merge on/off; main: Pareto + merge only",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help="gepa_graph variants (ablation rows) to run; default all",
+    )
+    parser.add_argument(
+        "--no-variants",
+        dest="variants",
+        action="store_const",
+        const=[],
+        help="skip the gepa_graph variants",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="tiny run (seconds) for the tests")
     parser.add_argument("--out", default=str(RESULTS / "search_efficiency.json"))
@@ -351,9 +461,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoints = args.checkpoints or sorted({*range(100, args.budget + 1, 100), args.budget})
     configs = CONFIGS if args.configs == "all" else CONFIGS[:1]
     jobs = [
-        {"task": t, "optimizer": o, "seed": s, "budget": args.budget, "minibatch": args.minibatch,
-         **c}
-        for t in args.tasks for c in configs for s in range(args.seeds)
+        {
+            "task": t,
+            "optimizer": o,
+            "seed": s,
+            "budget": args.budget,
+            "minibatch": args.minibatch,
+            **c,
+        }
+        for t in args.tasks
+        for c in configs
+        for s in range(args.seeds)
         for o in (OPTIMIZERS + tuple(args.variants) if c == CONFIGS[0] else OPTIMIZERS)
     ]
     started = time.perf_counter()
@@ -367,11 +485,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": command("search_efficiency", argv),
         "machine": machine(),
         "seconds": time.perf_counter() - started,
-        "params": {"variants": {v: VARIANTS[v] for v in args.variants}, "seeds": args.seeds,
-                   "budget": args.budget, "minibatch": args.minibatch,
-                   "checkpoints": checkpoints, "tasks": args.tasks,
-                   "task_specs": {t: FAMILY[t].to_dict() for t in args.tasks},
-                   "n_test": FAMILY[args.tasks[0]].n_test, "quick": args.quick},
+        "params": {
+            "variants": {v: VARIANTS[v] for v in args.variants},
+            "seeds": args.seeds,
+            "budget": args.budget,
+            "minibatch": args.minibatch,
+            "checkpoints": checkpoints,
+            "tasks": args.tasks,
+            "task_specs": {t: FAMILY[t].to_dict() for t in args.tasks},
+            "n_test": FAMILY[args.tasks[0]].n_test,
+            "quick": args.quick,
+        },
         "summaries": analyse(runs, checkpoints),
         "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
     }

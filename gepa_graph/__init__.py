@@ -8,7 +8,7 @@ from typing import Any
 # a script in the repository), the checkout's own folders serve those names.
 _CHECKOUT = Path(__file__).resolve().parent.parent
 if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "integrations").is_dir():
-    __path__.append(str(_CHECKOUT))  # noqa: F821 (a package's __path__)
+    __path__.append(str(_CHECKOUT))
 
 from gepa_graph.api import aoptimize, load_result, optimize
 from gepa_graph.candidate import Candidate

@@ -24,10 +24,10 @@ from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
-from gepa_graph.redact import find_secret
 from gepa_graph.proposers.merge import Merge
 from gepa_graph.proposers.mutation import ReflectiveMutation
 from gepa_graph.proposers.reflective import ReflectiveProposer
+from gepa_graph.redact import find_secret
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
 from gepa_graph.store import RunStore
@@ -77,10 +77,24 @@ def optimize(
     tracking and reflection stay here, and the results are the same.
     """
     coroutine = aoptimize(
-        system, trainset, valset, metric=metric, reflection_lm=reflection_lm,
-        max_rollouts=max_rollouts, max_cost_usd=max_cost_usd, max_seconds=max_seconds,
-        config=config, run_dir=run_dir, resume=resume, tracking=tracking, listeners=listeners,
-        progress=progress, seed_prompts=seed_prompts, testset=testset, mode=mode, strategies=strategies,
+        system,
+        trainset,
+        valset,
+        metric=metric,
+        reflection_lm=reflection_lm,
+        max_rollouts=max_rollouts,
+        max_cost_usd=max_cost_usd,
+        max_seconds=max_seconds,
+        config=config,
+        run_dir=run_dir,
+        resume=resume,
+        tracking=tracking,
+        listeners=listeners,
+        progress=progress,
+        seed_prompts=seed_prompts,
+        testset=testset,
+        mode=mode,
+        strategies=strategies,
         executor=executor,
     )
     try:
@@ -177,8 +191,20 @@ async def aoptimize(
                 probe_cost = await _probe(system, train)
                 seeds = _seed_prompts(system, seed_prompts)
             return await _run(
-                system, train, val, metric, lm, config, chosen, seeds, store, resume,
-                listening, test, probe_cost, runner,
+                system,
+                train,
+                val,
+                metric,
+                lm,
+                config,
+                chosen,
+                seeds,
+                store,
+                resume,
+                listening,
+                test,
+                probe_cost,
+                runner,
             )
         finally:
             store.close()
@@ -187,11 +213,22 @@ async def aoptimize(
             runner.close()
 
 
-async def _run(system: System, train: list[Example], val: list[Example], metric: Metric,
-               lm: ReflectionLM, config: OptimizeConfig, chosen: Any, seeds: dict[str, str],
-               store: RunStore, resume: bool, listening: list[ListenerLike],
-               test: list[Example], probe_cost: float | None = None,
-               executor: Executor | None = None) -> Result:
+async def _run(
+    system: System,
+    train: list[Example],
+    val: list[Example],
+    metric: Metric,
+    lm: ReflectionLM,
+    config: OptimizeConfig,
+    chosen: Any,
+    seeds: dict[str, str],
+    store: RunStore,
+    resume: bool,
+    listening: list[ListenerLike],
+    test: list[Example],
+    probe_cost: float | None = None,
+    executor: Executor | None = None,
+) -> Result:
     # A callable's name says little about the model behind it: only model strings must match.
     model = lm.name if isinstance(lm.lm, str) else None
     store.check(resume, fingerprint(config, seeds, train, val, model))
@@ -211,14 +248,25 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
         budget.add_task_cost(probe_cost or None)
     lm.deadline = budget.seconds_left
     lm.budget = budget  # reflection retries and failures are counted in the ledger
-    evaluator = Evaluator(system, metric, config, budget, store.journal, journaled_rollouts,
-                          executor=executor)
-    writer = ReflectiveProposer(lm, ReflectionReplay(store.journal, journaled_reflections),
-                                config.max_chars_per_field)
+    evaluator = Evaluator(
+        system, metric, config, budget, store.journal, journaled_rollouts, executor=executor
+    )
+    writer = ReflectiveProposer(
+        lm, ReflectionReplay(store.journal, journaled_reflections), config.max_chars_per_field
+    )
     engine = Engine(
-        system=system, trainset=train, valset=val, evaluator=evaluator, reflection_lm=lm,
-        proposers=[Merge(), ReflectiveMutation(writer)], config=config, budget=budget,
-        bus=bus, seed_prompts=seeds, store=store, strategies=chosen,
+        system=system,
+        trainset=train,
+        valset=val,
+        evaluator=evaluator,
+        reflection_lm=lm,
+        proposers=[Merge(), ReflectiveMutation(writer)],
+        config=config,
+        budget=budget,
+        bus=bus,
+        seed_prompts=seeds,
+        store=store,
+        strategies=chosen,
     )
     try:
         result = await engine.run()
@@ -228,9 +276,15 @@ async def _run(system: System, train: list[Example], val: list[Example], metric:
         bus.close()
 
 
-async def _score_testset(system: System, metric: Metric, config: OptimizeConfig, result: Result,
-                         test: list[Example], bus: EventBus,
-                         executor: Executor | None = None) -> None:
+async def _score_testset(
+    system: System,
+    metric: Metric,
+    config: OptimizeConfig,
+    result: Result,
+    test: list[Example],
+    bus: EventBus,
+    executor: Executor | None = None,
+) -> None:
     """Score the seed and the best candidate on held-out ``test`` examples once the search is
     over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
     TestsetEvaluated event for the listeners."""
@@ -239,10 +293,12 @@ async def _score_testset(system: System, metric: Metric, config: OptimizeConfig,
     from gepa_graph.candidate import Candidate
     from gepa_graph.events import TestsetEvaluated
 
-    free = config.model_copy(update={"max_rollouts": 2 * len(test), "max_cost_usd": None,
-                                     "max_seconds": None})
-    evaluator = Evaluator(system, metric, free, Budget(free), RunStore(None).journal,
-                          executor=executor)
+    free = config.model_copy(
+        update={"max_rollouts": 2 * len(test), "max_cost_usd": None, "max_seconds": None}
+    )
+    evaluator = Evaluator(
+        system, metric, free, Budget(free), RunStore(None).journal, executor=executor
+    )
     scores = {}
     for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
         outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)
@@ -250,11 +306,16 @@ async def _score_testset(system: System, metric: Metric, config: OptimizeConfig,
     result.test_seed_score = sum(scores["seed"].values()) / len(test)
     result.test_best_score = sum(scores["best"].values()) / len(test)
     seed_id = next((c.id for c in result.candidates if not c.parent_ids), result.best_id)
-    bus.emit(TestsetEvaluated(
-        seed_id=seed_id, best_id=result.best_id, seed_scores=scores["seed"],
-        best_scores=scores["best"], seed_score=result.test_seed_score,
-        best_score=result.test_best_score,
-    ))
+    bus.emit(
+        TestsetEvaluated(
+            seed_id=seed_id,
+            best_id=result.best_id,
+            seed_scores=scores["seed"],
+            best_scores=scores["best"],
+            seed_score=result.test_seed_score,
+            best_score=result.test_best_score,
+        )
+    )
 
 
 async def _probe(system: System, train: list[Example]) -> float | None:
@@ -283,8 +344,9 @@ def as_system(system: Any) -> System:
     )
 
 
-def apply_prompts(target: Any, prompts: Mapping[str, str],
-                  seed_prompts: Mapping[str, str] | None = None) -> None:
+def apply_prompts(
+    target: Any, prompts: Mapping[str, str], seed_prompts: Mapping[str, str] | None = None
+) -> None:
     """Write ``prompts`` into ``target`` in place: what ``Result.apply`` does without a System.
 
     A LangGraph graph gets them through the LangGraph integration; a module its code scan cannot
@@ -300,8 +362,11 @@ def apply_prompts(target: Any, prompts: Mapping[str, str],
         )
     graph = ensure_compiled(target)
     found = find_slots(graph)
-    declared = {name: (seed_prompts or {}).get(name, text)
-                for name, text in prompts.items() if name not in found}
+    declared = {
+        name: (seed_prompts or {}).get(name, text)
+        for name, text in prompts.items()
+        if name not in found
+    }
     apply(graph, prompts, declared)
 
 
@@ -323,6 +388,8 @@ def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def system_from_path(path: str) -> System:
     """The system at import path ``"package.module:attribute"``: a gg.System or a LangGraph
     graph, or a factory called with no arguments that returns one (so what does not pickle is
@@ -335,7 +402,9 @@ def system_from_path(path: str) -> System:
             value = value()
         except Exception as exc:
             text = " ".join(str(exc).split())
-            raise ConfigError(f"the system factory {path!r} raised {type(exc).__name__}: {text}")
+            raise ConfigError(
+                f"the system factory {path!r} raised {type(exc).__name__}: {text}"
+            ) from None
     try:
         return as_system(value)
     except TypeError as exc:
@@ -371,8 +440,12 @@ def as_executor(executor: Any) -> tuple[Executor, bool]:
     )
 
 
-def _merge_budgets(config: OptimizeConfig | Mapping[str, Any] | None, max_rollouts: int | None,
-                   max_cost_usd: float | None, max_seconds: float | None) -> OptimizeConfig:
+def _merge_budgets(
+    config: OptimizeConfig | Mapping[str, Any] | None,
+    max_rollouts: int | None,
+    max_cost_usd: float | None,
+    max_seconds: float | None,
+) -> OptimizeConfig:
     """``config`` (an OptimizeConfig, a dict of its fields, or None) with the budgets given as
     arguments on top; ConfigError in one line for anything invalid."""
     if isinstance(config, OptimizeConfig):
@@ -382,9 +455,14 @@ def _merge_budgets(config: OptimizeConfig | Mapping[str, Any] | None, max_rollou
     elif config is None:
         base = {}
     else:
-        raise ConfigError(f"config must be a gg.OptimizeConfig or a dict, got {type(config).__name__}")
-    for name, value in (("max_rollouts", max_rollouts), ("max_cost_usd", max_cost_usd),
-                        ("max_seconds", max_seconds)):
+        raise ConfigError(
+            f"config must be a gg.OptimizeConfig or a dict, got {type(config).__name__}"
+        )
+    for name, value in (
+        ("max_rollouts", max_rollouts),
+        ("max_cost_usd", max_cost_usd),
+        ("max_seconds", max_seconds),
+    ):
         if value is not None:
             base[name] = value
     return OptimizeConfig(**base)
@@ -402,8 +480,9 @@ def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[s
         seeds[name] = text
     for name, text in seeds.items():
         if not isinstance(text, str):
-            raise ConfigError(f"the seed prompt of module {name!r} is a {type(text).__name__}, "
-                              "not a str")
+            raise ConfigError(
+                f"the seed prompt of module {name!r} is a {type(text).__name__}, not a str"
+            )
         secret = find_secret(text)
         if secret is not None:
             raise ConfigError(
@@ -413,8 +492,9 @@ def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[s
     return seeds
 
 
-def _listeners(tracking: Any, extra: Iterable[ListenerLike] | None,
-               progress: bool | None) -> list[ListenerLike]:
+def _listeners(
+    tracking: Any, extra: Iterable[ListenerLike] | None, progress: bool | None
+) -> list[ListenerLike]:
     listeners: list[ListenerLike] = []
     if progress or (progress is None and sys.stderr.isatty()):
         from gepa_graph.progress import ProgressDisplay

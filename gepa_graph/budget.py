@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.records import Ledger
 
-
 # A call still running this long after max_seconds is cut off, so the limit really holds.
 DEADLINE_GRACE_S = 1.0
 
@@ -31,7 +30,8 @@ class Hold:
 
 
 _current_hold: contextvars.ContextVar[Hold | None] = contextvars.ContextVar(
-    "gepa_graph_hold", default=None)
+    "gepa_graph_hold", default=None
+)
 
 
 class BudgetExhausted(Exception):
@@ -41,6 +41,7 @@ class BudgetExhausted(Exception):
 class Budget:
     """What a run has spent and may still spend; the engine asks it before every batch, so a
     budget is never exceeded, and its ledger is what checkpoints and events report."""
+
     def __init__(self, config: OptimizeConfig, prior_seconds: float = 0.0) -> None:
         self.config = config
         self.ledger = Ledger(max_rollouts=config.max_rollouts)

@@ -55,6 +55,8 @@ class Candidate(BaseModel):
             if module not in self.prompts:
                 raise KeyError(f"unknown module {module!r}; modules are {sorted(self.prompts)}")
         return Candidate(
-            prompts={**self.prompts, **texts}, parent_ids=(self.id,), origin="mutation",
+            prompts={**self.prompts, **texts},
+            parent_ids=(self.id,),
+            origin="mutation",
             changed_modules=tuple(texts),
         )

@@ -47,81 +47,103 @@ class OptimizeConfig(BaseModel):
     max_cost_usd: float | None = Field(None, gt=0, description="reflection + task LM spend")
     max_seconds: float | None = Field(None, gt=0, description="wall-clock limit")
     max_iterations: int | None = Field(
-        None, gt=0, description="stop after this many proposals (and merges) have started")
+        None, gt=0, description="stop after this many proposals (and merges) have started"
+    )
     max_stale_iterations: int | None = Field(
         None, gt=0, description="stop after this many iterations without a new best"
     )
 
     minibatch_size: int = Field(
-        3, gt=0, description="training examples a parent runs on before each reflection: "
+        3,
+        gt=0,
+        description="training examples a parent runs on before each reflection: "
         "the traces the reflection LM reads, and the test a child must pass before validation",
     )
     concurrency: int = Field(8, gt=0, le=1024, description="rollouts running at once")
     parallel_proposals: int | None = Field(
-        None, gt=0, le=1024,
+        None,
+        gt=0,
+        le=1024,
         description="proposals in flight at most; the engine starts one whenever a rollout "
         "slot is free. None: concurrency / (2 x minibatch_size); more buys wall time with "
         "rollouts (benchmarks/concurrency_quality.py); 1: the sequential GEPA loop",
     )
-    seed: int = Field(0, description="seeds every random choice of the search (sampling, "
-                      "parent selection), so a run can be repeated")
+    seed: int = Field(
+        0,
+        description="seeds every random choice of the search (sampling, "
+        "parent selection), so a run can be repeated",
+    )
 
     # The search's strategies by name (gepa_graph/strategies/; objects via optimize(strategies=)).
     candidate_selection: Literal["pareto", "current_best"] = Field(
-        "pareto", description="pareto: a parent from the per-example front, weighted by the "
+        "pareto",
+        description="pareto: a parent from the per-example front, weighted by the "
         "examples it is best on; current_best: always the best mean score",
     )
     # Defaults: the best configuration measured by benchmarks/search_efficiency.py.
     module_selection: Literal["round_robin", "all", "adaptive", "bandit"] = Field(
-        "adaptive", description="round_robin: one module per proposal, in turn; all: every "
+        "adaptive",
+        description="round_robin: one module per proposal, in turn; all: every "
         "module at once (joint proposal); adaptive: round robin escalating to a joint proposal "
         "when single-module children keep tying their parent; bandit: modules still improving "
         "get more turns",
     )
     minibatch_sampler: Literal["epoch", "failure_aware"] = Field(
-        "epoch", description="failure_aware: fill minibatches with the parent's known failures "
+        "epoch",
+        description="failure_aware: fill minibatches with the parent's known failures "
         "and skip examples it is known to get right",
     )
     validation: Literal["full", "screening", "racing"] = Field(
-        "full", description="screening: a quarter first (same as adaptive_validation); racing: "
+        "full",
+        description="screening: a quarter first (same as adaptive_validation); racing: "
         "stages of 1/4, 1/2, all, stopping a child that can no longer lead",
     )
     merge_schedule: Literal["after_accept", "diversity"] = Field(
-        "after_accept", description="after_accept: one merge due per accepted child; diversity: "
+        "after_accept",
+        description="after_accept: one merge due per accepted child; diversity: "
         "whenever two front lineages changed disjoint modules",
     )
     rejected_attempts_shown: int = Field(
-        0, ge=0, description="earlier rejected proposals for the same parent and module shown to "
+        0,
+        ge=0,
+        description="earlier rejected proposals for the same parent and module shown to "
         "the reflection LM, so it does not repeat them",
     )
     mode: Literal["optimize", "search"] = Field(
-        "optimize", description="search: inference-time search over the tasks themselves "
+        "optimize",
+        description="search: inference-time search over the tasks themselves "
         "(trainset = validation set); the result also holds the best candidate per task",
     )
     skip_perfect_score: bool = Field(
         True, description="skip reflection when the parent already scores perfect_score everywhere"
     )
     perfect_score: float = Field(
-        1.0, description="the best score an example can get: a run where the best candidate "
+        1.0,
+        description="the best score an example can get: a run where the best candidate "
         "has it everywhere stops",
     )
     failure_score: float = Field(0.0, description="score of a rollout that raised or timed out")
 
     adaptive_validation: bool = Field(
-        False, description="validate a child on a quarter of the validation set first and drop "
+        False,
+        description="validate a child on a quarter of the validation set first and drop "
         "it there if it does worse than its parent and sets no new per-example best",
     )
 
-    use_merge: bool = Field(True, description="try merging two frontier candidates that "
-                            "improved different modules")
+    use_merge: bool = Field(
+        True, description="try merging two frontier candidates that improved different modules"
+    )
     max_merge_attempts: int = Field(5, ge=0, description="merges tried in one run, at most")
     merge_subsample_size: int = Field(
-        5, gt=0, description="validation examples a merge must do well on before its full "
-        "validation run",
+        5,
+        gt=0,
+        description="validation examples a merge must do well on before its full validation run",
     )
 
     rollout_timeout_s: float | None = Field(
-        300.0, gt=0, description="a rollout (or a metric call) running longer is scored a "
+        300.0,
+        gt=0,
+        description="a rollout (or a metric call) running longer is scored a "
         "failure; None waits forever (max_seconds still cuts it off)",
     )
     rollout_retries: int = Field(
@@ -132,17 +154,23 @@ class OptimizeConfig(BaseModel):
     )
 
     reflection_temperature: float | None = Field(
-        None, ge=0, description="sampling temperature of the reflection LM (None: its default)")
+        None, ge=0, description="sampling temperature of the reflection LM (None: its default)"
+    )
     reflection_max_tokens: int | None = Field(
-        4096, gt=0, description="reply length limit of a reflection call; a reply cut there is "
+        4096,
+        gt=0,
+        description="reply length limit of a reflection call; a reply cut there is "
         "rejected as truncated",
     )
     reflection_timeout_s: float = Field(
-        120.0, gt=0, description="one reflection call running longer is retried once, then "
+        120.0,
+        gt=0,
+        description="one reflection call running longer is retried once, then "
         "its proposal is rejected",
     )
     lm_max_retries: int = Field(
-        6, ge=0, description="retries of a reflection call that failed transiently")
+        6, ge=0, description="retries of a reflection call that failed transiently"
+    )
     lm_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
     max_chars_per_field: int = Field(
         2000, gt=0, description="long trace fields are cut to this in the reflection prompt"
@@ -153,7 +181,9 @@ class OptimizeConfig(BaseModel):
         if self.score_range is not None:
             low, high = self.score_range
             if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-                raise ValueError(f"score_range {self.score_range} must be (low, high) with low < high")
+                raise ValueError(
+                    f"score_range {self.score_range} must be (low, high) with low < high"
+                )
             if not low <= self.failure_score <= high:
                 raise ValueError(
                     f"failure_score {self.failure_score} is outside score_range {self.score_range}"

@@ -105,7 +105,8 @@ class Engine:
         # time with rollouts, since proposals from a pool about to change repeat each other);
         # 1 is the sequential GEPA loop.
         self.proposal_cap = config.parallel_proposals or max(
-            1, math.ceil(config.concurrency / (2 * config.minibatch_size)))
+            1, math.ceil(config.concurrency / (2 * config.minibatch_size))
+        )
         self.evaluator.on_rollout_done.append(self._on_rollout_done)
         self._slot_waiters: list[asyncio.Future] = []
         self._plans = 0  # planning steps taken (their turns are plan.0, plan.1, ...)
@@ -158,8 +159,11 @@ class Engine:
     def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
         """Scores the search has seen: results reach it at a step's turn, never the moment a
         rollout lands in the evaluator's cache, so decisions do not depend on timing."""
-        return {ex.key: self._known[(candidate_id, ex.key)] for ex in examples
-                if (candidate_id, ex.key) in self._known}
+        return {
+            ex.key: self._known[(candidate_id, ex.key)]
+            for ex in examples
+            if (candidate_id, ex.key) in self._known
+        }
 
     def unknown(self, candidate: Candidate, examples: Sequence[Example]) -> int:
         """How many of ``examples`` the search has not yet seen ``candidate`` run."""
@@ -187,8 +191,9 @@ class Engine:
 
     def emit(self, event: Event) -> None:
         """Tell listeners, except while a resumed run replays its journal (they were told)."""
-        if self.turns.replaying and not isinstance(event, (OptimizationStarted,
-                                                           OptimizationFinished)):
+        if self.turns.replaying and not isinstance(
+            event, (OptimizationStarted, OptimizationFinished)
+        ):
             return
         self.bus.emit(event)
 
@@ -200,14 +205,25 @@ class Engine:
         self._ledger()
         self.store.save_state(self.state)
 
-    def reject(self, kind: str, reason: str, detail: str = "", module: str | None = None,
-               parent_ids: tuple[str, ...] = (), text: str | None = None,
-               iteration: int | None = None) -> None:
+    def reject(
+        self,
+        kind: str,
+        reason: str,
+        detail: str = "",
+        module: str | None = None,
+        parent_ids: tuple[str, ...] = (),
+        text: str | None = None,
+        iteration: int | None = None,
+    ) -> None:
         """Record a proposal that does not join the pool (kept in the checkpoint) and tell
         listeners; ``iteration`` defaults to the latest started."""
         rejection = ProposalRejected(
-            iteration=self.state.iteration if iteration is None else iteration, kind=kind,
-            reason=reason, detail=detail, module=module, parent_ids=parent_ids,
+            iteration=self.state.iteration if iteration is None else iteration,
+            kind=kind,
+            reason=reason,
+            detail=detail,
+            module=module,
+            parent_ids=parent_ids,
             proposed_text=text,
         )
         self.state.rejected.append(rejection)
@@ -222,24 +238,30 @@ class Engine:
         Emits OptimizationStarted first and OptimizationFinished last. On an error or an
         interrupt the exception propagates after the checkpoint is saved as ``running`` (so
         the run can resume); BudgetExhausted is a normal stop, not an error."""
-        self.emit(OptimizationStarted(
-            run_dir=str(self.run_dir) if self.run_dir else None,
-            resumed=self.turns.replaying,
-            config=self.state.config,
-            seed_prompts=self.seed.prompts,
-            n_train=len(self.trainset),
-            n_val=len(self.valset),
-            reflection_lm=self.reflection_lm.name,
-        ))
+        self.emit(
+            OptimizationStarted(
+                run_dir=str(self.run_dir) if self.run_dir else None,
+                resumed=self.turns.replaying,
+                config=self.state.config,
+                seed_prompts=self.seed.prompts,
+                n_train=len(self.trainset),
+                n_val=len(self.valset),
+                reflection_lm=self.reflection_lm.name,
+            )
+        )
         self._started = time.monotonic()
         stop_reason = None
         try:
             self.turns.own("seed")
             await self.admit(self.seed, 0)
-            check_modules_used(self.modules, [
-                result.trace for example in self.valset
-                if (result := self.evaluator.cached(self.seed.id, example.key)) is not None
-            ])
+            check_modules_used(
+                self.modules,
+                [
+                    result.trace
+                    for example in self.valset
+                    if (result := self.evaluator.cached(self.seed.id, example.key)) is not None
+                ],
+            )
             self._best_seen = self.mean(self.best_id)
             stop_reason = await self._steady_state()
         except BudgetExhausted:
@@ -253,11 +275,17 @@ class Engine:
                 self._checkpoint()
             self.journal.close()
         result = self.state.to_result(self.run_dir)
-        self.emit(OptimizationFinished(
-            stop_reason=stop_reason, best_id=result.best_id, best_score=result.best_score,
-            seed_score=result.seed_score, ledger=result.ledger, iterations=result.iterations,
-            result=result,
-        ))
+        self.emit(
+            OptimizationFinished(
+                stop_reason=stop_reason,
+                best_id=result.best_id,
+                best_score=result.best_score,
+                seed_score=result.seed_score,
+                ledger=result.ledger,
+                iterations=result.iterations,
+                result=result,
+            )
+        )
         return result
 
     async def _steady_state(self) -> str:
@@ -282,8 +310,9 @@ class Engine:
                     if self.turns.next == label:
                         await self._start_next(tasks, label)
                     elif self.turns.next_owner not in tasks.values():
-                        self.turns.diverge(f"the journal's step {self.turns.next} belongs to "
-                                           "no work in flight")
+                        self.turns.diverge(
+                            f"the journal's step {self.turns.next} belongs to no work in flight"
+                        )
                     else:
                         await _first_of(tasks, self.turns.changed())
                     continue
@@ -292,10 +321,14 @@ class Engine:
                 if stop is not None:
                     if not tasks:
                         return stop
-                elif (not blocked and len(tasks) < self.proposal_cap
-                      and self.evaluator.pending < self.config.concurrency):
+                elif (
+                    not blocked
+                    and len(tasks) < self.proposal_cap
+                    and self.evaluator.pending < self.config.concurrency
+                ):
                     overlap = bool(tasks) and (
-                        burst or clock.time() - last_start >= OVERLAP_AFTER_S)
+                        burst or clock.time() - last_start >= OVERLAP_AFTER_S
+                    )
                     if not tasks or owed or overlap:
                         if await self._start_next(tasks, label):
                             last_start = clock.time()
@@ -351,17 +384,22 @@ class Engine:
     def _emit_budget(self) -> None:
         best = self.best_id
         elapsed = time.monotonic() - self._started
-        self.emit(BudgetUpdated(
-            iteration=self.state.iteration,
-            ledger=self._ledger(),
-            best_score=self.mean(best),
-            best_id=best,
-            pool_size=len(self.candidates),
-            pareto_score=pareto.pareto_aggregate(self.scores, self.val_keys),
-            rollouts_in_flight=self.evaluator.running,
-            slot_utilization=(self.evaluator.busy_seconds / (self.config.concurrency * elapsed)
-                              if elapsed > 0 else None),
-        ))
+        self.emit(
+            BudgetUpdated(
+                iteration=self.state.iteration,
+                ledger=self._ledger(),
+                best_score=self.mean(best),
+                best_id=best,
+                pool_size=len(self.candidates),
+                pareto_score=pareto.pareto_aggregate(self.scores, self.val_keys),
+                rollouts_in_flight=self.evaluator.running,
+                slot_utilization=(
+                    self.evaluator.busy_seconds / (self.config.concurrency * elapsed)
+                    if elapsed > 0
+                    else None
+                ),
+            )
+        )
 
     # ---------------------------------------------------------------- validation
 
@@ -375,9 +413,14 @@ class Engine:
         if room is not None and need > room:
             if candidate.origin == "seed":
                 raise BudgetExhausted("the budget does not cover evaluating the seed")
-            self.reject(candidate.origin, "budget_exhausted", "no budget left to validate it",
-                        next(iter(candidate.changed_modules), None), candidate.parent_ids,
-                        iteration=iteration)
+            self.reject(
+                candidate.origin,
+                "budget_exhausted",
+                "no budget left to validate it",
+                next(iter(candidate.changed_modules), None),
+                candidate.parent_ids,
+                iteration=iteration,
+            )
             return False
         hold = self.budget.hold(need)
         self.budget.charge(hold)
@@ -395,9 +438,15 @@ class Engine:
             return True
         reason, detail = verdict.rejection
         module = "+".join(candidate.changed_modules) or None
-        self.reject(candidate.origin, reason, detail, module, candidate.parent_ids,
-                    shown({m: candidate.prompts[m] for m in candidate.changed_modules}),
-                    iteration=iteration)
+        self.reject(
+            candidate.origin,
+            reason,
+            detail,
+            module,
+            candidate.parent_ids,
+            shown({m: candidate.prompts[m] for m in candidate.changed_modules}),
+            iteration=iteration,
+        )
         return False
 
     def _register(self, candidate: Candidate, scores: dict[str, float], iteration: int) -> None:
@@ -406,27 +455,45 @@ class Engine:
         self.scores[candidate.id] = {k: scores[k] for k in self.val_keys if k in scores}
         mean = self.mean(candidate.id)
         record = CandidateRecord(
-            id=candidate.id, prompts=candidate.prompts, parent_ids=candidate.parent_ids,
-            origin=candidate.origin, changed_modules=candidate.changed_modules,
-            val_scores=self.scores[candidate.id], mean_score=mean,
-            iteration=iteration, rollouts_at_discovery=self.budget.ledger.rollouts_used,
+            id=candidate.id,
+            prompts=candidate.prompts,
+            parent_ids=candidate.parent_ids,
+            origin=candidate.origin,
+            changed_modules=candidate.changed_modules,
+            val_scores=self.scores[candidate.id],
+            mean_score=mean,
+            iteration=iteration,
+            rollouts_at_discovery=self.budget.ledger.rollouts_used,
         )
         self.state.candidates.append(record)
         self.state.best_id = self.best_id
         complete = pareto.is_complete(self.scores[candidate.id], self.val_keys)
-        self.emit(CandidateAccepted(
-            candidate=record, is_best=best_before is None or (complete and mean > best_before),
-        ))
+        self.emit(
+            CandidateAccepted(
+                candidate=record,
+                is_best=best_before is None or (complete and mean > best_before),
+            )
+        )
         self._checkpoint()
 
-    def emit_minibatch(self, iteration: int, candidate: Candidate, role: str,
-                       examples: Sequence[Example], results: Sequence[EvalResult]) -> None:
+    def emit_minibatch(
+        self,
+        iteration: int,
+        candidate: Candidate,
+        role: str,
+        examples: Sequence[Example],
+        results: Sequence[EvalResult],
+    ) -> None:
         """Tell listeners how a candidate scored on a minibatch (``role``: parent or child)."""
-        self.emit(MinibatchEvaluated(
-            iteration=iteration, candidate_id=candidate.id, role=role,
-            example_keys=tuple(ex.key for ex in examples),
-            scores=tuple(r.score for r in results),
-        ))
+        self.emit(
+            MinibatchEvaluated(
+                iteration=iteration,
+                candidate_id=candidate.id,
+                role=role,
+                example_keys=tuple(ex.key for ex in examples),
+                scores=tuple(r.score for r in results),
+            )
+        )
 
 
 def _reap(tasks: dict[asyncio.Task, str]) -> int:
@@ -440,12 +507,12 @@ def _reap(tasks: dict[asyncio.Task, str]) -> int:
     return len(done)
 
 
-async def _first_of(tasks: dict[asyncio.Task, str], signal: Awaitable[None],
-                    timeout: float | None = None) -> None:
+async def _first_of(
+    tasks: dict[asyncio.Task, str], signal: Awaitable[None], timeout: float | None = None
+) -> None:
     """Wait until some work in flight finishes or ``signal`` fires (or ``timeout`` passes)."""
     waiter = asyncio.ensure_future(signal)
     try:
-        await asyncio.wait([*tasks, waiter], timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*tasks, waiter], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()

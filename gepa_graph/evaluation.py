@@ -197,9 +197,7 @@ class Evaluator:
 
     async def _run(self, candidate: Candidate, example: Example) -> Rollout:
         limit, by_deadline = self._limit()
-        task = await run_bounded(
-            self.executor.run(self.system, candidate.prompts, example), limit
-        )
+        task = await run_bounded(self.executor.run(self.system, candidate.prompts, example), limit)
         if task is None:
             # Our own limit: a candidate that makes the system hang is scored, not retried.
             why = "the run reached max_seconds" if by_deadline else "rollout_timeout_s"
@@ -253,13 +251,16 @@ class Evaluator:
             error = _stored(f"metric failed on example {example.key!r}: {describe(exc)}")
             if not self._metric_warned:
                 self._metric_warned = True
-                log.warning("%s (scored %s; later metric failures are recorded silently)",
-                            error, failure)
+                log.warning(
+                    "%s (scored %s; later metric failures are recorded silently)", error, failure
+                )
             base["trace"].records.append(TraceRecord(kind="error", error=error))
             return EvalResult(score=failure, feedback=error, error=error, **base)
         return EvalResult(
-            score=score.value, feedback=to_jsonable(score.feedback),
-            module_feedback=to_jsonable(score.module_feedback), **base,
+            score=score.value,
+            feedback=to_jsonable(score.feedback),
+            module_feedback=to_jsonable(score.module_feedback),
+            **base,
         )
 
 

@@ -23,9 +23,19 @@ from gepa_graph.result import Result
 log = logging.getLogger("gepa_graph")
 
 __all__ = [
-    "BudgetUpdated", "CandidateAccepted", "Event", "EventBus", "IterationStarted", "Ledger",
-    "Listener", "MinibatchEvaluated", "OptimizationFinished", "OptimizationStarted",
-    "ProposalRejected", "ReflectionCalled", "TestsetEvaluated",
+    "BudgetUpdated",
+    "CandidateAccepted",
+    "Event",
+    "EventBus",
+    "IterationStarted",
+    "Ledger",
+    "Listener",
+    "MinibatchEvaluated",
+    "OptimizationFinished",
+    "OptimizationStarted",
+    "ProposalRejected",
+    "ReflectionCalled",
+    "TestsetEvaluated",
 ]
 
 
@@ -274,8 +284,9 @@ class EventBus:
             try:
                 close()
             except Exception as exc:
-                log.warning("closing event listener %r failed: %s: %s",
-                            listener, type(exc).__name__, exc)
+                log.warning(
+                    "closing event listener %r failed: %s: %s", listener, type(exc).__name__, exc
+                )
 
     def emit(self, event: Event) -> None:
         """Deliver ``event``: ``listener(event)``, or ``listener.on_event(event)`` for an object
@@ -292,5 +303,8 @@ class EventBus:
                     log.warning(
                         "event listener %r failed on %s (reported once, it keeps receiving "
                         "events): %s: %s",
-                        listener, type(event).__name__, type(exc).__name__, exc,
+                        listener,
+                        type(event).__name__,
+                        type(exc).__name__,
+                        exc,
                     )

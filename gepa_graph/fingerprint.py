@@ -37,9 +37,13 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(stable_json(value).encode()).hexdigest()[:16]
 
 
-def fingerprint(config: OptimizeConfig, seed_prompts: Mapping[str, str],
-                train: Sequence[Example], val: Sequence[Example],
-                reflection_lm: str | None) -> dict:
+def fingerprint(
+    config: OptimizeConfig,
+    seed_prompts: Mapping[str, str],
+    train: Sequence[Example],
+    val: Sequence[Example],
+    reflection_lm: str | None,
+) -> dict:
     """A hash per input that decides what the run computes (budgets left out: a resume may
     extend them); ``run.json`` holds it and a resume must match it."""
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in BUDGET_FIELDS}
@@ -52,8 +56,16 @@ def fingerprint(config: OptimizeConfig, seed_prompts: Mapping[str, str],
     }
 
 
-def check_folder(run_dir: Path, resume: bool, *, has_state: bool, has_journal: bool,
-                 journal_empty: bool, state_file: str, journal_file: str) -> None:
+def check_folder(
+    run_dir: Path,
+    resume: bool,
+    *,
+    has_state: bool,
+    has_journal: bool,
+    journal_empty: bool,
+    state_file: str,
+    journal_file: str,
+) -> None:
     """Refuse, in one line, a new run over an old one, or a resume with nothing to continue or
     whose journal is gone (``RunExists``, ``ResumeMismatch``)."""
     if not resume:

@@ -35,8 +35,9 @@ class Journal:
         self._file = None
         self.turns: list[str] = []  # the engine's steps in the order they acted (turns.py)
 
-    def load(self, check_rollout: Check | None = None, check_reflection: Check | None = None
-             ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+    def load(
+        self, check_rollout: Check | None = None, check_reflection: Check | None = None
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
         """Read the journal: (rollouts by (candidate id, example key), reflections by key);
         the order of the engine's steps is in ``turns`` afterwards.
         ``check_*`` validate each stored result (raising on a bad one).
@@ -63,7 +64,9 @@ class Journal:
             except ValueError as exc:  # bad JSON or bad UTF-8
                 if is_last and not complete:
                     break  # torn final write; truncated below
-                raise CorruptRunDir(f"{self.path}: line {number} is not valid JSON ({exc})") from None
+                raise CorruptRunDir(
+                    f"{self.path}: line {number} is not valid JSON ({exc})"
+                ) from None
             try:
                 _read(record, rollouts, reflections, self.turns, check_rollout, check_reflection)
             except Exception as exc:
@@ -91,8 +94,12 @@ class Journal:
     def record_rollout(self, candidate_id: str, example_key: str, result: dict[str, Any]) -> None:
         """Append one finished rollout's result (a JSON object), flushed at once."""
         self._append(
-            {"type": "rollout", "candidate_id": candidate_id, "example_key": example_key,
-             "result": result}
+            {
+                "type": "rollout",
+                "candidate_id": candidate_id,
+                "example_key": example_key,
+                "result": result,
+            }
         )
 
     def record_reflection(self, key: str, response: dict[str, Any]) -> None:
@@ -118,8 +125,14 @@ class Journal:
             self._file = None
 
 
-def _read(record: Any, rollouts: dict, reflections: dict, turns: list, check_rollout: Check | None,
-          check_reflection: Check | None) -> None:
+def _read(
+    record: Any,
+    rollouts: dict,
+    reflections: dict,
+    turns: list,
+    check_rollout: Check | None,
+    check_reflection: Check | None,
+) -> None:
     if not isinstance(record, dict):
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
     kind = record.get("type")

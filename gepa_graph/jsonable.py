@@ -32,13 +32,17 @@ def _message(value: Any, depth: int, secrets: list[str]) -> dict[str, Any] | Non
     if not isinstance(kind, str) or not hasattr(value, "content"):
         return None
     out: dict[str, Any] = {
-        "role": _ROLES.get(kind, kind), "content": _convert(value.content, depth + 1, secrets)
+        "role": _ROLES.get(kind, kind),
+        "content": _convert(value.content, depth + 1, secrets),
     }
     calls = getattr(value, "tool_calls", None)
     if calls:
         out["tool_calls"] = [
-            {"name": c.get("name"), "args": _convert(c.get("args"), depth + 2, secrets),
-             "id": c.get("id")}
+            {
+                "name": c.get("name"),
+                "args": _convert(c.get("args"), depth + 2, secrets),
+                "id": c.get("id"),
+            }
             for c in calls
         ]
     if getattr(value, "tool_call_id", None):

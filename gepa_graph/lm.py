@@ -48,11 +48,22 @@ class LMConfigError(GepaGraphError, ValueError):
 
 # Exception class names that mean "try again later" across LiteLLM, OpenAI, Anthropic and
 # httpx, matched anywhere in the class hierarchy so no provider SDK needs importing.
-_TRANSIENT_NAMES = frozenset({
-    "RateLimitError", "Timeout", "APITimeoutError", "TimeoutException", "APIConnectionError",
-    "ServiceUnavailableError", "InternalServerError", "OverloadedError", "ConnectError",
-    "ReadTimeout", "RemoteProtocolError", "BadGatewayError",
-})
+_TRANSIENT_NAMES = frozenset(
+    {
+        "RateLimitError",
+        "Timeout",
+        "APITimeoutError",
+        "TimeoutException",
+        "APIConnectionError",
+        "ServiceUnavailableError",
+        "InternalServerError",
+        "OverloadedError",
+        "ConnectError",
+        "ReadTimeout",
+        "RemoteProtocolError",
+        "BadGatewayError",
+    }
+)
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
 # Errors that will fail every call the same way: the run stops at the first one, in one line.
 _CONFIG_NAMES = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError"})
@@ -191,13 +202,19 @@ class ReflectionLM:
                     self._classify(exc)
                     if attempt == self.max_retries or timeouts >= _OWN_TIMEOUT_ATTEMPTS:
                         self._failed()
-                        raise LMCallFailed(_one_line(
-                            f"reflection LM failed after {attempt + 1} attempts: {describe(exc)}"
-                        )) from exc
+                        raise LMCallFailed(
+                            _one_line(
+                                f"reflection LM failed after {attempt + 1} attempts: {describe(exc)}"
+                            )
+                        ) from exc
                     self._retried()
                     delay = self.backoff_s * (2**attempt) * (0.5 + self._jitter.random())
-                    log.info("reflection LM %s; retry %d in %.1fs",
-                             _one_line(describe(exc)), attempt + 1, delay)
+                    log.info(
+                        "reflection LM %s; retry %d in %.1fs",
+                        _one_line(describe(exc)),
+                        attempt + 1,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -221,7 +238,9 @@ class ReflectionLM:
             raise PromptTooLong(_one_line(f"reflection prompt too long: {describe(exc)}")) from exc
         bad_request = "BadRequestError" in names and "ContentPolicyViolationError" not in names
         if is_config_error(exc) or bad_request:
-            raise LMConfigError(_one_line(f"reflection LM {self.name!r}: {describe(exc)}")) from None
+            raise LMConfigError(
+                _one_line(f"reflection LM {self.name!r}: {describe(exc)}")
+            ) from None
         if not is_transient(exc):  # a refusal, an error of the user's callable: reject this one
             self._failed()
             raise LMCallFailed(_one_line(f"reflection LM failed: {describe(exc)}")) from exc

@@ -27,11 +27,15 @@ class Score(BaseModel):
     feedback: str = ""
     module_feedback: dict[str, str] | None = None
 
-    def __init__(self, value: float, feedback: str = "",
-                 module_feedback: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, value: float, feedback: str = "", module_feedback: dict[str, str] | None = None
+    ) -> None:
         real = _real(value)  # numpy scalars, Decimal, Fraction: any real number
-        super().__init__(value=value if real is None else real, feedback=feedback,
-                         module_feedback=module_feedback)
+        super().__init__(
+            value=value if real is None else real,
+            feedback=feedback,
+            module_feedback=module_feedback,
+        )
 
     def feedback_for(self, module: str) -> str:
         """The feedback a reflection on ``module`` reads: its own, else the general one."""

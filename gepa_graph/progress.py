@@ -71,14 +71,21 @@ class ProgressDisplay(Listener):
             TextColumn("iter {task.fields[iteration]}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} rollouts"),
-            TextColumn("best {task.fields[best]} · pool {task.fields[pool]} · {task.fields[cost]}"
-                       "{task.fields[slots]}"),
+            TextColumn(
+                "best {task.fields[best]} · pool {task.fields[pool]} · {task.fields[cost]}"
+                "{task.fields[slots]}"
+            ),
             TimeElapsedColumn(),
             console=self.console,
         )
         self._task = self._progress.add_task(
-            "gepa", total=event.config.get("max_rollouts"), best="-", pool=0, cost="$0",
-            iteration=0, slots="",
+            "gepa",
+            total=event.config.get("max_rollouts"),
+            best="-",
+            pool=0,
+            cost="$0",
+            iteration=0,
+            slots="",
         )
         self._progress.start()
 
@@ -93,5 +100,4 @@ def _slots(event: BudgetUpdated) -> str:
     """' · 12 in flight, slots 87% busy': how well the run keeps its rollout slots full."""
     if event.slot_utilization is None:
         return ""
-    return (f" · {event.rollouts_in_flight} in flight, slots "
-            f"{event.slot_utilization:.0%} busy")
+    return f" · {event.rollouts_in_flight} in flight, slots {event.slot_utilization:.0%} busy"

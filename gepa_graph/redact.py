@@ -47,8 +47,7 @@ _STRICT = re.compile(_KEY_SHAPES)
 # Plus `password: s3cr3t…`-style assignments, only when the value has a digit: "token: word"
 # in a prompt is prose, not a key.
 _SECRET_VALUE = re.compile(
-    _KEY_SHAPES
-    + r"|(?i:(?:api[_-]?key|secret|token|password|passwd)\s*[=:]\s*)"
+    _KEY_SHAPES + r"|(?i:(?:api[_-]?key|secret|token|password|passwd)\s*[=:]\s*)"
     r"(?=[^\s,;\"'&]*\d)[^\s,;\"'&]{8,}"
 )
 _SURROGATE = re.compile(r"[\ud800-\udfff]")

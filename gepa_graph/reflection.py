@@ -39,8 +39,11 @@ def build_reflective_dataset(
     dataset = []
     for example, result in zip(examples, results, strict=True):
         records = [
-            {k: v for k, v in record.model_dump(mode="json", exclude={"modules"}).items()
-             if v not in (None, {}, [])}
+            {
+                k: v
+                for k, v in record.model_dump(mode="json", exclude={"modules"}).items()
+                if v not in (None, {}, [])
+            }
             for record in result.trace.for_module(module, node)
         ]
         entry: dict[str, Any] = {"inputs": to_jsonable(example.to_dict()), "trace": records}
@@ -63,8 +66,9 @@ def _text(value: Any) -> str:
     """Strings as they are; a flat mapping as `key: value` lines; anything else compact JSON."""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and all(isinstance(v, (str, int, float, bool)) or v is None
-                                       for v in value.values()):
+    if isinstance(value, dict) and all(
+        isinstance(v, (str, int, float, bool)) or v is None for v in value.values()
+    ):
         return "\n".join(f"{k}: {v}" for k, v in value.items())
     return json.dumps(value, ensure_ascii=False)
 
@@ -100,8 +104,10 @@ def _record_lines(record: dict[str, Any], current: str, limit: int) -> list[str]
         result = _clip(_text(outputs), limit) if outputs is not None else "(no output)"
         return [f"- tool {inputs['name']}({_clip(args, limit)}) returned: {result}{error}"]
     if kind == "node":
-        return [f"- step {record.get('node')}: got {_clip(_text(inputs), limit)}",
-                f"  returned {_clip(_text(outputs), limit)}{error}"]
+        return [
+            f"- step {record.get('node')}: got {_clip(_text(inputs), limit)}",
+            f"  returned {_clip(_text(outputs), limit)}{error}",
+        ]
     if kind == "error":
         return [f"- error: {_clip(str(record.get('error')), limit)}"]
     return [f"- {kind}: {_clip(_text({'inputs': inputs, 'outputs': outputs}), limit)}{error}"]
@@ -111,8 +117,9 @@ def render_example(entry: dict[str, Any], current: str, limit: int) -> str:
     """One reflective-dataset entry as the reflection LM reads it."""
     parts = [f"Inputs:\n{_clip(_text(entry['inputs']), limit)}"]
     if entry.get("trace"):
-        lines = [line for record in entry["trace"]
-                 for line in _record_lines(record, current, limit)]
+        lines = [
+            line for record in entry["trace"] for line in _record_lines(record, current, limit)
+        ]
         parts.append("What this module did:\n" + "\n".join(lines))
     if entry.get("error"):
         parts.append(f"The system failed: {entry['error']}")
@@ -123,7 +130,10 @@ def render_example(entry: dict[str, Any], current: str, limit: int) -> str:
 
 
 def render_reflection_prompt(
-    module: str, current: str, dataset: Sequence[dict[str, Any]], max_chars_per_field: int,
+    module: str,
+    current: str,
+    dataset: Sequence[dict[str, Any]],
+    max_chars_per_field: int,
     rejected: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The prompt asking for a new ``current``; ``rejected`` lists (text, why) of earlier
@@ -141,11 +151,15 @@ def render_reflection_prompt(
     for number, entry in enumerate(dataset, start=1):
         parts.append(f"## Example {number}\n{render_example(entry, current, max_chars_per_field)}")
     if rejected:
-        tried = [f"### Attempt {n} ({why})\n{current_fence}\n{text}\n{current_fence}"
-                 for n, (text, why) in enumerate(rejected, start=1)]
-        parts.append("## Rewrites already tried and rejected\nThese rewrites of the instruction "
-                     "were tried and did not do better. Do not repeat them; try a different "
-                     "improvement.\n\n" + "\n\n".join(tried))
+        tried = [
+            f"### Attempt {n} ({why})\n{current_fence}\n{text}\n{current_fence}"
+            for n, (text, why) in enumerate(rejected, start=1)
+        ]
+        parts.append(
+            "## Rewrites already tried and rejected\nThese rewrites of the instruction "
+            "were tried and did not do better. Do not repeat them; try a different "
+            "improvement.\n\n" + "\n\n".join(tried)
+        )
     rules = [
         "Read the examples and the feedback carefully. Work out what the instruction misses or "
         "gets wrong, and what general rules, domain facts and strategies would make the module "

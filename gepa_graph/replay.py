@@ -19,7 +19,9 @@ class ReflectionReplay:
         self._journaled = journaled
         self._seen: Counter[str] = Counter()
 
-    async def call(self, prompt_key: str, make_call: Callable[[], Awaitable[LMResponse]]) -> LMResponse:
+    async def call(
+        self, prompt_key: str, make_call: Callable[[], Awaitable[LMResponse]]
+    ) -> LMResponse:
         """The journaled reply for this prompt's n-th occurrence if the run already paid for
         it, else ``make_call()``: a resumed run asks again only what it never got."""
         occurrence = self._seen[prompt_key]

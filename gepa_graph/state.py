@@ -66,8 +66,16 @@ class OptimizerState(BaseModel):
 
 
 # Names that lived here before the run folder got its one owner (gepa_graph.store).
-_MOVED = ("STATE_FILE", "JOURNAL_FILE", "LOCK_FILE", "MAX_REJECTED_CHARS", "RunDirError",
-          "save_state", "load_state", "load_result")
+_MOVED = (
+    "STATE_FILE",
+    "JOURNAL_FILE",
+    "LOCK_FILE",
+    "MAX_REJECTED_CHARS",
+    "RunDirError",
+    "save_state",
+    "load_state",
+    "load_result",
+)
 
 
 def __getattr__(name: str) -> Any:

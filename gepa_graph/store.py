@@ -103,9 +103,13 @@ class RunStore:
             return
         journal = self.directory / JOURNAL_FILE
         fingerprint.check_folder(
-            self.directory, resume, has_state=(self.directory / STATE_FILE).exists(),
-            has_journal=journal.exists(), journal_empty=journal.exists() and journal.stat().st_size == 0,
-            state_file=STATE_FILE, journal_file=JOURNAL_FILE,
+            self.directory,
+            resume,
+            has_state=(self.directory / STATE_FILE).exists(),
+            has_journal=journal.exists(),
+            journal_empty=journal.exists() and journal.stat().st_size == 0,
+            state_file=STATE_FILE,
+            journal_file=JOURNAL_FILE,
         )
         path = self.directory / FINGERPRINT_FILE
         if resume and path.exists():
@@ -119,8 +123,9 @@ class RunStore:
 
     # ------------------------------------------------------------------ journal and checkpoint
 
-    def load_journal(self, check_rollout: Any = None, check_reflection: Any = None
-                     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+    def load_journal(
+        self, check_rollout: Any = None, check_reflection: Any = None
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
         """What a killed run already paid for: (rollouts by (candidate id, example key),
         reflection replies by key); see ``Journal.load``."""
         return self.journal.load(check_rollout, check_reflection)
@@ -130,8 +135,10 @@ class RunStore:
         rollout the journal lacks), then ``state.json`` is replaced atomically."""
         self.journal.sync()
         if self.directory is not None:
-            _write_atomic(self.directory / STATE_FILE,
-                          json.dumps(_stored(state), indent=1, ensure_ascii=False))
+            _write_atomic(
+                self.directory / STATE_FILE,
+                json.dumps(_stored(state), indent=1, ensure_ascii=False),
+            )
 
     def load_state(self) -> OptimizerState | None:
         """The checkpoint, None if there is none; CorruptRunDir (naming the file) if it cannot
@@ -238,7 +245,7 @@ def _stored(state: OptimizerState) -> dict[str, Any]:
 def _lock(run_dir: Path) -> IO[str]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
+        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
     except OSError as exc:
         raise RunDirError(
             f"run_dir {run_dir} cannot be used: {exc.strerror or type(exc).__name__}"
@@ -262,6 +269,7 @@ def _lock(run_dir: Path) -> IO[str]:
 
 
 # Function forms, for callers of the names gepa_graph.state had.
+
 
 def save_state(state: OptimizerState, run_dir: Path) -> None:
     """Checkpoint ``state`` into ``run_dir`` (``RunStore(run_dir).save_state``)."""

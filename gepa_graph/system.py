@@ -151,8 +151,11 @@ def failed_rollout(exc: BaseException, trace: Trace | None = None) -> Rollout:
     trace = trace if trace is not None else Trace()
     stack = "".join(traceback.format_exception(exc, limit=8))
     trace.add("error", error=clip(redact_text(stack), MAX_TRACEBACK_CHARS))
-    return Rollout(error=clip(redact_text(describe(exc)), MAX_ERROR_CHARS), trace=trace,
-                   retryable=is_transient(exc))
+    return Rollout(
+        error=clip(redact_text(describe(exc)), MAX_ERROR_CHARS),
+        trace=trace,
+        retryable=is_transient(exc),
+    )
 
 
 def _check_signature(fn: Callable[..., Any]) -> bool:

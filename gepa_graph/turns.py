@@ -29,8 +29,9 @@ class _Owner:
     steps: int = 0
 
 
-_owner: contextvars.ContextVar[_Owner | None] = contextvars.ContextVar("gepa_graph_turn_owner",
-                                                                        default=None)
+_owner: contextvars.ContextVar[_Owner | None] = contextvars.ContextVar(
+    "gepa_graph_turn_owner", default=None
+)
 
 
 class Turns:
@@ -95,8 +96,11 @@ class Turns:
         """Stop replaying: this run no longer takes the killed run's steps (a budget or other
         setting changed on resume). Journaled rollouts and reflections are still reused; only
         the order of steps is no longer the killed run's."""
-        log.warning("resumed run leaves the journal's order of steps (%s); it goes on live, "
-                    "reusing every rollout and reflection already paid for", why)
+        log.warning(
+            "resumed run leaves the journal's order of steps (%s); it goes on live, "
+            "reusing every rollout and reflection already paid for",
+            why,
+        )
         self._log.clear()
         self._wake()
 

@@ -42,20 +42,21 @@ def _guarded(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     """In any executor: what cannot cross a Future (StopIteration) arrives as UserCodeError."""
     try:
         return fn(*args, **kwargs)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         tamed = _tame(exc)
         if tamed is exc:
             raise
         raise tamed from None
 
 
-def _run(future: concurrent.futures.Future, fn: Callable[..., Any], args: tuple,
-         kwargs: dict) -> None:
+def _run(
+    future: concurrent.futures.Future, fn: Callable[..., Any], args: tuple, kwargs: dict
+) -> None:
     if not future.set_running_or_notify_cancel():
         return
     try:
         result = _guarded(fn, args, kwargs)
-    except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
+    except BaseException as exc:
         future.set_exception(exc)
     else:
         future.set_result(result)
@@ -75,8 +76,9 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
         self._closed = False
         self._started = 0
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any,
-               **kwargs: Any) -> concurrent.futures.Future:
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future:
         future: concurrent.futures.Future = concurrent.futures.Future()
         work = (future, fn, args, kwargs)
         with self._guard:
@@ -129,7 +131,7 @@ def is_async_callable(fn: Any) -> bool:
     """Whether calling ``fn`` gives a coroutine (an async function, or an object with an
     async ``__call__``), so it is awaited rather than run on a thread."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)
+        getattr(fn, "__call__", None)  # noqa: B004 (the method itself, not callable())
     )
 
 

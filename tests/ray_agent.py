@@ -64,8 +64,14 @@ def locked_system():
 # -- a LangGraph agent: the scripted model writes the capital in capitals only when its
 # system prompt asks for it, so only prompts substituted in the worker can raise the score.
 
-CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Peru": "Lima", "Kenya": "Nairobi",
-            "Chile": "Santiago", "Egypt": "Cairo"}
+CAPITALS = {
+    "France": "Paris",
+    "Japan": "Tokyo",
+    "Peru": "Lima",
+    "Kenya": "Nairobi",
+    "Chile": "Santiago",
+    "Egypt": "Cairo",
+}
 
 
 class QA(TypedDict, total=False):
@@ -92,8 +98,10 @@ def make_graph():
 
 
 def capital_examples():
-    return [{"id": country, "question": f"capital of {country}", "answer": city.upper()}
-            for country, city in CAPITALS.items()]
+    return [
+        {"id": country, "question": f"capital of {country}", "answer": city.upper()}
+        for country, city in CAPITALS.items()
+    ]
 
 
 def capital_metric(example, prediction):

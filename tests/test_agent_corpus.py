@@ -13,10 +13,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from gepa_graph.integrations.langgraph import LangGraphSystem, with_prompts
-from gepa_graph.integrations.langgraph.discover import find_slots
 
 import gepa_graph as gg
+from gepa_graph.integrations.langgraph import LangGraphSystem, with_prompts
+from gepa_graph.integrations.langgraph.discover import find_slots
 
 AGENTS = sorted(
     p.stem for p in (Path(__file__).parent / "agents").glob("*.py") if not p.stem.startswith("_")
@@ -49,7 +49,9 @@ def model_texts(case):
 
 def model_calls(case):
     """The text of each recorded model call."""
-    return ["\n".join(m.text for m in call) for model in case.models.values() for call in model.calls]
+    return [
+        "\n".join(m.text for m in call) for model in case.models.values() for call in model.calls
+    ]
 
 
 def graph_input(system, example):
@@ -129,8 +131,14 @@ def test_optimize_rewrites_reach_the_model_and_apply_sends_the_winner(name, tmp_
     before = {n: s.text for n, s in find_slots(case.graph).items()}
     reflection = MarkingReflection(case)
     result = gg.optimize(
-        system, case.examples, case.examples, metric=case.metric, reflection_lm=reflection,
-        max_rollouts=60, run_dir=tmp_path / "run", progress=False,
+        system,
+        case.examples,
+        case.examples,
+        metric=case.metric,
+        reflection_lm=reflection,
+        max_rollouts=60,
+        run_dir=tmp_path / "run",
+        progress=False,
         config=gg.OptimizeConfig(minibatch_size=2, seed=0),
     )
     assert reflection.prompts, "no reflection happened"

@@ -22,9 +22,10 @@ class InputState(TypedDict):
 
 
 def build_graph(model, with_prompt=True):
-    chain = ChatPromptTemplate.from_messages(
-        [("system", "Answer briefly."), ("human", "{question}")]
-    ) | model
+    chain = (
+        ChatPromptTemplate.from_messages([("system", "Answer briefly."), ("human", "{question}")])
+        | model
+    )
 
     def answer(state: State) -> State:
         return {"answer": chain.invoke({"question": state["question"]}).text}
@@ -50,24 +51,47 @@ CASES = {
     "empty valset": (dict(valset=[]), ValueError, "valset is empty"),
     "budget below the valset": (dict(max_rollouts=2), ValueError, "cannot even evaluate the seed"),
     "example missing a graph field": (
-        dict(trainset=[{"id": 1, "query": "x"}]), ValueError, r"trainset\[0\] \(1\): .*question"),
+        dict(trainset=[{"id": 1, "query": "x"}]),
+        ValueError,
+        r"trainset\[0\] \(1\): .*question",
+    ),
     "duplicate example ids": (
-        dict(trainset=GOOD + [GOOD[0]]), ValueError, r"trainset\[4\] duplicates trainset\[0\]"),
+        dict(trainset=GOOD + [GOOD[0]]),
+        ValueError,
+        r"trainset\[4\] duplicates trainset\[0\]",
+    ),
     "metric with the wrong signature": (
-        dict(metric=lambda prediction: 1.0), TypeError, "must accept .example, prediction"),
-    "graph with no discoverable prompt": (
-        dict(graph="no_prompt"), ValueError, "gg.prompt"),
+        dict(metric=lambda prediction: 1.0),
+        TypeError,
+        "must accept .example, prediction",
+    ),
+    "graph with no discoverable prompt": (dict(graph="no_prompt"), ValueError, "gg.prompt"),
     "unknown module name": (
-        dict(seed_prompts={"answr": "x"}), ValueError, "unknown module 'answr'"),
-    "zero budget": (dict(max_rollouts=0), ValueError, "max_rollouts: Input should be greater than 0"),
+        dict(seed_prompts={"answr": "x"}),
+        ValueError,
+        "unknown module 'answr'",
+    ),
+    "zero budget": (
+        dict(max_rollouts=0),
+        ValueError,
+        "max_rollouts: Input should be greater than 0",
+    ),
     "negative cost budget": (
-        dict(max_cost_usd=-1.0), ValueError, "max_cost_usd: Input should be greater than 0"),
+        dict(max_cost_usd=-1.0),
+        ValueError,
+        "max_cost_usd: Input should be greater than 0",
+    ),
     "unknown LiteLLM model": (
-        dict(reflection_lm="gpt-nonexistent-9"), ValueError, "unknown LiteLLM model 'gpt-nonexistent-9'"),
+        dict(reflection_lm="gpt-nonexistent-9"),
+        ValueError,
+        "unknown LiteLLM model 'gpt-nonexistent-9'",
+    ),
     "not a system": (dict(graph="number"), TypeError, "cannot optimize a int"),
     "a string that is no import path": (
-        dict(graph="string"), ValueError,
-        "a system given as a string must be an import path 'package.module:attribute'"),
+        dict(graph="string"),
+        ValueError,
+        "a system given as a string must be an import path 'package.module:attribute'",
+    ),
 }
 
 
@@ -77,18 +101,26 @@ def test_bad_input_fails_fast_with_one_clear_line(case, tmp_path):
     model = ScriptedChatModel(script=lambda messages: "a")
     reflections = []
     graph = overrides.pop("graph", None)
-    graph = {"no_prompt": build_graph(model, with_prompt=False), "string": "my_graph",
-             "number": 42, None: build_graph(model)}[graph]
-    kwargs = dict(trainset=GOOD, metric=metric,
-                  reflection_lm=lambda prompt: reflections.append(prompt) or "```\nx\n```",
-                  max_rollouts=50, run_dir=tmp_path / "run", progress=False)
+    graph = {
+        "no_prompt": build_graph(model, with_prompt=False),
+        "string": "my_graph",
+        "number": 42,
+        None: build_graph(model),
+    }[graph]
+    kwargs = dict(
+        trainset=GOOD,
+        metric=metric,
+        reflection_lm=lambda prompt: reflections.append(prompt) or "```\nx\n```",
+        max_rollouts=50,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     kwargs.update(overrides)
     with pytest.raises(error, match=message) as info:
         gg.optimize(graph, kwargs.pop("trainset"), kwargs.pop("valset", None), **kwargs)
     assert "\n" not in str(info.value).strip()
     assert model.calls == [] and reflections == []
     assert not (tmp_path / "run").exists()
-
 
 
 @pytest.mark.parametrize("case", ["broken JSONL line", "module:attr that does not import"])
@@ -103,8 +135,17 @@ def test_cli_bad_input_is_one_error_line_and_exit_2(case, tmp_path, monkeypatch)
     )
     data = tmp_path / "train.jsonl"
     data.write_text('{"id": 1, "type": 0, "question": "q"}\n{"id": 2, "type": 1,\n')
-    args = ["optimize", "agent_mod:system", "agent_mod:metric", "--train", str(data),
-            "--reflection-lm", "agent_mod:nothing", "--run-dir", str(tmp_path / "run")]
+    args = [
+        "optimize",
+        "agent_mod:system",
+        "agent_mod:metric",
+        "--train",
+        str(data),
+        "--reflection-lm",
+        "agent_mod:nothing",
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     expected = "train.jsonl:2"
     if case == "module:attr that does not import":
         data.write_text('{"id": 1, "type": 0, "question": "q"}\n')

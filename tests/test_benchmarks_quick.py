@@ -43,17 +43,28 @@ def test_reflection_lm_reads_both_optimizers_prompts():
     scores = [task.score(ex, out) for ex, out in zip(examples, outputs)]
     assert any("missing rule-" in s.feedback_for("solver") for s in scores)
 
-    results = [EvalResult(example_key=ex["id"], score=s.value, feedback=s.feedback,
-                          module_feedback=s.module_feedback, output=out)
-               for ex, s, out in zip(examples, scores, outputs)]
+    results = [
+        EvalResult(
+            example_key=ex["id"],
+            score=s.value,
+            feedback=s.feedback,
+            module_feedback=s.module_feedback,
+            output=out,
+        )
+        for ex, s, out in zip(examples, scores, outputs)
+    ]
     ours = render_reflection_prompt(
-        "solver", current,
-        build_reflective_dataset("solver", None, as_dataset(examples, "x"), results), 2000)
+        "solver",
+        current,
+        build_reflective_dataset("solver", None, as_dataset(examples, "x"), results),
+        2000,
+    )
     adapter = RuleAdapter(task)
     batch = adapter.evaluate(examples, prompts, capture_traces=True)
     dataset = adapter.make_reflective_dataset(prompts, batch, ["solver"])["solver"]
     theirs = InstructionProposalSignature.prompt_renderer(
-        {"current_instruction_doc": current, "dataset_with_feedback": dataset})
+        {"current_instruction_doc": current, "dataset_with_feedback": dataset}
+    )
 
     lm = task.reflection_lm(noise_seed=0)
     assert lm(ours) == lm(theirs)
@@ -68,8 +79,9 @@ def test_search_efficiency_quick(tmp_path):
     assert data == json.loads(json.dumps(results))
     assert {r["optimizer"] for r in data["runs"]} == {"gepa_graph", "gepa"}
     for run in data["runs"]:
-        assert run["candidates"] and all(_finite(c["val"]) and _finite(c["test"])
-                                         for c in run["candidates"])
+        assert run["candidates"] and all(
+            _finite(c["val"]) and _finite(c["test"]) for c in run["candidates"]
+        )
         assert run["rollouts_used"] > 0 and run["unparsed_prompts"] == 0
     (summary,) = data["summaries"]
     assert summary["seeds"] == data["params"]["seeds"]
@@ -85,8 +97,7 @@ def test_wall_clock_quick(tmp_path):
     out = tmp_path / "wall.json"
     wall_clock.main(["--quick", "--out", str(out)])
     data = json.loads(out.read_text())
-    assert [row["optimizer"] for row in data["rows"]] == [
-        "gepa_graph", "gepa_graph sequential"]
+    assert [row["optimizer"] for row in data["rows"]] == ["gepa_graph", "gepa_graph sequential"]
     for row in data["rows"]:
         for optimizer in ("gepa_graph", "gepa"):
             run = row[optimizer]
@@ -148,20 +159,29 @@ def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch
                 reply = labels[user] if rule in text else f"This text says: {user}"
             else:  # a reflection prompt
                 reply = f"Here is the instruction:\n```\n{rule}\n```"
-            return {"choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
+            return {
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": reply},
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            }
 
         def close(self):
             pass
 
-    old = lm.set_engine(lm.LocalEngine(factory=lambda path: FakeBackend(),
-                                       path=lambda: "fake.gguf"))
+    old = lm.set_engine(
+        lm.LocalEngine(factory=lambda path: FakeBackend(), path=lambda: "fake.gguf")
+    )
     try:
         monkeypatch.setattr(real_model, "unavailable_reason", lambda: None)
         out = tmp_path / "real_model.json"
-        results = real_model.main(["--budget", "14", "--n-train", "3", "--n-val", "4",
-                                   "--n-test", "4", "--out", str(out)])
+        results = real_model.main(
+            ["--budget", "14", "--n-train", "3", "--n-val", "4", "--n-test", "4", "--out", str(out)]
+        )
     finally:
         lm.set_engine(old)
     data = json.loads(out.read_text())
@@ -185,8 +205,14 @@ def test_local_runtime_quick_mode(tmp_path):
     data = json.loads(out.read_text())
     row = data["variants"]["xllamacpp"]
     assert _finite(row["load_s"]) and row["peak_rss_mb"] > 500  # the 1.1 GB model is in memory
-    for key in ("prompt_tps_1", "prompt_tps_4", "gen_tps_1", "gen_tps_4", "demo_rps_1",
-                "demo_rps_4"):
+    for key in (
+        "prompt_tps_1",
+        "prompt_tps_4",
+        "gen_tps_1",
+        "gen_tps_4",
+        "demo_rps_1",
+        "demo_rps_4",
+    ):
         assert _finite(row["quiet"][key]) and row["quiet"][key] > 0
     assert "| xllamacpp | as it is |" in local_runtime.markdown(data)
 
@@ -197,7 +223,7 @@ def test_concurrency_quality_quick(tmp_path):
     out = tmp_path / "cq.json"
     concurrency_quality.main(["--quick", "--out", str(out)])
     data = json.loads(out.read_text())
-    for task, settings in data["rows"].items():
+    for settings in data["rows"].values():
         assert set(settings) == set(concurrency_quality.SETTINGS)
         for runs in settings.values():
             assert len(runs) == data["params"]["seeds"]

@@ -10,15 +10,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from gepa_graph.tracking import registry
-from gepa_graph.tracking import schema as S
 from typer.testing import CliRunner
 
 from gepa_graph import cli
 from gepa_graph.cli import runs
 from gepa_graph.store import RunStore
+from gepa_graph.tracking import registry
+from gepa_graph.tracking import schema as S
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import re
     from typing import TypedDict
 
@@ -52,7 +52,7 @@ APP = textwrap.dedent('''
     builder.add_edge(START, "answer")
     builder.add_edge("answer", END)
     graph = builder.compile()
-''')
+""")
 
 
 @pytest.fixture
@@ -72,9 +72,24 @@ def _invoke(*args: str):
 def test_optimize_register_show_promote(app_dir):
     uri = f"sqlite:///{app_dir}/mlflow.db"
     result = _invoke(
-        "optimize", "cliapp:system", "cliapp:metric", "--train", "train.jsonl",
-        "--reflection-lm", "cliapp:reflect", "--max-rollouts", "30", "--run-dir", "run",
-        "--experiment", "cli", "--tracking-uri", uri, "--register", "cliagent", "--no-progress",
+        "optimize",
+        "cliapp:system",
+        "cliapp:metric",
+        "--train",
+        "train.jsonl",
+        "--reflection-lm",
+        "cliapp:reflect",
+        "--max-rollouts",
+        "30",
+        "--run-dir",
+        "run",
+        "--experiment",
+        "cli",
+        "--tracking-uri",
+        uri,
+        "--register",
+        "cliagent",
+        "--no-progress",
     )
     assert result.exit_code == 0, result.output
     assert "Say hi to {name}!!" in result.output
@@ -98,9 +113,22 @@ def test_optimize_register_show_promote(app_dir):
 
 def _optimize_and_register(app_dir, uri, *extra):
     result = _invoke(
-        "optimize", "cliapp:system", "cliapp:metric", "--train", "train.jsonl",
-        "--reflection-lm", "cliapp:reflect", "--max-rollouts", "30",
-        "--experiment", "cli", "--tracking-uri", uri, "--register", "gated", "--no-progress",
+        "optimize",
+        "cliapp:system",
+        "cliapp:metric",
+        "--train",
+        "train.jsonl",
+        "--reflection-lm",
+        "cliapp:reflect",
+        "--max-rollouts",
+        "30",
+        "--experiment",
+        "cli",
+        "--tracking-uri",
+        uri,
+        "--register",
+        "gated",
+        "--no-progress",
         *extra,
     )
     assert result.exit_code == 0, result.output
@@ -110,8 +138,18 @@ def _optimize_and_register(app_dir, uri, *extra):
 def test_promotion_gate_and_rollback(app_dir):
     uri = f"sqlite:///{app_dir}/mlflow.db"
     _optimize_and_register(app_dir, uri, "--run-dir", "run1")
-    gate = ("promote", "gated", "--gate", "train.jsonl", "--graph", "cliapp:system",
-            "--metric", "cliapp:metric", "--tracking-uri", uri)
+    gate = (
+        "promote",
+        "gated",
+        "--gate",
+        "train.jsonl",
+        "--graph",
+        "cliapp:system",
+        "--metric",
+        "cliapp:metric",
+        "--tracking-uri",
+        uri,
+    )
     won = _invoke(*gate)
     # No production yet: the graph's own prompt (score 0) is the baseline.
     assert won.exit_code == 0, won.output
@@ -126,8 +164,11 @@ def test_promotion_gate_and_rollback(app_dir):
     from gepa_graph.tracking import schema as S
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("cli").experiment_id],
-                              f"tags.`{S.TAG_KIND}` = 'promotion'", order_by=["start_time"])
+    runs = client.search_runs(
+        [client.get_experiment_by_name("cli").experiment_id],
+        f"tags.`{S.TAG_KIND}` = 'promotion'",
+        order_by=["start_time"],
+    )
     assert [r.data.tags[S.TAG_PROMOTION_DECISION] for r in runs] == ["promoted", "kept"]
     assert runs[0].data.metrics == {S.GATE_CANDIDATE_SCORE: 1.0, S.GATE_PRODUCTION_SCORE: 0.0}
 
@@ -145,15 +186,33 @@ def registry_result(prompts):
     from gepa_graph.events import Ledger
     from gepa_graph.result import CandidateRecord, Result
 
-    record = CandidateRecord(id="x", prompts=prompts, val_scores={"a": 1.0}, mean_score=1.0,
-                             iteration=0, rollouts_at_discovery=1)
-    return Result(best_id="x", best_candidate=prompts, best_score=1.0, seed_candidate=prompts,
-                  seed_score=1.0, candidates=[record], rejected=[], rollouts_used=1,
-                  ledger=Ledger(), iterations=0, stop_reason="x", val_keys=["a"])
+    record = CandidateRecord(
+        id="x",
+        prompts=prompts,
+        val_scores={"a": 1.0},
+        mean_score=1.0,
+        iteration=0,
+        rollouts_at_discovery=1,
+    )
+    return Result(
+        best_id="x",
+        best_candidate=prompts,
+        best_score=1.0,
+        seed_candidate=prompts,
+        seed_score=1.0,
+        candidates=[record],
+        rejected=[],
+        rollouts_used=1,
+        ledger=Ledger(),
+        iterations=0,
+        stop_reason="x",
+        val_keys=["a"],
+    )
 
 
-def test_show_run_id_never_creates_a_store_and_names_wrong_ids(app_dir, tmp_path_factory,
-                                                               monkeypatch):
+def test_show_run_id_never_creates_a_store_and_names_wrong_ids(
+    app_dir, tmp_path_factory, monkeypatch
+):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     monkeypatch.chdir(elsewhere)
     missing = _invoke("show", "--run-id", "0123456789abcdef")
@@ -171,9 +230,14 @@ def test_show_run_id_never_creates_a_store_and_names_wrong_ids(app_dir, tmp_path
     from mlflow import MlflowClient
 
     parent = RunStore(app_dir / "run").attribute(S.ATTR_RUN_ID)
-    child = MlflowClient(uri).search_runs(
-        [MlflowClient(uri).get_run(parent).info.experiment_id],
-        f"tags.mlflow.parentRunId = '{parent}'")[0].info.run_id
+    child = (
+        MlflowClient(uri)
+        .search_runs(
+            [MlflowClient(uri).get_run(parent).info.experiment_id],
+            f"tags.mlflow.parentRunId = '{parent}'",
+        )[0]
+        .info.run_id
+    )
     candidate = _invoke("show", "--run-id", child, "--tracking-uri", uri)
     assert candidate.exit_code == 2
     assert f"of an optimization; show the optimization with --run-id {parent}" in candidate.stderr
@@ -191,19 +255,29 @@ def test_inspect_prints_the_graph_prompts(app_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("optimize", "nowhere:system", "cliapp:metric"),
-         "error: cannot import system 'nowhere:system': ModuleNotFoundError"),
-        (("optimize", "cliapp:nothing", "cliapp:metric"),
-         "error: cannot import system 'cliapp:nothing': cliapp has no attribute 'nothing'"),
+        (
+            ("optimize", "nowhere:system", "cliapp:metric"),
+            "error: cannot import system 'nowhere:system': ModuleNotFoundError",
+        ),
+        (
+            ("optimize", "cliapp:nothing", "cliapp:metric"),
+            "error: cannot import system 'cliapp:nothing': cliapp has no attribute 'nothing'",
+        ),
         (("optimize", "cliapp", "cliapp:metric"), "error: system must be given as module:attr"),
-        (("optimize", "cliapp:system", "cliapp:metric", "--val", "bad.jsonl"),
-         "error: bad.jsonl:2: invalid JSON in val"),
-        (("optimize", "cliapp:system", "cliapp:metric", "--train", "list.jsonl"),
-         "error: list.jsonl:1: each train line must be a JSON object, got list"),
+        (
+            ("optimize", "cliapp:system", "cliapp:metric", "--val", "bad.jsonl"),
+            "error: bad.jsonl:2: invalid JSON in val",
+        ),
+        (
+            ("optimize", "cliapp:system", "cliapp:metric", "--train", "list.jsonl"),
+            "error: list.jsonl:1: each train line must be a JSON object, got list",
+        ),
         (("promote", "bad name!"), "error: registry name 'bad name!' is invalid"),
         (("show",), "error: give either a run folder or --run-id"),
-        (("optimize", "cliapp:system", "cliapp:metric", "--executor", "bogus"),
-         "error: unknown executor 'bogus'; use 'local', 'ray'"),
+        (
+            ("optimize", "cliapp:system", "cliapp:metric", "--executor", "bogus"),
+            "error: unknown executor 'bogus'; use 'local', 'ray'",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(app_dir, args, message):
@@ -246,9 +320,20 @@ def test_installed_command_reports_errors_with_exit_code_2(tmp_path):
         assert command in helped.stdout
     (tmp_path / "data.jsonl").write_text("{not json}\n")
     failed = subprocess.run(
-        [str(executable), "optimize", "x:y", "x:z", "--train", "data.jsonl",
-         "--reflection-lm", "m"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        [
+            str(executable),
+            "optimize",
+            "x:y",
+            "x:z",
+            "--train",
+            "data.jsonl",
+            "--reflection-lm",
+            "m",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines() == [
@@ -258,15 +343,18 @@ def test_installed_command_reports_errors_with_exit_code_2(tmp_path):
 
 def test_importing_the_package_leaves_litellm_unloaded():
     """cli sets LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm."""
-    code = ("import sys, os; import gepa_graph.cli; "
-            "print('litellm' in sys.modules, os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])")
+    code = (
+        "import sys, os; import gepa_graph.cli; "
+        "print('litellm' in sys.modules, os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
+    )
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.split() == ["False", "True"]
 
 
 def test_inspect_probe_confirms_a_prompt_only_a_run_shows(app_dir):
-    (app_dir / "proseapp.py").write_text(textwrap.dedent('''
+    (app_dir / "proseapp.py").write_text(
+        textwrap.dedent("""
         from typing import TypedDict
         from langchain_core.messages import SystemMessage
         from langgraph.graph import START, StateGraph
@@ -286,13 +374,16 @@ def test_inspect_probe_confirms_a_prompt_only_a_run_shows(app_dir):
         builder.add_node("greet", greet)
         builder.add_edge(START, "greet")
         graph = builder.compile()
-    '''))
+    """)
+    )
     (app_dir / "probe.jsonl").write_text('{"id": "p", "question": "hi, I am Ann"}\n')
     without = _invoke("inspect", "proseapp:graph")
     assert without.exit_code == 2 and "candidates that no probe run confirmed" in without.output
     probed = _invoke("inspect", "proseapp:graph", "--probe", "probe.jsonl")
     assert probed.exit_code == 0, probed.output
-    assert "1 prompt(s)" in probed.output and "module constant proseapp.HOUSE_RULES" in probed.output
+    assert (
+        "1 prompt(s)" in probed.output and "module constant proseapp.HOUSE_RULES" in probed.output
+    )
     assert "confirmed by the probe run: ['greet']" in probed.output
 
 
@@ -301,17 +392,30 @@ def test_a_gepa_graph_error_is_one_line_without_traceback(app_dir):
     not_a_graph = _invoke("inspect", "cliapp:system")
     assert not_a_graph.exit_code == 2
     assert not_a_graph.stderr.strip().splitlines() == [
-        "error: expected a compiled LangGraph graph, got FunctionSystem"]
+        "error: expected a compiled LangGraph graph, got FunctionSystem"
+    ]
     assert "Traceback" not in not_a_graph.output
-    tiny = _invoke("optimize", "cliapp:system", "cliapp:metric", "--train", "train.jsonl",
-                   "--reflection-lm", "cliapp:reflect", "--max-rollouts", "1", "--run-dir", "r")
+    tiny = _invoke(
+        "optimize",
+        "cliapp:system",
+        "cliapp:metric",
+        "--train",
+        "train.jsonl",
+        "--reflection-lm",
+        "cliapp:reflect",
+        "--max-rollouts",
+        "1",
+        "--run-dir",
+        "r",
+    )
     assert tiny.exit_code == 2 and "Traceback" not in tiny.output
     errors = [line for line in tiny.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot even evaluate the seed" in errors[0]
 
 
-@pytest.mark.parametrize("bug", [ValueError("bad index"), KeyError("slot"), TypeError("arity"),
-                                 RuntimeError("broken")])
+@pytest.mark.parametrize(
+    "bug", [ValueError("bad index"), KeyError("slot"), TypeError("arity"), RuntimeError("broken")]
+)
 def test_an_internal_bug_is_not_reported_as_a_user_error(app_dir, monkeypatch, bug):
     """A ValueError/KeyError/TypeError raised by gepa_graph's own code is a bug: it keeps its
     traceback instead of becoming an `error:` line."""
@@ -327,8 +431,18 @@ def test_an_internal_bug_is_not_reported_as_a_user_error(app_dir, monkeypatch, b
 
 
 def test_a_missing_file_is_the_users_error(app_dir):
-    result = _invoke("optimize", "cliapp:system", "cliapp:metric", "--train", "nowhere.jsonl",
-                     "--reflection-lm", "cliapp:reflect")
+    result = _invoke(
+        "optimize",
+        "cliapp:system",
+        "cliapp:metric",
+        "--train",
+        "nowhere.jsonl",
+        "--reflection-lm",
+        "cliapp:reflect",
+    )
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: cannot read train file nowhere.jsonl")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: cannot read train file nowhere.jsonl")
+    )

@@ -6,16 +6,19 @@ from gepa_graph.example import as_dataset
 from gepa_graph.metric import MetricError, metric_arity, to_score
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"max_rollouts": 0}, "greater than 0"),
-    ({"max_rollouts": -5}, "greater than 0"),
-    ({"minibatch_size": 0}, "greater than 0"),
-    ({"concurrency": 0}, "greater than 0"),
-    ({"candidate_selection": "best"}, "'pareto' or 'current_best'"),
-    ({"max_rollouts": None}, "set at least one budget"),
-    ({"minibatch": 3}, "Extra inputs are not permitted"),
-    ({"max_cost_usd": -1.0}, "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"max_rollouts": 0}, "greater than 0"),
+        ({"max_rollouts": -5}, "greater than 0"),
+        ({"minibatch_size": 0}, "greater than 0"),
+        ({"concurrency": 0}, "greater than 0"),
+        ({"candidate_selection": "best"}, "'pareto' or 'current_best'"),
+        ({"max_rollouts": None}, "set at least one budget"),
+        ({"minibatch": 3}, "Extra inputs are not permitted"),
+        ({"max_cost_usd": -1.0}, "greater than 0"),
+    ],
+)
 def test_config_rejects_bad_values_with_a_clear_message(fields, message):
     with pytest.raises(ConfigError, match=message) as info:
         gg.OptimizeConfig(**fields)
@@ -24,7 +27,11 @@ def test_config_rejects_bad_values_with_a_clear_message(fields, message):
 
 def test_config_defaults_match_the_paper():
     config = gg.OptimizeConfig()
-    assert (config.minibatch_size, config.candidate_selection, config.use_merge) == (3, "pareto", True)
+    assert (config.minibatch_size, config.candidate_selection, config.use_merge) == (
+        3,
+        "pareto",
+        True,
+    )
     assert gg.OptimizeConfig(max_rollouts=None, max_seconds=60).max_seconds == 60
 
 
@@ -65,8 +72,12 @@ def test_metric_that_raises_or_returns_nan_is_a_recorded_failure(tmp_path):
 
     system = gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "out")
     result = gg.optimize(
-        system, [{"id": "ok"}, {"id": "bad"}, {"id": "nan"}], metric=metric,
-        reflection_lm=lambda p: "```\nq\n```", max_rollouts=3, run_dir=tmp_path / "r",
+        system,
+        [{"id": "ok"}, {"id": "bad"}, {"id": "nan"}],
+        metric=metric,
+        reflection_lm=lambda p: "```\nq\n```",
+        max_rollouts=3,
+        run_dir=tmp_path / "r",
         progress=False,
     )
     assert result.candidates[0].val_scores == {"ok": 1.0, "bad": 0.0, "nan": 0.0}

@@ -57,13 +57,21 @@ def test_splits_are_disjoint_and_labelled():
 
 
 def test_run_demo_improves_registers_and_tracks(scripted, tmp_path):
-    from gepa_graph.tracking import registry
     from mlflow import MlflowClient
 
+    from gepa_graph.tracking import registry
+
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    report = demo.run_demo(task_lm=scripted, reflection_lm=scripted, max_rollouts=40,
-                           max_seconds=None, tracking_uri=uri, run_dir=tmp_path / "run",
-                           progress=False, say=lambda text: None)
+    report = demo.run_demo(
+        task_lm=scripted,
+        reflection_lm=scripted,
+        max_rollouts=40,
+        max_seconds=None,
+        tracking_uri=uri,
+        run_dir=tmp_path / "run",
+        progress=False,
+        say=lambda text: None,
+    )
     assert report.seed_test == 0.0
     assert report.best_test == 1.0
     assert report.result.best_score == 1.0
@@ -80,10 +88,23 @@ def test_run_demo_improves_registers_and_tracks(scripted, tmp_path):
 
 def test_cli_demo_with_remote_style_models(scripted, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = CliRunner().invoke(cli.app, [
-        "demo", "--task-lm", scripted, "--reflection-lm", scripted, "--max-rollouts", "40",
-        "--tracking-uri", uri, "--run-dir", str(tmp_path / "run"), "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "demo",
+            "--task-lm",
+            scripted,
+            "--reflection-lm",
+            scripted,
+            "--max-rollouts",
+            "40",
+            "--tracking-uri",
+            uri,
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "held-out test (10 examples" in result.output
     assert "seed 0.000 -> best 1.000" in result.output
@@ -107,9 +128,17 @@ def test_real_demo_smoke(tmp_path):
 
     if local.runtime_problem():
         pytest.skip(local.runtime_problem())
-    report = demo.run_demo(max_rollouts=10, max_seconds=None, n_train=3, n_val=2, n_test=2,
-                           tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                           run_dir=tmp_path / "run", progress=False, say=lambda text: None)
+    report = demo.run_demo(
+        max_rollouts=10,
+        max_seconds=None,
+        n_train=3,
+        n_val=2,
+        n_test=2,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        run_dir=tmp_path / "run",
+        progress=False,
+        say=lambda text: None,
+    )
     result = report.result
     assert result.rollouts_used <= 10
     assert result.iterations >= 1 or result.stop_reason == "perfect_score"

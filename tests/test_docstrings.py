@@ -4,9 +4,9 @@ docstring), across ``gepa_graph``, ``gepa_graph.integrations`` and ``gepa_graph.
 
 import inspect
 
-import gepa_graph
 from pydantic import BaseModel
 
+import gepa_graph
 from tests.package_modules import modules
 
 # Public names allowed to lack a docstring: none. Keep it empty; a name may leave it, never join.
@@ -33,8 +33,11 @@ def _undocumented_fields(cls: type) -> list[str]:
         return []
     own = cls.__dict__.get("__annotations__", {})
     doc = inspect.getdoc(cls) or ""
-    return [name for name, info in cls.model_fields.items()
-            if name in own and _public(name) and not info.description and name not in doc]
+    return [
+        name
+        for name, info in cls.model_fields.items()
+        if name in own and _public(name) and not info.description and name not in doc
+    ]
 
 
 def undocumented() -> set[str]:

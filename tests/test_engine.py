@@ -102,8 +102,9 @@ def test_rejected_proposals_spend_no_rollouts(tmp_path):
         seen.append(prompt)
         return "no fence at all"
 
-    system, result = run(task, run_dir=tmp_path / "r", reflection_lm=drops_everything,
-                         config={"max_iterations": 5})
+    system, result = run(
+        task, run_dir=tmp_path / "r", reflection_lm=drops_everything, config={"max_iterations": 5}
+    )
     assert result.iterations == 5 and len(seen) >= 1
     assert {r.reason for r in result.rejected} <= {"no_fenced_block", "parent_perfect_on_minibatch"}
     # Only the seed's validation and its minibatches were run; no child rollout.
@@ -137,8 +138,12 @@ def test_a_failing_listener_never_stops_the_run(tmp_path):
 def test_current_best_selection_only_mutates_the_best(tmp_path):
     task = RuleTask(n_types=6, modules=("a", "b"))
     events = []
-    _, result = run(task, run_dir=tmp_path / "r", listeners=[events.append],
-                    config={"candidate_selection": "current_best"})
+    _, result = run(
+        task,
+        run_dir=tmp_path / "r",
+        listeners=[events.append],
+        config={"candidate_selection": "current_best"},
+    )
     best_so_far = result.candidates[0].id
     means = {c.id: c.mean_score for c in result.candidates}
     for event in events:
@@ -179,8 +184,13 @@ def _merge_run(tmp_path, **config):
     # combination first (the merge is then rejected as a duplicate).
     task = ConflictTask()
     events = []
-    _, result = run(task, run_dir=tmp_path / "r", listeners=[events.append], max_rollouts=300,
-                    config={"skip_perfect_score": False, "parallel_proposals": 1, **config})
+    _, result = run(
+        task,
+        run_dir=tmp_path / "r",
+        listeners=[events.append],
+        max_rollouts=300,
+        config={"skip_perfect_score": False, "parallel_proposals": 1, **config},
+    )
     merges = [e for e in events if type(e).__name__ == "IterationStarted" and e.kind == "merge"]
     return result, merges
 
@@ -202,10 +212,13 @@ def test_no_merge_when_disabled(tmp_path):
     assert not merges and all(c.origin != "merge" for c in result.candidates)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"max_rollouts": 5}, "cannot even evaluate the seed"),
-    ({"seed_prompts": {"nope": "x"}}, "unknown module 'nope'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_rollouts": 5}, "cannot even evaluate the seed"),
+        ({"seed_prompts": {"nope": "x"}}, "unknown module 'nope'"),
+    ],
+)
 def test_bad_requests_fail_before_any_rollout(tmp_path, kwargs, message):
     task = RuleTask(n_types=4, modules=("a",))
     system = CountingSystem(task)
@@ -217,8 +230,12 @@ def test_bad_requests_fail_before_any_rollout(tmp_path, kwargs, message):
 def test_proposals_in_flight_are_exact_and_within_budget(tmp_path):
     task = RuleTask(n_types=10, modules=("a", "b"))
     for budget in (60, 200):
-        first_system, first = run(task, run_dir=tmp_path / str(budget), max_rollouts=budget,
-                                  config={"parallel_proposals": 4, "concurrency": 12})
+        first_system, first = run(
+            task,
+            run_dir=tmp_path / str(budget),
+            max_rollouts=budget,
+            config={"parallel_proposals": 4, "concurrency": 12},
+        )
         assert first.best_score > first.seed_score
         # Concurrent proposals sharing a parent never run a (candidate, example) twice.
         assert max(first_system.runs.values()) == 1
@@ -238,9 +255,15 @@ def test_adaptive_validation_drops_hopeless_children_before_full_validation(tmp_
 
     common = dict(seed_prompts=seed, reflection_lm=forgetful, max_rollouts=300)
     _, plain = run(task, run_dir=tmp_path / "plain", config={"max_iterations": 6}, **common)
-    _, adaptive = run(task, run_dir=tmp_path / "adaptive",
-                      config={"max_iterations": 6, "adaptive_validation": True}, **common)
-    screened = [r for r in adaptive.rejected if r.reason == "worse_than_parent_on_validation_sample"]
+    _, adaptive = run(
+        task,
+        run_dir=tmp_path / "adaptive",
+        config={"max_iterations": 6, "adaptive_validation": True},
+        **common,
+    )
+    screened = [
+        r for r in adaptive.rejected if r.reason == "worse_than_parent_on_validation_sample"
+    ]
     assert screened, "no child was screened out"
     assert adaptive.rollouts_used < plain.rollouts_used
     assert len(adaptive.candidates) < len(plain.candidates)

@@ -3,10 +3,10 @@ library's own control flow, never shown to a user as a problem with their input.
 
 import inspect
 
-import gepa_graph
 import pytest
-from gepa_graph.errors import GepaGraphError
 
+import gepa_graph
+from gepa_graph.errors import GepaGraphError
 from tests.package_modules import modules
 
 # Exceptions the library raises and catches itself (or that a rollout records as a failure).
@@ -36,8 +36,11 @@ def test_every_exception_class_is_a_gepa_graph_error_or_internal():
     found = exception_classes()
     assert "gepa_graph.local.errors.LocalModelError" in found
     assert "gepa_graph.cli.common.CLIError" in found
-    user_facing = sorted(name for name, cls in found.items()
-                         if not issubclass(cls, GepaGraphError) and name not in INTERNAL)
+    user_facing = sorted(
+        name
+        for name, cls in found.items()
+        if not issubclass(cls, GepaGraphError) and name not in INTERNAL
+    )
     assert user_facing == []
     assert sorted(set(INTERNAL) - set(found)) == []  # the list names no class that is gone
 

@@ -58,9 +58,11 @@ def test_ifeval_verifiers_run_offline_on_every_shipped_prompt():
 
 def test_ifeval_metric_names_the_missed_constraint():
     ifeval = load("instruction_following")
-    example = {"prompt": "Write a limerick. Don't use any commas.",
-               "instruction_id_list": ["punctuation:no_comma", "keywords:existence"],
-               "kwargs": [{}, {"keywords": ["cat"]}]}
+    example = {
+        "prompt": "Write a limerick. Don't use any commas.",
+        "instruction_id_list": ["punctuation:no_comma", "keywords:existence"],
+        "kwargs": [{}, {"keywords": ["cat"]}],
+    }
     assert ifeval.metric(example, {"response": "A cat sat on a mat"}).value == 1.0
     score = ifeval.metric(example, {"response": "A dog, it sat"})
     assert score.value == 0.0
@@ -97,23 +99,43 @@ def test_shop_data_answers_match_the_catalogue():
 
 def _tool_script(example, shop):
     """A model that uses every tool, then answers with the tool results."""
+
     def reply(messages):
         tool_outputs = [m.text for m in messages if m.type == "tool"]
         step = len(tool_outputs)
         names = list(example["items"])
         if step < len(names):
-            return AIMessage("", tool_calls=[{"name": "find_product", "args": {"name": names[step]},
-                                                "id": f"c{step}"}])
+            return AIMessage(
+                "",
+                tool_calls=[
+                    {"name": "find_product", "args": {"name": names[step]}, "id": f"c{step}"}
+                ],
+            )
         if step == len(names):
             prices = [json.loads(t)["price_gbp"] for t in tool_outputs]
             expression = " + ".join(f"{example['items'][n]}*{p}" for n, p in zip(names, prices))
-            return AIMessage("", tool_calls=[{"name": "calculator", "args": {"expression": expression},
-                                                "id": "calc"}])
+            return AIMessage(
+                "",
+                tool_calls=[
+                    {"name": "calculator", "args": {"expression": expression}, "id": "calc"}
+                ],
+            )
         if step == len(names) + 1:
-            return AIMessage("", tool_calls=[{"name": "convert_currency", "args": {
-                "amount_gbp": float(tool_outputs[-1]), "currency": example["currency"]},
-                "id": "conv"}])
+            return AIMessage(
+                "",
+                tool_calls=[
+                    {
+                        "name": "convert_currency",
+                        "args": {
+                            "amount_gbp": float(tool_outputs[-1]),
+                            "currency": example["currency"],
+                        },
+                        "id": "conv",
+                    }
+                ],
+            )
         return f"The total is {tool_outputs[-1]}."
+
     return reply
 
 
@@ -121,7 +143,8 @@ def test_shop_agent_loop_runs_tools_and_scores():
     shop = load("shop_assistant")
     example = shop.load_data()[0]
     system = gg.integrations.langgraph.LangGraphSystem(
-        shop.build_graph(ScriptedChatModel(script=_tool_script(example, shop))))
+        shop.build_graph(ScriptedChatModel(script=_tool_script(example, shop)))
+    )
     rollout = asyncio.run(system.arun(system.modules(), example))
     assert rollout.error is None
     tools = [r.inputs["name"] for r in rollout.trace.records if r.kind == "tool"]
@@ -130,7 +153,8 @@ def test_shop_agent_loop_runs_tools_and_scores():
     assert score.value == 1.0, score.feedback
 
     lazy = gg.integrations.langgraph.LangGraphSystem(
-        shop.build_graph(ScriptedChatModel(script=lambda messages: "About 12 euros.")))
+        shop.build_graph(ScriptedChatModel(script=lambda messages: "About 12 euros."))
+    )
     rollout = asyncio.run(lazy.arun(lazy.modules(), example))
     score = shop.metric(example, rollout.output, rollout.trace)
     assert score.value == 0.0
@@ -173,8 +197,15 @@ def test_math_example_optimizes_with_scripted_models(tmp_path):
         return current + " Be careful."
 
     graph = math.build_graph(ScriptedChatModel(script=solver))
-    result = gg.optimize(graph, data[:6], data[6:10], metric=math.metric,
-                         reflection_lm=ScriptedReflectionLM(rewrite), max_rollouts=30,
-                         run_dir=tmp_path / "run", progress=False)
+    result = gg.optimize(
+        graph,
+        data[:6],
+        data[6:10],
+        metric=math.metric,
+        reflection_lm=ScriptedReflectionLM(rewrite),
+        max_rollouts=30,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     assert result.seed_score == 0.0 and result.best_score == 1.0
     assert re.search(r"Answer: <number>", result.best_candidate["solve"])

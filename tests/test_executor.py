@@ -22,16 +22,24 @@ def test_import_object_resolves_dotted_attributes():
     assert import_object("gepa_graph.executor:LocalExecutor.run") is LocalExecutor.run
 
 
-@pytest.mark.parametrize("path, message", [
-    ("no_colon_here", "must be an import path 'package.module:attribute'"),
-    ("pkg.mod:", "must be an import path"),
-    (":graph", "must be an import path"),
-    ("a:b:c", "must be an import path"),
-    ("no_such_module_gg:graph", "cannot import module 'no_such_module_gg' of "
-     "'no_such_module_gg:graph': ModuleNotFoundError"),
-    ("gepa_graph.testing.rules:nothing_here", "gepa_graph.testing.rules has no attribute "
-     "'nothing_here'"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("no_colon_here", "must be an import path 'package.module:attribute'"),
+        ("pkg.mod:", "must be an import path"),
+        (":graph", "must be an import path"),
+        ("a:b:c", "must be an import path"),
+        (
+            "no_such_module_gg:graph",
+            "cannot import module 'no_such_module_gg' of "
+            "'no_such_module_gg:graph': ModuleNotFoundError",
+        ),
+        (
+            "gepa_graph.testing.rules:nothing_here",
+            "gepa_graph.testing.rules has no attribute 'nothing_here'",
+        ),
+    ],
+)
 def test_bad_import_paths_fail_in_one_line(path, message):
     with pytest.raises(ImportPathError, match=message) as caught:
         import_object(path)
@@ -40,7 +48,8 @@ def test_bad_import_paths_fail_in_one_line(path, message):
 
 
 def _write_agent(folder: Path) -> None:
-    (folder / "gg_path_agent.py").write_text(textwrap.dedent("""
+    (folder / "gg_path_agent.py").write_text(
+        textwrap.dedent("""
         from gepa_graph.testing.rules import RuleTask
         TASK = RuleTask(n_types=3)
         system = TASK.system()
@@ -55,15 +64,25 @@ def _write_agent(folder: Path) -> None:
 
         def broken_factory():
             raise RuntimeError("no API key")
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
 
 
 def _optimize(system, tmp_path, name, **kwargs):
     examples = TASK.examples(8, seed=1)
-    return gg.optimize(system, examples[:4], examples[4:], metric=TASK.metric,
-                       reflection_lm=kwargs.pop("reflection_lm", TASK.reflection_lm()),
-                       max_rollouts=24, config=gg.OptimizeConfig(concurrency=1, seed=0),
-                       run_dir=tmp_path / name, progress=False, **kwargs)
+    return gg.optimize(
+        system,
+        examples[:4],
+        examples[4:],
+        metric=TASK.metric,
+        reflection_lm=kwargs.pop("reflection_lm", TASK.reflection_lm()),
+        max_rollouts=24,
+        config=gg.OptimizeConfig(concurrency=1, seed=0),
+        run_dir=tmp_path / name,
+        progress=False,
+        **kwargs,
+    )
 
 
 def test_a_system_given_by_import_path_or_factory_runs_like_the_object(tmp_path, monkeypatch):
@@ -81,14 +100,18 @@ def test_a_system_given_by_import_path_or_factory_runs_like_the_object(tmp_path,
         assert other.rollouts_used == by_object.rollouts_used
 
 
-@pytest.mark.parametrize("path, message", [
-    ("gg_path_agent:make_nothing", "'gg_path_agent:make_nothing': cannot optimize a int"),
-    ("gg_path_agent:broken_factory", "the system factory 'gg_path_agent:broken_factory' raised "
-     "RuntimeError: no API key"),
-    ("gg_path_agent:missing", "gg_path_agent has no attribute 'missing'"),
-])
-def test_a_bad_import_path_system_fails_before_any_paid_call(tmp_path, monkeypatch, path,
-                                                             message):
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("gg_path_agent:make_nothing", "'gg_path_agent:make_nothing': cannot optimize a int"),
+        (
+            "gg_path_agent:broken_factory",
+            "the system factory 'gg_path_agent:broken_factory' raised RuntimeError: no API key",
+        ),
+        ("gg_path_agent:missing", "gg_path_agent has no attribute 'missing'"),
+    ],
+)
+def test_a_bad_import_path_system_fails_before_any_paid_call(tmp_path, monkeypatch, path, message):
     _write_agent(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     calls = []
@@ -98,10 +121,13 @@ def test_a_bad_import_path_system_fails_before_any_paid_call(tmp_path, monkeypat
     assert calls == [] and not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("executor, message", [
-    ("bogus", "unknown executor 'bogus'; use 'local', 'ray', or an executor object"),
-    (42, "executor must be 'local', 'ray' or an executor object .* got int"),
-])
+@pytest.mark.parametrize(
+    "executor, message",
+    [
+        ("bogus", "unknown executor 'bogus'; use 'local', 'ray', or an executor object"),
+        (42, "executor must be 'local', 'ray' or an executor object .* got int"),
+    ],
+)
 def test_an_unknown_executor_fails_in_one_line_before_any_paid_call(tmp_path, executor, message):
     calls = []
     with pytest.raises(ConfigError, match=message) as caught:
@@ -138,6 +164,7 @@ def test_every_rollout_goes_through_the_executor_and_a_callers_executor_stays_op
 
 def test_importing_gepa_graph_does_not_import_ray():
     code = "import sys, gepa_graph; assert 'ray' not in sys.modules; print('ok')"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.stdout.strip() == "ok", done.stderr

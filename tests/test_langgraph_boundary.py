@@ -7,13 +7,6 @@ import warnings
 from typing import TypedDict
 
 import pytest
-from gepa_graph.integrations.langgraph import (
-    LangGraphSystem,
-    NoPromptsFound,
-    describe,
-    with_prompts,
-)
-from gepa_graph.integrations.langgraph.patterns import PromptPattern
 from langchain_core.messages import SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -22,6 +15,13 @@ from langgraph.types import interrupt
 
 import gepa_graph as gg
 from gepa_graph import Example
+from gepa_graph.integrations.langgraph import (
+    LangGraphSystem,
+    NoPromptsFound,
+    describe,
+    with_prompts,
+)
+from gepa_graph.integrations.langgraph.patterns import PromptPattern
 from gepa_graph.system import PromptNeverUsed
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
@@ -40,8 +40,12 @@ def test_a_template_is_found_in_rendered_text_and_re_rendered_with_its_values():
     candidate = PromptPattern.of("Time is {time}. Be brief with {user}.")
     rendered = "Intro. You help  Ann.\nTime: 10:00"
     assert seed.replace(rendered, candidate) == "Intro. Time is 10:00. Be brief with Ann."
-    assert PromptPattern.of("Use {{json}} for {x}").replace(
-        "Use {json} for A", PromptPattern.of("{x} as {{json}}")) == "A as {json}"
+    assert (
+        PromptPattern.of("Use {{json}} for {x}").replace(
+            "Use {json} for A", PromptPattern.of("{x} as {{json}}")
+        )
+        == "A as {json}"
+    )
     assert seed.replace("nothing here", candidate) is None
     assert PromptPattern.of("{a}{b}").matchable is False  # no literal text to recognise
 
@@ -62,10 +66,12 @@ def test_concurrent_rollouts_keep_their_own_prompts_in_a_shared_model():
     system = LangGraphSystem(builder.compile())
 
     async def many():
-        return await asyncio.gather(*[
-            system.arun({"work": f"Variant {n}."}, Example(id=str(n), question="q"))
-            for n in range(20)
-        ])
+        return await asyncio.gather(
+            *[
+                system.arun({"work": f"Variant {n}."}, Example(id=str(n), question="q"))
+                for n in range(20)
+            ]
+        )
 
     rollouts = asyncio.run(many())
     assert [r.output["answer"] for r in rollouts] == [f"Variant {n}." for n in range(20)]
@@ -92,8 +98,11 @@ def test_context_prompts_travel_in_context_and_examples_carry_context():
     model = echo()
     system = LangGraphSystem(context_graph(model))
     assert system.modules() == {"context.system_prompt": "You are terse. User: {user}"}
-    rollout = asyncio.run(system.arun(
-        {"context.system_prompt": "Be warm to {user}."}, Example(question="hi", context={})))
+    rollout = asyncio.run(
+        system.arun(
+            {"context.system_prompt": "Be warm to {user}."}, Example(question="hi", context={})
+        )
+    )
     assert rollout.error is None and model.calls[-1][0].text == "Be warm to ann."
     copy = with_prompts(system.graph, {"context.system_prompt": "Copy for {user}."})
     copy.invoke({"messages": [("user", "x")]}, context=Context())
@@ -200,16 +209,26 @@ def test_a_declared_prompt_no_rollout_uses_stops_the_run_after_the_seed(tmp_path
     system.probe(Example(question="q"))
     data = [{"id": str(n), "question": f"q{n}", "answer": "x"} for n in range(3)]
     with pytest.raises(PromptNeverUsed, match=r"\['unused'\] reached no model"):
-        gg.optimize(system, data, data, metric=lambda e, p: 0.0, reflection_lm=lambda p: "x",
-                    max_rollouts=20, run_dir=tmp_path / "run", progress=False)
+        gg.optimize(
+            system,
+            data,
+            data,
+            metric=lambda e, p: 0.0,
+            reflection_lm=lambda p: "x",
+            max_rollouts=20,
+            run_dir=tmp_path / "run",
+            progress=False,
+        )
     assert len(model.calls) == 4  # the probe and the seed's three validation rollouts
 
 
 def test_a_warning_free_graph_gets_no_interrupt_notice():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        LangGraphSystem(prose_graph(echo(), "You answer questions about the weather today."),
-                        prompts={"x": "Declared text for the test."})
+        LangGraphSystem(
+            prose_graph(echo(), "You answer questions about the weather today."),
+            prompts={"x": "Declared text for the test."},
+        )
 
 
 def test_a_probe_confirms_an_instruction_sent_as_a_plain_string_but_not_data_in_a_variable():
@@ -238,11 +257,26 @@ def test_the_probe_run_of_optimize_counts_in_the_rollout_ledger(tmp_path):
     model = echo()
     graph = prose_graph(model, "You answer questions about the weather in one short line.")
     data = [{"id": str(n), "question": f"q{n}", "answer": "x"} for n in range(3)]
-    result = gg.optimize(graph, data, data, metric=lambda e, p: 0.5, max_rollouts=12,
-                         reflection_lm=lambda p: "```\nYou answer in one line.\n```",
-                         run_dir=tmp_path / "run", progress=False)
+    result = gg.optimize(
+        graph,
+        data,
+        data,
+        metric=lambda e, p: 0.5,
+        max_rollouts=12,
+        reflection_lm=lambda p: "```\nYou answer in one line.\n```",
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     assert list(result.best_candidate) == ["work"]
     assert result.rollouts_used == len(model.calls) <= 12  # one model call per rollout
     with pytest.raises(ValueError, match="after the probe run"):
-        gg.optimize(graph, data, data, metric=lambda e, p: 0.5, max_rollouts=3,
-                    reflection_lm=lambda p: "x", run_dir=tmp_path / "r2", progress=False)
+        gg.optimize(
+            graph,
+            data,
+            data,
+            metric=lambda e, p: 0.5,
+            max_rollouts=3,
+            reflection_lm=lambda p: "x",
+            run_dir=tmp_path / "r2",
+            progress=False,
+        )

@@ -3,20 +3,20 @@
 import warnings
 from typing import TypedDict
 
-import gepa_graph.integrations.langgraph as lg
 import pytest
-from gepa_graph.integrations.langgraph import (
-    NoPromptsFound,
-    describe,
-    discover,
-    is_langgraph,
-)
 from langchain.agents import create_agent
 from langchain_core.messages import SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 
+import gepa_graph.integrations.langgraph as lg
+from gepa_graph.integrations.langgraph import (
+    NoPromptsFound,
+    describe,
+    discover,
+    is_langgraph,
+)
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 with warnings.catch_warnings():

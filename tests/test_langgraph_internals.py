@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 from typing import TypedDict
 
-from gepa_graph.integrations.langgraph import _internals
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.prompt_values import StringPromptValue
 from langchain_core.runnables import RunnableLambda
@@ -20,6 +19,7 @@ from langgraph.graph import StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
 
+from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 

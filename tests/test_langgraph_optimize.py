@@ -8,7 +8,6 @@ so the validation score improves only if traces and feedback reach the right mod
 import re
 from typing import TypedDict
 
-from gepa_graph.integrations.langgraph import discover
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate
@@ -16,6 +15,7 @@ from langchain_core.tools import tool
 from langgraph.graph import START, StateGraph
 
 import gepa_graph as gg
+from gepa_graph.integrations.langgraph import discover
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 CAPITALS = {

@@ -4,15 +4,15 @@ import asyncio
 import warnings
 from typing import TypedDict
 
-import gepa_graph.integrations.langgraph as lg
 import pytest
-from gepa_graph.integrations.langgraph import LangGraphSystem, discover, with_prompts
 from langchain.agents import create_agent
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 
+import gepa_graph.integrations.langgraph as lg
 from gepa_graph import Example
+from gepa_graph.integrations.langgraph import LangGraphSystem, discover, with_prompts
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 with warnings.catch_warnings():

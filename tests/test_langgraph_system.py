@@ -3,15 +3,15 @@
 import asyncio
 from typing import TypedDict
 
-import gepa_graph.integrations.langgraph as lg
 import pytest
-from gepa_graph.integrations.langgraph import LangGraphSystem
 from langchain.agents import create_agent
 from langchain_core.prompts import ChatPromptTemplate
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 
+import gepa_graph.integrations.langgraph as lg
 from gepa_graph import Example
+from gepa_graph.integrations.langgraph import LangGraphSystem
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 

@@ -5,7 +5,6 @@ import json
 from typing import TypedDict
 
 import pytest
-from gepa_graph.integrations.langgraph import LangGraphSystem
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
 from langchain_core.prompts import ChatPromptTemplate
@@ -13,6 +12,7 @@ from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 
 from gepa_graph import Example
+from gepa_graph.integrations.langgraph import LangGraphSystem
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 

@@ -67,10 +67,14 @@ def imports(path: Path, package: str | None = None) -> list[tuple[str, str | Non
             found += [(base, alias.name, top) for alias in node.names]
             # `from gepa_graph import tracking` imports the module gepa_graph.tracking
             found += [(f"{base}.{alias.name}", None, top) for alias in node.names]
-        elif (isinstance(node, ast.Call) and node.args
-              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
-              and getattr(node.func, "attr", getattr(node.func, "id", None))
-              in ("import_module", "__import__")):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and getattr(node.func, "attr", getattr(node.func, "id", None))
+            in ("import_module", "__import__")
+        ):
             found.append((node.args[0].value, None, False))
     return found
 
@@ -84,7 +88,8 @@ def offending(path: Path, forbidden: tuple[str, ...], package: str | None = None
 
 
 CORE = sorted(
-    p for p in PACKAGE.rglob("*.py")
+    p
+    for p in PACKAGE.rglob("*.py")
     if p.relative_to(PACKAGE).parts[0] not in NOT_CORE_PACKAGES
     and not (p.parent == PACKAGE and p.name in ROOTS)
 )
@@ -104,41 +109,64 @@ def test_api_reaches_out_only_inside_functions_and_only_where_documented():
     for name, imported_name, top in imports(PACKAGE / "api.py"):
         if not within(name, OUTSIDE_CORE):
             continue
-        allowed = within(name, ("gepa_graph.integrations.langgraph", "gepa_graph.integrations.ray",
-                                "gepa_graph.tracking"))
+        allowed = within(
+            name,
+            (
+                "gepa_graph.integrations.langgraph",
+                "gepa_graph.integrations.ray",
+                "gepa_graph.tracking",
+            ),
+        )
         # `from gepa_graph.local import register` (read also as module gepa_graph.local.register)
         allowed = allowed or (name, imported_name) in (
-            ("gepa_graph.local", "register"), ("gepa_graph.local.register", None))
+            ("gepa_graph.local", "register"),
+            ("gepa_graph.local.register", None),
+        )
         if top or not allowed:
             outside.append((name, imported_name, "module level" if top else "in a function"))
     assert outside == []
 
 
 def test_the_package_init_imports_the_core_and_api_only():
-    eager = [name for name, _, top in imports(PACKAGE / "__init__.py")
-             if top and within(name, OUTSIDE_CORE)]
+    eager = [
+        name
+        for name, _, top in imports(PACKAGE / "__init__.py")
+        if top and within(name, OUTSIDE_CORE)
+    ]
     assert eager == []
 
 
 @pytest.mark.parametrize(
-    "path", sorted([*(ROOT / "integrations").rglob("*.py"), *(ROOT / "tracking").rglob("*.py")]),
-    ids=_ids)
+    "path",
+    sorted([*(ROOT / "integrations").rglob("*.py"), *(ROOT / "tracking").rglob("*.py")]),
+    ids=_ids,
+)
 def test_integrations_and_tracking_never_import_the_apps(path):
     assert offending(path, APPS) == []
 
 
 @pytest.mark.parametrize(
-    "path", sorted([*(PACKAGE / "local").rglob("*.py"), *(PACKAGE / "testing").rglob("*.py")]),
-    ids=_ids)
+    "path",
+    sorted([*(PACKAGE / "local").rglob("*.py"), *(PACKAGE / "testing").rglob("*.py")]),
+    ids=_ids,
+)
 def test_local_and_testing_never_import_the_cli_integrations_or_tracking(path):
-    assert offending(path, ("gepa_graph.cli", "gepa_graph.integrations",
-                            "gepa_graph.tracking")) == []
+    assert (
+        offending(path, ("gepa_graph.cli", "gepa_graph.integrations", "gepa_graph.tracking")) == []
+    )
 
 
 def test_the_core_list_is_the_algorithm():
     names = {str(p.relative_to(PACKAGE)) for p in CORE}
-    assert {"engine.py", "pareto.py", "evaluation.py", "system.py", "reflection.py",
-            "errors.py", "strategies/base.py"} <= names
+    assert {
+        "engine.py",
+        "pareto.py",
+        "evaluation.py",
+        "system.py",
+        "reflection.py",
+        "errors.py",
+        "strategies/base.py",
+    } <= names
     assert not names & {"api.py", "__init__.py"}
     assert not [n for n in names if n.split("/")[0] in NOT_CORE_PACKAGES]
 
@@ -154,8 +182,13 @@ def test_the_reader_sees_every_kind_of_import(tmp_path):
         "    import importlib\n"
         "    importlib.import_module('gepa_graph.cli')\n"
         "    from gepa_graph import local\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     assert offending(probe, OUTSIDE_CORE, "gepa_graph.strategies") == [
-        "gepa_graph.cli", "gepa_graph.local", "gepa_graph.tracking",
-        "gepa_graph.tracking.schema", "mlflow"]
+        "gepa_graph.cli",
+        "gepa_graph.local",
+        "gepa_graph.tracking",
+        "gepa_graph.tracking.schema",
+        "mlflow",
+    ]
     assert ("gepa_graph.strategies.base", None, True) in imports(probe, "gepa_graph.strategies")

@@ -49,9 +49,14 @@ def test_optimization_through_a_litellm_model_string(tmp_path):
     scripted = task.reflection_lm()
     provider = ScriptedLiteLLM(scripted, provider="reflector")
     result = gg.optimize(
-        task.system(), task.examples(10, seed=1, prefix="t"), task.examples(8, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=provider.register(), max_rollouts=120,
-        run_dir=tmp_path / "r", progress=False,
+        task.system(),
+        task.examples(10, seed=1, prefix="t"),
+        task.examples(8, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=provider.register(),
+        max_rollouts=120,
+        run_dir=tmp_path / "r",
+        progress=False,
     )
     assert result.best_score > result.seed_score
     assert provider.calls == result.ledger.reflection_calls > 0

@@ -31,8 +31,12 @@ def test_500_rollouts_at_concurrency_32_stay_isolated_and_clean(tmp_path):
         return f"answer-{kind}" if f"rule-{kind}." in system else "unsure"
 
     model = ScriptedChatModel(script=reply, latency_s=0.005)
-    chain = ChatPromptTemplate.from_messages(
-        [("system", task.seed_prompts()["answer"]), ("human", "{question}")]) | model
+    chain = (
+        ChatPromptTemplate.from_messages(
+            [("system", task.seed_prompts()["answer"]), ("human", "{question}")]
+        )
+        | model
+    )
 
     async def answer(state: State) -> State:
         return {"answer": (await chain.ainvoke({"question": state["question"]})).text}
@@ -41,8 +45,10 @@ def test_500_rollouts_at_concurrency_32_stay_isolated_and_clean(tmp_path):
     builder.add_node("answer", answer)
     builder.add_edge(START, "answer")
     graph = builder.compile()
-    data = [{"id": ex["id"], "type": ex["type"], "question": f"type {ex['type']} {ex['id']}"}
-            for ex in task.examples(140, seed=5)]
+    data = [
+        {"id": ex["id"], "type": ex["type"], "question": f"type {ex['type']} {ex['id']}"}
+        for ex in task.examples(140, seed=5)
+    ]
 
     def metric(example, prediction):
         return task.metric(example, prediction["answer"])
@@ -52,8 +58,14 @@ def test_500_rollouts_at_concurrency_32_stay_isolated_and_clean(tmp_path):
 
     async def main():
         result = await gg.aoptimize(
-            graph, data[:60], data[60:], metric=metric, reflection_lm=task.reflection_lm(),
-            max_rollouts=500, run_dir=tmp_path / "run", progress=False,
+            graph,
+            data[:60],
+            data[60:],
+            metric=metric,
+            reflection_lm=task.reflection_lm(),
+            max_rollouts=500,
+            run_dir=tmp_path / "run",
+            progress=False,
             config=gg.OptimizeConfig(concurrency=32, minibatch_size=8, seed=2),
         )
         leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -82,7 +94,9 @@ def test_500_rollouts_at_concurrency_32_stay_isolated_and_clean(tmp_path):
     # Bounded memory and no leaked threads (the rollout thread pool is shut down).
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     growth_mb = (rss_after - rss_before) / 1024
-    print(f"peak RSS {rss_after / 1024:.0f} MB (+{growth_mb:.0f} MB during 500 rollouts)",
-          file=sys.stderr)
+    print(
+        f"peak RSS {rss_after / 1024:.0f} MB (+{growth_mb:.0f} MB during 500 rollouts)",
+        file=sys.stderr,
+    )
     assert growth_mb < 300
     assert threading.active_count() <= threads_before

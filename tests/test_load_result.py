@@ -9,9 +9,9 @@ import re
 import warnings
 
 import pytest
-from gepa_graph.tracking import MLflowTracker
 
 import gepa_graph as gg
+from gepa_graph.tracking import MLflowTracker
 
 AGENT = "class_instance"  # prompt objects built inside build(): each build is a fresh graph
 
@@ -24,18 +24,27 @@ def build():
 
 def fixing_reflection(case):
     """Reflection LM: the current prompt plus its module's fix phrase."""
+
     def reflect(prompt):
         current = re.search(r"(`{3,})\n(.*?)\n\1", prompt, re.S).group(2)
         return f"```\n{current}\n{case.fixes['assistant']}\n```"
+
     return reflect
 
 
 def optimize(tmp_path, **kwargs):
     case = build()
     result = gg.optimize(
-        case.graph, case.examples, case.examples, metric=case.metric,
-        reflection_lm=fixing_reflection(case), max_rollouts=40, run_dir=tmp_path / "run",
-        progress=False, config=gg.OptimizeConfig(minibatch_size=2, seed=0), **kwargs,
+        case.graph,
+        case.examples,
+        case.examples,
+        metric=case.metric,
+        reflection_lm=fixing_reflection(case),
+        max_rollouts=40,
+        run_dir=tmp_path / "run",
+        progress=False,
+        config=gg.OptimizeConfig(minibatch_size=2, seed=0),
+        **kwargs,
     )
     assert result.best_score == 1.0 > result.seed_score
     return case, result
@@ -83,7 +92,8 @@ def test_an_mlflow_run_id_loads_and_applies(tmp_path):
     client = MlflowClient(tracking_uri=uri)
     child = client.search_runs(
         [client.get_run(tracker.run_id).info.experiment_id],
-        f"tags.`{S.MLFLOW_PARENT_RUN}` = '{tracker.run_id}'")[0]
+        f"tags.`{S.MLFLOW_PARENT_RUN}` = '{tracker.run_id}'",
+    )[0]
     assert gg.load_result(child.info.run_id, tracking_uri=uri).best_id == result.best_id
     sends_the_winner(gg.load_result(tracker.run_id, tracking_uri=uri))
     with pytest.raises(LookupError, match="no MLflow run"):

@@ -37,8 +37,13 @@ class FakeBackend:
         with self._lock:
             self.active -= 1
         return {
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self.reply(request)}}],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": self.reply(request)},
+                }
+            ],
             "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
         }
 
@@ -83,9 +88,13 @@ def test_assemble_concatenates_in_order_and_verifies(tmp_path):
     chunks = [b"alpha-", b"beta-", b"gamma"]
     whole = b"".join(chunks)
     messages = []
-    out = model_file.assemble(_parts(tmp_path, chunks), tmp_path / "cache" / "m.gguf",
-                      sha256=hashlib.sha256(whole).hexdigest(), size=len(whole),
-                      progress=messages.append)
+    out = model_file.assemble(
+        _parts(tmp_path, chunks),
+        tmp_path / "cache" / "m.gguf",
+        sha256=hashlib.sha256(whole).hexdigest(),
+        size=len(whole),
+        progress=messages.append,
+    )
     assert out.read_bytes() == whole
     assert "assembling the local model" in messages[0] and "ready" in messages[-1]
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".part")]
@@ -94,8 +103,9 @@ def test_assemble_concatenates_in_order_and_verifies(tmp_path):
 def test_checksum_mismatch_fails_clearly_and_leaves_nothing(tmp_path):
     destination = tmp_path / "cache" / "m.gguf"
     with pytest.raises(lm.ModelChecksumError) as caught:
-        model_file.assemble(_parts(tmp_path, [b"a", b"b"]), destination, sha256="0" * 64, size=2,
-                    progress=None)
+        model_file.assemble(
+            _parts(tmp_path, [b"a", b"b"]), destination, sha256="0" * 64, size=2, progress=None
+        )
     message = str(caught.value)
     assert "does not match" in message and "0" * 64 in message
     assert hashlib.sha256(b"ab").hexdigest() in message
@@ -106,8 +116,13 @@ def test_checksum_mismatch_fails_clearly_and_leaves_nothing(tmp_path):
 
 def test_size_mismatch_fails(tmp_path):
     with pytest.raises(lm.ModelChecksumError):
-        model_file.assemble(_parts(tmp_path, [b"ab"]), tmp_path / "m.gguf",
-                    sha256=hashlib.sha256(b"ab").hexdigest(), size=3, progress=None)
+        model_file.assemble(
+            _parts(tmp_path, [b"ab"]),
+            tmp_path / "m.gguf",
+            sha256=hashlib.sha256(b"ab").hexdigest(),
+            size=3,
+            progress=None,
+        )
 
 
 def test_model_path_override_and_missing_override(tmp_path, monkeypatch):
@@ -137,8 +152,13 @@ def test_model_path_reassembles_a_damaged_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(model_file, "MODEL_SHA256", hashlib.sha256(whole).hexdigest())
     monkeypatch.setattr(model_file, "part_paths", lambda: parts)
     original_assemble = model_file.assemble
-    monkeypatch.setattr(model_file, "assemble", lambda p, d, progress=None: original_assemble(
-        p, d, sha256=model_file.MODEL_SHA256, size=len(whole), progress=progress))
+    monkeypatch.setattr(
+        model_file,
+        "assemble",
+        lambda p, d, progress=None: original_assemble(
+            p, d, sha256=model_file.MODEL_SHA256, size=len(whole), progress=progress
+        ),
+    )
     path = lm.model_path(progress=None)
     assert path.read_bytes() == whole
     path.write_bytes(b"damaged!!")
@@ -148,8 +168,9 @@ def test_model_path_reassembles_a_damaged_cache(tmp_path, monkeypatch):
 
 
 def test_missing_parts_name_the_install_command(monkeypatch):
-    monkeypatch.setattr(model_file, "PART_PACKAGES", ("gepa_graph_no_such_part_1",
-                                              "gepa_graph_no_such_part_2"))
+    monkeypatch.setattr(
+        model_file, "PART_PACKAGES", ("gepa_graph_no_such_part_1", "gepa_graph_no_such_part_2")
+    )
     with pytest.raises(lm.LocalModelError, match=r'pip install "\.\[local\]"'):
         model_file.part_paths()
 
@@ -157,20 +178,25 @@ def test_missing_parts_name_the_install_command(monkeypatch):
 # --- tool calls written as text -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>',
-    'Sure.\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```',
-    '{"name": "add", "arguments": "{\\"a\\": 1, \\"b\\": 2}"}',
-    '{"type": "function", "function": {"name": "add", "parameters": {"a": 1, "b": 2}}}',
-    '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}',  # never closed
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>',
+        'Sure.\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```',
+        '{"name": "add", "arguments": "{\\"a\\": 1, \\"b\\": 2}"}',
+        '{"type": "function", "function": {"name": "add", "parameters": {"a": 1, "b": 2}}}',
+        '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}',  # never closed
+    ],
+)
 def test_parse_tool_calls_forms(text):
     assert parse_tool_calls(text, {"add"}) == [{"name": "add", "arguments": {"a": 1, "b": 2}}]
 
 
 def test_parse_tool_calls_several_unknown_and_none():
-    text = ('<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>\n'
-            '<tool_call>{"name": "mul", "arguments": {"a": 2}}</tool_call>')
+    text = (
+        '<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>\n'
+        '<tool_call>{"name": "mul", "arguments": {"a": 2}}</tool_call>'
+    )
     assert [c["name"] for c in parse_tool_calls(text, {"add", "mul"})] == ["add", "mul"]
     assert parse_tool_calls(text, {"add"}) == [{"name": "add", "arguments": {"a": 1}}]
     assert parse_tool_calls("The answer is 3. {not json}", {"add"}) == []
@@ -183,9 +209,12 @@ def test_parse_tool_calls_several_unknown_and_none():
 def test_litellm_provider_applies_sampling_defaults(fake_engine):
     import litellm
 
-    response = litellm.completion(model=lm.DEFAULT_MODEL,
-                                  messages=[{"role": "user", "content": "When?"}],
-                                  max_tokens=5, temperature=0.2)
+    response = litellm.completion(
+        model=lm.DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "When?"}],
+        max_tokens=5,
+        temperature=0.2,
+    )
     assert response.choices[0].message.content == "2024-04-03"
     assert response.usage.prompt_tokens == 7 and response.usage.completion_tokens == 2
     call = fake_engine.calls[-1]
@@ -205,11 +234,14 @@ def test_model_loads_once_and_calls_are_serialized_or_parallel(slots):
     old = _install(fake)
 
     async def many():
-        return await asyncio.gather(*[
-            litellm.acompletion(model="local/anything",
-                                messages=[{"role": "user", "content": f"q{i}"}])
-            for i in range(4)
-        ])
+        return await asyncio.gather(
+            *[
+                litellm.acompletion(
+                    model="local/anything", messages=[{"role": "user", "content": f"q{i}"}]
+                )
+                for i in range(4)
+            ]
+        )
 
     try:
         replies = asyncio.run(many())
@@ -239,7 +271,8 @@ def test_chat_litellm_tool_calls_are_parsed(fake_engine):
 
     fake_engine.reply = lambda kwargs: (
         '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
-        if kwargs.get("tools") and kwargs["messages"][-1]["role"] != "tool" else "It is 3."
+        if kwargs.get("tools") and kwargs["messages"][-1]["role"] != "tool"
+        else "It is 3."
     )
     model = lm.chat_model(max_tokens=32).bind_tools([add])
     first = model.invoke([HumanMessage("add 1 and 2")])
@@ -247,8 +280,13 @@ def test_chat_litellm_tool_calls_are_parsed(fake_engine):
     assert first.tool_calls[0]["args"] == {"a": 1, "b": 2}
     tools_sent = fake_engine.calls[-1]["tools"]
     assert tools_sent[0]["function"]["name"] == "add"
-    second = model.invoke([HumanMessage("add 1 and 2"), first,
-                           ToolMessage("3", tool_call_id=first.tool_calls[0]["id"])])
+    second = model.invoke(
+        [
+            HumanMessage("add 1 and 2"),
+            first,
+            ToolMessage("3", tool_call_id=first.tool_calls[0]["id"]),
+        ]
+    )
     assert isinstance(second, AIMessage) and second.text == "It is 3."
     # the assistant's earlier call reaches the backend as OpenAI sent it; llama-cpp-python's
     # template rendering gets the arguments as an object
@@ -283,8 +321,9 @@ def test_backend_choice(monkeypatch):
     monkeypatch.setenv(lm.ENV_BACKEND, "llama-cpp")
     assert lm.backend_name() == "llama-cpp"
     monkeypatch.setenv(lm.ENV_BACKEND, "vllm")
-    with pytest.raises(lm.LocalModelError, match="'vllm' is not a local backend: use one of "
-                                                 "xllamacpp, llama-cpp"):
+    with pytest.raises(
+        lm.LocalModelError, match="'vllm' is not a local backend: use one of xllamacpp, llama-cpp"
+    ):
         lm.backend_name()
     assert "is not a local backend" in lm.runtime_problem()
 
@@ -334,10 +373,18 @@ def test_xllamacpp_settings_and_requests(monkeypatch):
 
 # --- the real model ---------------------------------------------------------------------------
 
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 @pytest.fixture(scope="module", params=list(backends.BACKENDS))
@@ -364,28 +411,41 @@ def _ask(content, system=None, **kwargs):
     import litellm
 
     messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": content}]
+        {"role": "user", "content": content}
+    ]
     return litellm.completion(model=lm.DEFAULT_MODEL, messages=messages, **kwargs)
 
 
 @pytest.mark.local_model
 def test_real_model_follows_the_chat_template_and_calls_tools(real_engine):
-    reply = _ask("The meeting is on 7 November 2023.", max_tokens=16,
-                 system="Reply with the date only, as YYYY-MM-DD.")
+    reply = _ask(
+        "The meeting is on 7 November 2023.",
+        max_tokens=16,
+        system="Reply with the date only, as YYYY-MM-DD.",
+    )
     assert "2023-11-07" in reply.choices[0].message.content
-    reply = _ask("What is the weather in Paris? Use the tool.", max_tokens=64,
-                 tools=[WEATHER_TOOL], tool_choice="auto")
+    reply = _ask(
+        "What is the weather in Paris? Use the tool.",
+        max_tokens=64,
+        tools=[WEATHER_TOOL],
+        tool_choice="auto",
+    )
     message = reply.choices[0].message
     calls = message.tool_calls
     assert calls and calls[0].function.name == "get_weather"
     assert json.loads(calls[0].function.arguments)["city"].lower() == "paris"
     import litellm
 
-    answer = litellm.completion(model=lm.DEFAULT_MODEL, max_tokens=40, tools=[WEATHER_TOOL],
-                                messages=[
-        {"role": "user", "content": "What is the weather in Paris? Use the tool."},
-        message.model_dump(),
-        {"role": "tool", "tool_call_id": calls[0].id, "content": "Sunny, 24 degrees."}])
+    answer = litellm.completion(
+        model=lm.DEFAULT_MODEL,
+        max_tokens=40,
+        tools=[WEATHER_TOOL],
+        messages=[
+            {"role": "user", "content": "What is the weather in Paris? Use the tool."},
+            message.model_dump(),
+            {"role": "tool", "tool_call_id": calls[0].id, "content": "Sunny, 24 degrees."},
+        ],
+    )
     assert "24" in answer.choices[0].message.content
 
 
@@ -399,8 +459,11 @@ def test_real_model_honours_sampling_parameters(real_engine):
     stopped = _ask("Count from 1 to 20, separated by commas.", max_tokens=80, stop=["7"])
     assert "7" not in stopped.choices[0].message.content
     assert stopped.usage.completion_tokens < counted.usage.completion_tokens
-    as_json = _ask("Describe a cat with the keys name and colour.", max_tokens=60,
-                   response_format={"type": "json_object"})
+    as_json = _ask(
+        "Describe a cat with the keys name and colour.",
+        max_tokens=60,
+        response_format={"type": "json_object"},
+    )
     assert isinstance(json.loads(as_json.choices[0].message.content), dict)
 
 
@@ -420,15 +483,27 @@ def test_real_model_same_seed_same_reply(real_engine):
 def test_real_model_serves_concurrent_callers(real_engine):
     import litellm
 
-    dates = {"3 March 2021": "2021-03-03", "14 July 2022": "2022-07-14",
-             "25 December 2023": "2023-12-25", "1 February 2024": "2024-02-01"}
+    dates = {
+        "3 March 2021": "2021-03-03",
+        "14 July 2022": "2022-07-14",
+        "25 December 2023": "2023-12-25",
+        "1 February 2024": "2024-02-01",
+    }
 
     async def ask_all():
-        return await asyncio.gather(*[
-            litellm.acompletion(model=lm.DEFAULT_MODEL, max_tokens=16, messages=[
-                {"role": "system", "content": "Reply with the date only, as YYYY-MM-DD."},
-                {"role": "user", "content": f"The event is on {text}."}])
-            for text in dates])
+        return await asyncio.gather(
+            *[
+                litellm.acompletion(
+                    model=lm.DEFAULT_MODEL,
+                    max_tokens=16,
+                    messages=[
+                        {"role": "system", "content": "Reply with the date only, as YYYY-MM-DD."},
+                        {"role": "user", "content": f"The event is on {text}."},
+                    ],
+                )
+                for text in dates
+            ]
+        )
 
     replies = asyncio.run(ask_all())
     for reply, iso in zip(replies, dates.values(), strict=True):

@@ -34,7 +34,10 @@ def test_find_merge_needs_a_shared_ancestor_and_no_direct_descent():
     seed, left, right, grandchild = _lineage()
     pool = {c.id: c for c in (seed, left, right, grandchild)}
     means = {seed.id: 0.1, left.id: 0.5, right.id: 0.5, grandchild.id: 0.6}
-    assert ancestors(grandchild.id, {c.id: c.parent_ids for c in pool.values()}) == {left.id, seed.id}
+    assert ancestors(grandchild.id, {c.id: c.parent_ids for c in pool.values()}) == {
+        left.id,
+        seed.id,
+    }
     # left is grandchild's ancestor: never merged with it.
     assert find_merge([left.id, grandchild.id], pool, means, set(), random.Random(0)) is None
     plan = find_merge([grandchild.id, right.id], pool, means, set(), random.Random(0))
@@ -42,7 +45,10 @@ def test_find_merge_needs_a_shared_ancestor_and_no_direct_descent():
     assert plan.child.prompts == {"plan": "p2", "answer": "a1"}
     assert set(plan.child.parent_ids) == {grandchild.id, right.id}
     # Once tried, the same merge is not proposed again.
-    assert find_merge([grandchild.id, right.id], pool, means, {plan.child.id}, random.Random(0)) is None
+    assert (
+        find_merge([grandchild.id, right.id], pool, means, {plan.child.id}, random.Random(0))
+        is None
+    )
 
 
 def test_ancestor_scoring_above_a_parent_is_not_used():
@@ -97,13 +103,21 @@ def test_partial_vectors_in_the_pool_end_to_end(tmp_path):
     task = RuleTask(n_types=6, modules=("a", "b"))
     events = []
     result = gg.optimize(
-        task.system(), task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=task.reflection_lm(), max_rollouts=300,
-        config=gg.OptimizeConfig(seed=1), strategies={"validation": HalfValidation()},
-        run_dir=tmp_path / "r", progress=False,
+        task.system(),
+        task.examples(18, seed=1, prefix="t"),
+        task.examples(12, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=task.reflection_lm(),
+        max_rollouts=300,
+        config=gg.OptimizeConfig(seed=1),
+        strategies={"validation": HalfValidation()},
+        run_dir=tmp_path / "r",
+        progress=False,
         listeners=[events.append],
     )
-    partial = [c for c in result.candidates if not pareto.is_complete(c.val_scores, result.val_keys)]
+    partial = [
+        c for c in result.candidates if not pareto.is_complete(c.val_scores, result.val_keys)
+    ]
     assert partial and all(len(c.val_scores) == 6 for c in partial)
     assert all(c.origin == "mutation" for c in partial)
     # Only complete vectors can be best (here: the seed and the merges).

@@ -24,11 +24,17 @@ def build(task, proposers_for, events, **config):
     lm = ReflectionLM(task.reflection_lm())
     writer = ReflectiveProposer(lm, ReflectionReplay(store.journal, {}), 2000)
     return Engine(
-        system=system, trainset=[Example(e) for e in task.examples(18, seed=1, prefix="t")],
+        system=system,
+        trainset=[Example(e) for e in task.examples(18, seed=1, prefix="t")],
         valset=[Example(e) for e in task.examples(12, seed=2, prefix="v")],
         evaluator=Evaluator(system, task.metric, config, budget, store.journal),
-        reflection_lm=lm, proposers=proposers_for(writer), config=config, budget=budget,
-        bus=EventBus([events.append]), seed_prompts=task.seed_prompts(), store=store,
+        reflection_lm=lm,
+        proposers=proposers_for(writer),
+        config=config,
+        budget=budget,
+        bus=EventBus([events.append]),
+        seed_prompts=task.seed_prompts(),
+        store=store,
     )
 
 

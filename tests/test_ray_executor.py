@@ -30,8 +30,9 @@ import ray_agent  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster():
     # The workers import this checkout's gepa_graph and tests/ray_agent.py.
-    with LocalCluster(num_cpus=2, pythonpath=[ROOT, TESTS],
-                      env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}) as local:
+    with LocalCluster(
+        num_cpus=2, pythonpath=[ROOT, TESTS], env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    ) as local:
         ray.init(address=local.address, logging_level="WARNING", log_to_driver=False)
         try:
             yield local
@@ -42,9 +43,18 @@ def cluster():
 def _optimize(system, tmp_path, name, executor, concurrency=1, examples=None, **options):
     examples = examples or ray_agent.TASK.examples(10, seed=3)
     config = gg.OptimizeConfig(concurrency=concurrency, seed=0, lm_backoff_s=0.05, **options)
-    return gg.optimize(system, examples[:5], examples[5:], metric=ray_agent.metric,
-                       reflection_lm=ray_agent.reflection_lm(), max_rollouts=40, config=config,
-                       run_dir=tmp_path / name, progress=False, executor=executor)
+    return gg.optimize(
+        system,
+        examples[:5],
+        examples[5:],
+        metric=ray_agent.metric,
+        reflection_lm=ray_agent.reflection_lm(),
+        max_rollouts=40,
+        config=config,
+        run_dir=tmp_path / name,
+        progress=False,
+        executor=executor,
+    )
 
 
 def _journal(result):
@@ -53,13 +63,15 @@ def _journal(result):
 
 
 def test_results_and_ledger_equal_the_local_executors_and_rollouts_ran_on_workers(
-        cluster, tmp_path):
+    cluster, tmp_path
+):
     local = _optimize(ray_agent.system, tmp_path, "local", "local")
     remote = _optimize(ray_agent.system, tmp_path, "ray", RayExecutor(address=cluster.address))
     assert remote.best_candidate == local.best_candidate
     assert remote.best_score == local.best_score > local.seed_score
-    assert [(c.id, c.val_scores) for c in remote.candidates] == \
-        [(c.id, c.val_scores) for c in local.candidates]
+    assert [(c.id, c.val_scores) for c in remote.candidates] == [
+        (c.id, c.val_scores) for c in local.candidates
+    ]
     assert remote.rollouts_used == local.rollouts_used
     assert remote.ledger.failed_rollouts == remote.ledger.rollout_retries == 0
     # Exact ledger: one rollout per distinct (candidate, example) pair that ran.
@@ -85,8 +97,9 @@ def test_a_killed_workers_rollout_is_retried_and_scored(cluster, tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
     examples[5] = {**examples[5], "die_once": str(markers)}  # a validation example
-    result = _optimize(ray_agent.system, tmp_path, "die", RayExecutor(address=cluster.address),
-                       examples=examples)
+    result = _optimize(
+        ray_agent.system, tmp_path, "die", RayExecutor(address=cluster.address), examples=examples
+    )
     died = int((markers / f"{examples[5]['id']}.died").read_text())
     assert died != os.getpid() and not psutil.pid_exists(died)
     assert result.ledger.rollout_retries == 1
@@ -105,8 +118,14 @@ def test_a_rollout_past_its_time_limit_is_cancelled_on_its_worker(cluster, tmp_p
     pid_file = tmp_path / "hung.pid"
     examples[6] = {**examples[6], "hang": str(pid_file)}
     started = time.monotonic()
-    result = _optimize(ray_agent.system, tmp_path, "hang", RayExecutor(address=cluster.address),
-                       examples=examples, rollout_timeout_s=3.0)
+    result = _optimize(
+        ray_agent.system,
+        tmp_path,
+        "hang",
+        RayExecutor(address=cluster.address),
+        examples=examples,
+        rollout_timeout_s=3.0,
+    )
     assert time.monotonic() - started < 50  # the 60 s sleep was not waited for
     hung = int(pid_file.read_text())
     seed = next(c for c in result.candidates if not c.parent_ids)
@@ -125,9 +144,16 @@ def test_an_unpicklable_system_is_named_in_one_line_before_any_paid_call(cluster
         return "```\nx\n```"
 
     with pytest.raises(RayExecutorError) as caught:
-        gg.optimize(ray_agent.locked_system(), ray_agent.TASK.examples(6), metric=ray_agent.metric,
-                    reflection_lm=reflection, max_rollouts=20, run_dir=tmp_path / "run",
-                    progress=False, executor=RayExecutor(address=cluster.address))
+        gg.optimize(
+            ray_agent.locked_system(),
+            ray_agent.TASK.examples(6),
+            metric=ray_agent.metric,
+            reflection_lm=reflection,
+            max_rollouts=20,
+            run_dir=tmp_path / "run",
+            progress=False,
+            executor=RayExecutor(address=cluster.address),
+        )
     message = str(caught.value)
     assert "\n" not in message
     assert "system._fn.<closure variable lock>" in message and "lock" in message
@@ -147,7 +173,8 @@ def test_a_module_the_workers_cannot_import_fails_in_one_line(cluster, tmp_path,
     only_here = tmp_path / "pkg"
     only_here.mkdir()
     (only_here / "driver_only_agent.py").write_text(
-        "from ray_agent import system\n", encoding="utf-8")
+        "from ray_agent import system\n", encoding="utf-8"
+    )
     monkeypatch.syspath_prepend(str(only_here))
     with pytest.raises(RayExecutorError, match=r"No module named 'driver_only_agent'.*importable"):
         _optimize("driver_only_agent:system", tmp_path, "x", RayExecutor(address=cluster.address))
@@ -155,10 +182,18 @@ def test_a_module_the_workers_cannot_import_fails_in_one_line(cluster, tmp_path,
 
 def _capital(system, tmp_path, name, executor):
     examples = ray_agent.capital_examples()
-    return gg.optimize(system, examples[:3], examples[3:], metric=ray_agent.capital_metric,
-                       reflection_lm=ray_agent.capital_reflection_lm(), max_rollouts=24,
-                       config=gg.OptimizeConfig(concurrency=1, seed=0), run_dir=tmp_path / name,
-                       progress=False, executor=executor)
+    return gg.optimize(
+        system,
+        examples[:3],
+        examples[3:],
+        metric=ray_agent.capital_metric,
+        reflection_lm=ray_agent.capital_reflection_lm(),
+        max_rollouts=24,
+        config=gg.OptimizeConfig(concurrency=1, seed=0),
+        run_dir=tmp_path / name,
+        progress=False,
+        executor=executor,
+    )
 
 
 def test_a_langgraph_system_pickles_and_substitutes_prompts_in_the_workers(cluster, tmp_path):
@@ -172,16 +207,18 @@ def test_a_langgraph_system_pickles_and_substitutes_prompts_in_the_workers(clust
     local = _capital(ray_agent.make_graph(), tmp_path, "local", "local")
     assert remote.best_candidate == local.best_candidate
     assert remote.rollouts_used == local.rollouts_used
-    factory = _capital("ray_agent:make_graph", tmp_path, "factory",
-                       RayExecutor(address=cluster.address))
+    factory = _capital(
+        "ray_agent:make_graph", tmp_path, "factory", RayExecutor(address=cluster.address)
+    )
     assert factory.best_candidate == local.best_candidate
 
 
 def test_the_benchmarks_quick_mode_runs_on_a_given_cluster(cluster, tmp_path):
     from benchmarks import ray_cluster
 
-    results = ray_cluster.main(["--quick", "--address", cluster.address,
-                                "--out", str(tmp_path / "ray_cluster.json")])
+    results = ray_cluster.main(
+        ["--quick", "--address", cluster.address, "--out", str(tmp_path / "ray_cluster.json")]
+    )
     assert results["ray"]["rollouts"] == results["local"]["rollouts"] > 0
     assert results["ray"]["pids"] and not results["ray"]["driver_pid_ran_rollouts"]
     assert results["local"]["pids"] == [os.getpid()]
@@ -200,11 +237,18 @@ def test_a_ray_run_resumes_with_the_local_executor_from_its_journal(cluster, tmp
             return await super().run(system, prompts, example)
 
     remote = _optimize(ray_agent.system, tmp_path, "run", RayExecutor(address=cluster.address))
-    resumed = gg.optimize(ray_agent.system, *_split(), metric=ray_agent.metric,
-                          reflection_lm=ray_agent.reflection_lm(), max_rollouts=40,
-                          config=gg.OptimizeConfig(concurrency=1, seed=0, lm_backoff_s=0.05),
-                          run_dir=tmp_path / "run", resume=True, progress=False,
-                          executor=Counting())
+    resumed = gg.optimize(
+        ray_agent.system,
+        *_split(),
+        metric=ray_agent.metric,
+        reflection_lm=ray_agent.reflection_lm(),
+        max_rollouts=40,
+        config=gg.OptimizeConfig(concurrency=1, seed=0, lm_backoff_s=0.05),
+        run_dir=tmp_path / "run",
+        resume=True,
+        progress=False,
+        executor=Counting(),
+    )
     assert Counting.runs == 0  # every rollout came from the Ray run's journal
     assert resumed.best_candidate == remote.best_candidate
     assert resumed.rollouts_used == remote.rollouts_used

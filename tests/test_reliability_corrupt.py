@@ -14,12 +14,16 @@ def _args(tmp_path, calls):
         calls.append("system")
         return prompts["m"]
 
-    return dict(system=gg.FunctionSystem(modules={"m": "seed"}, fn=fn),
-                trainset=[{"id": "a"}, {"id": "b"}, {"id": "c"}],
-                metric=lambda example, prediction: 0.5,
-                reflection_lm=lambda prompt: calls.append("lm") or "```\nchild\n```",
-                max_rollouts=9, run_dir=tmp_path / "run", progress=False,
-                config={"minibatch_size": 2, "use_merge": False, "parallel_proposals": 1})
+    return dict(
+        system=gg.FunctionSystem(modules={"m": "seed"}, fn=fn),
+        trainset=[{"id": "a"}, {"id": "b"}, {"id": "c"}],
+        metric=lambda example, prediction: 0.5,
+        reflection_lm=lambda prompt: calls.append("lm") or "```\nchild\n```",
+        max_rollouts=9,
+        run_dir=tmp_path / "run",
+        progress=False,
+        config={"minibatch_size": 2, "use_merge": False, "parallel_proposals": 1},
+    )
 
 
 def _replace_line(path, number, new: bytes):
@@ -36,19 +40,29 @@ def _edit_result(line):
 
 JOURNAL = {
     "not JSON": (lambda line: b"{not json", "line 2 is not valid JSON"),
-    "invalid UTF-8": (lambda line: b'{"type": "rollout", "x": "\xff\xfe"}', "line 2 is not valid JSON"),
-    "a JSON list": (lambda line: b"[1, 2]", "line 2 is not a valid record (ValueError: a JSON list"),
+    "invalid UTF-8": (
+        lambda line: b'{"type": "rollout", "x": "\xff\xfe"}',
+        "line 2 is not valid JSON",
+    ),
+    "a JSON list": (
+        lambda line: b"[1, 2]",
+        "line 2 is not a valid record (ValueError: a JSON list",
+    ),
     "a JSON string": (lambda line: b'"rollout"', "line 2 is not a valid record"),
-    "missing field": (lambda line: b'{"type": "rollout", "candidate_id": "c"}',
-                      "line 2 is not a valid record (KeyError"),
+    "missing field": (
+        lambda line: b'{"type": "rollout", "candidate_id": "c"}',
+        "line 2 is not a valid record (KeyError",
+    ),
     "ids of the wrong type": (
         lambda line: b'{"type": "rollout", "candidate_id": 1, "example_key": 2, "result": {}}',
-        "line 2 is not a valid record (ValueError: rollout ids must be strings"),
+        "line 2 is not a valid record (ValueError: rollout ids must be strings",
+    ),
     "result that fails validation": (_edit_result, "line 2 is not a valid record (ValidationError"),
     "unknown record type": (lambda line: b'{"type": "mystery"}', "unknown record type 'mystery'"),
     "reflection of the wrong shape": (
         lambda line: b'{"type": "reflection", "key": "k#0", "response": "text"}',
-        "line 2 is not a valid record"),
+        "line 2 is not a valid record",
+    ),
 }
 
 
@@ -86,8 +100,10 @@ STATE = {
     "invalid UTF-8": (b'{"format": 1, "reflection_lm": "\xff"}', "is corrupt"),
     "a JSON list": (b"[]", "is corrupt"),
     "a field of the wrong type": (b'{"format": 1, "iteration": "many"}', "is corrupt"),
-    "best_id not among the candidates": (b'{"format": 1, "best_id": "nope"}',
-                                          "best_id 'nope' is not among its candidates"),
+    "best_id not among the candidates": (
+        b'{"format": 1, "best_id": "nope"}',
+        "best_id 'nope' is not among its candidates",
+    ),
     "another format": (b'{"format": 99}', "has format 99, expected 1"),
 }
 

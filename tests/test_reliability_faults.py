@@ -105,32 +105,47 @@ def faulty_reflection(task: RuleTask, faults: Faults):
 def test_optimization_survives_30_percent_failing_calls(tmp_path):
     task = RuleTask(n_types=6, modules=("answer",))  # module named after the graph's node
     task_faults, reflection_faults = Faults(), Faults()
-    data = [{"id": ex["id"], "question": f"type {ex['type']} question {ex['id']}",
-             "type": ex["type"]} for ex in task.examples(24, seed=3)]
+    data = [
+        {"id": ex["id"], "question": f"type {ex['type']} question {ex['id']}", "type": ex["type"]}
+        for ex in task.examples(24, seed=3)
+    ]
 
     def metric(example, prediction):
         return task.metric(example, prediction["answer"])
 
     events = []
     result = gg.optimize(
-        faulty_graph(task, task_faults), data[:14], data[14:], metric=metric,
+        faulty_graph(task, task_faults),
+        data[:14],
+        data[14:],
+        metric=metric,
         reflection_lm=faulty_reflection(task, reflection_faults).register(),
-        max_rollouts=260, run_dir=tmp_path / "run", progress=False, listeners=[events.append],
+        max_rollouts=260,
+        run_dir=tmp_path / "run",
+        progress=False,
+        listeners=[events.append],
         config=gg.OptimizeConfig(lm_backoff_s=0.0005, concurrency=6, seed=1),
     )
     assert result.best_score > result.seed_score
     assert sum(task_faults.injected.values()) > 20 and sum(reflection_faults.injected.values()) > 3
 
-    journal = [json.loads(line) for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()]
+    journal = [
+        json.loads(line) for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
+    ]
     rollouts = [r for r in journal if r["type"] == "rollout"]
     # Ledger exact: one rollout per distinct (candidate, example), however often it was retried.
-    assert result.rollouts_used == len(rollouts) == len({(r["candidate_id"], r["example_key"]) for r in rollouts})
+    assert (
+        result.rollouts_used
+        == len(rollouts)
+        == len({(r["candidate_id"], r["example_key"]) for r in rollouts})
+    )
 
     # Every transient task-LM failure was either retried or is recorded as the rollout's error.
     transient_final = sum(
-        1 for r in rollouts
-        if r["result"]["error"] and re.match(r"(RateLimitError|TimeoutError|ConnectionError)",
-                                             r["result"]["error"])
+        1
+        for r in rollouts
+        if r["result"]["error"]
+        and re.match(r"(RateLimitError|TimeoutError|ConnectionError)", r["result"]["error"])
     )
     injected = sum(task_faults.injected[f] for f in TRANSIENT)
     assert injected == result.ledger.rollout_retries + transient_final

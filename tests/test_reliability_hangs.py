@@ -36,7 +36,7 @@ def _returns(call):
     def target():
         try:
             box["value"] = call()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
@@ -50,6 +50,7 @@ def _returns(call):
 
 def _hang_on_child(release, kind):
     """A system whose seed answers at once and whose other candidates never return."""
+
     def sync(prompts, example):
         if prompts["m"] != "seed":
             release.wait()
@@ -69,34 +70,51 @@ def _metric(example, prediction):
 
 CASES = {
     "sync system blocks, rollout_timeout_s=1": dict(
-        system="sync", config={"rollout_timeout_s": 1, "max_iterations": 1},
-        outcome="RolloutTimeout: no result after 1s (rollout_timeout_s)"),
+        system="sync",
+        config={"rollout_timeout_s": 1, "max_iterations": 1},
+        outcome="RolloutTimeout: no result after 1s (rollout_timeout_s)",
+    ),
     "async system never returns, rollout_timeout_s=1": dict(
-        system="async", config={"rollout_timeout_s": 1, "max_iterations": 1},
-        outcome="RolloutTimeout: no result after 1s (rollout_timeout_s)"),
+        system="async",
+        config={"rollout_timeout_s": 1, "max_iterations": 1},
+        outcome="RolloutTimeout: no result after 1s (rollout_timeout_s)",
+    ),
     "sync system blocks, max_seconds=2, no rollout timeout": dict(
-        system="sync", config={"rollout_timeout_s": None, "max_seconds": 2},
-        outcome="(the run reached max_seconds)"),
+        system="sync",
+        config={"rollout_timeout_s": None, "max_seconds": 2},
+        outcome="(the run reached max_seconds)",
+    ),
     "async system never returns, max_seconds=2, no rollout timeout": dict(
-        system="async", config={"rollout_timeout_s": None, "max_seconds": 2},
-        outcome="(the run reached max_seconds)"),
+        system="async",
+        config={"rollout_timeout_s": None, "max_seconds": 2},
+        outcome="(the run reached max_seconds)",
+    ),
     "sync metric blocks, rollout_timeout_s=1": dict(
-        metric="sync", config={"rollout_timeout_s": 1, "max_iterations": 1},
-        outcome="metric failed on example 'b': MetricError: no result after 1s"),
+        metric="sync",
+        config={"rollout_timeout_s": 1, "max_iterations": 1},
+        outcome="metric failed on example 'b': MetricError: no result after 1s",
+    ),
     "sync reflection LM blocks, reflection_timeout_s=1": dict(
-        reflection="sync", config={"reflection_timeout_s": 1, "max_iterations": 1},
-        outcome="reflection_failed"),
+        reflection="sync",
+        config={"reflection_timeout_s": 1, "max_iterations": 1},
+        outcome="reflection_failed",
+    ),
     "async reflection LM never returns, max_seconds=2": dict(
-        reflection="async", config={"max_seconds": 2, "max_rollouts": None},
-        outcome="reflection_failed"),
+        reflection="async",
+        config={"max_seconds": 2, "max_rollouts": None},
+        outcome="reflection_failed",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hung_user_code_does_not_hang_optimize(case, tmp_path, release):
     spec = CASES[case]
-    system = (_hang_on_child(release, spec["system"]) if "system" in spec
-              else gg.FunctionSystem(modules={"m": "seed"}, fn=lambda prompts, example: "x"))
+    system = (
+        _hang_on_child(release, spec["system"])
+        if "system" in spec
+        else gg.FunctionSystem(modules={"m": "seed"}, fn=lambda prompts, example: "x")
+    )
 
     def metric(example, prediction):
         if spec.get("metric") and example["id"] == "b":
@@ -107,16 +125,31 @@ def test_hung_user_code_does_not_hang_optimize(case, tmp_path, release):
         await asyncio.Event().wait()
 
     reflection = {"sync": lambda prompt: release.wait(), "async": never}.get(
-        spec.get("reflection"), lambda prompt: "```\nchild\n```")
+        spec.get("reflection"), lambda prompt: "```\nchild\n```"
+    )
     config = {"lm_backoff_s": 0.001, "use_merge": False, "minibatch_size": 2, **spec["config"]}
     config.setdefault("max_rollouts", 20)
-    result = _returns(lambda: gg.optimize(
-        system, [{"id": "a"}, {"id": "b"}], metric=metric, reflection_lm=reflection,
-        run_dir=tmp_path / "run", progress=False, config=config,
-    ))
-    journal = (tmp_path / "run" / "journal.jsonl")
-    errors = [json.loads(line)["result"]["error"] for line in journal.read_text().splitlines()
-              if json.loads(line)["type"] == "rollout"] if journal.exists() else []
+    result = _returns(
+        lambda: gg.optimize(
+            system,
+            [{"id": "a"}, {"id": "b"}],
+            metric=metric,
+            reflection_lm=reflection,
+            run_dir=tmp_path / "run",
+            progress=False,
+            config=config,
+        )
+    )
+    journal = tmp_path / "run" / "journal.jsonl"
+    errors = (
+        [
+            json.loads(line)["result"]["error"]
+            for line in journal.read_text().splitlines()
+            if json.loads(line)["type"] == "rollout"
+        ]
+        if journal.exists()
+        else []
+    )
     if spec["outcome"] == "reflection_failed":
         assert result.rejected and {r.reason for r in result.rejected} == {"reflection_failed"}
     elif "max_seconds" in spec["outcome"]:
@@ -124,7 +157,9 @@ def test_hung_user_code_does_not_hang_optimize(case, tmp_path, release):
         assert result.stop_reason == "max_seconds"
         assert all(e is None for e in errors)
     else:
-        assert any(e and e.endswith(spec["outcome"]) or e == spec["outcome"] for e in errors), errors
+        assert any(e and e.endswith(spec["outcome"]) or e == spec["outcome"] for e in errors), (
+            errors
+        )
 
 
 def test_langgraph_sync_node_that_blocks_does_not_hang_optimize(tmp_path, release):
@@ -145,7 +180,8 @@ def test_langgraph_sync_node_that_blocks_does_not_hang_optimize(tmp_path, releas
         return "a"
 
     chain = ChatPromptTemplate.from_messages(
-        [("system", "Answer briefly."), ("human", "{question}")]) | ScriptedChatModel(script=reply)
+        [("system", "Answer briefly."), ("human", "{question}")]
+    ) | ScriptedChatModel(script=reply)
 
     def answer(state: State) -> State:  # a sync node: LangGraph runs it in the loop's executor
         return {"answer": chain.invoke({"question": state["question"]}).text}
@@ -153,19 +189,27 @@ def test_langgraph_sync_node_that_blocks_does_not_hang_optimize(tmp_path, releas
     builder = StateGraph(State)
     builder.add_node("answer", answer)
     builder.add_edge(START, "answer")
-    result = _returns(lambda: gg.optimize(
-        builder.compile(), [{"id": i, "question": f"q{i}"} for i in range(2)], metric=_metric,
-        reflection_lm=lambda prompt: "```\nchild prompt\n```", max_rollouts=10,
-        run_dir=tmp_path / "run", progress=False,
-        config={"rollout_timeout_s": 1, "minibatch_size": 2, "max_iterations": 1},
-    ))
-    child = [json.loads(line)["result"]["error"]
-             for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
-             if json.loads(line).get("candidate_id") not in (None, result.candidates[0].id)]
+    result = _returns(
+        lambda: gg.optimize(
+            builder.compile(),
+            [{"id": i, "question": f"q{i}"} for i in range(2)],
+            metric=_metric,
+            reflection_lm=lambda prompt: "```\nchild prompt\n```",
+            max_rollouts=10,
+            run_dir=tmp_path / "run",
+            progress=False,
+            config={"rollout_timeout_s": 1, "minibatch_size": 2, "max_iterations": 1},
+        )
+    )
+    child = [
+        json.loads(line)["result"]["error"]
+        for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
+        if json.loads(line).get("candidate_id") not in (None, result.candidates[0].id)
+    ]
     assert child == ["RolloutTimeout: no result after 1s (rollout_timeout_s)"] * 2
 
 
-SIGINT_SCRIPT = textwrap.dedent('''
+SIGINT_SCRIPT = textwrap.dedent("""
     import sys, threading, pathlib
     import gepa_graph as gg
     run_dir, ready = sys.argv[1], pathlib.Path(sys.argv[2])
@@ -182,14 +226,18 @@ SIGINT_SCRIPT = textwrap.dedent('''
     except KeyboardInterrupt:
         print("interrupted")
         sys.exit(130)
-''')
+""")
 
 
 def test_ctrl_c_stops_a_blocked_run_with_a_resumable_checkpoint(tmp_path):
     script, ready = tmp_path / "run.py", tmp_path / "ready"
     script.write_text(SIGINT_SCRIPT)
-    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), str(ready)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "run"), str(ready)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(RETURNS_WITHIN_S * 10):
             if ready.exists() or process.poll() is not None:
@@ -215,24 +263,44 @@ def test_a_second_optimization_on_a_busy_run_folder_refuses_in_one_line(tmp_path
         return "x"
 
     def first():
-        return gg.optimize(gg.FunctionSystem(modules={"m": "p"}, fn=fn), [{"id": "a"}],
-                           metric=_metric, reflection_lm=lambda p: "```\nq\n```", max_rollouts=1,
-                           run_dir=tmp_path / "run", progress=False)
+        return gg.optimize(
+            gg.FunctionSystem(modules={"m": "p"}, fn=fn),
+            [{"id": "a"}],
+            metric=_metric,
+            reflection_lm=lambda p: "```\nq\n```",
+            max_rollouts=1,
+            run_dir=tmp_path / "run",
+            progress=False,
+        )
 
     holder = threading.Thread(target=first, daemon=True)
     holder.start()
     assert started.wait(RETURNS_WITHIN_S)
     calls = []
     with pytest.raises(RunDirError, match="is in use by another optimization") as info:
-        gg.optimize(gg.FunctionSystem(modules={"m": "p"}, fn=lambda p, e: calls.append(1)),
-                    [{"id": "a"}], metric=_metric, reflection_lm=lambda p: calls.append(2),
-                    max_rollouts=1, run_dir=tmp_path / "run", resume=True, progress=False)
+        gg.optimize(
+            gg.FunctionSystem(modules={"m": "p"}, fn=lambda p, e: calls.append(1)),
+            [{"id": "a"}],
+            metric=_metric,
+            reflection_lm=lambda p: calls.append(2),
+            max_rollouts=1,
+            run_dir=tmp_path / "run",
+            resume=True,
+            progress=False,
+        )
     assert "\n" not in str(info.value) and str(os.getpid()) in str(info.value) and calls == []
     release.set()
     holder.join(RETURNS_WITHIN_S)
     assert not holder.is_alive()
     # Released: the folder can be resumed now.
-    again = gg.optimize(gg.FunctionSystem(modules={"m": "p"}, fn=lambda p, e: "x"), [{"id": "a"}],
-                        metric=_metric, reflection_lm=lambda p: "```\nq\n```", max_rollouts=1,
-                        run_dir=tmp_path / "run", resume=True, progress=False)
+    again = gg.optimize(
+        gg.FunctionSystem(modules={"m": "p"}, fn=lambda p, e: "x"),
+        [{"id": "a"}],
+        metric=_metric,
+        reflection_lm=lambda p: "```\nq\n```",
+        max_rollouts=1,
+        run_dir=tmp_path / "run",
+        resume=True,
+        progress=False,
+    )
     assert again.rollouts_used == 1

@@ -29,9 +29,13 @@ ACCEPTED = {
 def test_any_real_number_is_a_score(case, tmp_path):
     value, expected = ACCEPTED[case]
     result = gg.optimize(
-        gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "out"), [{"id": "a"}],
-        metric=lambda example, prediction: value, reflection_lm=lambda prompt: "```\nx\n```",
-        max_rollouts=1, run_dir=tmp_path / "r", progress=False,
+        gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "out"),
+        [{"id": "a"}],
+        metric=lambda example, prediction: value,
+        reflection_lm=lambda prompt: "```\nx\n```",
+        max_rollouts=1,
+        run_dir=tmp_path / "r",
+        progress=False,
     )
     assert result.candidates[0].val_scores == {"a": expected}
     assert result.ledger.failed_rollouts == 0
@@ -53,13 +57,19 @@ async def _cancel():
 FAILING = {
     "raises ValueError": (lambda: _raise(ValueError("no label")), "ValueError: no label"),
     "StopIteration": (lambda: next(iter(())), "UserCodeError: StopIteration"),
-    "CancelledError (sync)": (lambda: _raise(asyncio.CancelledError()), "UserCodeError: CancelledError"),
+    "CancelledError (sync)": (
+        lambda: _raise(asyncio.CancelledError()),
+        "UserCodeError: CancelledError",
+    ),
     "CancelledError (async)": (_cancel, "MetricError: the metric raised CancelledError"),
     "str() raises": (lambda: _raise(BadStr()), "BadStr: <its str() raised>"),
     "returns None": (lambda: None, "MetricError: metric returned NoneType"),
     "returns a string": (lambda: "0.5", "MetricError: metric returned str"),
     "returns NaN": (lambda: float("nan"), "MetricError: metric returned a non-finite score"),
-    "returns numpy NaN": (lambda: np.float32("nan"), "MetricError: metric returned a non-finite score"),
+    "returns numpy NaN": (
+        lambda: np.float32("nan"),
+        "MetricError: metric returned a non-finite score",
+    ),
     "returns a complex": (lambda: 1j, "MetricError: metric returned complex"),
     "outside score_range": (lambda: 7.0, "MetricError: score 7.0 is outside score_range"),
 }
@@ -74,8 +84,11 @@ def test_failing_metric_scores_a_failure_with_the_error_kept(case, tmp_path):
 
     result = gg.optimize(
         gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "out"),
-        [{"id": "good"}, {"id": "bad"}], metric=metric,
-        reflection_lm=lambda prompt: "```\nx\n```", max_rollouts=2, run_dir=tmp_path / "r",
+        [{"id": "good"}, {"id": "bad"}],
+        metric=metric,
+        reflection_lm=lambda prompt: "```\nx\n```",
+        max_rollouts=2,
+        run_dir=tmp_path / "r",
         progress=False,
     )
     assert result.candidates[0].val_scores == {"good": 1.0, "bad": 0.0}
@@ -111,9 +124,12 @@ def test_metric_signature_is_one_line_before_any_call(case, tmp_path):
     with pytest.raises(TypeError) as info:
         gg.optimize(
             gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: calls.append(1)),
-            [{"id": "a"}], metric=BAD_SIGNATURES[case],
-            reflection_lm=lambda prompt: calls.append(2), max_rollouts=1,
-            run_dir=tmp_path / "r", progress=False,
+            [{"id": "a"}],
+            metric=BAD_SIGNATURES[case],
+            reflection_lm=lambda prompt: calls.append(2),
+            max_rollouts=1,
+            run_dir=tmp_path / "r",
+            progress=False,
         )
     assert "metric" in str(info.value) and "\n" not in str(info.value)
     assert calls == [] and not (tmp_path / "r").exists()

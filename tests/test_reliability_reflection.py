@@ -19,10 +19,13 @@ def _optimize(tmp_path, reflection_lm, max_rollouts=8, **config):
     """Seed scores 0; the prompt "better" scores 1, so one good reply ends the run."""
     return gg.optimize(
         gg.FunctionSystem(modules={"m": "seed"}, fn=lambda prompts, example: prompts["m"]),
-        [{"id": "a"}, {"id": "b"}], metric=lambda example, prediction: float(prediction == "better"),
-        reflection_lm=reflection_lm, max_rollouts=max_rollouts, run_dir=tmp_path / "run",
-        progress=False, config={"lm_backoff_s": 0.001, "minibatch_size": 2, "use_merge": False,
-                                **config},
+        [{"id": "a"}, {"id": "b"}],
+        metric=lambda example, prediction: float(prediction == "better"),
+        reflection_lm=reflection_lm,
+        max_rollouts=max_rollouts,
+        run_dir=tmp_path / "run",
+        progress=False,
+        config={"lm_backoff_s": 0.001, "minibatch_size": 2, "use_merge": False, **config},
     )
 
 
@@ -59,9 +62,11 @@ def test_transient_litellm_errors_are_retried(case, tmp_path):
 
 REJECTED = {
     "ContentPolicyViolation": litellm.ContentPolicyViolationError(
-        "flagged", model="m", llm_provider="p"),
+        "flagged", model="m", llm_provider="p"
+    ),
     "BadRequest with a content filter": litellm.ContentPolicyViolationError(
-        "content_filter triggered", model="m", llm_provider="p"),
+        "content_filter triggered", model="m", llm_provider="p"
+    ),
 }
 
 
@@ -86,11 +91,17 @@ def test_context_window_exceeded_retries_with_a_shorter_prompt(tmp_path):
     provider = ScriptedLiteLLM(reply, provider="ctxwin")
     big = "x" * 5000
     result = gg.optimize(
-        gg.FunctionSystem(modules={"m": "seed"},
-                          fn=lambda prompts, example: prompts["m"] if prompts["m"] == "better" else big),
-        [{"id": "a"}, {"id": "b"}], metric=lambda example, prediction: float(prediction == "better"),
-        reflection_lm=provider.register(), max_rollouts=6, run_dir=tmp_path / "run",
-        progress=False, config={"minibatch_size": 2, "use_merge": False},
+        gg.FunctionSystem(
+            modules={"m": "seed"},
+            fn=lambda prompts, example: prompts["m"] if prompts["m"] == "better" else big,
+        ),
+        [{"id": "a"}, {"id": "b"}],
+        metric=lambda example, prediction: float(prediction == "better"),
+        reflection_lm=provider.register(),
+        max_rollouts=6,
+        run_dir=tmp_path / "run",
+        progress=False,
+        config={"minibatch_size": 2, "use_merge": False},
     )
     assert lengths[0] > 1500 and lengths[-1] <= 1500 and lengths == sorted(lengths, reverse=True)
     assert result.best_score == 1.0 and result.rejected == []
@@ -100,8 +111,9 @@ def test_context_window_exceeded_at_every_length_rejects(tmp_path):
     def reply(prompt):
         raise litellm.ContextWindowExceededError("too long", model="m", llm_provider="p")
 
-    result = _optimize(tmp_path, ScriptedLiteLLM(reply, provider="ctxdead").register(),
-                       max_iterations=1)
+    result = _optimize(
+        tmp_path, ScriptedLiteLLM(reply, provider="ctxdead").register(), max_iterations=1
+    )
     assert [r.reason for r in result.rejected] == ["reflection_failed"]
     assert "too long" in result.rejected[0].detail
 
@@ -154,10 +166,15 @@ def test_a_1mb_reply_without_a_fence_keeps_the_checkpoint_small(tmp_path):
 
 
 AUTH = {
-    "AuthenticationError": litellm.AuthenticationError("invalid x-api-key", llm_provider="p", model="m"),
-    "NotFoundError (unknown model)": litellm.NotFoundError("model not found", model="m", llm_provider="p"),
+    "AuthenticationError": litellm.AuthenticationError(
+        "invalid x-api-key", llm_provider="p", model="m"
+    ),
+    "NotFoundError (unknown model)": litellm.NotFoundError(
+        "model not found", model="m", llm_provider="p"
+    ),
     "missing key reported as a 500": litellm.InternalServerError(
-        "Missing credentials. Please pass an `api_key`", llm_provider="p", model="m"),
+        "Missing credentials. Please pass an `api_key`", llm_provider="p", model="m"
+    ),
 }
 
 

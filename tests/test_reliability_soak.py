@@ -22,13 +22,37 @@ from gepa_graph.testing.rules import RuleTask
 pytestmark = pytest.mark.soak
 
 SECRET = "soak-svc-9f8e7d6c5b4a"
-SYSTEM_FAULTS = ("TimeoutError", "ConnectionError", "ValueError", "StopIteration",
-                 "CancelledError", "str() raises", "lone surrogate", "1 MB error", "secret in trace",
-                 "coroutine", "never returns")
-METRIC_FAULTS = ("raises", "NaN", "None", "numpy.float32", "Decimal", "StopIteration",
-                 "never returns")
-REFLECTION_FAULTS = ("rate limit", "502", "empty", "no fence", "ValueError", "bytes",
-                     "never returns")
+SYSTEM_FAULTS = (
+    "TimeoutError",
+    "ConnectionError",
+    "ValueError",
+    "StopIteration",
+    "CancelledError",
+    "str() raises",
+    "lone surrogate",
+    "1 MB error",
+    "secret in trace",
+    "coroutine",
+    "never returns",
+)
+METRIC_FAULTS = (
+    "raises",
+    "NaN",
+    "None",
+    "numpy.float32",
+    "Decimal",
+    "StopIteration",
+    "never returns",
+)
+REFLECTION_FAULTS = (
+    "rate limit",
+    "502",
+    "empty",
+    "no fence",
+    "ValueError",
+    "bytes",
+    "never returns",
+)
 
 
 class Faults:
@@ -145,12 +169,23 @@ def test_soak_2000_rollouts_at_concurrency_64_with_10_percent_faults(tmp_path, m
     threads_before, fds_before, rss_before = threading.active_count(), _fds(), _rss_mb()
     try:
         result = gg.optimize(
-            gg.FunctionSystem(modules=task.seed_prompts(), fn=system), data[:140], data[140:],
-            metric=metric, reflection_lm=reflection, max_rollouts=2000,
-            run_dir=tmp_path / "run", progress=False,
-            config=gg.OptimizeConfig(concurrency=64, minibatch_size=3, parallel_proposals=16,
-                                     rollout_timeout_s=0.5, reflection_timeout_s=0.5,
-                                     lm_backoff_s=0.001, seed=5),
+            gg.FunctionSystem(modules=task.seed_prompts(), fn=system),
+            data[:140],
+            data[140:],
+            metric=metric,
+            reflection_lm=reflection,
+            max_rollouts=2000,
+            run_dir=tmp_path / "run",
+            progress=False,
+            config=gg.OptimizeConfig(
+                concurrency=64,
+                minibatch_size=3,
+                parallel_proposals=16,
+                rollout_timeout_s=0.5,
+                reflection_timeout_s=0.5,
+                lm_backoff_s=0.001,
+                seed=5,
+            ),
         )
         hung_threads = threading.active_count() - threads_before
     finally:

@@ -14,10 +14,16 @@ SECRET = "sk-planted-secret-0123456789abcdef"
 
 def _optimize(task, run_dir, tracker, resume=False, system=None):
     return gg.optimize(
-        system or task.system(), task.examples(10, seed=1, prefix="t"),
-        task.examples(6, seed=2, prefix="v"), metric=task.metric,
-        reflection_lm=task.reflection_lm(), max_rollouts=120, run_dir=run_dir,
-        tracking=tracker, resume=resume, progress=False,
+        system or task.system(),
+        task.examples(10, seed=1, prefix="t"),
+        task.examples(6, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=task.reflection_lm(),
+        max_rollouts=120,
+        run_dir=run_dir,
+        tracking=tracker,
+        resume=resume,
+        progress=False,
     )
 
 
@@ -25,8 +31,11 @@ def _candidate_runs(uri, experiment):
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
-    return {r.data.tags["gepa_graph.candidate_id"] for r in runs
-            if "gepa_graph.candidate_id" in r.data.tags}
+    return {
+        r.data.tags["gepa_graph.candidate_id"]
+        for r in runs
+        if "gepa_graph.candidate_id" in r.data.tags
+    }
 
 
 def test_mlflow_failing_mid_run_is_reported_once_and_resume_resyncs(tmp_path, monkeypatch, caplog):
@@ -48,7 +57,9 @@ def test_mlflow_failing_mid_run_is_reported_once_and_resume_resyncs(tmp_path, mo
     warnings = [r for r in caplog.records if "MLflow tracking failed" in r.getMessage()]
     assert len(warnings) == 1
     # The local checkpoint is complete although tracking broke.
-    assert [c.id for c in gg.load_result(tmp_path / "run").candidates] == [c.id for c in result.candidates]
+    assert [c.id for c in gg.load_result(tmp_path / "run").candidates] == [
+        c.id for c in result.candidates
+    ]
     assert len(_candidate_runs(uri, "exp")) == 1
 
     monkeypatch.setattr(MlflowClient, "create_run", real_create_run)
@@ -62,25 +73,37 @@ def test_planted_secrets_reach_no_mlflow_record_file_or_log(tmp_path, monkeypatc
     task = RuleTask(n_types=4)
 
     def leaky(prompts, example, trace):
-        trace.add("llm", node=None, inputs={"headers": {"Authorization": f"Bearer {SECRET}"}},
-                  outputs=f"key={SECRET}")
+        trace.add(
+            "llm",
+            node=None,
+            inputs={"headers": {"Authorization": f"Bearer {SECRET}"}},
+            outputs=f"key={SECRET}",
+        )
         return task.answer(prompts, example, trace)
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     with caplog.at_level(logging.DEBUG, logger="gepa_graph"):
-        _optimize(task, tmp_path / "run", MLflowTracker("secrets", tracking_uri=uri),
-                  system=gg.FunctionSystem(modules=task.seed_prompts(), fn=leaky))
+        _optimize(
+            task,
+            tmp_path / "run",
+            MLflowTracker("secrets", tracking_uri=uri),
+            system=gg.FunctionSystem(modules=task.seed_prompts(), fn=leaky),
+        )
     assert SECRET not in caplog.text
-    leaked = [str(path) for path in tmp_path.rglob("*") if path.is_file()
-              and SECRET.encode() in path.read_bytes()]
+    leaked = [
+        str(path)
+        for path in tmp_path.rglob("*")
+        if path.is_file() and SECRET.encode() in path.read_bytes()
+    ]
     assert leaked == []
     client = MlflowClient(uri)
     for run in client.search_runs([client.get_experiment_by_name("secrets").experiment_id]):
         assert SECRET not in str(run.data.params) + str(run.data.tags)
 
 
-def test_an_mlflow_server_that_does_not_answer_turns_tracking_off_at_once(tmp_path, monkeypatch,
-                                                                           caplog):
+def test_an_mlflow_server_that_does_not_answer_turns_tracking_off_at_once(
+    tmp_path, monkeypatch, caplog
+):
     """Issue 11: a down server held the run for minutes in MLflow's own connection retries."""
     import socket
 
@@ -90,8 +113,9 @@ def test_an_mlflow_server_that_does_not_answer_turns_tracking_off_at_once(tmp_pa
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     clients = []
-    monkeypatch.setattr(tracking_mlflow, "MlflowClient",
-                        lambda *a, **k: clients.append(1) or MlflowClient(*a, **k))
+    monkeypatch.setattr(
+        tracking_mlflow, "MlflowClient", lambda *a, **k: clients.append(1) or MlflowClient(*a, **k)
+    )
     tracker = MLflowTracker("down", tracking_uri=f"http://127.0.0.1:{port}")
     with caplog.at_level(logging.WARNING, logger="gepa_graph"):
         result = _optimize(RuleTask(n_types=3), tmp_path / "run", tracker)

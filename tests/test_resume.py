@@ -11,7 +11,7 @@ import pytest
 import gepa_graph as gg
 from gepa_graph.journal import CorruptRunDir
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading
     import gepa_graph as gg
     from gepa_graph.testing.rules import RuleTask
@@ -53,17 +53,27 @@ SCRIPT = textwrap.dedent('''
     print(json.dumps({"best": result.best_id, "score": result.best_score,
                       "rollouts": result.rollouts_used, "ids": [c.id for c in result.candidates],
                       "runs": runs, "reflections": len(reflect.calls)}))
-''')
+""")
 
 
-def _run(tmp_path, run_dir, resume=False, kill_at_run=0, kill_at_reflection=0,
-         kill_at_checkpoint=0):
+def _run(
+    tmp_path, run_dir, resume=False, kill_at_run=0, kill_at_reflection=0, kill_at_checkpoint=0
+):
     script = tmp_path / "opt.py"
     script.write_text(SCRIPT)
     proc = subprocess.run(
-        [sys.executable, str(script), str(run_dir), "1" if resume else "0", str(kill_at_run),
-         str(kill_at_reflection), str(kill_at_checkpoint)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(script),
+            str(run_dir),
+            "1" if resume else "0",
+            str(kill_at_run),
+            str(kill_at_reflection),
+            str(kill_at_checkpoint),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return proc
 
@@ -76,12 +86,15 @@ def uninterrupted(tmp_path_factory):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("kill", [
-    {"kill_at_run": 5},            # during the seed's validation
-    {"kill_at_run": 47},           # during a later minibatch or validation
-    {"kill_at_reflection": 3},     # during a reflection call
-    {"kill_at_checkpoint": 3},     # while writing the checkpoint
-])
+@pytest.mark.parametrize(
+    "kill",
+    [
+        {"kill_at_run": 5},  # during the seed's validation
+        {"kill_at_run": 47},  # during a later minibatch or validation
+        {"kill_at_reflection": 3},  # during a reflection call
+        {"kill_at_checkpoint": 3},  # while writing the checkpoint
+    ],
+)
 def test_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, kill):
     run_dir = tmp_path / "run"
     killed = _run(tmp_path, run_dir, **kill)
@@ -99,7 +112,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, kill):
     assert resumed.returncode == 0, resumed.stderr
     out = json.loads(resumed.stdout)
     assert (out["best"], out["score"], out["ids"], out["rollouts"]) == (
-        uninterrupted["best"], uninterrupted["score"], uninterrupted["ids"],
+        uninterrupted["best"],
+        uninterrupted["score"],
+        uninterrupted["ids"],
         uninterrupted["rollouts"],
     )
     rerun = done & {tuple(pair) for pair in out["runs"]}
@@ -122,8 +137,13 @@ def test_existing_run_dir_needs_resume_and_corruption_is_a_clear_error(tmp_path)
     from gepa_graph.testing.rules import RuleTask
 
     task = RuleTask(n_types=3)
-    args = dict(metric=task.metric, reflection_lm=task.reflection_lm(), max_rollouts=30,
-                run_dir=tmp_path / "r", progress=False)
+    args = dict(
+        metric=task.metric,
+        reflection_lm=task.reflection_lm(),
+        max_rollouts=30,
+        run_dir=tmp_path / "r",
+        progress=False,
+    )
     data = task.examples(6, seed=1)
     gg.optimize(task.system(), data, **args)
     with pytest.raises(FileExistsError, match="resume=True"):

@@ -12,10 +12,18 @@ TASK = RuleTask(n_types=3)
 
 def run(tmp_path, calls, **overrides):
     data = TASK.examples(8, seed=1)
-    args = dict(trainset=data[:4], valset=data[4:], metric=TASK.metric, max_rollouts=24,
-                run_dir=tmp_path / "run", progress=False,
-                reflection_lm=TASK.reflection_lm(), config=gg.OptimizeConfig(seed=0))
+    args = dict(
+        trainset=data[:4],
+        valset=data[4:],
+        metric=TASK.metric,
+        max_rollouts=24,
+        run_dir=tmp_path / "run",
+        progress=False,
+        reflection_lm=TASK.reflection_lm(),
+        config=gg.OptimizeConfig(seed=0),
+    )
     args.update(overrides)
+
     def answer(prompts, example, trace):
         calls.append(1)
         return TASK.answer(prompts, example, trace)
@@ -24,13 +32,16 @@ def run(tmp_path, calls, **overrides):
     return gg.optimize(counting, args.pop("trainset"), args.pop("valset"), **args)
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    (lambda d: dict(config=gg.OptimizeConfig(seed=1)), "config"),
-    (lambda d: dict(seed_prompts={m: "Other seed." for m in TASK.modules}), "seed prompts"),
-    (lambda d: dict(valset=d[4:7]), "valset"),
-    (lambda d: dict(trainset=[{**d[0], "question": "changed"}, *d[1:4]]), "trainset"),
-    (lambda d: dict(reflection_lm="openai/gpt-4.1-mini"), "reflection LM"),
-])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: dict(config=gg.OptimizeConfig(seed=1)), "config"),
+        (lambda d: dict(seed_prompts={m: "Other seed." for m in TASK.modules}), "seed prompts"),
+        (lambda d: dict(valset=d[4:7]), "valset"),
+        (lambda d: dict(trainset=[{**d[0], "question": "changed"}, *d[1:4]]), "trainset"),
+        (lambda d: dict(reflection_lm="openai/gpt-4.1-mini"), "reflection LM"),
+    ],
+)
 def test_a_resume_with_other_inputs_names_what_differs_and_pays_nothing(tmp_path, change, named):
     calls = []
     run(tmp_path, calls)

@@ -54,8 +54,13 @@ def optimize_on_clock(task, run_dir, **config):
         loop = asyncio.get_running_loop()
         started = loop.time()
         result = await gg.aoptimize(
-            system, task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
-            metric=metric, reflection_lm=reflection_lm, run_dir=run_dir, progress=False,
+            system,
+            task.examples(18, seed=1, prefix="t"),
+            task.examples(12, seed=2, prefix="v"),
+            metric=metric,
+            reflection_lm=reflection_lm,
+            run_dir=run_dir,
+            progress=False,
             listeners=[events.append],
             config=gg.OptimizeConfig(seed=3, max_rollouts=220, **config),
         )
@@ -69,10 +74,15 @@ def test_same_seed_same_run_on_a_deterministic_clock_with_proposals_overlapping(
     task = RuleTask(n_types=8, modules=("a", "b"))
     first_system, first, first_events, _ = optimize_on_clock(task, tmp_path / "1", concurrency=8)
     _, second, second_events, _ = optimize_on_clock(task, tmp_path / "2", concurrency=8)
-    strip = lambda r: r.model_dump(exclude={"run_dir", "ledger"})  # noqa: E731
+
+    def strip(r):
+        return r.model_dump(exclude={"run_dir", "ledger"})
+
     assert strip(first) == strip(second)
-    kinds = lambda events: [(type(e).__name__, getattr(e, "iteration", None))  # noqa: E731
-                            for e in events]
+
+    def kinds(events):
+        return [(type(e).__name__, getattr(e, "iteration", None)) for e in events]
+
     assert kinds(first_events) == kinds(second_events)
     assert first.best_score > first.seed_score
     # Proposals really overlapped: a later iteration started before an earlier one ended,
@@ -92,8 +102,9 @@ def test_same_seed_same_run_on_a_deterministic_clock_with_proposals_overlapping(
 def test_slots_stay_busier_than_with_one_proposal_at_a_time(tmp_path):
     task = RuleTask(n_types=8, modules=("a", "b"))
     steady, _, events, steady_s = optimize_on_clock(task, tmp_path / "s", concurrency=8)
-    serial, _, _, serial_s = optimize_on_clock(task, tmp_path / "1", concurrency=8,
-                                               parallel_proposals=1)
+    serial, _, _, serial_s = optimize_on_clock(
+        task, tmp_path / "1", concurrency=8, parallel_proposals=1
+    )
     # Busy slot-seconds over available slot-seconds (virtual, so exact and repeatable).
     steady_use, serial_use = steady.seconds / (8 * steady_s), serial.seconds / (8 * serial_s)
     assert steady_use > 1.5 * serial_use
@@ -102,7 +113,7 @@ def test_slots_stay_busier_than_with_one_proposal_at_a_time(tmp_path):
     assert max(e.rollouts_in_flight for e in updates) > 0
 
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import asyncio, json, os, signal, sys
     import gepa_graph as gg
     from gepa_graph.testing.rules import RuleTask
@@ -135,16 +146,24 @@ SCRIPT = textwrap.dedent('''
     )
     print(json.dumps({"best": result.best_id, "rollouts": result.rollouts_used,
                       "ids": [c.id for c in result.candidates], "runs": runs}))
-''')
+""")
 
 
 def _run(tmp_path, run_dir, resume=False, kill_after_turns=0, proposals=0):
     script = tmp_path / "opt.py"
     script.write_text(SCRIPT)
     return subprocess.run(
-        [sys.executable, str(script), str(run_dir), "1" if resume else "0",
-         str(kill_after_turns), str(proposals)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(script),
+            str(run_dir),
+            "1" if resume else "0",
+            str(kill_after_turns),
+            str(proposals),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -185,7 +204,10 @@ def test_one_proposal_at_a_time_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     expected, got = json.loads(whole.stdout), json.loads(resumed.stdout)
     assert (got["best"], got["ids"], got["rollouts"]) == (
-        expected["best"], expected["ids"], expected["rollouts"])
+        expected["best"],
+        expected["ids"],
+        expected["rollouts"],
+    )
 
 
 def test_a_child_being_validated_is_continued_at_once_and_its_verdict_is_awaited(tmp_path):
@@ -208,12 +230,22 @@ def test_a_child_being_validated_is_continued_at_once_and_its_verdict_is_awaited
     async def metric(example, prediction, trace=None):
         return task.metric(example, prediction, trace)
 
-    result = run_on_virtual_clock(gg.aoptimize(
-        system, task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
-        metric=metric, reflection_lm=forgetful, run_dir=tmp_path / "r", progress=False,
-        seed_prompts={"instructions": "Base. rule-0. rule-1. rule-2."},
-        listeners=[events.append], config=gg.OptimizeConfig(
-            seed=1, max_rollouts=300, concurrency=12, validation="screening")))
+    result = run_on_virtual_clock(
+        gg.aoptimize(
+            system,
+            task.examples(18, seed=1, prefix="t"),
+            task.examples(12, seed=2, prefix="v"),
+            metric=metric,
+            reflection_lm=forgetful,
+            run_dir=tmp_path / "r",
+            progress=False,
+            seed_prompts={"instructions": "Base. rule-0. rule-1. rule-2."},
+            listeners=[events.append],
+            config=gg.OptimizeConfig(
+                seed=1, max_rollouts=300, concurrency=12, validation="screening"
+            ),
+        )
+    )
     pool = {c.id for c in result.candidates}
     assert all(set(c.parent_ids) <= pool for c in result.candidates)
     rejected = {r.reason for r in result.rejected}

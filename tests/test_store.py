@@ -23,8 +23,14 @@ from gepa_graph.state import OptimizerState
 from gepa_graph.store import ATTRIBUTES_FILE, RunDirError, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = CandidateRecord(id="s", prompts={"m": "x"}, val_scores={"a": 0.5}, mean_score=0.5,
-                       iteration=0, rollouts_at_discovery=1)
+SEED = CandidateRecord(
+    id="s",
+    prompts={"m": "x"},
+    val_scores={"a": 0.5},
+    mean_score=0.5,
+    iteration=0,
+    rollouts_at_discovery=1,
+)
 
 
 def test_attributes_live_in_one_file_and_older_folders_still_read(tmp_path):
@@ -33,8 +39,11 @@ def test_attributes_live_in_one_file_and_older_folders_still_read(tmp_path):
     store.set_attribute("mlflow_run_id", "abc")
     store.set_attributes({"mlflow_tracking_uri": "sqlite:///x.db", "note": [1, 2]})
     again = RunStore(tmp_path / "run")  # another handle on the same folder
-    assert again.attributes() == {"mlflow_run_id": "abc", "mlflow_tracking_uri": "sqlite:///x.db",
-                                  "note": [1, 2]}
+    assert again.attributes() == {
+        "mlflow_run_id": "abc",
+        "mlflow_tracking_uri": "sqlite:///x.db",
+        "note": [1, 2],
+    }
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ATTRIBUTES_FILE]
     # A folder written before the store: the tracker's mlflow_run.json reads as attributes.
     old = tmp_path / "old"
@@ -90,7 +99,11 @@ def test_a_result_without_a_system_applies_through_the_given_system():
 def test_events_carry_records():
     event = CandidateAccepted(candidate=SEED, is_best=True)
     assert (event.iteration, event.mean_score, event.val_scores, event.rollouts_used) == (
-        0, 0.5, {"a": 0.5}, 1)
+        0,
+        0.5,
+        {"a": 0.5},
+        1,
+    )
     fields = OptimizationFinished.model_fields
     assert fields["result"].annotation == gg.Result | None
 
@@ -98,16 +111,27 @@ def test_events_carry_records():
 def test_only_the_budget_writes_the_ledger():
     """No module but budget.py assigns a field of a ledger (``x.ledger.field = / +=``)."""
     offending = []
-    for path in [*(ROOT / "gepa_graph").rglob("*.py"), *(ROOT / "tracking").rglob("*.py"),
-                 *(ROOT / "integrations").rglob("*.py")]:
+    for path in [
+        *(ROOT / "gepa_graph").rglob("*.py"),
+        *(ROOT / "tracking").rglob("*.py"),
+        *(ROOT / "integrations").rglob("*.py"),
+    ]:
         if path.name == "budget.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets = (node.targets if isinstance(node, ast.Assign)
-                       else [node.target] if isinstance(node, ast.AugAssign) else [])
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AugAssign)
+                else []
+            )
             for target in targets:
-                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute)
-                        and target.value.attr == "ledger"):
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Attribute)
+                    and target.value.attr == "ledger"
+                ):
                     offending.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offending == []
 
@@ -130,8 +154,9 @@ def test_listener_hooks_dispatch_by_event_type():
             seen.append(("on_event", type(event).__name__))
 
     base = Listener()  # every hook a no-op
-    budget = BudgetUpdated(iteration=1, ledger=Ledger(), best_score=0.5, best_id="s",
-                           pool_size=1, pareto_score=0.5)
+    budget = BudgetUpdated(
+        iteration=1, ledger=Ledger(), best_score=0.5, best_id="s", pool_size=1, pareto_score=0.5
+    )
     bus = EventBus([Recorder(), base, seen.append, OnEventOnly()])
     for event in (CandidateAccepted(candidate=SEED, is_best=True), budget, Custom()):
         bus.emit(event)

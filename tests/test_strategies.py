@@ -32,9 +32,14 @@ class FakeSearch(SimpleNamespace):
 
     def __init__(self, train=(), val=(), outcomes=None, cache=None, **config):
         super().__init__(
-            config=gg.OptimizeConfig(**config), rng=random.Random(0),
-            trainset=[Example(id=k) for k in train], valset=[Example(id=k) for k in val],
-            val_keys=list(val), modules=["a", "b"], candidates={}, scores={},
+            config=gg.OptimizeConfig(**config),
+            rng=random.Random(0),
+            trainset=[Example(id=k) for k in train],
+            valset=[Example(id=k) for k in val],
+            val_keys=list(val),
+            modules=["a", "b"],
+            candidates={},
+            scores={},
         )
         self.outcomes = outcomes or {}  # candidate id -> example key -> score
         self.cache = cache or {}  # candidate id -> example key -> score
@@ -48,13 +53,16 @@ class FakeSearch(SimpleNamespace):
         return pareto.mean_score(self.scores[cid], self.val_keys)
 
     def known(self, cid, examples):
-        return {ex.key: self.cache[cid][ex.key] for ex in examples
-                if ex.key in self.cache.get(cid, {})}
+        return {
+            ex.key: self.cache[cid][ex.key] for ex in examples if ex.key in self.cache.get(cid, {})
+        }
 
     async def evaluate(self, candidate, examples):
         self.ran.append((candidate.id, tuple(ex.key for ex in examples)))
-        return [EvalResult(example_key=ex.key, score=self.outcomes[candidate.id][ex.key])
-                for ex in examples]
+        return [
+            EvalResult(example_key=ex.key, score=self.outcomes[candidate.id][ex.key])
+            for ex in examples
+        ]
 
 
 # ---------------------------------------------------------------- failure-aware minibatches
@@ -197,14 +205,24 @@ class CoupledTask(RuleTask):
 
     def examples(self, count, seed=0, prefix="ex"):
         rng = random.Random(seed)
-        return [{"id": f"{prefix}{i}", "pair": [rng.choice([0, 2]), rng.choice([1, 3])],
-                 "question": f"q{i}"} for i in range(count)]
+        return [
+            {
+                "id": f"{prefix}{i}",
+                "pair": [rng.choice([0, 2]), rng.choice([1, 3])],
+                "question": f"q{i}",
+            }
+            for i in range(count)
+        ]
 
     def answer(self, prompts, example, trace):
         for kind in example["pair"]:
             module = self.owner(kind)
-            trace.add("llm", node=module, inputs={"question": example["question"]},
-                      outputs={"knows": f"rule-{kind}." in prompts[module]})
+            trace.add(
+                "llm",
+                node=module,
+                inputs={"question": example["question"]},
+                outputs={"knows": f"rule-{kind}." in prompts[module]},
+            )
         ok = all(f"rule-{k}." in prompts[self.owner(k)] for k in example["pair"])
         return "right" if ok else "wrong"
 
@@ -219,9 +237,15 @@ def _coupled(tmp_path, name, **config):
     task = CoupledTask()
     lm = task.reflection_lm()
     result = gg.optimize(
-        task.system(), task.examples(12, seed=1, prefix="t"), task.examples(8, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=lm, max_rollouts=300,
-        config=gg.OptimizeConfig(seed=0, **config), run_dir=tmp_path / name, progress=False,
+        task.system(),
+        task.examples(12, seed=1, prefix="t"),
+        task.examples(8, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=lm,
+        max_rollouts=300,
+        config=gg.OptimizeConfig(seed=0, **config),
+        run_dir=tmp_path / name,
+        progress=False,
     )
     return result, lm
 
@@ -241,10 +265,16 @@ def test_joint_proposals_reflect_once_per_module_on_the_same_traces(tmp_path):
     task = CoupledTask()
     lm = task.reflection_lm()
     result = gg.optimize(
-        task.system(), task.examples(12, seed=1, prefix="t"), task.examples(8, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=lm, max_rollouts=120,
-        config=gg.OptimizeConfig(module_selection="all"), run_dir=tmp_path / "r",
-        progress=False, listeners=[events.append],
+        task.system(),
+        task.examples(12, seed=1, prefix="t"),
+        task.examples(8, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=lm,
+        max_rollouts=120,
+        config=gg.OptimizeConfig(module_selection="all"),
+        run_dir=tmp_path / "r",
+        progress=False,
+        listeners=[events.append],
     )
     first = next(e.iteration for e in events if isinstance(e, ReflectionCalled))
     calls = [e for e in events if isinstance(e, ReflectionCalled) and e.iteration == first]
@@ -261,18 +291,30 @@ def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path, 
     events = []
     lm = ScriptedReflectionLM(lambda current, prompt: "same")
     result = gg.optimize(
-        gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "x"), data,
-        metric=lambda example, prediction: 0.0, reflection_lm=lm, max_rollouts=10_000,
+        gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "x"),
+        data,
+        metric=lambda example, prediction: 0.0,
+        reflection_lm=lm,
+        max_rollouts=10_000,
         config=gg.OptimizeConfig(rejected_attempts_shown=3, parallel_proposals=in_flight),
-        run_dir=tmp_path / "r", progress=False, listeners=[events.append],
+        run_dir=tmp_path / "r",
+        progress=False,
+        listeners=[events.append],
     )
     assert result.stop_reason == "stalled"
-    parents = {e.iteration: (e.parent_ids, e.module) for e in events
-               if isinstance(e, IterationStarted)}
-    batches = {e.iteration: tuple(sorted(e.example_keys)) for e in events
-               if isinstance(e, MinibatchEvaluated) and e.role == "parent"}
-    reflected = [(parents[e.iteration], batches[e.iteration]) for e in events
-                 if isinstance(e, ReflectionCalled)]
+    parents = {
+        e.iteration: (e.parent_ids, e.module) for e in events if isinstance(e, IterationStarted)
+    }
+    batches = {
+        e.iteration: tuple(sorted(e.example_keys))
+        for e in events
+        if isinstance(e, MinibatchEvaluated) and e.role == "parent"
+    }
+    reflected = [
+        (parents[e.iteration], batches[e.iteration])
+        for e in events
+        if isinstance(e, ReflectionCalled)
+    ]
     assert len(reflected) == len(set(reflected)) == len(lm.calls)
     if in_flight != 1:
         return  # proposals in flight together cannot see each other's rejections
@@ -285,9 +327,14 @@ def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path, 
 def test_a_proposal_starts_only_if_its_child_validation_fits(tmp_path, budget):
     task = RuleTask(n_types=6, modules=("a", "b"))
     result = gg.optimize(
-        task.system(), task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=task.reflection_lm(), max_rollouts=budget,
-        run_dir=tmp_path / "r", progress=False,
+        task.system(),
+        task.examples(18, seed=1, prefix="t"),
+        task.examples(12, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=task.reflection_lm(),
+        max_rollouts=budget,
+        run_dir=tmp_path / "r",
+        progress=False,
     )
     assert result.rollouts_used <= budget
     assert "budget_exhausted" not in {r.reason for r in result.rejected}
@@ -296,18 +343,33 @@ def test_a_proposal_starts_only_if_its_child_validation_fits(tmp_path, budget):
 def test_search_mode_returns_the_best_candidate_per_task(tmp_path):
     task = RuleTask(n_types=4, modules=("a",))
     tasks = task.examples(10, seed=3, prefix="task")
-    result = gg.optimize(task.system(), tasks, metric=task.metric,
-                         reflection_lm=task.reflection_lm(), max_rollouts=150, mode="search",
-                         run_dir=tmp_path / "r", progress=False)
+    result = gg.optimize(
+        task.system(),
+        tasks,
+        metric=task.metric,
+        reflection_lm=task.reflection_lm(),
+        max_rollouts=150,
+        mode="search",
+        run_dir=tmp_path / "r",
+        progress=False,
+    )
     per_task = result.best_by_example()
     assert set(per_task) == {t["id"] for t in tasks}
     for key, record in per_task.items():
         assert record.val_scores[key] == max(c.val_scores.get(key, 0.0) for c in result.candidates)
     assert result.best_score > result.seed_score
     with pytest.raises(ValueError, match='mode="search"'):
-        gg.optimize(task.system(), tasks, tasks, metric=task.metric,
-                    reflection_lm=task.reflection_lm(), max_rollouts=150, mode="search",
-                    run_dir=tmp_path / "r2", progress=False)
+        gg.optimize(
+            task.system(),
+            tasks,
+            tasks,
+            metric=task.metric,
+            reflection_lm=task.reflection_lm(),
+            max_rollouts=150,
+            mode="search",
+            run_dir=tmp_path / "r2",
+            progress=False,
+        )
 
 
 def test_strategies_given_as_objects_replace_the_named_ones(tmp_path):
@@ -323,9 +385,15 @@ def test_strategies_given_as_objects_replace_the_named_ones(tmp_path):
     events = []
     task = RuleTask(n_types=6, modules=("a", "b"))
     result = gg.optimize(
-        task.system(), task.examples(18, seed=1, prefix="t"), task.examples(12, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=task.reflection_lm(), max_rollouts=150,
-        strategies={"parent_selector": chooser}, run_dir=tmp_path / "r", progress=False,
+        task.system(),
+        task.examples(18, seed=1, prefix="t"),
+        task.examples(12, seed=2, prefix="v"),
+        metric=task.metric,
+        reflection_lm=task.reflection_lm(),
+        max_rollouts=150,
+        strategies={"parent_selector": chooser},
+        run_dir=tmp_path / "r",
+        progress=False,
         listeners=[events.append],
     )
     seed_id = result.candidates[0].id
@@ -369,9 +437,11 @@ def test_diversity_merge_skips_pairs_that_changed_the_same_module():
     keys = ["w", "x", "y", "z"]
     search = FakeSearch(val=keys)
     search.candidates = {c.id: c for c in (seed, left, right)}
-    search.scores = {seed.id: dict.fromkeys(keys, 0.0),
-                     left.id: {"w": 0.0, "x": 1.0, "y": 0.0, "z": 0.0},
-                     right.id: {"w": 0.0, "x": 0.0, "y": 1.0, "z": 1.0}}
+    search.scores = {
+        seed.id: dict.fromkeys(keys, 0.0),
+        left.id: {"w": 0.0, "x": 1.0, "y": 0.0, "z": 0.0},
+        right.id: {"w": 0.0, "x": 0.0, "y": 1.0, "z": 1.0},
+    }
     tried: set[str] = set()
     assert OnDiversity().next_merge(search, tried) is None
     assert len(tried) == 1  # the conflicting merge is marked tried, never attempted

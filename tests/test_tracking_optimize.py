@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from gepa_graph.tracking import MLflowTracker, registry
-from gepa_graph.tracking import schema as S
-from gepa_graph.tracking.server import local_server
 from mlflow import MlflowClient
 
 import gepa_graph as gg
+from gepa_graph.tracking import MLflowTracker, registry
+from gepa_graph.tracking import schema as S
+from gepa_graph.tracking.server import local_server
 
 SEEDS = {"greet": "Say hi to {name}", "sign": "Sign as {{the team}} for {name}"}
 
@@ -49,9 +49,17 @@ TEST = [{"id": f"held{i}", "name": f"other{i}"} for i in range(2)]
 
 def _optimize(tracking, run_dir: Path, testset=None) -> gg.Result:
     return gg.optimize(
-        gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, TRAIN, metric=_metric,
-        reflection_lm=Reflector(), max_rollouts=60, run_dir=run_dir, tracking=tracking,
-        progress=False, config=gg.OptimizeConfig(use_merge=False), testset=testset,
+        gg.FunctionSystem(modules=SEEDS, fn=_run),
+        TRAIN,
+        TRAIN,
+        metric=_metric,
+        reflection_lm=Reflector(),
+        max_rollouts=60,
+        run_dir=run_dir,
+        tracking=tracking,
+        progress=False,
+        config=gg.OptimizeConfig(use_merge=False),
+        testset=testset,
     )
 
 
@@ -102,11 +110,13 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     held_out = client.get_metric_history(tracker.run_id, S.TEST_SCORE)
     assert [(m.step, m.value) for m in held_out] == [
         (0, pytest.approx(result.test_seed_score)),
-        (result.rollouts_used, pytest.approx(result.test_best_score))]
+        (result.rollouts_used, pytest.approx(result.test_best_score)),
+    ]
     assert "Held-out score" in client.get_run(tracker.run_id).data.tags[S.MLFLOW_NOTE]
 
-    children = client.search_runs([run.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{tracker.run_id}'")
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{tracker.run_id}'"
+    )
     assert len(children) == len(result.candidates)
     by_id = {c.data.tags["gepa_graph.candidate_id"]: c for c in children}
     for record in result.candidates:
@@ -144,16 +154,23 @@ def test_optimization_is_recorded_and_registered(tracking_uri, tmp_path, capfd):
     assert view["orderByKey"] == "metrics.`val_score`" and view["orderByAsc"] is False
     assert "metrics.`improvement`" in view["selectedColumns"]
     assert view["runsExpanded"] == {tracker.run_id: True}
-    listed = client.search_prompts(
-        filter_string=f"experiment_id = '{run.info.experiment_id}'")
+    listed = client.search_prompts(filter_string=f"experiment_id = '{run.info.experiment_id}'")
     assert sorted(p.name for p in listed) == [f"{name}.greet", f"{name}.sign"]
 
     # A new optimization seeded from production records where its seed came from.
     seeds = registry.seed_from_registry(f"{name}@production", tracking_uri)
     second = MLflowTracker(experiment=experiment, tracking_uri=tracking_uri)
-    gg.optimize(gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, metric=_metric,
-                reflection_lm=Reflector(), max_rollouts=6, run_dir=tmp_path / "second",
-                progress=False, seed_prompts=seeds, tracking=second)
+    gg.optimize(
+        gg.FunctionSystem(modules=SEEDS, fn=_run),
+        TRAIN,
+        metric=_metric,
+        reflection_lm=Reflector(),
+        max_rollouts=6,
+        run_dir=tmp_path / "second",
+        progress=False,
+        seed_prompts=seeds,
+        tracking=second,
+    )
     tags = client.get_run(second.run_id).data.tags
     assert tags[S.TAG_SEED_FROM] == f"{name}@production"
     assert json.loads(tags[S.TAG_SEED_VERSIONS]) == done.versions
@@ -165,8 +182,13 @@ def test_registry_prompts_seed_a_new_optimization(sqlite_uri, tmp_path):
     registry.register(first, "warm", tracking_uri=uri)
     seeds = registry.seed_from_registry("warm@candidate", uri)
     second = gg.optimize(
-        gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, metric=_metric,
-        reflection_lm=Reflector(), max_rollouts=10, run_dir=tmp_path / "second", progress=False,
+        gg.FunctionSystem(modules=SEEDS, fn=_run),
+        TRAIN,
+        metric=_metric,
+        reflection_lm=Reflector(),
+        max_rollouts=10,
+        run_dir=tmp_path / "second",
+        progress=False,
         seed_prompts=seeds,
     )
     assert second.seed_candidate == first.best_candidate
@@ -177,7 +199,14 @@ def test_mlflow_console_lines_only_when_verbose(mlflow_server, tmp_path, capfd, 
     for verbose in (True, False):
         monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
         tracker = MLflowTracker(experiment="console", tracking_uri=mlflow_server, verbose=verbose)
-        gg.optimize(gg.FunctionSystem(modules=SEEDS, fn=_run), TRAIN, metric=_metric,
-                    reflection_lm=Reflector(), max_rollouts=6, run_dir=tmp_path / str(verbose),
-                    progress=False, tracking=tracker)
+        gg.optimize(
+            gg.FunctionSystem(modules=SEEDS, fn=_run),
+            TRAIN,
+            metric=_metric,
+            reflection_lm=Reflector(),
+            max_rollouts=6,
+            run_dir=tmp_path / str(verbose),
+            progress=False,
+            tracking=tracker,
+        )
         assert ("View run" in capfd.readouterr().out) == verbose

@@ -5,27 +5,30 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import mlflow
-from gepa_graph.tracking import registry
-from gepa_graph.tracking import schema as S
-from gepa_graph.tracking.registry import decode_template, encode_template
+import pytest
 from mlflow import MlflowClient
 
 from gepa_graph.events import Ledger
 from gepa_graph.result import CandidateRecord, Result
+from gepa_graph.tracking import registry
+from gepa_graph.tracking import schema as S
+from gepa_graph.tracking.registry import decode_template, encode_template
 
 
 @pytest.mark.parametrize(
     ("template", "stored", "brace_format"),
     [
         ("Answer {question} for {user}.", "Answer {{question}} for {{user}}.", "double"),
-        ("JSON like {{\"a\": 1}} about {topic}", "JSON like {\"a\": 1} about {{topic}}", "double"),
+        ('JSON like {{"a": 1}} about {topic}', 'JSON like {"a": 1} about {{topic}}', "double"),
         ("literal {{{x}}} around a variable", "literal {{{x}}} around a variable", "double"),
         ("no variables at all", "no variables at all", "double"),
         # Not expressible in MLflow's {{var}} form: stored verbatim.
-        ("literal {{{{x}}}} reads as a variable", "literal {{{{x}}}} reads as a variable",
-         "verbatim"),
+        (
+            "literal {{{{x}}}} reads as a variable",
+            "literal {{{{x}}}} reads as a variable",
+            "verbatim",
+        ),
         ("format spec {value:>10}", "format spec {value:>10}", "verbatim"),
         ("positional {0} field", "positional {0} field", "verbatim"),
         ("not an f-string { at all", "not an f-string { at all", "verbatim"),
@@ -39,23 +42,47 @@ def test_templates_round_trip_exactly(template, stored, brace_format):
 
 def test_untagged_registry_text_is_read_as_mlflow_template():
     # A prompt written by hand in the MLflow UI: {{var}} with spaces, literal single braces.
-    text = decode_template("Hi {{ name }}, data: {\"k\": 1}", None)
-    assert text == "Hi {name}, data: {{\"k\": 1}}"
+    text = decode_template('Hi {{ name }}, data: {"k": 1}', None)
+    assert text == 'Hi {name}, data: {{"k": 1}}'
 
 
 def _result(prompts: dict[str, str], run_dir=None, score=0.75) -> Result:
     seed = {module: "seed " + module for module in prompts}
     records = [
-        CandidateRecord(id="seed", prompts=seed, val_scores={"a": 0.5}, mean_score=0.5,
-                        iteration=0, rollouts_at_discovery=1),
-        CandidateRecord(id="best", prompts=prompts, parent_ids=("seed",), origin="mutation",
-                        val_scores={"a": score}, mean_score=score, iteration=1,
-                        rollouts_at_discovery=4),
+        CandidateRecord(
+            id="seed",
+            prompts=seed,
+            val_scores={"a": 0.5},
+            mean_score=0.5,
+            iteration=0,
+            rollouts_at_discovery=1,
+        ),
+        CandidateRecord(
+            id="best",
+            prompts=prompts,
+            parent_ids=("seed",),
+            origin="mutation",
+            val_scores={"a": score},
+            mean_score=score,
+            iteration=1,
+            rollouts_at_discovery=4,
+        ),
     ]
-    return Result(best_id="best", best_candidate=prompts, best_score=score,
-                  seed_candidate=seed, seed_score=0.5, candidates=records, rejected=[],
-                  rollouts_used=4, ledger=Ledger(rollouts_used=4), iterations=1,
-                  stop_reason="max_rollouts", run_dir=run_dir, val_keys=["a"])
+    return Result(
+        best_id="best",
+        best_candidate=prompts,
+        best_score=score,
+        seed_candidate=seed,
+        seed_score=0.5,
+        candidates=records,
+        rejected=[],
+        rollouts_used=4,
+        ledger=Ledger(rollouts_used=4),
+        iterations=1,
+        stop_reason="max_rollouts",
+        run_dir=run_dir,
+        val_keys=["a"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +91,7 @@ def uri(tmp_path_factory):
 
 
 PROMPTS = {
-    "planner": "Plan for {goal}. Output {{\"steps\": [...]}}.",
+    "planner": 'Plan for {goal}. Output {{"steps": [...]}}.',
     "agent/system prompt": "You help {user}; cite {{{source}}}.",
 }
 

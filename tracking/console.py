@@ -15,9 +15,14 @@ _ENV = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
-_LOGGERS = ("mlflow.store.model_registry.abstract_store",
-            "mlflow.tracking._tracking_service.client", "mlflow.tracking.client",
-            "mlflow.store.artifact", "alembic", "mlflow.store.db.utils")
+_LOGGERS = (
+    "mlflow.store.model_registry.abstract_store",
+    "mlflow.tracking._tracking_service.client",
+    "mlflow.tracking.client",
+    "mlflow.store.artifact",
+    "alembic",
+    "mlflow.store.db.utils",
+)
 
 
 def quiet_mlflow(verbose: bool = False) -> None:

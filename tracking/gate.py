@@ -30,6 +30,7 @@ class GateDecision:
     """What the promotion gate decided and why, as the CLI prints it and the promotion run
     records it: both scores, the ``margin``, the ``baseline`` compared against ("production", or
     "graph" before any production exists), the candidate's ``versions``, per-example scores."""
+
     name: str
     promoted: bool
     candidate_score: float
@@ -43,13 +44,18 @@ class GateDecision:
     def summary(self) -> str:
         """The decision in one line: both scores, the margin, promoted or kept."""
         verdict = "promoted" if self.promoted else "kept production"
-        return (f"{self.name}: candidate {self.candidate_score:.4f} vs {self.baseline} "
-                f"{self.production_score:.4f} (margin {self.margin:g}): {verdict}")
+        return (
+            f"{self.name}: candidate {self.candidate_score:.4f} vs {self.baseline} "
+            f"{self.production_score:.4f} (margin {self.margin:g}): {verdict}"
+        )
 
 
-def score_prompt_sets(system: Any, prompt_sets: list[Mapping[str, str]],
-                      examples: Iterable[Mapping[str, Any]], metric: Any
-                      ) -> tuple[list[list[float]], list[str]]:
+def score_prompt_sets(
+    system: Any,
+    prompt_sets: list[Mapping[str, str]],
+    examples: Iterable[Mapping[str, Any]],
+    metric: Any,
+) -> tuple[list[list[float]], list[str]]:
     """Per-example scores of each prompt set on ``examples`` (modules a set does not name keep
     the system's own prompts), and the example keys. Failures are scored as in an
     optimization."""
@@ -71,8 +77,10 @@ def score_prompt_sets(system: Any, prompt_sets: list[Mapping[str, str]],
     for prompts in prompt_sets:
         unknown = sorted(set(prompts) - set(own))
         if unknown:
-            raise InvalidInput(f"registry modules {unknown} are not prompts of this graph; its "
-                             f"modules are {sorted(own)}")
+            raise InvalidInput(
+                f"registry modules {unknown} are not prompts of this graph; its "
+                f"modules are {sorted(own)}"
+            )
         candidates.append(Candidate(prompts={**own, **prompts}))
 
     async def run() -> list[list[float]]:
@@ -107,22 +115,30 @@ def promote_if_better(
         baseline = "production"
     except LookupError:
         production_versions, baseline = {}, "graph"
-    sets = [{m: registry.template_of(v) for m, v in versions.items()}
-            for versions in (candidate_versions, production_versions)]
-    (candidate_scores, production_scores), keys = score_prompt_sets(system, sets, examples,
-                                                                    metric)
+    sets = [
+        {m: registry.template_of(v) for m, v in versions.items()}
+        for versions in (candidate_versions, production_versions)
+    ]
+    (candidate_scores, production_scores), keys = score_prompt_sets(system, sets, examples, metric)
     candidate_mean = sum(candidate_scores) / len(candidate_scores)
     production_mean = sum(production_scores) / len(production_scores)
     promoted = candidate_mean - production_mean >= margin
     decision = GateDecision(
-        name=name, promoted=promoted, candidate_score=candidate_mean,
-        production_score=production_mean, margin=margin, baseline=baseline,
+        name=name,
+        promoted=promoted,
+        candidate_score=candidate_mean,
+        production_score=production_mean,
+        margin=margin,
+        baseline=baseline,
         versions={m: int(v.version) for m, v in candidate_versions.items()},
-        example_scores=[{"example": k, "candidate": c, "production": p}
-                        for k, c, p in zip(keys, candidate_scores, production_scores)],
+        example_scores=[
+            {"example": k, "candidate": c, "production": p}
+            for k, c, p in zip(keys, candidate_scores, production_scores)
+        ],
     )
-    run_id = _record(client, decision, candidate_versions, production_versions, from_alias,
-                     to_alias, experiment)
+    run_id = _record(
+        client, decision, candidate_versions, production_versions, from_alias, to_alias, experiment
+    )
     if promoted:
         registry.promote(name, from_alias, to_alias, tracking_uri)
     return GateDecision(**{**decision.__dict__, "run_id": run_id})
@@ -142,13 +158,18 @@ def _experiment_id(client: Any, versions: dict[str, Any], experiment: str | None
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(experiment,
-                                    tags={S.EXPERIMENT_KIND: S.EXPERIMENT_KIND_RUNS})
+    return client.create_experiment(experiment, tags={S.EXPERIMENT_KIND: S.EXPERIMENT_KIND_RUNS})
 
 
-def _record(client: Any, decision: GateDecision, candidate: dict[str, Any],
-            production: dict[str, Any], from_alias: str, to_alias: str,
-            experiment: str | None) -> str:
+def _record(
+    client: Any,
+    decision: GateDecision,
+    candidate: dict[str, Any],
+    production: dict[str, Any],
+    from_alias: str,
+    to_alias: str,
+    experiment: str | None,
+) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
     from gepa_graph.tracking.mlflow import log_table, tag_tables
@@ -168,15 +189,21 @@ def _record(client: Any, decision: GateDecision, candidate: dict[str, Any],
     now = int(dt.datetime.now().timestamp() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(S.GATE_CANDIDATE_SCORE, round(decision.candidate_score, 6), now, 0),
-                 Metric(S.GATE_PRODUCTION_SCORE, round(decision.production_score, 6), now, 0)],
+        metrics=[
+            Metric(S.GATE_CANDIDATE_SCORE, round(decision.candidate_score, 6), now, 0),
+            Metric(S.GATE_PRODUCTION_SCORE, round(decision.production_score, 6), now, 0),
+        ],
         params=[
-            Param("from_alias", from_alias), Param("to_alias", to_alias),
-            Param(S.GATE_MARGIN, repr(decision.margin)), Param("baseline", decision.baseline),
+            Param("from_alias", from_alias),
+            Param("to_alias", to_alias),
+            Param(S.GATE_MARGIN, repr(decision.margin)),
+            Param("baseline", decision.baseline),
             Param("n_examples", str(len(decision.example_scores))),
             Param("candidate_versions", json.dumps(decision.versions)),
-            Param("production_versions",
-                  json.dumps({m: int(v.version) for m, v in production.items()})),
+            Param(
+                "production_versions",
+                json.dumps({m: int(v.version) for m, v in production.items()}),
+            ),
         ],
         tags=[RunTag(S.TAG_PROMOTION_DECISION, verdict)],
     )

@@ -102,8 +102,10 @@ def _fence(text: str) -> str:
 
 def headline(seed_score: float, best_score: float, rollouts: int, cost_usd: float) -> str:
     """One line a user reads first: the gain and what it cost."""
-    return (f"validation score {seed_score:.3f} (seed) -> {best_score:.3f} (best), "
-            f"{best_score - seed_score:+.3f}; {rollouts} rollouts, ${cost_usd:.4f}")
+    return (
+        f"validation score {seed_score:.3f} (seed) -> {best_score:.3f} (best), "
+        f"{best_score - seed_score:+.3f}; {rollouts} rollouts, ${cost_usd:.4f}"
+    )
 
 
 def render_report(result: Result) -> str:
@@ -112,8 +114,9 @@ def render_report(result: Result) -> str:
     lines = [
         "# gepa_graph optimization report",
         "",
-        headline(result.seed_score, result.best_score, result.rollouts_used,
-                 result.ledger.cost_usd),
+        headline(
+            result.seed_score, result.best_score, result.rollouts_used, result.ledger.cost_usd
+        ),
         "",
         "| what | value |",
         "|---|---|",
@@ -134,10 +137,15 @@ def render_report(result: Result) -> str:
         lines.append("")
         if module in changed:
             seed_text = result.seed_candidate.get(module, "")
-            diff = "\n".join(difflib.unified_diff(
-                seed_text.splitlines(), text.splitlines(), fromfile="seed", tofile="best",
-                lineterm="",
-            ))
+            diff = "\n".join(
+                difflib.unified_diff(
+                    seed_text.splitlines(),
+                    text.splitlines(),
+                    fromfile="seed",
+                    tofile="best",
+                    lineterm="",
+                )
+            )
             fence = _fence(diff)
             lines += ["Diff against the seed:", "", f"{fence}diff", diff, fence, ""]
         fence = _fence(text)
@@ -222,8 +230,9 @@ class MLflowTracker(Listener):
         self._queue.put(marker)
         done = marker.done.wait(self.flush_timeout_s if timeout is None else timeout)
         if not done:
-            log.warning("MLflow tracking did not finish writing within %.0f s",
-                        self.flush_timeout_s)
+            log.warning(
+                "MLflow tracking did not finish writing within %.0f s", self.flush_timeout_s
+            )
         return done
 
     def close(self) -> None:
@@ -272,8 +281,9 @@ class MLflowTracker(Listener):
             self.failed = True
             log.warning(
                 "MLflow tracking failed (%s: %s); tracking is off for the rest of this "
-                "optimization, which continues", type(exc).__name__, str(exc).splitlines()[0]
-                if str(exc) else "",
+                "optimization, which continues",
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
             )
 
     def _handle(self, event: Event) -> None:
@@ -297,20 +307,32 @@ class MLflowTracker(Listener):
 
     def on_reflection_called(self, event: ReflectionCalled) -> None:
         """A row of the reflections table."""
-        self._row(S.TABLE_REFLECTIONS, {
-            "iteration": event.iteration, "module": event.module,
-            "parent_id": event.parent_id, "prompt": redact_text(event.prompt),
-            "reply": redact_text(event.reply), "cost_usd": event.cost_usd,
-        })
+        self._row(
+            S.TABLE_REFLECTIONS,
+            {
+                "iteration": event.iteration,
+                "module": event.module,
+                "parent_id": event.parent_id,
+                "prompt": redact_text(event.prompt),
+                "reply": redact_text(event.reply),
+                "cost_usd": event.cost_usd,
+            },
+        )
 
     def on_proposal_rejected(self, event: ProposalRejected) -> None:
         """A row of the rejected table."""
-        self._row(S.TABLE_REJECTED, {
-            "iteration": event.iteration, "kind": event.kind, "reason": event.reason,
-            "detail": redact_text(event.detail), "module": event.module,
-            "parent_ids": ",".join(event.parent_ids),
-            "proposed_text": redact_text(event.proposed_text or ""),
-        })
+        self._row(
+            S.TABLE_REJECTED,
+            {
+                "iteration": event.iteration,
+                "kind": event.kind,
+                "reason": event.reason,
+                "detail": redact_text(event.detail),
+                "module": event.module,
+                "parent_ids": ",".join(event.parent_ids),
+                "proposed_text": redact_text(event.proposed_text or ""),
+            },
+        )
 
     def on_optimization_finished(self, event: OptimizationFinished) -> None:
         """End-of-run tags, report, result and plots; the run is marked FINISHED."""
@@ -359,7 +381,7 @@ class MLflowTracker(Listener):
             S.TAG_KIND: "optimization",
             S.TAG_REFLECTION_LM: redact_text(event.reflection_lm),
             S.MLFLOW_NOTE: f"Optimizing {len(event.seed_prompts)} prompt(s) "
-                           f"({', '.join(sorted(event.seed_prompts))}); running.",
+            f"({', '.join(sorted(event.seed_prompts))}); running.",
         }
         if event.run_dir:
             tags[S.TAG_RUN_DIR] = redact_text(event.run_dir)
@@ -377,13 +399,17 @@ class MLflowTracker(Listener):
         ]
         for chunk in _chunks(params, 100):
             client.log_batch(self.run_id, params=chunk)
-        client.log_text(self.run_id, json.dumps(redact(event.seed_prompts), indent=2),
-                        S.SEED_PROMPTS_FILE)
+        client.log_text(
+            self.run_id, json.dumps(redact(event.seed_prompts), indent=2), S.SEED_PROMPTS_FILE
+        )
         if event.run_dir:
-            RunStore(event.run_dir).set_attributes({
-                S.ATTR_RUN_ID: self.run_id, S.ATTR_EXPERIMENT_ID: self.experiment_id,
-                S.ATTR_TRACKING_URI: client.tracking_uri,
-            })
+            RunStore(event.run_dir).set_attributes(
+                {
+                    S.ATTR_RUN_ID: self.run_id,
+                    S.ATTR_EXPERIMENT_ID: self.experiment_id,
+                    S.ATTR_TRACKING_URI: client.tracking_uri,
+                }
+            )
 
     def _previous_run(self, event: OptimizationStarted) -> str | None:
         """The parent run recorded in run_dir, if it lives on this tracking server."""
@@ -394,14 +420,18 @@ class MLflowTracker(Listener):
         if run_id is None:
             return None
         if saved.get(S.ATTR_TRACKING_URI) != self._client.tracking_uri:
-            log.warning("run_dir's MLflow run is on %s, not %s: starting a new MLflow run",
-                        saved.get(S.ATTR_TRACKING_URI), self._client.tracking_uri)
+            log.warning(
+                "run_dir's MLflow run is on %s, not %s: starting a new MLflow run",
+                saved.get(S.ATTR_TRACKING_URI),
+                self._client.tracking_uri,
+            )
             return None
         try:
             self._client.get_run(run_id)
         except Exception:
-            log.warning("MLflow run %s from %s no longer exists: starting a new one", run_id,
-                        event.run_dir)
+            log.warning(
+                "MLflow run %s from %s no longer exists: starting a new one", run_id, event.run_dir
+            )
             return None
         return run_id
 
@@ -410,8 +440,10 @@ class MLflowTracker(Listener):
         token = None
         while True:
             page = self._client.search_runs(
-                [self.experiment_id], f"tags.{S.MLFLOW_PARENT_RUN} = '{self.run_id}'",
-                max_results=1000, page_token=token,
+                [self.experiment_id],
+                f"tags.{S.MLFLOW_PARENT_RUN} = '{self.run_id}'",
+                max_results=1000,
+                page_token=token,
             )
             for run in page:
                 candidate_id = run.data.tags.get(S.TAG_CANDIDATE_ID)
@@ -455,15 +487,21 @@ class MLflowTracker(Listener):
         return {k: _score(v) for k, v in values.items()}
 
     def _budget(self, event: BudgetUpdated) -> None:
-        self._point(event.ledger.rollouts_used, {
-            **self._scores(event.best_score),
-            S.PARETO_SCORE: event.pareto_score,
-            S.POOL_SIZE: event.pool_size,
-            S.COST_USD: event.ledger.cost_usd,
-            S.ROLLOUTS_IN_FLIGHT: event.rollouts_in_flight,
-            **({S.SLOT_UTILIZATION: event.slot_utilization}
-               if event.slot_utilization is not None else {}),
-        })
+        self._point(
+            event.ledger.rollouts_used,
+            {
+                **self._scores(event.best_score),
+                S.PARETO_SCORE: event.pareto_score,
+                S.POOL_SIZE: event.pool_size,
+                S.COST_USD: event.ledger.cost_usd,
+                S.ROLLOUTS_IN_FLIGHT: event.rollouts_in_flight,
+                **(
+                    {S.SLOT_UTILIZATION: event.slot_utilization}
+                    if event.slot_utilization is not None
+                    else {}
+                ),
+            },
+        )
         if len(self._history) > _BATCH_MAX // len(S.HISTORY_METRICS):
             self._send_metrics()
 
@@ -502,8 +540,10 @@ class MLflowTracker(Listener):
     def _candidate(self, info: CandidateRecord, is_best: bool) -> None:
         if not info.parent_ids and self._seed_score is None:
             self._seed_score = info.mean_score
-            self._point(0, {**self._scores(info.mean_score), S.PARETO_SCORE: info.mean_score,
-                            S.POOL_SIZE: 1})
+            self._point(
+                0,
+                {**self._scores(info.mean_score), S.PARETO_SCORE: info.mean_score, S.POOL_SIZE: 1},
+            )
         if info.id in self._children:
             return
         client = self._client
@@ -515,15 +555,17 @@ class MLflowTracker(Listener):
             S.TAG_ORIGIN: info.origin,
             S.MLFLOW_NOTE: _candidate_note(info),
         }
-        child = client.create_run(self.experiment_id, run_name=f"{info.origin}-{info.id[:8]}",
-                                  tags=tags)
+        child = client.create_run(
+            self.experiment_id, run_name=f"{info.origin}-{info.id[:8]}", tags=tags
+        )
         child_id = child.info.run_id
         self._children[info.id] = child_id
         now = int(time.time() * 1000)
         keys = list(info.val_scores)
         metrics = [Metric(S.VAL_SCORE, _score(info.mean_score), now, info.rollouts_at_discovery)]
-        metrics += [Metric(S.EXAMPLE_SCORE, _score(info.val_scores[k]), now, i)
-                    for i, k in enumerate(keys)]
+        metrics += [
+            Metric(S.EXAMPLE_SCORE, _score(info.val_scores[k]), now, i) for i, k in enumerate(keys)
+        ]
         params = [
             _param("candidate_id", info.id),
             _param("parent_ids", ",".join(info.parent_ids)),
@@ -535,16 +577,26 @@ class MLflowTracker(Listener):
         for chunk in _chunks(metrics, _BATCH_MAX - len(params)):
             client.log_batch(child_id, metrics=chunk, params=params)
             params = []
-        log_table(client, child_id, S.TABLE_VAL_SCORES, [
-            {"example_index": i, "example": k, "score": info.val_scores[k]}
-            for i, k in enumerate(keys)
-        ])
+        log_table(
+            client,
+            child_id,
+            S.TABLE_VAL_SCORES,
+            [
+                {"example_index": i, "example": k, "score": info.val_scores[k]}
+                for i, k in enumerate(keys)
+            ],
+        )
         tag_tables(client, child_id, [S.TABLE_VAL_SCORES])
         record = {
-            "id": info.id, "parent_ids": list(info.parent_ids), "origin": info.origin,
-            "changed_modules": list(info.changed_modules), "iteration": info.iteration,
-            "rollouts_at_discovery": info.rollouts_at_discovery, "mean_score": info.mean_score,
-            "val_scores": info.val_scores, "prompts": redact(info.prompts),
+            "id": info.id,
+            "parent_ids": list(info.parent_ids),
+            "origin": info.origin,
+            "changed_modules": list(info.changed_modules),
+            "iteration": info.iteration,
+            "rollouts_at_discovery": info.rollouts_at_discovery,
+            "mean_score": info.mean_score,
+            "val_scores": info.val_scores,
+            "prompts": redact(info.prompts),
         }
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -556,13 +608,20 @@ class MLflowTracker(Listener):
             client.log_artifacts(child_id, tmp)
         client.set_terminated(child_id, "FINISHED")
 
-        self._row(S.TABLE_CANDIDATES, {
-            "candidate_id": info.id, "origin": info.origin,
-            "parent_ids": ",".join(info.parent_ids),
-            "changed_modules": ",".join(info.changed_modules), "iteration": info.iteration,
-            "rollouts_at_discovery": info.rollouts_at_discovery, S.VAL_SCORE: info.mean_score,
-            "val_scores": json.dumps(info.val_scores), "run_id": child_id,
-        })
+        self._row(
+            S.TABLE_CANDIDATES,
+            {
+                "candidate_id": info.id,
+                "origin": info.origin,
+                "parent_ids": ",".join(info.parent_ids),
+                "changed_modules": ",".join(info.changed_modules),
+                "iteration": info.iteration,
+                "rollouts_at_discovery": info.rollouts_at_discovery,
+                S.VAL_SCORE: info.mean_score,
+                "val_scores": json.dumps(info.val_scores),
+                "run_id": child_id,
+            },
+        )
         if is_best:
             client.set_tag(self.run_id, S.TAG_BEST_CANDIDATE, info.id)
             self._mark_best(child_id)
@@ -592,12 +651,15 @@ class MLflowTracker(Listener):
         if self._seed_score is None:
             self._seed_score = event.seed_score
         ledger = event.ledger
-        self._point(ledger.rollouts_used, {**self._scores(event.best_score),
-                                           S.COST_USD: ledger.cost_usd})
+        self._point(
+            ledger.rollouts_used, {**self._scores(event.best_score), S.COST_USD: ledger.cost_usd}
+        )
         self._send_metrics(everything=True)
         summary = {
-            "rollouts_used": ledger.rollouts_used, "iterations": event.iterations,
-            "seconds": round(ledger.seconds, 1), "cost_usd": round(ledger.cost_usd, 6),
+            "rollouts_used": ledger.rollouts_used,
+            "iterations": event.iterations,
+            "seconds": round(ledger.seconds, 1),
+            "cost_usd": round(ledger.cost_usd, 6),
             "reflection_calls": ledger.reflection_calls,
             "failed_rollouts": ledger.failed_rollouts,
         }
@@ -605,10 +667,12 @@ class MLflowTracker(Listener):
         tags += [
             RunTag(S.TAG_STOP_REASON, event.stop_reason),
             RunTag(S.TAG_BEST_CANDIDATE, event.best_id),
-            RunTag(S.MLFLOW_NOTE, headline(event.seed_score, event.best_score,
-                                           ledger.rollouts_used, ledger.cost_usd)
-                   + f"; stopped by {event.stop_reason}; best candidate {event.best_id}. "
-                   "Charts: step = rollouts used."),
+            RunTag(
+                S.MLFLOW_NOTE,
+                headline(event.seed_score, event.best_score, ledger.rollouts_used, ledger.cost_usd)
+                + f"; stopped by {event.stop_reason}; best candidate {event.best_id}. "
+                "Charts: step = rollouts used.",
+            ),
         ]
         client.log_batch(self.run_id, tags=tags)
         result = event.result
@@ -622,10 +686,11 @@ class MLflowTracker(Listener):
                 root = Path(tmp)
                 (root / S.REPORT_FILE).write_text(render_report(result), encoding="utf-8")
                 (root / S.BEST_PROMPTS_FILE).write_text(
-                    json.dumps(redact(result.best_candidate), indent=2), encoding="utf-8")
+                    json.dumps(redact(result.best_candidate), indent=2), encoding="utf-8"
+                )
                 (root / S.RESULT_FILE).write_text(
-                    json.dumps(redact(result.model_dump(mode="json")), indent=1),
-                    encoding="utf-8")
+                    json.dumps(redact(result.model_dump(mode="json")), indent=1), encoding="utf-8"
+                )
                 if self.plots:
                     from gepa_graph.tracking.plots import save_plots
 
@@ -640,10 +705,13 @@ class MLflowTracker(Listener):
         step 0 and the best candidate at the last step, a per-example table, the headline."""
         now = int(time.time() * 1000)
         client = self._client
-        client.log_batch(self.run_id, metrics=[
-            Metric(S.TEST_SCORE, _score(event.seed_score), now, 0),
-            Metric(S.TEST_SCORE, _score(event.best_score), now, max(self._sent_step, 1)),
-        ])
+        client.log_batch(
+            self.run_id,
+            metrics=[
+                Metric(S.TEST_SCORE, _score(event.seed_score), now, 0),
+                Metric(S.TEST_SCORE, _score(event.best_score), now, max(self._sent_step, 1)),
+            ],
+        )
         self._tables[S.TABLE_TEST_SCORES] = [
             {"example": key, "seed": event.seed_scores.get(key), "best": score}
             for key, score in event.best_scores.items()
@@ -651,9 +719,15 @@ class MLflowTracker(Listener):
         self._dirty.add(S.TABLE_TEST_SCORES)
         self._flush_tables()
         note = client.get_run(self.run_id).data.tags.get(S.MLFLOW_NOTE, "")
-        client.set_tag(self.run_id, S.MLFLOW_NOTE, note + (
-            f" Held-out score {event.seed_score:.3f} (seed) -> {event.best_score:.3f} (best) on "
-            f"{len(event.best_scores)} test examples."))
+        client.set_tag(
+            self.run_id,
+            S.MLFLOW_NOTE,
+            note
+            + (
+                f" Held-out score {event.seed_score:.3f} (seed) -> {event.best_score:.3f} (best) on "
+                f"{len(event.best_scores)} test examples."
+            ),
+        )
 
 
 def load_result(run: str, tracking_uri: str | None = None) -> Result:
@@ -675,7 +749,7 @@ def load_result(run: str, tracking_uri: str | None = None) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = client.download_artifacts(run_id, S.RESULT_FILE, tmp)
-        except Exception:  # noqa: BLE001 (no such artifact: the run did not finish)
+        except Exception:
             local = None
         if local is not None:
             return Result.model_validate_json(Path(local).read_text(encoding="utf-8"))
@@ -730,8 +804,9 @@ def _candidate_note(info: CandidateRecord) -> str:
         return f"The seed prompts: validation score {info.mean_score:.3f}."
     parents = ", ".join(p[:8] for p in info.parent_ids)
     changed = ", ".join(info.changed_modules) or "no module"
-    return (f"{info.origin} of {parents}, changing {changed}: validation score "
-            f"{info.mean_score:.3f}.")
+    return (
+        f"{info.origin} of {parents}, changing {changed}: validation score {info.mean_score:.3f}."
+    )
 
 
 def _seed_origin_tags(seed_prompts: dict[str, str]) -> dict[str, str]:

@@ -84,11 +84,21 @@ def plot_score_vs_rollouts(source: Result | str | Path, path: str | Path | None 
     figure = Figure(figsize=(7, 4.2))
     axes = figure.add_subplot()
     axes.step(xs, [h[1] for h in history] + [history[-1][1]], where="post", label="best mean (val)")
-    axes.step(xs, [h[2] for h in history] + [history[-1][2]], where="post", linestyle="--",
-              label="Pareto aggregate")
-    axes.scatter([_x(r) for r in result.candidates],
-                 [r.mean_score for r in result.candidates], s=18, color="#888888",
-                 label="accepted candidates", zorder=3)
+    axes.step(
+        xs,
+        [h[2] for h in history] + [history[-1][2]],
+        where="post",
+        linestyle="--",
+        label="Pareto aggregate",
+    )
+    axes.scatter(
+        [_x(r) for r in result.candidates],
+        [r.mean_score for r in result.candidates],
+        s=18,
+        color="#888888",
+        label="accepted candidates",
+        zorder=3,
+    )
     axes.set_xlabel("rollouts used")
     axes.set_ylabel("validation score")
     axes.set_title("Best validation score vs rollouts")
@@ -126,9 +136,9 @@ def plot_pareto_front(source: Result | str | Path, path: str | Path | None = Non
             if record.val_scores.get(key) == tops[key]:
                 axes.plot(j, i, "o", color="white", markersize=3)
     axes.set_yticks(range(len(rows)))
-    axes.set_yticklabels([
-        f"{'* ' if r.id in wins else ''}{r.id[:8]} ({r.mean_score:.3f})" for r in rows
-    ])
+    axes.set_yticklabels(
+        [f"{'* ' if r.id in wins else ''}{r.id[:8]} ({r.mean_score:.3f})" for r in rows]
+    )
     axes.set_xticks(range(len(keys)))
     axes.set_xticklabels([k[:12] for k in keys], rotation=90, fontsize=7)
     axes.set_xlabel("validation example (dot: best score on that example; *: on the Pareto front)")
@@ -147,20 +157,41 @@ def plot_lineage(source: Result | str | Path, path: str | Path | None = None) ->
         for parent_id in record.parent_ids:
             parent = by_id.get(parent_id)
             if parent is not None:
-                axes.annotate("", xy=(_x(record), record.mean_score),
-                              xytext=(_x(parent), parent.mean_score),
-                              arrowprops={"arrowstyle": "->", "color": "#999999", "lw": 0.8})
+                axes.annotate(
+                    "",
+                    xy=(_x(record), record.mean_score),
+                    xytext=(_x(parent), parent.mean_score),
+                    arrowprops={"arrowstyle": "->", "color": "#999999", "lw": 0.8},
+                )
     for origin, color in _ORIGIN_COLORS.items():
         members = [r for r in result.candidates if r.origin == origin]
         if members:
-            axes.scatter([_x(r) for r in members],
-                         [r.mean_score for r in members], color=color, label=origin, zorder=3)
+            axes.scatter(
+                [_x(r) for r in members],
+                [r.mean_score for r in members],
+                color=color,
+                label=origin,
+                zorder=3,
+            )
     best = by_id[result.best_id]
-    axes.scatter([_x(best)], [best.mean_score], s=220, facecolors="none",
-                 edgecolors="#2ca02c", linewidths=2, label="best", zorder=4)
+    axes.scatter(
+        [_x(best)],
+        [best.mean_score],
+        s=220,
+        facecolors="none",
+        edgecolors="#2ca02c",
+        linewidths=2,
+        label="best",
+        zorder=4,
+    )
     for record in result.candidates:
-        axes.annotate(record.id[:6], (_x(record), record.mean_score),
-                      textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axes.annotate(
+            record.id[:6],
+            (_x(record), record.mean_score),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
+        )
     axes.set_xlabel("rollouts used when found")
     axes.set_ylabel("mean validation score")
     axes.set_title("Candidate lineage")

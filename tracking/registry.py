@@ -180,8 +180,9 @@ def _modules(client: MlflowClient, name: str) -> dict[str, Any]:
     prompts: dict[str, Any] = {}
     token = None
     while True:
-        page = client.search_prompts(filter_string=f"tags.`{S.PROMPT_GROUP}` = '{name}'",
-                                     max_results=100, page_token=token)
+        page = client.search_prompts(
+            filter_string=f"tags.`{S.PROMPT_GROUP}` = '{name}'", max_results=100, page_token=token
+        )
         for prompt in page:
             prompts[prompt.tags.get(S.PROMPT_MODULE, prompt.name)] = prompt
         token = page.token
@@ -219,8 +220,10 @@ def _resolve(client: MlflowClient, ref: str) -> dict[str, Any]:
         prompt = _prompt(client, name)
         group = prompt.tags.get(S.PROMPT_GROUP) if prompt is not None else None
         if group:
-            raise UnknownName(f"registry prompt {name!r} is one module of {group!r}; load "
-                              f"{group!r}{'@' + alias if alias else ''} to get every module")
+            raise UnknownName(
+                f"registry prompt {name!r} is one module of {group!r}; load "
+                f"{group!r}{'@' + alias if alias else ''} to get every module"
+            )
         if prompt is not None:
             raise UnknownName(
                 f"registry prompt {name!r} was not registered by gepa_graph; register prompts "
@@ -284,8 +287,15 @@ class Move:
         return {m: after for m, (_, after) in self.changes.items() if after is not None}
 
 
-def _move(client: MlflowClient, name: str, alias: str, target: dict[str, int], event: str,
-          modules: dict[str, Any] | None = None, **note: Any) -> Move:
+def _move(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    target: dict[str, int],
+    event: str,
+    modules: dict[str, Any] | None = None,
+    **note: Any,
+) -> Move:
     """Point ``alias`` of every module of ``name`` at ``target`` (module -> version); modules
     not in ``target`` lose the alias. Everything is read first; a failure while moving puts
     back the aliases already moved. The move is recorded in each touched module's history."""
@@ -318,16 +328,24 @@ def _move(client: MlflowClient, name: str, alias: str, target: dict[str, int], e
                 client.set_prompt_alias(modules[module].name, alias, before)
         raise
     move = Move(name, alias, event, uuid.uuid4().hex[:12], changes)
-    at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for module, (before, after) in changes.items():
-        entry = {"id": move.id, "at": at, "alias": alias, "event": event, "from": before,
-                 "to": after, **note}
+        entry = {
+            "id": move.id,
+            "at": at,
+            "alias": alias,
+            "event": event,
+            "from": before,
+            "to": after,
+            **note,
+        }
         _append_history(client, modules[module].name, entry)
     return move
 
 
-def alias_history(name: str, alias: str | None = None,
-                  tracking_uri: str | None = None) -> list[dict[str, Any]]:
+def alias_history(
+    name: str, alias: str | None = None, tracking_uri: str | None = None
+) -> list[dict[str, Any]]:
     """Every recorded alias move of ``name`` (one entry per move, modules merged), oldest first."""
     _check_name(name)
     client = client_for(tracking_uri)
@@ -375,8 +393,9 @@ def _link_to_experiment(client: MlflowClient, prompt: Any, experiment_id: str) -
 
     ids = [i for i in prompt.tags.get(PROMPT_EXPERIMENT_IDS_TAG_KEY, "").split(",") if i]
     if experiment_id not in ids:
-        client.set_prompt_tag(prompt.name, PROMPT_EXPERIMENT_IDS_TAG_KEY,
-                              "," + ",".join([*ids, experiment_id]) + ",")
+        client.set_prompt_tag(
+            prompt.name, PROMPT_EXPERIMENT_IDS_TAG_KEY, "," + ",".join([*ids, experiment_id]) + ","
+        )
 
 
 def link_to_run(client: MlflowClient, run_id: str, versions: list[Any]) -> None:
@@ -394,13 +413,16 @@ def link_to_run(client: MlflowClient, run_id: str, versions: list[Any]) -> None:
         client.set_tag(run_id, TraceTagKey.LINKED_PROMPTS, updated)
 
 
-def _candidate_run(client: MlflowClient, run_id: str, experiment_id: str,
-                   candidate_id: str) -> str | None:
+def _candidate_run(
+    client: MlflowClient, run_id: str, experiment_id: str, candidate_id: str
+) -> str | None:
     """The nested run of ``candidate_id`` under the optimization run ``run_id``, if any."""
     runs = client.search_runs(
         [experiment_id],
         f"tags.`{S.MLFLOW_PARENT_RUN}` = '{run_id}' and "
-        f"tags.`{S.TAG_CANDIDATE_ID}` = '{candidate_id}'", max_results=1)
+        f"tags.`{S.TAG_CANDIDATE_ID}` = '{candidate_id}'",
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None
 
 
@@ -445,8 +467,10 @@ def register(
                     f"gepa_graph as part of {name!r}"
                 )
             prompt = client.create_prompt(
-                prompt_name, description=f"Module {module!r} of the gepa_graph agent {name!r}.",
-                tags={S.PROMPT_GROUP: name, S.PROMPT_MODULE: module})
+                prompt_name,
+                description=f"Module {module!r} of the gepa_graph agent {name!r}.",
+                tags={S.PROMPT_GROUP: name, S.PROMPT_MODULE: module},
+            )
             modules[module] = prompt
         existing = [v for v in _versions(client, prompt_name) if _same(v, text, brace_format)]
         if existing:
@@ -454,8 +478,8 @@ def register(
             created[module] = False
         else:
             version = client.create_prompt_version(
-                prompt_name, text, message,
-                tags={S.VERSION_BRACES: brace_format, **version_tags})
+                prompt_name, text, message, tags={S.VERSION_BRACES: brace_format, **version_tags}
+            )
             created[module] = True
         registered[module] = version
         if experiment_id is not None:
@@ -485,8 +509,7 @@ def promote(
     return target
 
 
-def rollback(name: str, alias: str = S.PRODUCTION_ALIAS,
-             tracking_uri: str | None = None) -> Move:
+def rollback(name: str, alias: str = S.PRODUCTION_ALIAS, tracking_uri: str | None = None) -> Move:
     """Put ``alias`` back on the version set it named before its last move, for every module.
 
     Each rollback undoes one more move (a rollback is itself never undone by the next one); the

@@ -53,8 +53,17 @@ POOL_SIZE = "pool_size"
 COST_USD = "cost_usd"
 ROLLOUTS_IN_FLIGHT = "rollouts_in_flight"
 SLOT_UTILIZATION = "slot_utilization"  # busy slot-seconds / (concurrency x elapsed seconds)
-HISTORY_METRICS = (VAL_SCORE, BEST_SCORE, SEED_SCORE, IMPROVEMENT, PARETO_SCORE, POOL_SIZE,
-                   COST_USD, ROLLOUTS_IN_FLIGHT, SLOT_UTILIZATION)
+HISTORY_METRICS = (
+    VAL_SCORE,
+    BEST_SCORE,
+    SEED_SCORE,
+    IMPROVEMENT,
+    PARETO_SCORE,
+    POOL_SIZE,
+    COST_USD,
+    ROLLOUTS_IN_FLIGHT,
+    SLOT_UTILIZATION,
+)
 # Held-out (testset) score on the optimization run: the seed's at step 0, the best candidate's
 # at the last step (so the column shows the winner's held-out score).
 TEST_SCORE = "test_score"
@@ -127,7 +136,8 @@ def runs_view(expanded_run: str | None = None) -> str:
     metrics = (VAL_SCORE, SEED_SCORE, BEST_SCORE, IMPROVEMENT, TEST_SCORE, COST_USD)
     columns = [f"metrics.`{name}`" for name in metrics] + [f"tags.`{TAG_BEST}`"]
     state = {
-        "orderByKey": f"metrics.`{VAL_SCORE}`", "orderByAsc": False,
+        "orderByKey": f"metrics.`{VAL_SCORE}`",
+        "orderByAsc": False,
         "selectedColumns": columns,
         "runsExpanded": {expanded_run: True} if expanded_run else {},
     }
@@ -140,5 +150,7 @@ def runs_url(tracking_uri: str, experiment_id: str) -> str | None:
     model-training mode, where optimizations are runs rather than GenAI evaluations."""
     if not tracking_uri.startswith(("http://", "https://")):
         return None
-    return (f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-            f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}")
+    return (
+        f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}"
+    )

@@ -18,12 +18,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def server_command(host: str, port: int, backend_store_uri: str | None = None,
-                   artifacts: str | Path | None = None) -> list[str]:
+def server_command(
+    host: str, port: int, backend_store_uri: str | None = None, artifacts: str | Path | None = None
+) -> list[str]:
     """The ``mlflow server`` command line: one worker (more hang offline), optionally a store
     and an artifacts folder."""
-    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-               "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     if backend_store_uri:
         command += ["--backend-store-uri", backend_store_uri]
     if artifacts:
@@ -67,7 +78,10 @@ def local_server(root: str | Path, timeout_s: float = 120.0) -> Iterator[str]:
     with log.open("w") as stderr:
         process = subprocess.Popen(
             server_command("127.0.0.1", port, f"sqlite:///{root}/server.db", root / "artifacts"),
-            cwd=root, env=server_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+            cwd=root,
+            env=server_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
             start_new_session=True,
         )
     uri = f"http://127.0.0.1:{port}"

@@ -25,13 +25,15 @@ class PromptTraceLinker(BaseCallbackHandler):
     def __init__(self, versions: list[Any]) -> None:
         self.versions = list(versions)
 
-    def on_chain_end(self, outputs: Any, *, run_id: Any, parent_run_id: Any = None,
-                     **kwargs: Any) -> None:
+    def on_chain_end(
+        self, outputs: Any, *, run_id: Any, parent_run_id: Any = None, **kwargs: Any
+    ) -> None:
         if parent_run_id is None:
             self.link_active_trace()
 
-    def on_chain_error(self, error: BaseException, *, run_id: Any, parent_run_id: Any = None,
-                       **kwargs: Any) -> None:
+    def on_chain_error(
+        self, error: BaseException, *, run_id: Any, parent_run_id: Any = None, **kwargs: Any
+    ) -> None:
         if parent_run_id is None:
             self.link_active_trace()
 

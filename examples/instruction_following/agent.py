@@ -36,11 +36,13 @@ def load_data() -> list[dict[str, Any]]:
 def check(example: dict[str, Any], response: str) -> list[tuple[str, str, bool]]:
     """(instruction id, what it asks, followed?) for each constraint: IFEval's strict check."""
     results = []
-    for instruction_id, kwargs in zip(example["instruction_id_list"], example["kwargs"],
-                                      strict=True):
+    for instruction_id, kwargs in zip(
+        example["instruction_id_list"], example["kwargs"], strict=True
+    ):
         instruction = instructions_registry.INSTRUCTION_DICT[instruction_id](instruction_id)
-        description = instruction.build_description(**{k: v for k, v in kwargs.items()
-                                                        if v is not None})
+        description = instruction.build_description(
+            **{k: v for k, v in kwargs.items() if v is not None}
+        )
         args = instruction.get_instruction_args()
         if args and "prompt" in args:
             description = instruction.build_description(prompt=example["prompt"])
@@ -58,9 +60,11 @@ def metric(example: Any, prediction: Any):
     missed = [f"- {iid}: {text}" for iid, text, ok in results if not ok]
     if not missed:
         return gg.Score(value=1.0, feedback="Every constraint was followed.")
-    feedback = (f"{followed} of {len(results)} constraints followed. Missed:\n"
-                + "\n".join(missed)
-                + "\nThe request states these constraints; the reply must obey each literally.")
+    feedback = (
+        f"{followed} of {len(results)} constraints followed. Missed:\n"
+        + "\n".join(missed)
+        + "\nThe request states these constraints; the reply must obey each literally."
+    )
     return gg.Score(value=followed / len(results), feedback=feedback)
 
 
@@ -73,8 +77,9 @@ def build_graph(model: Any) -> Any:
     from langchain_core.prompts import ChatPromptTemplate
     from langgraph.graph import END, START, StateGraph
 
-    chain = ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT),
-                                              ("human", "{prompt}")]) | model
+    chain = (
+        ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", "{prompt}")]) | model
+    )
 
     def respond(state: State) -> dict[str, str]:
         reply = chain.invoke({"prompt": state["prompt"]})
@@ -99,11 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     data = load_data()
     graph = build_graph(local.chat_model(args.model, max_tokens=400))
     result = gg.optimize(
-        graph, data[:12], data[12:20], metric=metric,
+        graph,
+        data[:12],
+        data[12:20],
+        metric=metric,
         reflection_lm=local.resolve(args.reflection_lm or args.model),
-        max_rollouts=args.max_rollouts, tracking="gepa-graph-examples", progress=True,
-        config=gg.OptimizeConfig(concurrency=4,
-                                 reflection_max_tokens=600),
+        max_rollouts=args.max_rollouts,
+        tracking="gepa-graph-examples",
+        progress=True,
+        config=gg.OptimizeConfig(concurrency=4, reflection_max_tokens=600),
     )
     print(f"validation: seed {result.seed_score:.3f} -> best {result.best_score:.3f}")
     print(result.best_candidate["respond"])

@@ -57,10 +57,14 @@ def metric(example: Any, prediction: Any):
         return gg.Score(value=1.0, feedback=f"Correct: {expected}.")
     working = str(prediction.get("working") or "")
     tail = working.strip()[-200:]
-    return gg.Score(value=0.0, feedback=(
-        f"Wrong: the final answer read from the working was {got!r}, the correct answer is "
-        f"{expected}. The working ended with: {tail!r}. Work through each quantity in the "
-        "problem step by step, check the arithmetic, and end with a line 'Answer: <number>'."))
+    return gg.Score(
+        value=0.0,
+        feedback=(
+            f"Wrong: the final answer read from the working was {got!r}, the correct answer is "
+            f"{expected}. The working ended with: {tail!r}. Work through each quantity in the "
+            "problem step by step, check the arithmetic, and end with a line 'Answer: <number>'."
+        ),
+    )
 
 
 class State(TypedDict, total=False):
@@ -73,8 +77,10 @@ def build_graph(model: Any) -> Any:
     from langchain_core.prompts import ChatPromptTemplate
     from langgraph.graph import END, START, StateGraph
 
-    chain = ChatPromptTemplate.from_messages([("system", SOLVER_PROMPT),
-                                              ("human", "{question}")]) | model
+    chain = (
+        ChatPromptTemplate.from_messages([("system", SOLVER_PROMPT), ("human", "{question}")])
+        | model
+    )
 
     def solve(state: State) -> dict[str, str]:
         reply = chain.invoke({"question": state["question"]})
@@ -104,11 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     data = load_data()
     graph = build_graph(local.chat_model(args.model, max_tokens=350))
     result = gg.optimize(
-        graph, data[:10], data[10:18], metric=metric,
+        graph,
+        data[:10],
+        data[10:18],
+        metric=metric,
         reflection_lm=local.resolve(args.reflection_lm or args.model),
-        max_rollouts=args.max_rollouts, tracking="gepa-graph-examples", progress=True,
-        config=gg.OptimizeConfig(concurrency=4,
-                                 reflection_max_tokens=600),
+        max_rollouts=args.max_rollouts,
+        tracking="gepa-graph-examples",
+        progress=True,
+        config=gg.OptimizeConfig(concurrency=4, reflection_max_tokens=600),
     )
     print(f"validation: seed {result.seed_score:.3f} -> best {result.best_score:.3f}")
     print(result.best_candidate["solve"])

@@ -57,8 +57,13 @@ def convert_currency(amount_gbp: float, currency: str) -> str:
     return f"{amount_gbp * RATES[code]:.2f} {code}"
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-        ast.Div: operator.truediv, ast.USub: operator.neg}
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.USub: operator.neg,
+}
 
 
 def _evaluate(node: ast.AST) -> float:
@@ -107,25 +112,36 @@ def metric(example: Any, prediction: Any, trace: Any = None):
     expected = float(example["answer"])
     text = final_text(prediction)
     numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
-    used = sorted({r.inputs.get("name") for r in (trace.records if trace else [])
-                   if r.kind == "tool" and isinstance(r.inputs, dict)} - {None})
+    used = sorted(
+        {
+            r.inputs.get("name")
+            for r in (trace.records if trace else [])
+            if r.kind == "tool" and isinstance(r.inputs, dict)
+        }
+        - {None}
+    )
     if numbers and abs(numbers[-1] - expected) <= 0.011:
         return gg.Score(value=1.0, feedback=f"Correct: {expected:.2f} {example['currency']}.")
     hints = []
     if "find_product" not in used:
         hints.append("it never looked up the unit prices with find_product")
     if example["currency"] != "GBP" and "convert_currency" not in used:
-        hints.append(f"it never converted the GBP total to {example['currency']} with "
-                     "convert_currency")
+        hints.append(
+            f"it never converted the GBP total to {example['currency']} with convert_currency"
+        )
     if "calculator" not in used:
         hints.append("it did the arithmetic in its head instead of with calculator")
     got = f"{numbers[-1]:g}" if numbers else "no number"
-    return gg.Score(value=0.0, feedback=(
-        f"Wrong total: the final answer gave {got}; the correct total is {expected:.2f} "
-        f"{example['currency']} (unit prices in GBP times quantities, summed, then converted). "
-        f"Tools used: {', '.join(used) or 'none'}"
-        + (f"; {'; '.join(hints)}." if hints else ".")
-        + " The final answer should state the total as a number with the currency code."))
+    return gg.Score(
+        value=0.0,
+        feedback=(
+            f"Wrong total: the final answer gave {got}; the correct total is {expected:.2f} "
+            f"{example['currency']} (unit prices in GBP times quantities, summed, then converted). "
+            f"Tools used: {', '.join(used) or 'none'}"
+            + (f"; {'; '.join(hints)}." if hints else ".")
+            + " The final answer should state the total as a number with the currency code."
+        ),
+    )
 
 
 def build_graph(model: Any) -> Any:
@@ -161,11 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     data = load_data()
     graph = build_graph(local.chat_model(args.model, max_tokens=200))
     result = gg.optimize(
-        graph, data[:8], data[8:14], metric=metric,
+        graph,
+        data[:8],
+        data[8:14],
+        metric=metric,
         reflection_lm=local.resolve(args.reflection_lm or args.model),
-        max_rollouts=args.max_rollouts, tracking="gepa-graph-examples", progress=True,
-        config=gg.OptimizeConfig(concurrency=4,
-                                 reflection_max_tokens=600, rollout_timeout_s=300),
+        max_rollouts=args.max_rollouts,
+        tracking="gepa-graph-examples",
+        progress=True,
+        config=gg.OptimizeConfig(concurrency=4, reflection_max_tokens=600, rollout_timeout_s=300),
     )
     print(f"validation: seed {result.seed_score:.3f} -> best {result.best_score:.3f}")
     print(result.best_candidate["agent"])

@@ -18,9 +18,8 @@ import os
 # Before anything can import litellm: never fetch the model price map from the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from gepa_graph.cli.common import CLIError, app, main  # noqa: E402
-
 # Each module registers its commands on ``app`` when imported; the order is the help's order.
-from gepa_graph.cli import optimize, runs, promote, demo  # noqa: E402, F401, I001
+from gepa_graph.cli import demo, optimize, promote, runs  # noqa: F401
+from gepa_graph.cli.common import CLIError, app, main
 
 __all__ = ["CLIError", "app", "main"]

@@ -61,7 +61,11 @@ def one_line(exc: BaseException) -> str:
 # OS errors about the user's own files and folders: a path that is missing, unreadable, or of
 # the wrong kind. Other OS errors (a full disk, a broken pipe) keep their traceback.
 USER_OS_ERRORS: tuple[type[OSError], ...] = (
-    FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    FileExistsError,
 )
 
 

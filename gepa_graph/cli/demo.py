@@ -84,8 +84,8 @@ def splits(n_train: int = 8, n_val: int = 6, n_test: int = 10) -> tuple[list, li
     # Interleave so every split mixes numeric, written-out and ISO dates.
     order = data[0::3] + data[1::3] + data[2::3]
     train = order[:n_train]
-    val = order[n_train:n_train + n_val]
-    test = order[n_train + n_val:n_train + n_val + n_test]
+    val = order[n_train : n_train + n_val]
+    test = order[n_train + n_val : n_train + n_val + n_test]
     return train, val, test
 
 
@@ -110,16 +110,25 @@ def metric(example: Any, prediction: Any) -> Score:
     )
     found = _ISO.findall(got)
     if found and "-".join(found[-1]) == expected:
-        return Score(value=0.5, feedback=(
-            f"Right date but extra text: the answer was {got!r}; it should be exactly "
-            f"{expected!r}. {rule}"))
-    return Score(value=0.0, feedback=(
-        f"Wrong: the answer was {got!r}; the date in the text is {_readable(expected)}, so the "
-        f"answer should be exactly {expected!r}. {rule}"))
+        return Score(
+            value=0.5,
+            feedback=(
+                f"Right date but extra text: the answer was {got!r}; it should be exactly "
+                f"{expected!r}. {rule}"
+            ),
+        )
+    return Score(
+        value=0.0,
+        feedback=(
+            f"Wrong: the answer was {got!r}; the date in the text is {_readable(expected)}, so the "
+            f"answer should be exactly {expected!r}. {rule}"
+        ),
+    )
 
 
 class DateState(TypedDict, total=False):
     """The graph's state: the ``text`` in, the ``date`` the agent answered out."""
+
     text: str
     date: str
 
@@ -159,6 +168,7 @@ class DemoReport:
     """What the demo found, for ``summary`` and for tests: the Result, the held-out scores of
     the seed and the best (mean and per example), the prompt diff, the MLflow run and the
     registered versions."""
+
     result: Any
     seed_test: float
     best_test: float
@@ -194,8 +204,11 @@ def prompt_diff(seed: dict[str, str], best: dict[str, str]) -> str:
         if seed.get(module) == best[module]:
             continue
         lines = difflib.unified_diff(
-            seed.get(module, "").splitlines(), best[module].splitlines(),
-            fromfile=f"{module} (seed)", tofile=f"{module} (best)", lineterm="",
+            seed.get(module, "").splitlines(),
+            best[module].splitlines(),
+            fromfile=f"{module} (seed)",
+            tofile=f"{module} (best)",
+            lineterm="",
         )
         parts.append("\n".join(lines))
     return "\n".join(parts) or "(the best candidate is the seed: no prompt changed)"
@@ -256,12 +269,22 @@ def run_demo(
     )
     started = time.monotonic()
     result = gg.optimize(
-        graph, train, val, metric=metric, reflection_lm=reflection_lm,
-        max_rollouts=max_rollouts, max_seconds=max_seconds, config=config, run_dir=run_dir,
-        tracking=tracker, progress=progress,
+        graph,
+        train,
+        val,
+        metric=metric,
+        reflection_lm=reflection_lm,
+        max_rollouts=max_rollouts,
+        max_seconds=max_seconds,
+        config=config,
+        run_dir=run_dir,
+        tracking=tracker,
+        progress=progress,
     )
-    say(f"optimization finished in {time.monotonic() - started:.0f}s ({result.stop_reason}): "
-        f"validation {result.seed_score:.3f} -> {result.best_score:.3f}")
+    say(
+        f"optimization finished in {time.monotonic() - started:.0f}s ({result.stop_reason}): "
+        f"validation {result.seed_score:.3f} -> {result.best_score:.3f}"
+    )
 
     say(f"scoring seed and best on {len(test)} held-out examples ...")
     seed_scores = asyncio.run(held_out_scores(graph, result.seed_candidate, test))
@@ -272,8 +295,9 @@ def run_demo(
 
     registered: dict[str, int] = {}
     if registry_name:
-        done = registry.register(result, registry_name, "candidate", tracking_uri,
-                                 run_id=tracker.run_id)
+        done = registry.register(
+            result, registry_name, "candidate", tracking_uri, run_id=tracker.run_id
+        )
         registered = dict(done.versions)
     return DemoReport(
         result=result,
@@ -313,10 +337,14 @@ def summary(report: DemoReport) -> str:
     if report.registered:
         versions = ", ".join(f"{m}=v{v}" for m, v in sorted(report.registered.items()))
         lines.append(f"registered {report.registry_name}@candidate ({versions})")
-        lines.append(f"  promote it: gepa-graph promote {report.registry_name} "
-                     "--from candidate --to production")
-        lines.append(f"  load it: gepa_graph.tracking.registry.with_registry_prompts(graph, "
-                     f"'{report.registry_name}@production')")
+        lines.append(
+            f"  promote it: gepa-graph promote {report.registry_name} "
+            "--from candidate --to production"
+        )
+        lines.append(
+            f"  load it: gepa_graph.tracking.registry.with_registry_prompts(graph, "
+            f"'{report.registry_name}@production')"
+        )
     lines.append(f"run folder: {result.run_dir}  (gepa-graph show {result.run_dir})")
     return "\n".join(lines)
 
@@ -334,17 +362,25 @@ def demo(
     seed: int = typer.Option(0, help="random seed"),
     experiment: str = typer.Option(EXPERIMENT, help="MLflow experiment"),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLflow's)"),
-    register: str = typer.Option(REGISTRY_NAME, "--register",
-                                 help="Prompt Registry name for the winner (alias candidate)"),
+    register: str = typer.Option(
+        REGISTRY_NAME, "--register", help="Prompt Registry name for the winner (alias candidate)"
+    ),
     run_dir: Path | None = typer.Option(None, help="checkpoint folder (default: ./gepa_runs/...)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Optimize a small real LangGraph agent (dates -> ISO 8601) with a local LLM, offline."""
     with user_errors():
         report = run_demo(
-            task_lm=task_lm, reflection_lm=reflection_lm, max_rollouts=max_rollouts,
-            max_seconds=max_seconds, seed=seed, tracking_uri=tracking_uri,
-            experiment=experiment, registry_name=register, run_dir=run_dir,
-            progress=progress, say=say,
+            task_lm=task_lm,
+            reflection_lm=reflection_lm,
+            max_rollouts=max_rollouts,
+            max_seconds=max_seconds,
+            seed=seed,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            registry_name=register,
+            run_dir=run_dir,
+            progress=progress,
+            say=say,
         )
     say(summary(report))

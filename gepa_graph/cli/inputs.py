@@ -36,7 +36,9 @@ def load_object(spec: str, what: str) -> Any:
     except CLIError:
         raise
     except Exception as exc:  # the user's module failed to import: say how, in one line
-        raise CLIError(f"cannot import {what} {spec!r}: {type(exc).__name__}: {one_line(exc)}")
+        raise CLIError(
+            f"cannot import {what} {spec!r}: {type(exc).__name__}: {one_line(exc)}"
+        ) from None
     try:
         return attribute_at(module, attr)
     except AttributeError:

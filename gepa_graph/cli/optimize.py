@@ -45,8 +45,9 @@ def optimize(
     alias: str = typer.Option("candidate", help="alias the registered versions get"),
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
     executor: str = typer.Option(
-        "local", help="where rollouts run: local, or ray (the cluster at RAY_ADDRESS, else the "
-        "one on this machine; workers import the system by its module:attr)"
+        "local",
+        help="where rollouts run: local, or ray (the cluster at RAY_ADDRESS, else the "
+        "one on this machine; workers import the system by its module:attr)",
     ),
 ) -> None:
     """Optimize the prompts of a graph on JSONL data."""
@@ -67,18 +68,29 @@ def optimize(
         tracker = None
         if experiment is not None or tracking_uri is not None or run_name is not None:
             tracker = gg.tracking.MLflowTracker(
-                experiment=experiment or "gepa-graph", tracking_uri=tracking_uri,
-                run_name=run_name, verbose=options["verbose"],
+                experiment=experiment or "gepa-graph",
+                tracking_uri=tracking_uri,
+                run_name=run_name,
+                verbose=options["verbose"],
             )
-        seed_prompts = (
-            registry.seed_from_registry(seed_from, tracking_uri) if seed_from else None
-        )
+        seed_prompts = registry.seed_from_registry(seed_from, tracking_uri) if seed_from else None
         result = gg.optimize(
-            target, trainset, valset, metric=metric_fn,
-            reflection_lm=reflection_lm_from(reflection_lm), max_rollouts=max_rollouts,
-            max_cost_usd=max_cost_usd, max_seconds=max_seconds, config=config, run_dir=run_dir,
-            resume=resume, tracking=tracker, progress=progress, seed_prompts=seed_prompts,
-            testset=testset, executor=executor,
+            target,
+            trainset,
+            valset,
+            metric=metric_fn,
+            reflection_lm=reflection_lm_from(reflection_lm),
+            max_rollouts=max_rollouts,
+            max_cost_usd=max_cost_usd,
+            max_seconds=max_seconds,
+            config=config,
+            run_dir=run_dir,
+            resume=resume,
+            tracking=tracker,
+            progress=progress,
+            seed_prompts=seed_prompts,
+            testset=testset,
+            executor=executor,
         )
         show_result(result, f"candidates ({result.run_dir})")
         if tracker is not None and tracker.run_id:
@@ -87,7 +99,10 @@ def optimize(
                 say(f"runs: {tracker.runs_url}")
         if register:
             done = registry.register(
-                result, register, alias, tracking_uri,
+                result,
+                register,
+                alias,
+                tracking_uri,
                 run_id=tracker.run_id if tracker is not None else None,
             )
             versions = ", ".join(f"{m}=v{v}" for m, v in sorted(done.versions.items()))
@@ -98,8 +113,10 @@ def optimize(
 def inspect_graph(
     graph: str = typer.Argument(..., help="module:attr of a compiled LangGraph graph"),
     probe: Path | None = typer.Option(
-        None, help="a .jsonl file: run the seed on its first example to confirm which prompts "
-        "reach a model and list the system messages no module holds (one paid run)"),
+        None,
+        help="a .jsonl file: run the seed on its first example to confirm which prompts "
+        "reach a model and list the system messages no module holds (one paid run)",
+    ),
 ) -> None:
     """List the prompts (modules) found in a graph."""
     with user_errors():

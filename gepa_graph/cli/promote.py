@@ -41,9 +41,14 @@ def promote(
         from gepa_graph.tracking.gate import promote_if_better
 
         decision = promote_if_better(
-            name, load_object(graph, "graph"), read_jsonl(gate, "gate"),
-            load_object(metric, "metric"), margin=margin, from_alias=from_alias,
-            to_alias=to_alias, tracking_uri=tracking_uri,
+            name,
+            load_object(graph, "graph"),
+            read_jsonl(gate, "gate"),
+            load_object(metric, "metric"),
+            margin=margin,
+            from_alias=from_alias,
+            to_alias=to_alias,
+            tracking_uri=tracking_uri,
         )
     say(decision.summary())
     say(f"MLflow run: {decision.run_id}")

@@ -18,31 +18,51 @@ from gepa_graph.cli.common import CLIError, app, console, fail, say, user_errors
 from gepa_graph.redact import redact_text
 
 
-def _render(title: str, rows: list[dict[str, Any]], best_id: str | None,
-            best_prompts: dict[str, str], summary: str = "") -> None:
+def _render(
+    title: str,
+    rows: list[dict[str, Any]],
+    best_id: str | None,
+    best_prompts: dict[str, str],
+    summary: str = "",
+) -> None:
     table = Table(title=title)
     for column in ("candidate", "origin", "parents", "iteration", "rollouts", "mean score"):
-        table.add_column(column, justify="right" if column in ("iteration", "rollouts",
-                                                               "mean score") else "left")
+        table.add_column(
+            column, justify="right" if column in ("iteration", "rollouts", "mean score") else "left"
+        )
     for row in rows:
         marker = " *" if row["id"] == best_id else ""
         table.add_row(
-            redact_text(row["id"]) + marker, row["origin"],
+            redact_text(row["id"]) + marker,
+            row["origin"],
             ", ".join(p[:8] for p in row["parent_ids"]) or "-",
-            str(row["iteration"]), str(row["rollouts"]), f"{row['mean']:.4f}",
+            str(row["iteration"]),
+            str(row["rollouts"]),
+            f"{row['mean']:.4f}",
         )
     console.print(table)
     if summary:
         say(summary)
     for module, text in sorted(best_prompts.items()):
-        console.print(Panel(Text(redact_text(text)), title=redact_text(f"best prompt: {module}"),
-                            title_align="left"))
+        console.print(
+            Panel(
+                Text(redact_text(text)),
+                title=redact_text(f"best prompt: {module}"),
+                title_align="left",
+            )
+        )
 
 
 def _rows_from_result(result: Any) -> list[dict[str, Any]]:
     return [
-        {"id": c.id, "origin": c.origin, "parent_ids": list(c.parent_ids),
-         "iteration": c.iteration, "rollouts": c.rollouts_at_discovery, "mean": c.mean_score}
+        {
+            "id": c.id,
+            "origin": c.origin,
+            "parent_ids": list(c.parent_ids),
+            "iteration": c.iteration,
+            "rollouts": c.rollouts_at_discovery,
+            "mean": c.mean_score,
+        }
         for c in result.candidates
     ]
 
@@ -55,8 +75,9 @@ def show_result(result: Any, title: str) -> None:
         f"stop: {result.stop_reason}"
     )
     if result.test_best_score is not None:
-        summary += (f"; held-out {result.test_seed_score:.4f} (seed) -> "
-                    f"{result.test_best_score:.4f} (best)")
+        summary += (
+            f"; held-out {result.test_seed_score:.4f} (seed) -> {result.test_best_score:.4f} (best)"
+        )
     _render(title, _rows_from_result(result), result.best_id, result.best_candidate, summary)
 
 
@@ -77,8 +98,10 @@ def _existing_store(tracking_uri: str | None) -> str:
     else:
         return uri
     if not path.exists():
-        raise CLIError(f"no MLflow store at {path}: run this in the folder holding it or pass "
-                       "--tracking-uri (e.g. sqlite:///path/mlflow.db or http://127.0.0.1:5000)")
+        raise CLIError(
+            f"no MLflow store at {path}: run this in the folder holding it or pass "
+            "--tracking-uri (e.g. sqlite:///path/mlflow.db or http://127.0.0.1:5000)"
+        )
     return uri
 
 
@@ -97,21 +120,26 @@ def _show_mlflow_run(run_id: str, tracking_uri: str | None) -> None:
     tags = run.data.tags
     if S.TAG_CANDIDATE_ID in tags:
         parent = tags.get(S.MLFLOW_PARENT_RUN, "?")
-        raise CLIError(f"run {run_id} is candidate {tags[S.TAG_CANDIDATE_ID]} of an "
-                       f"optimization; show the optimization with --run-id {parent}")
+        raise CLIError(
+            f"run {run_id} is candidate {tags[S.TAG_CANDIDATE_ID]} of an "
+            f"optimization; show the optimization with --run-id {parent}"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = client.download_artifacts(
-                run_id, S.table_path(S.TABLE_CANDIDATES), tmp)
+            local = client.download_artifacts(run_id, S.table_path(S.TABLE_CANDIDATES), tmp)
         except Exception:
             raise CLIError(f"MLflow run {run_id} has no gepa_graph candidates table") from None
         payload = json.loads(Path(local).read_text(encoding="utf-8"))
     records = [dict(zip(payload["columns"], row)) for row in payload["data"]]
     rows = [
-        {"id": r["candidate_id"], "origin": r["origin"],
-         "parent_ids": [p for p in r["parent_ids"].split(",") if p],
-         "iteration": r["iteration"], "rollouts": r["rollouts_at_discovery"],
-         "mean": r[S.VAL_SCORE]}
+        {
+            "id": r["candidate_id"],
+            "origin": r["origin"],
+            "parent_ids": [p for p in r["parent_ids"].split(",") if p],
+            "iteration": r["iteration"],
+            "rollouts": r["rollouts_at_discovery"],
+            "mean": r[S.VAL_SCORE],
+        }
         for r in records
     ]
     best_id = tags.get(S.TAG_BEST_CANDIDATE) or max(rows, key=lambda r: r["mean"])["id"]
@@ -155,9 +183,11 @@ def ui(
     """Start the MLflow UI (an `mlflow server` with one worker) to browse runs and prompts."""
     from gepa_graph.tracking.server import server_command, server_env
 
-    say(f"MLflow UI on http://{host}:{port} (Ctrl+C to stop); an optimization's runs, scores "
+    say(
+        f"MLflow UI on http://{host}:{port} (Ctrl+C to stop); an optimization's runs, scores "
         f"as columns: http://{host}:{port}/#/experiments/<experiment id>/runs"
-        f"?workflowType=machine_learning&viewStateShareKey=gepa-graph")
+        f"?workflowType=machine_learning&viewStateShareKey=gepa-graph"
+    )
     try:
         code = subprocess.call(server_command(host, port, backend_store_uri), env=server_env())
     except KeyboardInterrupt:

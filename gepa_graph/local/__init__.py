@@ -16,8 +16,8 @@ sampling defaults), ``tool_calls`` (tool calls written as text), ``provider`` (L
 """
 
 from gepa_graph.local.backends import ENV_BACKEND, backend_name, runtime_problem
-from gepa_graph.local.model import LocalEngine, engine, set_engine
 from gepa_graph.local.errors import LocalModelError, ModelChecksumError
+from gepa_graph.local.model import LocalEngine, engine, set_engine
 from gepa_graph.local.model_file import ENV_MODEL, model_path
 from gepa_graph.local.provider import (
     DEFAULT_MODEL,
@@ -29,7 +29,20 @@ from gepa_graph.local.provider import (
 from gepa_graph.local.tool_calls import parse_tool_calls
 
 __all__ = [
-    "DEFAULT_MODEL", "ENV_BACKEND", "ENV_MODEL", "LocalEngine", "LocalModelError",
-    "ModelChecksumError", "backend_name", "chat_model", "engine", "is_local", "model_path",
-    "parse_tool_calls", "register", "resolve", "runtime_problem", "set_engine",
+    "DEFAULT_MODEL",
+    "ENV_BACKEND",
+    "ENV_MODEL",
+    "LocalEngine",
+    "LocalModelError",
+    "ModelChecksumError",
+    "backend_name",
+    "chat_model",
+    "engine",
+    "is_local",
+    "model_path",
+    "parse_tool_calls",
+    "register",
+    "resolve",
+    "runtime_problem",
+    "set_engine",
 ]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
-from gepa_graph.local.model import engine
 from gepa_graph.local.errors import LocalModelError
+from gepa_graph.local.model import engine
 from gepa_graph.local.model_file import model_path
 
 
@@ -19,11 +19,14 @@ def main(argv: list[str] | None = None) -> int:
         print(model_path())
         if "--check" in argv:
             started = time.monotonic()
-            reply = engine().chat([{"role": "user", "content": "Say hello in one word."}],
-                                  max_tokens=8)
+            reply = engine().chat(
+                [{"role": "user", "content": "Say hello in one word."}], max_tokens=8
+            )
             text = reply["choices"][0]["message"]["content"]
-            print(f"{engine().backend().name} replied {text!r} "
-                  f"({time.monotonic() - started:.1f}s with loading)")
+            print(
+                f"{engine().backend().name} replied {text!r} "
+                f"({time.monotonic() - started:.1f}s with loading)"
+            )
     except LocalModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

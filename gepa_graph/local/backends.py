@@ -78,8 +78,7 @@ class XllamacppBackend:
     name = "xllamacpp"
     module = "xllamacpp"
 
-    def __init__(self, path: Path, *, n_ctx: int, threads: int, slots: int,
-                 poll: int = 0) -> None:
+    def __init__(self, path: Path, *, n_ctx: int, threads: int, slots: int, poll: int = 0) -> None:
         """``poll``: how busily idle threads wait for work, 0-100 (llama.cpp's default: 50)."""
         import xllamacpp
 
@@ -141,8 +140,14 @@ class LlamaCppBackend:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no busy-waiting (read at load)
         from llama_cpp import Llama
 
-        self._llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
-                            n_threads_batch=threads, n_batch=512, verbose=False)
+        self._llama = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=512,
+            verbose=False,
+        )
 
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         """One chat completion, the prompt evaluated afresh (same prompt and seed, same reply)."""
@@ -176,7 +181,7 @@ BACKENDS: dict[str, type] = {"xllamacpp": XllamacppBackend, "llama-cpp": LlamaCp
 INSTALL = {
     "xllamacpp": 'pip install ".[local]" (a prebuilt wheel)',
     "llama-cpp": "pip install llama-cpp-python (it builds from source, about 12 minutes on 2 "
-                 f"cores), or unset {ENV_BACKEND} to use xllamacpp",
+    f"cores), or unset {ENV_BACKEND} to use xllamacpp",
 }
 
 
@@ -184,8 +189,9 @@ def backend_name() -> str:
     """The backend chosen by ``$GEPA_GRAPH_LOCAL_BACKEND`` (default ``xllamacpp``)."""
     name = os.environ.get(ENV_BACKEND) or DEFAULT_BACKEND
     if name not in BACKENDS:
-        raise LocalModelError(f"{ENV_BACKEND}={name!r} is not a local backend: use one of "
-                              f"{', '.join(BACKENDS)}")
+        raise LocalModelError(
+            f"{ENV_BACKEND}={name!r} is not a local backend: use one of {', '.join(BACKENDS)}"
+        )
     return name
 
 
@@ -214,5 +220,6 @@ def open_backend(path: Path, name: str | None = None) -> Backend:
     if problem:
         raise LocalModelError(problem)
     slots = max(1, _env_int(ENV_SLOTS, 4))
-    return BACKENDS[name](path, n_ctx=_env_int(ENV_N_CTX, 8192), threads=default_threads(),
-                          slots=slots)
+    return BACKENDS[name](
+        path, n_ctx=_env_int(ENV_N_CTX, 8192), threads=default_threads(), slots=slots
+    )

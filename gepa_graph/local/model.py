@@ -31,8 +31,17 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
 """Per-call defaults; any of them can be overridden by the call (LiteLLM kwargs)."""
 
 _PASSED_THROUGH = (
-    "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty",
-    "frequency_penalty", "max_tokens", "stop", "seed", "response_format",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_tokens",
+    "stop",
+    "seed",
+    "response_format",
 )
 
 
@@ -44,8 +53,11 @@ class LocalEngine:
     names); ``path() -> Path`` finds the GGUF file. Tests pass fakes for both.
     """
 
-    def __init__(self, factory: Callable[[Path], Backend] | None = None,
-                 path: Callable[[], Path] | None = None) -> None:
+    def __init__(
+        self,
+        factory: Callable[[Path], Backend] | None = None,
+        path: Callable[[], Path] | None = None,
+    ) -> None:
         self._factory = factory or open_backend
         self._path = path or model_path
         self._backend: Backend | None = None
@@ -67,11 +79,15 @@ class LocalEngine:
         if backend is not None:
             backend.close()
 
-    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-             tool_choice: Any = None, **params: Any) -> dict[str, Any]:
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> dict[str, Any]:
         """One chat completion (OpenAI dict); tool calls written as text are parsed."""
-        request = {**SAMPLING_DEFAULTS,
-                   **{k: v for k, v in params.items() if k in _PASSED_THROUGH}}
+        request = {**SAMPLING_DEFAULTS, **{k: v for k, v in params.items() if k in _PASSED_THROUGH}}
         if request.get("seed") is None:
             request.pop("seed", None)
         if request.get("max_tokens") is None:
@@ -84,8 +100,9 @@ class LocalEngine:
         with self._serial if backend.slots <= 1 else nullcontext():
             response = backend.chat(request)
         if use_tools:
-            response = with_parsed_tool_calls(response, {t["function"]["name"] for t in tools
-                                                         if "function" in t})
+            response = with_parsed_tool_calls(
+                response, {t["function"]["name"] for t in tools if "function" in t}
+            )
         return response
 
 

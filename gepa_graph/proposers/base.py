@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 class Proposer(Protocol):
     """One way of making children (a mutation, a merge)."""
 
-    def start(self, search: Engine, room: int | None, alone: bool
-              ) -> Coroutine[Any, Any, None] | None:
+    def start(
+        self, search: Engine, room: int | None, alone: bool
+    ) -> Coroutine[Any, Any, None] | None:
         """Plan one piece of work now and return the coroutine that runs it, or None when
         nothing worth starting fits: ``room`` is the rollouts work may still plan on (None:
         no rollout budget), ``alone`` whether nothing else is in flight."""

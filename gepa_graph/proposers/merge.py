@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class MergePlan:
     """A merge to try: ``child`` takes each module from whichever of ``left`` and ``right`` changed
     it since their common ``ancestor``."""
+
     left: str
     right: str
     ancestor: str
@@ -87,7 +88,9 @@ def find_merge(
         )
         for ancestor in shared:
             merged = merged_prompts(
-                candidates[left], candidates[right], candidates[ancestor],
+                candidates[left],
+                candidates[right],
+                candidates[ancestor],
                 left_is_stronger=means[left] >= means[right],
             )
             if merged is None:
@@ -136,8 +139,9 @@ class Merge:
         self.search: Engine
         self.tried_merges: set[str] = set()  # merge children already attempted
 
-    def start(self, search: Engine, room: int | None, alone: bool
-              ) -> Coroutine[Any, Any, None] | None:
+    def start(
+        self, search: Engine, room: int | None, alone: bool
+    ) -> Coroutine[Any, Any, None] | None:
         """The due merge's work, or None (merge off, none due, or it does not fit)."""
         self.search = search
         planned = self._plan_merge(room)
@@ -155,19 +159,26 @@ class Merge:
             return None
         search.state.iteration += 1
         self.tried_merges.add(plan.child.id)
-        search.emit(IterationStarted(iteration=search.state.iteration, kind="merge",
-                                     parent_ids=(plan.left, plan.right)))
+        search.emit(
+            IterationStarted(
+                iteration=search.state.iteration, kind="merge", parent_ids=(plan.left, plan.right)
+            )
+        )
         keys = balanced_subsample(
-            search.val_keys, search.scores[plan.left], search.scores[plan.right],
-            search.config.merge_subsample_size, search.rng,
+            search.val_keys,
+            search.scores[plan.left],
+            search.scores[plan.right],
+            search.config.merge_subsample_size,
+            search.rng,
         )
         by_key = {ex.key: ex for ex in search.valset}
         subsample = [by_key[k] for k in keys]
         hold = search.budget.hold(search.unknown(plan.child, subsample) + len(search.valset))
         return search.state.iteration, plan, subsample, hold
 
-    async def _merge(self, iteration: int, plan: MergePlan, subsample: list[Example],
-                     hold: Hold) -> None:
+    async def _merge(
+        self, iteration: int, plan: MergePlan, subsample: list[Example], hold: Hold
+    ) -> None:
         """Run a merge child on its subsample; if it does no worse than its better parent
         there, validate it."""
         search = self.search
@@ -178,20 +189,30 @@ class Merge:
         try:
             results = await search.evaluate(child, subsample)
         except BudgetExhausted as exc:
-            search.reject("merge", "budget_exhausted", str(exc), parent_ids=parents,
-                          iteration=iteration)
+            search.reject(
+                "merge", "budget_exhausted", str(exc), parent_ids=parents, iteration=iteration
+            )
             return
         finally:
             search.budget.release(hold)
         merged = sum(r.score for r in results)
         best_parent = max(sum(search.scores[p][ex.key] for ex in subsample) for p in parents)
         if merged < best_parent:
-            search.reject("merge", "worse_than_parents_on_subsample",
-                          f"subsample score {merged:g} vs best parent {best_parent:g}",
-                          parent_ids=parents, iteration=iteration)
+            search.reject(
+                "merge",
+                "worse_than_parents_on_subsample",
+                f"subsample score {merged:g} vs best parent {best_parent:g}",
+                parent_ids=parents,
+                iteration=iteration,
+            )
         elif child.id in search.candidates or child.id in search.validating:
-            search.reject("merge", "duplicate_candidate", f"same prompts as {child.id}",
-                          parent_ids=parents, iteration=iteration)
+            search.reject(
+                "merge",
+                "duplicate_candidate",
+                f"same prompts as {child.id}",
+                parent_ids=parents,
+                iteration=iteration,
+            )
         else:
             search.strategies.module_selector.inherit(child.id, plan.left)
             try:

@@ -70,16 +70,18 @@ class ReflectiveMutation:
         self._chain: list[Candidate] = []
         self._verdicts: dict[str, asyncio.Future] = {}  # child id -> did it join the pool
 
-    def start(self, search: Engine, room: int | None, alone: bool
-              ) -> Coroutine[Any, Any, None] | None:
+    def start(
+        self, search: Engine, room: int | None, alone: bool
+    ) -> Coroutine[Any, Any, None] | None:
         """A proposal from a child being validated, else from a parent the strategies pick."""
         self.search = search
         parent = self._chain.pop(0) if self._chain else None
         plan = self._plan(room, alone, parent)
         return None if plan is None else self._proposal(plan)
 
-    def _plan(self, room: int | None, alone: bool = True,
-              parent: Candidate | None = None) -> _Plan | None:
+    def _plan(
+        self, room: int | None, alone: bool = True, parent: Candidate | None = None
+    ) -> _Plan | None:
         """Parent, modules and minibatch of one proposal: every random draw happens here, in
         the main task, when the proposal starts. None when the proposal's worst case (its
         minibatch rollouts and its child's full validation) does not fit in ``room``, or when
@@ -103,12 +105,25 @@ class ReflectiveMutation:
             strategies.module_selector.update(search, parent, modules, ProposalOutcome("skipped"))
             return None
         search.state.iteration += 1
-        plan = _Plan(search.state.iteration, parent, modules, minibatch, key in search.reflected,
-                     fresh=parent_runs > 0, hold=search.budget.hold(worst),
-                     parent_verdict=verdict)
+        plan = _Plan(
+            search.state.iteration,
+            parent,
+            modules,
+            minibatch,
+            key in search.reflected,
+            fresh=parent_runs > 0,
+            hold=search.budget.hold(worst),
+            parent_verdict=verdict,
+        )
         search.reflected.add(key)
-        search.emit(IterationStarted(iteration=plan.iteration, kind="mutation",
-                                     parent_ids=(parent.id,), module="+".join(modules)))
+        search.emit(
+            IterationStarted(
+                iteration=plan.iteration,
+                kind="mutation",
+                parent_ids=(parent.id,),
+                module="+".join(modules),
+            )
+        )
         return plan
 
     async def _proposal(self, plan: _Plan) -> None:
@@ -121,18 +136,29 @@ class ReflectiveMutation:
         try:
             outcome = await self._propose(plan)
         except BudgetExhausted as exc:
-            search.reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
-                          (plan.parent.id,), iteration=plan.iteration)
+            search.reject(
+                "mutation",
+                "budget_exhausted",
+                str(exc),
+                "+".join(plan.modules),
+                (plan.parent.id,),
+                iteration=plan.iteration,
+            )
             return
         finally:
             search.budget.release(plan.hold)
         child = outcome.child
         if self._settle(outcome):
             if plan.parent_verdict is not None and not await self._parent_joined(plan):
-                search.reject("mutation", "parent_rejected", "its parent did not join the pool",
-                              "+".join(plan.modules), (plan.parent.id,),
-                              shown({m: child.prompts[m] for m in child.changed_modules}),
-                              iteration=plan.iteration)
+                search.reject(
+                    "mutation",
+                    "parent_rejected",
+                    "its parent did not join the pool",
+                    "+".join(plan.modules),
+                    (plan.parent.id,),
+                    shown({m: child.prompts[m] for m in child.changed_modules}),
+                    iteration=plan.iteration,
+                )
                 search.finished(spent=True)
                 return
             verdict = asyncio.get_running_loop().create_future()
@@ -143,8 +169,14 @@ class ReflectiveMutation:
             try:
                 joined = await search.admit(child, plan.iteration)
             except BudgetExhausted as exc:
-                search.reject("mutation", "budget_exhausted", str(exc), "+".join(plan.modules),
-                              (plan.parent.id,), iteration=plan.iteration)
+                search.reject(
+                    "mutation",
+                    "budget_exhausted",
+                    str(exc),
+                    "+".join(plan.modules),
+                    (plan.parent.id,),
+                    iteration=plan.iteration,
+                )
                 return
             finally:
                 if child in self._chain:
@@ -154,7 +186,9 @@ class ReflectiveMutation:
             gain = 0.0
             if joined:
                 keys = list(search.scores[child.id])
-                gain = search.mean(child.id) - pareto.mean_score(search.scores[plan.parent.id], keys)
+                gain = search.mean(child.id) - pareto.mean_score(
+                    search.scores[plan.parent.id], keys
+                )
             self._tell_selector(outcome, "accepted" if joined else "rejected", child.id, gain)
             if not joined:
                 self._remember_attempt(plan, child, "worse on validation")
@@ -168,11 +202,14 @@ class ReflectiveMutation:
         await search.turns.take()
         return joined
 
-    def _tell_selector(self, outcome: _Outcome, status: str, child_id: str | None = None,
-                       gain: float = 0.0) -> None:
+    def _tell_selector(
+        self, outcome: _Outcome, status: str, child_id: str | None = None, gain: float = 0.0
+    ) -> None:
         search = self.search
         search.strategies.module_selector.update(
-            search, outcome.plan.parent, outcome.plan.modules,
+            search,
+            outcome.plan.parent,
+            outcome.plan.modules,
             ProposalOutcome(status, child_id, gain, outcome.implicated),
         )
 
@@ -181,14 +218,18 @@ class ReflectiveMutation:
         for module in plan.modules:
             if child.prompts[module] != plan.parent.prompts[module]:
                 search.attempts.setdefault((plan.parent.id, module), []).append(
-                    (child.prompts[module], why))
+                    (child.prompts[module], why)
+                )
 
     def _implicated(self, results: Sequence[EvalResult]) -> tuple[str, ...]:
         """Modules whose feedback names a failure on these results."""
         search = self.search
         perfect = search.config.perfect_score
-        return tuple(m for m in search.modules
-                     if any(r.score < perfect and r.feedback_for(m) for r in results))
+        return tuple(
+            m
+            for m in search.modules
+            if any(r.score < perfect and r.feedback_for(m) for r in results)
+        )
 
     async def _propose(self, plan: _Plan) -> _Outcome:
         """Parent minibatch, reflection(s), child minibatch. Emits nothing."""
@@ -203,20 +244,28 @@ class ReflectiveMutation:
             outcome.status = "skipped"
             return outcome
         if plan.repeat:
-            outcome.rejection = ("already_reflected", "the same parent, modules and minibatch "
-                                 "were reflected on before", None)
+            outcome.rejection = (
+                "already_reflected",
+                "the same parent, modules and minibatch were reflected on before",
+                None,
+            )
             outcome.status = "invalid"
             return outcome
         keep = search.config.rejected_attempts_shown
         try:
-            replies = await asyncio.gather(*(
-                self.proposer.reflect(
-                    parent, module, node_of(search.system, module), plan.minibatch,
-                    outcome.parent_results,
-                    search.attempts.get((parent.id, module), [])[-keep:] if keep else (),
+            replies = await asyncio.gather(
+                *(
+                    self.proposer.reflect(
+                        parent,
+                        module,
+                        node_of(search.system, module),
+                        plan.minibatch,
+                        outcome.parent_results,
+                        search.attempts.get((parent.id, module), [])[-keep:] if keep else (),
+                    )
+                    for module in plan.modules
                 )
-                for module in plan.modules
-            ))
+            )
         except LMCallFailed as exc:
             await search.turns.take()
             outcome.rejection = ("reflection_failed", str(exc), None)
@@ -237,13 +286,13 @@ class ReflectiveMutation:
             return outcome
         child = outcome.child = parent.mutate_many(texts)
         if child.id in search.candidates or child.id in search.validating:
-            outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}",
-                                 shown(texts))
+            outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}", shown(texts))
             outcome.status = "invalid"
             return outcome
         outcome.child_results = await search.evaluate(child, plan.minibatch)
-        reason = search.strategies.acceptance.reject_reason(outcome.parent_results,
-                                                            outcome.child_results)
+        reason = search.strategies.acceptance.reject_reason(
+            outcome.parent_results, outcome.child_results
+        )
         if reason is not None:
             outcome.rejection = ("not_better_on_minibatch", reason, shown(texts))
             before = sum(r.score for r in outcome.parent_results)
@@ -256,32 +305,51 @@ class ReflectiveMutation:
         search = self.search
         plan, child = outcome.plan, outcome.child
         new = plan.fresh or (child is not None and child.id not in search.proposed)
-        search.parent_idle[plan.parent.id] = 0 if new else search.parent_idle.get(plan.parent.id, 0) + 1
+        search.parent_idle[plan.parent.id] = (
+            0 if new else search.parent_idle.get(plan.parent.id, 0) + 1
+        )
         if child is not None:
             search.proposed.add(child.id)
-        search.emit_minibatch(plan.iteration, plan.parent, "parent", plan.minibatch,
-                              outcome.parent_results)
+        search.emit_minibatch(
+            plan.iteration, plan.parent, "parent", plan.minibatch, outcome.parent_results
+        )
         for module, reflection in outcome.reflections:
             search.budget.add_reflection_call()
             search.budget.add_reflection_cost(reflection.response.usage.cost_usd)
-            search.emit(ReflectionCalled(
-                 iteration=plan.iteration, module=module, parent_id=plan.parent.id,
-                 prompt=reflection.prompt, reply=reflection.response.text,
-                 cost_usd=reflection.response.usage.cost_usd,
-             ))
+            search.emit(
+                ReflectionCalled(
+                    iteration=plan.iteration,
+                    module=module,
+                    parent_id=plan.parent.id,
+                    prompt=reflection.prompt,
+                    reply=reflection.response.text,
+                    cost_usd=reflection.response.usage.cost_usd,
+                )
+            )
         if outcome.child_results is not None:
-            search.emit_minibatch(plan.iteration, child, "child", plan.minibatch,
-                                  outcome.child_results)
+            search.emit_minibatch(
+                plan.iteration, child, "child", plan.minibatch, outcome.child_results
+            )
         rejection = outcome.rejection
         if rejection is None and (child.id in search.candidates or child.id in search.validating):
-            rejection = ("duplicate_candidate", f"same prompts as {child.id}",
-                         shown({m: child.prompts[m] for m in child.changed_modules}))
+            rejection = (
+                "duplicate_candidate",
+                f"same prompts as {child.id}",
+                shown({m: child.prompts[m] for m in child.changed_modules}),
+            )
             outcome.status = "invalid"
         if rejection is None:
             return True
         reason, detail, text = rejection
-        search.reject("mutation", reason, detail, "+".join(plan.modules), (plan.parent.id,),
-                      text, iteration=plan.iteration)
+        search.reject(
+            "mutation",
+            reason,
+            detail,
+            "+".join(plan.modules),
+            (plan.parent.id,),
+            text,
+            iteration=plan.iteration,
+        )
         self._tell_selector(outcome, outcome.status)
         if child is not None and reason in ("not_better_on_minibatch", "duplicate_candidate"):
             self._remember_attempt(plan, child, detail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ _MIN_CHARS = 200  # the shortest per-field cut tried when the prompt exceeds the
 class Reflection:
     """One reflection call: the ``prompt`` sent and the ``response``, kept together so a rejected
     proposal can be reported with what the LM was shown."""
+
     prompt: str
     response: LMResponse
 
@@ -32,7 +34,10 @@ class ReflectiveProposer:
     """Turns a parent's minibatch run into a new prompt for one module: builds the
     reflective dataset from that module's own trace and feedback and asks the reflection LM,
     through the replay so a resumed run never pays for a reply it already has."""
-    def __init__(self, lm: ReflectionLM, replay: ReflectionReplay, max_chars_per_field: int) -> None:
+
+    def __init__(
+        self, lm: ReflectionLM, replay: ReflectionReplay, max_chars_per_field: int
+    ) -> None:
         self.lm = lm
         self.replay = replay
         self.max_chars_per_field = max_chars_per_field
@@ -56,7 +61,7 @@ class ReflectiveProposer:
             )
             key = hashlib.sha256(f"{self.lm.name}\n{prompt}".encode()).hexdigest()
             try:
-                response = await self.replay.call(key, lambda: self.lm(prompt))
+                response = await self.replay.call(key, functools.partial(self.lm, prompt))
             except PromptTooLong:
                 if limit <= _MIN_CHARS and shown == 1:
                     raise

@@ -48,11 +48,33 @@ from gepa_graph.strategies.stopping import Budgets, StopAll
 from gepa_graph.strategies.validation import VALIDATIONS, FullValidation, Racing, Screening
 
 __all__ = [
-    "Acceptance", "Adaptive", "AfterAccept", "AllModules", "Bandit", "Budgets",
-    "CurrentBestSelector", "EpochSampler", "FailureAwareSampler", "FullValidation",
-    "MergeScheduler", "MinibatchSampler", "ModuleSelector", "OnDiversity", "ParentSelector",
-    "ParetoSelector", "ProposalOutcome", "Racing", "RoundRobin", "Screening", "Search",
-    "StopCondition", "StrictImprovement", "Strategies", "ValidationPolicy", "Verdict", "build",
+    "Acceptance",
+    "Adaptive",
+    "AfterAccept",
+    "AllModules",
+    "Bandit",
+    "Budgets",
+    "CurrentBestSelector",
+    "EpochSampler",
+    "FailureAwareSampler",
+    "FullValidation",
+    "MergeScheduler",
+    "MinibatchSampler",
+    "ModuleSelector",
+    "OnDiversity",
+    "ParentSelector",
+    "ParetoSelector",
+    "ProposalOutcome",
+    "Racing",
+    "RoundRobin",
+    "Screening",
+    "Search",
+    "StopCondition",
+    "StrictImprovement",
+    "Strategies",
+    "ValidationPolicy",
+    "Verdict",
+    "build",
 ]
 
 
@@ -69,10 +91,15 @@ class Strategies:
     stop: StopCondition
 
 
-_KINDS = {"sampler": MinibatchSampler, "parent_selector": ParentSelector,
-          "module_selector": ModuleSelector, "acceptance": Acceptance,
-          "validation": ValidationPolicy, "merge_scheduler": MergeScheduler,
-          "stop": StopCondition}
+_KINDS = {
+    "sampler": MinibatchSampler,
+    "parent_selector": ParentSelector,
+    "module_selector": ModuleSelector,
+    "acceptance": Acceptance,
+    "validation": ValidationPolicy,
+    "merge_scheduler": MergeScheduler,
+    "stop": StopCondition,
+}
 
 
 def build(config: OptimizeConfig, given: Mapping[str, Any] | None = None) -> Strategies:
@@ -86,16 +113,17 @@ def build(config: OptimizeConfig, given: Mapping[str, Any] | None = None) -> Str
         raise InvalidInput(f"strategies: unknown kind {unknown[0]!r}; kinds are {sorted(_KINDS)}")
     for kind, value in given.items():
         if not isinstance(value, _KINDS[kind]):
-            raise WrongType(f"strategies[{kind!r}]: {type(value).__name__} lacks the "
-                            f"{_KINDS[kind].__name__} methods")
+            raise WrongType(
+                f"strategies[{kind!r}]: {type(value).__name__} lacks the "
+                f"{_KINDS[kind].__name__} methods"
+            )
     stop = Budgets() if "stop" not in given else StopAll(Budgets(), given.pop("stop"))
     named = Strategies(
         sampler=SAMPLERS[config.minibatch_sampler](),
         parent_selector=SELECTORS[config.candidate_selection](),
         module_selector=MODULE_SELECTORS[config.module_selection](),
         acceptance=ACCEPTANCES["strict_improvement"](),
-        validation=VALIDATIONS["screening" if config.adaptive_validation
-                               else config.validation](),
+        validation=VALIDATIONS["screening" if config.adaptive_validation else config.validation](),
         merge_scheduler=MERGE_SCHEDULERS[config.merge_schedule](),
         stop=stop,
     )

@@ -105,8 +105,9 @@ class ModuleSelector(Protocol):
     def select(self, search: Search, parent: Candidate) -> tuple[str, ...]:
         """Modules to rewrite: one, or several for a joint proposal (one child)."""
 
-    def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
-               outcome: ProposalOutcome) -> None:
+    def update(
+        self, search: Search, parent: Candidate, modules: tuple[str, ...], outcome: ProposalOutcome
+    ) -> None:
         """Learn how the proposal that rewrote ``modules`` of ``parent`` ended."""
         ...
 
@@ -119,8 +120,9 @@ class Acceptance(Protocol):
     """Decides whether a child earns a validation run, from its and its parent's minibatch
     results: the gate that keeps validation rollouts for promising children."""
 
-    def reject_reason(self, parent: Sequence[EvalResult],
-                      child: Sequence[EvalResult]) -> str | None:
+    def reject_reason(
+        self, parent: Sequence[EvalResult], child: Sequence[EvalResult]
+    ) -> str | None:
         """None when the child earns validation, else why not (one line)."""
 
 

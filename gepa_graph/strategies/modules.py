@@ -21,8 +21,9 @@ class RoundRobin:
         self._next[parent.id] = index + 1
         return (search.modules[index],)
 
-    def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
-               outcome: ProposalOutcome) -> None:
+    def update(
+        self, search: Search, parent: Candidate, modules: tuple[str, ...], outcome: ProposalOutcome
+    ) -> None:
         """Give a skipped turn back; an accepted child starts after the module that made it."""
         index = search.modules.index(modules[-1])
         if outcome.status == "skipped" and self._next.get(parent.id) == index + 1:
@@ -64,8 +65,9 @@ class Adaptive(RoundRobin):
             return implicated
         return super().select(search, parent)
 
-    def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
-               outcome: ProposalOutcome) -> None:
+    def update(
+        self, search: Search, parent: Candidate, modules: tuple[str, ...], outcome: ProposalOutcome
+    ) -> None:
         """Count ties of single-module children and remember which modules the feedback
         implicated; any other outcome resets the count."""
         if len(modules) == 1:
@@ -103,8 +105,9 @@ class Bandit(RoundRobin):
 
         return (max(search.modules, key=lambda m: (ucb(m), -search.modules.index(m))),)
 
-    def update(self, search: Search, parent: Candidate, modules: tuple[str, ...],
-               outcome: ProposalOutcome) -> None:
+    def update(
+        self, search: Search, parent: Candidate, modules: tuple[str, ...], outcome: ProposalOutcome
+    ) -> None:
         """Decay every module's pulls and rewards, then reward the rewritten modules when the
         child raised its parent's validation mean."""
         super().update(search, parent, modules, outcome)
@@ -118,5 +121,9 @@ class Bandit(RoundRobin):
             self._reward[module] += float(outcome.gain > 0)
 
 
-MODULE_SELECTORS = {"round_robin": RoundRobin, "all": AllModules, "adaptive": Adaptive,
-                    "bandit": Bandit}
+MODULE_SELECTORS = {
+    "round_robin": RoundRobin,
+    "all": AllModules,
+    "adaptive": Adaptive,
+    "bandit": Bandit,
+}

@@ -57,8 +57,11 @@ class FailureAwareSampler(EpochSampler):
         picked = failing[: max(1, size // 3)]
         self._used.update((parent.id, i) for i in picked)
         for fresh_only in (True, True, False):
-            wanted = [i for i in self._queue if i not in picked
-                      and not (fresh_only and train[i].key in known)][: size - len(picked)]
+            wanted = [
+                i
+                for i in self._queue
+                if i not in picked and not (fresh_only and train[i].key in known)
+            ][: size - len(picked)]
             for i in wanted:
                 picked.append(i)
                 self._queue.remove(i)

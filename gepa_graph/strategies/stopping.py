@@ -25,16 +25,21 @@ class Budgets:
         config = search.config
         if config.max_iterations is not None and search.iteration >= config.max_iterations:
             return "max_iterations"
-        if (config.max_stale_iterations is not None
-                and search.stale_iterations >= config.max_stale_iterations):
+        if (
+            config.max_stale_iterations is not None
+            and search.stale_iterations >= config.max_stale_iterations
+        ):
             return "max_stale_iterations"
         idle = search.idle_iterations
-        if idle >= MAX_IDLE_ITERATIONS and (set(search.scores) <= search.exhausted
-                                            or idle >= 4 * MAX_IDLE_ITERATIONS):
+        if idle >= MAX_IDLE_ITERATIONS and (
+            set(search.scores) <= search.exhausted or idle >= 4 * MAX_IDLE_ITERATIONS
+        ):
             return "stalled"
         best = search.best_id
-        if (pareto.is_complete(search.scores[best], search.val_keys)
-                and search.mean(best) >= config.perfect_score):
+        if (
+            pareto.is_complete(search.scores[best], search.val_keys)
+            and search.mean(best) >= config.perfect_score
+        ):
             return "perfect_score"
         return None
 

@@ -47,10 +47,14 @@ class Screening(FullValidation):
                 tops = _tops(search, mine)
                 theirs = sum(parent.get(k, 0.0) for k in mine)
                 if sum(mine.values()) < theirs and not any(mine[k] > tops[k] for k in mine):
-                    hopeless[child.id] = Verdict(mine, (
-                        "worse_than_parent_on_validation_sample",
-                        f"{sum(mine.values()):g} vs parent {theirs:g} on {len(mine)} "
-                        "validation examples"))
+                    hopeless[child.id] = Verdict(
+                        mine,
+                        (
+                            "worse_than_parent_on_validation_sample",
+                            f"{sum(mine.values()):g} vs parent {theirs:g} on {len(mine)} "
+                            "validation examples",
+                        ),
+                    )
         rest = [c for c in candidates if c.id not in hopeless]
         full = dict(zip((c.id for c in rest), await super().validate(search, rest), strict=True))
         return [hopeless.get(c.id) or full[c.id] for c in candidates]
@@ -94,8 +98,9 @@ class Racing:
 
 def _tops(search: Search, keys) -> dict[str, float]:
     """Per example, the top score any pool candidate has on it (-inf where none ran it)."""
-    return {k: max((s[k] for s in search.scores.values() if k in s), default=-math.inf)
-            for k in keys}
+    return {
+        k: max((s[k] for s in search.scores.values() if k in s), default=-math.inf) for k in keys
+    }
 
 
 VALIDATIONS = {"full": FullValidation, "screening": Screening, "racing": Racing}

@@ -81,8 +81,16 @@ class ScriptedLiteLLM:
         text = self.reply(prompt)
         return response_type(
             model=f"{self.provider}/model",
-            choices=[{"index": 0, "finish_reason": "stop",
-                      "message": {"role": "assistant", "content": text}}],
-            usage={"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
-                   "total_tokens": (len(prompt) + len(text)) // 4},
+            choices=[
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            usage={
+                "prompt_tokens": len(prompt) // 4,
+                "completion_tokens": len(text) // 4,
+                "total_tokens": (len(prompt) + len(text)) // 4,
+            },
         )

@@ -22,6 +22,7 @@ _MISSING = re.compile(r"missing rule-(\d+)")
 class RuleTask:
     """The task of the module docstring: ``n_types`` hidden example types spread over
     ``modules``, so a search with several modules must improve the right one for each type."""
+
     def __init__(self, n_types: int = 6, modules: tuple[str, ...] = ("instructions",)) -> None:
         self.n_types = n_types
         self.modules = modules
@@ -49,8 +50,9 @@ class RuleTask:
         module = self.owner(kind)
         knows = f"rule-{kind}." in prompts[module]
         answer = f"answer-{kind}" if knows else "unsure"
-        trace.add("llm", node=module, inputs={"question": example["question"]},
-                  outputs={"answer": answer})
+        trace.add(
+            "llm", node=module, inputs={"question": example["question"]}, outputs={"answer": answer}
+        )
         return answer
 
     def system(self) -> FunctionSystem:
@@ -64,12 +66,16 @@ class RuleTask:
         if prediction == f"answer-{kind}":
             return Score(value=1.0, feedback="correct")
         module = self.owner(kind)
-        return Score(value=0.0, feedback="wrong answer",
-                     module_feedback={module: f"wrong: missing rule-{kind}"})
+        return Score(
+            value=0.0,
+            feedback="wrong answer",
+            module_feedback={module: f"wrong: missing rule-{kind}"},
+        )
 
     def reflection_lm(self) -> ScriptedReflectionLM:
         """A reflection LM that adds the first missing rule the feedback names (or
         "Be careful." when it names none)."""
+
         def rewrite(current: str, reflection_prompt: str) -> str:
             wanted = [k for k in _MISSING.findall(reflection_prompt) if f"rule-{k}." not in current]
             if not wanted:

@@ -9,6 +9,9 @@ discovery cannot see.
 
 from typing import Any
 
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+
 from gepa_graph.integrations.langgraph.declared import prompt
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
@@ -23,8 +26,6 @@ from gepa_graph.integrations.langgraph.system import (
     with_prompts,
 )
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
-from langgraph.graph import StateGraph
-from langgraph.pregel import Pregel
 
 
 def is_langgraph(obj: Any) -> bool:

@@ -112,7 +112,8 @@ def field_defaults(schema: Any) -> dict[str, Any]:
     """Field name -> default of a dataclass or pydantic model class ({} for other classes)."""
     if dataclasses.is_dataclass(schema):
         return {
-            f.name: f.default for f in dataclasses.fields(schema)
+            f.name: f.default
+            for f in dataclasses.fields(schema)
             if f.default is not dataclasses.MISSING
         }
     fields = getattr(schema, "model_fields", None)
@@ -131,7 +132,8 @@ def set_field_default(schema: type, name: str, value: Any) -> None:
             init.__kwdefaults__[name] = value
         else:  # positional defaults belong to the last parameters of the signature
             parameters = [
-                p for p in inspect.signature(init).parameters.values()
+                p
+                for p in inspect.signature(init).parameters.values()
                 if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
                 and p.default is not inspect.Parameter.empty
             ]
@@ -258,7 +260,9 @@ def _hooked(method: Any, hook: Any) -> Any:
         return method(self, model_input, config, **kwargs)
 
     entry.__name__, entry.__qualname__, entry.__doc__ = (
-        method.__name__, method.__qualname__, method.__doc__
+        method.__name__,
+        method.__qualname__,
+        method.__doc__,
     )
     return entry
 

@@ -18,13 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gepa_graph.integrations.langgraph import _internals
-from gepa_graph.integrations.langgraph.patterns import PromptPattern
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 
 from gepa_graph import templates
 from gepa_graph.errors import InvalidInput
+from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph.patterns import PromptPattern
 
 CONFIG_KEY = "__gepa_graph_prompts"
 """The ``configurable`` key of the run's Substitution (``__``: LangGraph keeps it out of metadata)."""
@@ -67,7 +67,9 @@ class Substitution:
         ]
         # Longer seeds first: a seed that contains another is rewritten as a whole.
         self._rewrites = sorted(rewrites, key=lambda pair: -len(pair[0].text))
-        self._patterns = {name: spec.pattern(self.prompts[name]) for name, spec in self.seeds.items()}
+        self._patterns = {
+            name: spec.pattern(self.prompts[name]) for name, spec in self.seeds.items()
+        }
 
     # -- rewriting
 

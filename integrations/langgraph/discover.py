@@ -24,6 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+
+from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
 from gepa_graph.integrations.langgraph import _internals, boundary
 from gepa_graph.integrations.langgraph.walk import (
     DeclaredLeaf,
@@ -31,10 +35,6 @@ from gepa_graph.integrations.langgraph.walk import (
     Walker,
     field_leaves,
 )
-from langgraph.graph import StateGraph
-from langgraph.pregel import Pregel
-
-from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
 from gepa_graph.templates import variables as template_vars
 
 HOW_TO_MARK = (
@@ -108,7 +108,10 @@ def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict
                 raise InvalidInput(f"declared prompt {name!r} clashes with a discovered prompt")
             continue
         leaf = DeclaredLeaf(
-            kind="declared", label=name, where="declared by the caller", text=default,
+            kind="declared",
+            label=name,
+            where="declared by the caller",
+            text=default,
             key=("declared", name),
         )
         slots[name] = _slot(name, leaf, ())
@@ -119,8 +122,15 @@ def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict
             text = substitution.prompts.get(name)
             if text is not None and text != slot.text:
                 slots[name] = PromptSlot(
-                    name, slot.node, slot.nodes, slot.kind, slot.where, text,
-                    slot.template_format, slot.strong, slot.leaf,
+                    name,
+                    slot.node,
+                    slot.nodes,
+                    slot.kind,
+                    slot.where,
+                    text,
+                    slot.template_format,
+                    slot.strong,
+                    slot.leaf,
                 )
     return slots
 
@@ -139,8 +149,9 @@ def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[s
     return strong
 
 
-def no_prompts_message(graph: Pregel, slots: Mapping[str, PromptSlot],
-                       unclaimed: list[str] | None = None) -> str:
+def no_prompts_message(
+    graph: Pregel, slots: Mapping[str, PromptSlot], unclaimed: list[str] | None = None
+) -> str:
     """Why nothing was found, in one line: the nodes inspected, unconfirmed candidates,
     and how to mark a prompt (``gg.prompt``) or find one with a probe run."""
     nodes = ", ".join(_internals.node_runnables(graph)) or "none"
@@ -156,8 +167,10 @@ def no_prompts_message(graph: Pregel, slots: Mapping[str, PromptSlot],
         shown = "; ".join(repr(_preview(text)) for text in unclaimed[:3])
         message += f" System messages that reached a model: {shown}."
     elif unclaimed is None:
-        message += (" `gepa-graph inspect MODULE:GRAPH --probe EXAMPLES.jsonl` runs it once and "
-                    "lists the system messages that reach a model.")
+        message += (
+            " `gepa-graph inspect MODULE:GRAPH --probe EXAMPLES.jsonl` runs it once and "
+            "lists the system messages that reach a model."
+        )
     return f"{message} {HOW_TO_MARK}"
 
 
@@ -218,8 +231,14 @@ def table(slots: Mapping[str, PromptSlot], title: str, notes: list[str] | None =
     for slot in slots.values():
         node = slot.node if slot.node is not None else ", ".join(slot.nodes) or "(any)"
         rows.append(
-            (slot.name, node, slot.kind, slot.where, ", ".join(slot.variables) or "-",
-             _preview(slot.text, 48))
+            (
+                slot.name,
+                node,
+                slot.kind,
+                slot.where,
+                ", ".join(slot.variables) or "-",
+                _preview(slot.text, 48),
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [

@@ -94,7 +94,7 @@ class PromptPattern:
             rendered = template.render(self.captured(match))
             if rendered is None:
                 return None
-            pieces += [content[position:match.start()], rendered]
+            pieces += [content[position : match.start()], rendered]
             position = match.end()
         pieces.append(content[position:])
         return "".join(pieces)

@@ -37,6 +37,15 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+
+from gepa_graph.errors import InvalidInput, UnknownName, WrongType
 from gepa_graph.integrations.langgraph import _internals, boundary
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
@@ -48,15 +57,6 @@ from gepa_graph.integrations.langgraph.discover import (
 )
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
 from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace
-from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import merge_configs
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.pregel import Pregel
-from langgraph.types import Command
-
-from gepa_graph.errors import InvalidInput, UnknownName, WrongType
 from gepa_graph.lm import is_transient
 from gepa_graph.system import Rollout
 
@@ -167,7 +167,8 @@ class LangGraphSystem:
 
     def _select(self, names: set[str]) -> None:
         self.slots: dict[str, PromptSlot] = {
-            name: slot for name, slot in self._found.items()
+            name: slot
+            for name, slot in self._found.items()
             if name in names and name not in self._excluded
         }
 
@@ -182,9 +183,13 @@ class LangGraphSystem:
     def modules(self) -> dict[str, str]:
         """The seed prompts of the selected modules; NoPromptsFound (one line) when none is left."""
         if not self.slots:
-            raise NoPromptsFound(no_prompts_message(
-                self.graph, self._found, self.probe_report.unclaimed if self.probe_report else None
-            ))
+            raise NoPromptsFound(
+                no_prompts_message(
+                    self.graph,
+                    self._found,
+                    self.probe_report.unclaimed if self.probe_report else None,
+                )
+            )
         return {name: slot.text for name, slot in self.slots.items()}
 
     def node_of(self, module: str) -> str | None:
@@ -257,7 +262,8 @@ class LangGraphSystem:
         system_texts = list(dict.fromkeys(collector.system_texts))
         instructions = list(dict.fromkeys(collector.instruction_texts))
         confirmed = [
-            name for name, slot in self._found.items()
+            name
+            for name, slot in self._found.items()
             if not slot.strong and _instructs(slot, system_texts, instructions)
         ]
         strong = [n for n, s in self._found.items() if s.strong]
@@ -266,8 +272,9 @@ class LangGraphSystem:
             reached=reached,
             confirmed=confirmed,
             unreached=[n for n in strong if n not in reached and n not in self._excluded],
-            unclaimed=[t for t in system_texts if t.strip()
-                       and not any(p.occurs_in(t) for p in claimed)],
+            unclaimed=[
+                t for t in system_texts if t.strip() and not any(p.occurs_in(t) for p in claimed)
+            ],
             error=rollout.error,
             cost_usd=rollout.trace.usage().cost_usd,
         )
@@ -311,8 +318,12 @@ class LangGraphSystem:
                     "example a 'resume' list with the value(s) to answer it"
                 )
         except Exception as exc:  # a failed rollout is a scored failure, never a crash
-            rollout = Rollout(output=None, trace=collector.trace, error=error_text(exc),
-                              retryable=is_transient(exc))
+            rollout = Rollout(
+                output=None,
+                trace=collector.trace,
+                error=error_text(exc),
+                retryable=is_transient(exc),
+            )
         else:
             rollout = Rollout(output=output, trace=collector.trace)
         finally:
@@ -343,8 +354,9 @@ class LangGraphSystem:
             inputs = example["inputs"]
             return dict(inputs) if isinstance(inputs, Mapping) else inputs
         if self._fields is None:
-            return {k: v for k, v in example.items()
-                    if k not in LABEL_FIELDS and k not in RUN_FIELDS}
+            return {
+                k: v for k, v in example.items() if k not in LABEL_FIELDS and k not in RUN_FIELDS
+            }
         fields = self._fields[0]
         graph_input = {k: example[k] for k in fields if k in example and k not in LABEL_FIELDS}
         if "messages" in fields and "messages" not in graph_input:
@@ -361,8 +373,13 @@ class LangGraphSystem:
             return None
         return example.get(name) if isinstance(example, Mapping) else None
 
-    def _run_config(self, collector: TraceCollector, thread_id: str,
-                    substitution: boundary.Substitution, example: Any) -> RunnableConfig:
+    def _run_config(
+        self,
+        collector: TraceCollector,
+        thread_id: str,
+        substitution: boundary.Substitution,
+        example: Any,
+    ) -> RunnableConfig:
         configurable: dict[str, Any] = {boundary.CONFIG_KEY: substitution}
         for name in self.slots:
             kind, _, field = name.partition(".")
@@ -395,7 +412,9 @@ class LangGraphSystem:
         try:
             return self.slots[module]
         except KeyError:
-            raise UnknownName(f"unknown module {module!r}; modules are {sorted(self.slots)}") from None
+            raise UnknownName(
+                f"unknown module {module!r}; modules are {sorted(self.slots)}"
+            ) from None
 
 
 def _as_dict(context: Any) -> dict[str, Any]:
@@ -407,8 +426,9 @@ def _as_dict(context: Any) -> dict[str, Any]:
         return {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
     if hasattr(context, "model_dump"):
         return {name: getattr(context, name) for name in type(context).model_fields}
-    raise WrongType(f"context must be a mapping, a dataclass or a pydantic model, got "
-                    f"{type(context).__name__}")
+    raise WrongType(
+        f"context must be a mapping, a dataclass or a pydantic model, got {type(context).__name__}"
+    )
 
 
 def _instructs(slot: PromptSlot, system_texts: list[str], instructions: list[str]) -> bool:
@@ -448,8 +468,9 @@ def _check_names(slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]) ->
             raise WrongType(f"prompt {name!r} must be a str, got {type(text).__name__}")
 
 
-def _with_substitution(graph: Pregel, slots: Mapping[str, PromptSlot],
-                       prompts: Mapping[str, str]) -> dict[str, Any]:
+def _with_substitution(
+    graph: Pregel, slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]
+) -> dict[str, Any]:
     """``graph.config`` with a Substitution for ``prompts`` added to the one it may carry."""
     config = dict(graph.config or {})
     configurable = dict(config.get("configurable") or {})

@@ -27,13 +27,13 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from gepa_graph.integrations.langgraph._internals import node_path_of
-from gepa_graph.integrations.langgraph.boundary import Substitution, texts_of
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
 
+from gepa_graph.integrations.langgraph._internals import node_path_of
+from gepa_graph.integrations.langgraph.boundary import Substitution, texts_of
 from gepa_graph.jsonable import to_jsonable
 from gepa_graph.system import Trace, TraceRecord, Usage
 
@@ -200,8 +200,10 @@ class TraceCollector(BaseCallbackHandler):
         model = _start_model(kwargs, metadata)
         flat = [message for batch in messages for message in batch]
         system = list(texts_of(m for m in flat if getattr(m, "type", None) == "system"))
-        first = [next((m for m in batch if getattr(m, "type", None) != "system"), None)
-                 for batch in messages]
+        first = [
+            next((m for m in batch if getattr(m, "type", None) != "system"), None)
+            for batch in messages
+        ]
         with self._lock:
             self.system_texts.extend(system)
             self.instruction_texts.extend(system)
@@ -267,7 +269,11 @@ class TraceCollector(BaseCallbackHandler):
         with self._lock:
             modules = self._tool_call_modules.get(kwargs.get("tool_call_id") or "")
         self._start(
-            "tool", run_id, parent_run_id, metadata, {"name": name, "args": arguments},
+            "tool",
+            run_id,
+            parent_run_id,
+            metadata,
+            {"name": name, "args": arguments},
             modules=modules,
         )
 

@@ -31,8 +31,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gepa_graph.integrations.langgraph import _internals
-from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
@@ -49,6 +47,8 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
+from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
 from gepa_graph.templates import variables as template_vars
 
 PROMPT_NAME = re.compile(r"prompt|instruction|template|system|persona|guideline|rubric", re.I)
@@ -119,17 +119,28 @@ class Leaf:
 @dataclass(eq=False)
 class TemplateLeaf(Leaf):
     """A prompt template's text (alone, or a message of a ChatPromptTemplate ``chat``)."""
+
     template: PromptTemplate = field(default=None, repr=False)
     chat: ChatPromptTemplate | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, template: PromptTemplate, label: str, where: str,
-           chat: ChatPromptTemplate | None = None) -> TemplateLeaf:
+    def of(
+        cls,
+        template: PromptTemplate,
+        label: str,
+        where: str,
+        chat: ChatPromptTemplate | None = None,
+    ) -> TemplateLeaf:
         """The leaf for a template object: its text, format and identity come from it."""
         return cls(
-            kind="template", label=label, where=where, text=template.template,
-            key=("object", id(template)), template_format=template.template_format,
-            template=template, chat=chat,
+            kind="template",
+            label=label,
+            where=where,
+            text=template.template,
+            key=("object", id(template)),
+            template_format=template.template_format,
+            template=template,
+            chat=chat,
         )
 
     def write(self, text: str) -> None:
@@ -148,6 +159,7 @@ class TemplateLeaf(Leaf):
 @dataclass(eq=False)
 class MessageLeaf(Leaf):
     """A SystemMessage's content, written in place by ``apply``."""
+
     message: SystemMessage = field(default=None, repr=False)
 
     def write(self, text: str) -> None:
@@ -157,6 +169,7 @@ class MessageLeaf(Leaf):
 @dataclass(eq=False)
 class CellLeaf(Leaf):
     """A closure variable holding prompt text, written in place by ``apply``."""
+
     cell: types.CellType = field(default=None, repr=False)
 
     def write(self, text: str) -> None:
@@ -213,8 +226,14 @@ def string_leaf(owner: Any, name: str, text: str, where: str) -> Leaf | None:
     if strong is None:
         return None
     return AttributeLeaf(
-        kind="string", label=name.lower(), where=where, text=text,
-        key=("attribute", id(owner), name), strong=strong, owner=owner, name=name,
+        kind="string",
+        label=name.lower(),
+        where=where,
+        text=text,
+        key=("attribute", id(owner), name),
+        strong=strong,
+        owner=owner,
+        name=name,
     )
 
 
@@ -224,11 +243,18 @@ def field_leaves(schema: Any, kind: str) -> list[Leaf]:
     for name, default in _internals.field_defaults(schema).items():
         strong = named_prompt(name, default) if isinstance(default, str) else None
         if strong is not None:
-            leaves.append(FieldLeaf(
-                kind=kind, label=name, where=f"{kind} field {schema.__name__}.{name}",
-                text=default, key=("field", id(schema), name), strong=strong,
-                owner=schema, name=name,
-            ))
+            leaves.append(
+                FieldLeaf(
+                    kind=kind,
+                    label=name,
+                    where=f"{kind} field {schema.__name__}.{name}",
+                    text=default,
+                    key=("field", id(schema), name),
+                    strong=strong,
+                    owner=schema,
+                    name=name,
+                )
+            )
     return leaves
 
 
@@ -449,7 +475,7 @@ class Walker:
                     self._leaf(leaf, node)
             else:
                 self.visit(attribute, node, name)
-        call = getattr(type(value), "__call__", None)
+        call = getattr(type(value), "__call__", None)  # noqa: B004 (the method itself)
         if isinstance(call, types.FunctionType) and is_user_code(call):
             self.visit(call, node, type(value).__name__)
 
@@ -472,10 +498,18 @@ class Walker:
     def _message(self, message: SystemMessage, node: str | None, where: str) -> None:
         if not isinstance(message.content, str) or not message.content.strip():
             return  # content blocks (e.g. cache control): matched at the model, not found here
-        self._leaf(MessageLeaf(
-            kind="message", label="system", where=where, text=message.content,
-            key=("object", id(message)), template_format="plain", message=message,
-        ), node)
+        self._leaf(
+            MessageLeaf(
+                kind="message",
+                label="system",
+                where=where,
+                text=message.content,
+                key=("object", id(message)),
+                template_format="plain",
+                message=message,
+            ),
+            node,
+        )
 
     def _function(self, function: types.FunctionType, node: str | None) -> None:
         code = function.__code__
@@ -487,22 +521,33 @@ class Walker:
         self._globals(function, node)
         declared = declared_calls(function)
         for name, default in declared:
-            self._leaf(DeclaredLeaf(
-                kind="declared", label=name, where=f"gg.prompt call in {function.__qualname__}",
-                text=default, key=("declared", name),
-            ), node)
+            self._leaf(
+                DeclaredLeaf(
+                    kind="declared",
+                    label=name,
+                    where=f"gg.prompt call in {function.__qualname__}",
+                    text=default,
+                    key=("declared", name),
+                ),
+                node,
+            )
         assigned = _assigned_names(code)
         defaults = {default for _, default in declared}  # already modules, by their names
         for text in _literals(code):
             if looks_like_prose(text) and text not in defaults:
                 variable = assigned.get(text)
-                self._leaf(Leaf(
-                    kind="literal", label=(variable or "prompt").lower(),
-                    where=f"string literal in {function.__qualname__}"
-                    + (f" (variable `{variable}`)" if variable else ""),
-                    text=text, key=("literal", id(code), text),
-                    strong=bool(variable and PROMPT_NAME.search(variable)),
-                ), node)
+                self._leaf(
+                    Leaf(
+                        kind="literal",
+                        label=(variable or "prompt").lower(),
+                        where=f"string literal in {function.__qualname__}"
+                        + (f" (variable `{variable}`)" if variable else ""),
+                        text=text,
+                        key=("literal", id(code), text),
+                        strong=bool(variable and PROMPT_NAME.search(variable)),
+                    ),
+                    node,
+                )
 
     def _cell(self, cell: types.CellType, node: str | None, name: str, user: bool) -> None:
         try:
@@ -514,10 +559,18 @@ class Walker:
             return
         strong = named_prompt(name, content) if user else None
         if strong is not None:
-            self._leaf(CellLeaf(
-                kind="string", label=name.lower(), where=f"closure variable `{name}`",
-                text=content, key=("object", id(cell)), strong=strong, cell=cell,
-            ), node)
+            self._leaf(
+                CellLeaf(
+                    kind="string",
+                    label=name.lower(),
+                    where=f"closure variable `{name}`",
+                    text=content,
+                    key=("object", id(cell)),
+                    strong=strong,
+                    cell=cell,
+                ),
+                node,
+            )
 
     def _globals(self, function: types.FunctionType, node: str | None) -> None:
         namespace = function.__globals__
@@ -540,7 +593,9 @@ class Walker:
             else:
                 self.visit(value, node, name)
 
-    def _module_attributes(self, module: types.ModuleType, names: list[str], node: str | None) -> None:
+    def _module_attributes(
+        self, module: types.ModuleType, names: list[str], node: str | None
+    ) -> None:
         """``module.NAME`` reads: the attributes of a user module the function names."""
         for name in names:
             value = module.__dict__.get(name)
@@ -556,4 +611,3 @@ def _has_words(text: str) -> bool:
     """Whether a template has text besides its placeholders."""
     stripped = re.sub(r"\{[^{}]*\}", "", text)
     return bool(re.search(r"\w", stripped))
-

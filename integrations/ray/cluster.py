@@ -35,8 +35,14 @@ class LocalCluster:
     ``RayExecutor(address=...)`` take once ``start()`` returned.
     """
 
-    def __init__(self, num_cpus: int = 2, *, pythonpath: Sequence[str | os.PathLike] = (),
-                 env: Mapping[str, str] | None = None, start_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        num_cpus: int = 2,
+        *,
+        pythonpath: Sequence[str | os.PathLike] = (),
+        env: Mapping[str, str] | None = None,
+        start_timeout_s: float = 120.0,
+    ) -> None:
         self.num_cpus = num_cpus
         self.pythonpath = [str(p) for p in pythonpath]
         self.env = dict(env or {})
@@ -56,8 +62,9 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         """Start the head and wait until it accepts connections."""
         # Ray's socket paths must stay short: a temp dir directly under /tmp.
-        self._temp = tempfile.TemporaryDirectory(prefix="ggray-", dir="/tmp",
-                                                 ignore_cleanup_errors=True)
+        self._temp = tempfile.TemporaryDirectory(
+            prefix="ggray-", dir="/tmp", ignore_cleanup_errors=True
+        )
         self.port = free_port()
         env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **self.env)
         paths = [*self.pythonpath, *filter(None, [env.get("PYTHONPATH")])]
@@ -65,14 +72,22 @@ class LocalCluster:
             env["PYTHONPATH"] = os.pathsep.join(paths)
         ray_cli = Path(sys.executable).with_name("ray")
         command = [
-            str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block",
-            "--node-ip-address=127.0.0.1", f"--port={self.port}", f"--num-cpus={self.num_cpus}",
-            "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+            str(ray_cli) if ray_cli.exists() else "ray",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={self.port}",
+            f"--num-cpus={self.num_cpus}",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
             f"--temp-dir={self._temp.name}",
         ]
-        self._log = open(Path(self._temp.name) / "head.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(command, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._log = open(Path(self._temp.name) / "head.log", "wb")
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + self.start_timeout_s
         while True:
             if self.process.poll() is not None:
@@ -85,7 +100,9 @@ class LocalCluster:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"the Ray head did not open port {self.port} in time")
+                    raise RuntimeError(
+                        f"the Ray head did not open port {self.port} in time"
+                    ) from None
                 time.sleep(0.2)
 
     def stop(self, grace_s: float = 5.0) -> None:

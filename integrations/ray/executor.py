@@ -42,8 +42,15 @@ from gepa_graph.system import MAX_ERROR_CHARS, Rollout, System, failed_rollout
 from gepa_graph.usercode import DaemonExecutor, describe
 
 # A worker that died, not a rollout that failed: run it again.
-WORKER_DEATHS = (WorkerCrashedError, NodeDiedError, LocalRayletDiedError, ObjectLostError,
-                 OutOfMemoryError, RayActorError, RaySystemError)
+WORKER_DEATHS = (
+    WorkerCrashedError,
+    NodeDiedError,
+    LocalRayletDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    RayActorError,
+    RaySystemError,
+)
 
 
 class RayExecutorError(GepaGraphError, RuntimeError):
@@ -64,10 +71,15 @@ class RayExecutor:
     waits for a worker to load the system.
     """
 
-    def __init__(self, address: str | None = None, *, num_cpus: float = 1.0,
-                 runtime_env: Mapping[str, Any] | None = None,
-                 init_kwargs: Mapping[str, Any] | None = None,
-                 check_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        num_cpus: float = 1.0,
+        runtime_env: Mapping[str, Any] | None = None,
+        init_kwargs: Mapping[str, Any] | None = None,
+        check_timeout_s: float = 120.0,
+    ) -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.runtime_env = dict(runtime_env) if runtime_env is not None else None
@@ -116,8 +128,11 @@ class RayExecutor:
                 f"cluster at {self.target!r} busy, or without {self.num_cpus:g} free CPU(s)?"
             ) from None
         if error is not None:
-            how = (f"make {source.partition(':')[0]!r} importable on every node"
-                   if source is not None else "install your code on every node")
+            how = (
+                f"make {source.partition(':')[0]!r} importable on every node"
+                if source is not None
+                else "install your code on every node"
+            )
             raise RayExecutorError(
                 f"a Ray worker cannot load the system: {error}; {how} (PYTHONPATH, pip install, "
                 "or RayExecutor(runtime_env={'working_dir': ...}))"
@@ -210,8 +225,10 @@ def _build(payload: tuple) -> System:
         if use is not None:  # the prompts a probe run on the driver confirmed
             use(names)
         elif sorted(system.modules()) != names:
-            raise RuntimeError(f"{path!r} built here has modules {sorted(system.modules())}, "
-                               f"the driver's has {names}")
+            raise RuntimeError(
+                f"{path!r} built here has modules {sorted(system.modules())}, "
+                f"the driver's has {names}"
+            )
     return system
 
 
@@ -233,8 +250,9 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
         if _LOOP is None:
             loop = asyncio.new_event_loop()
             loop.set_default_executor(DaemonExecutor("gepa-graph-ray"))
-            threading.Thread(target=loop.run_forever, name="gepa-graph-ray-loop",
-                             daemon=True).start()
+            threading.Thread(
+                target=loop.run_forever, name="gepa-graph-ray-loop", daemon=True
+            ).start()
             _LOOP = loop
         return _LOOP
 
@@ -253,8 +271,9 @@ def rollout_task(token: str, payload: tuple, prompts: dict[str, str], example: A
     try:
         system = _system(token, payload)
     except Exception as exc:
-        return dumps(Rollout(
-            error=f"a Ray worker cannot load the system: {describe(exc)}"[:MAX_ERROR_CHARS]))
+        return dumps(
+            Rollout(error=f"a Ray worker cannot load the system: {describe(exc)}"[:MAX_ERROR_CHARS])
+        )
     future = asyncio.run_coroutine_threadsafe(_arun(system, prompts, example), _worker_loop())
     rollout = future.result()
     try:
@@ -282,9 +301,13 @@ _load_check = ray.remote(max_retries=0)(load_check_task)
 def _worker_died(exc: BaseException) -> Rollout:
     """A retryable failure: the process running the rollout is gone, the prompts are not
     to blame."""
-    return Rollout(retryable=True, error=(
-        f"RayWorkerDied: the Ray worker running this rollout died "
-        f"({type(exc).__name__}: {_one_line(exc)[:300]})"))
+    return Rollout(
+        retryable=True,
+        error=(
+            f"RayWorkerDied: the Ray worker running this rollout died "
+            f"({type(exc).__name__}: {_one_line(exc)[:300]})"
+        ),
+    )
 
 
 def _one_line(exc: BaseException) -> str:

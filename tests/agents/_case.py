@@ -32,8 +32,14 @@ class AgentCase:
     fixes: dict[str, str] = field(default_factory=dict)
 
 
-CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi", "Peru": "Lima",
-            "Canada": "Ottawa", "Egypt": "Cairo"}
+CAPITALS = {
+    "France": "Paris",
+    "Japan": "Tokyo",
+    "Kenya": "Nairobi",
+    "Peru": "Lima",
+    "Canada": "Ottawa",
+    "Egypt": "Cairo",
+}
 
 
 def says(messages: Sequence[BaseMessage], phrase: str) -> bool:

@@ -15,8 +15,12 @@ from ._case import AgentCase, final_text, graded, last_human, says
 
 PATTERN = "chat agent compiled with an InMemorySaver checkpointer (thread_id in invoke config)"
 FIX = "GREET WITH AHOY"
-ANSWERS = {"sail": "Hoist the mainsail first.", "knot": "Use a bowline knot.",
-           "anchor": "Drop anchor in sand, not rock.", "tide": "Leave on the ebb tide."}
+ANSWERS = {
+    "sail": "Hoist the mainsail first.",
+    "knot": "Use a bowline knot.",
+    "anchor": "Drop anchor in sand, not rock.",
+    "tide": "Leave on the ebb tide.",
+}
 
 
 def pirate_reply(messages) -> str:
@@ -27,11 +31,16 @@ def pirate_reply(messages) -> str:
 
 def build() -> AgentCase:
     model = ScriptedChatModel(script=pirate_reply)
-    prompt = ChatPromptTemplate.from_messages([
-        ("system", "You are Captain Sal, a sailing instructor with a pirate's voice. Keep answers "
-                   "to one sentence."),
-        ("placeholder", "{messages}"),
-    ])
+    prompt = ChatPromptTemplate.from_messages(
+        [
+            (
+                "system",
+                "You are Captain Sal, a sailing instructor with a pirate's voice. Keep answers "
+                "to one sentence.",
+            ),
+            ("placeholder", "{messages}"),
+        ]
+    )
     chain = prompt | model
 
     def chatbot(state: MessagesState) -> dict:
@@ -45,17 +54,28 @@ def build() -> AgentCase:
 
     def metric(example, state):
         reply = final_text(state)
-        return graded([("chatbot", reply.startswith("Ahoy!") and example["answer"] in reply,
-                        f'Captain Sal always opens with "Ahoy!": the prompt should say '
-                        f'"{FIX}".')])
+        return graded(
+            [
+                (
+                    "chatbot",
+                    reply.startswith("Ahoy!") and example["answer"] in reply,
+                    f'Captain Sal always opens with "Ahoy!": the prompt should say "{FIX}".',
+                )
+            ]
+        )
 
-    questions = {"sail": "How do I start to sail?", "knot": "Which knot for a mooring line?",
-                 "anchor": "Where should I anchor?", "tide": "When do we leave port, tide-wise?"}
+    questions = {
+        "sail": "How do I start to sail?",
+        "knot": "Which knot for a mooring line?",
+        "anchor": "Where should I anchor?",
+        "tide": "When do we leave port, tide-wise?",
+    }
     return AgentCase(
         graph=graph,
         models={"chatbot": model},
-        examples=[{"id": key, "question": q, "answer": ANSWERS[key]}
-                  for key, q in questions.items()],
+        examples=[
+            {"id": key, "question": q, "answer": ANSWERS[key]} for key, q in questions.items()
+        ],
         metric=metric,
         expected={"chatbot": "You are Captain Sal, a sailing instructor"},
         invoke_kwargs={"config": {"configurable": {"thread_id": "sailing-class"}}},

@@ -22,8 +22,12 @@ from ._case import AgentCase, call, final_text, graded, last_human, says, tool_r
 
 PATTERN = "node is an Assistant class instance holding prompt | llm.bind_tools(tools)"
 FIX = "ALWAYS MENTION THE GATE"
-FLIGHTS = {"LX38": ("10:05", "B12"), "LX112": ("13:40", "A3"), "LX76": ("07:15", "C7"),
-           "LX250": ("21:30", "D1")}
+FLIGHTS = {
+    "LX38": ("10:05", "B12"),
+    "LX112": ("13:40", "A3"),
+    "LX76": ("07:15", "C7"),
+    "LX250": ("21:30", "D1"),
+}
 
 
 @tool
@@ -60,12 +64,17 @@ def reply(messages) -> AIMessage | str:
 def build() -> AgentCase:
     llm = ScriptedChatModel(script=reply)
     tools = [fetch_flight_info]
-    primary_assistant_prompt = ChatPromptTemplate.from_messages([
-        ("system", "You are a helpful customer support assistant for Swiss Airlines. Use the "
-                   "provided tools to search for flights and other information to assist the "
-                   "user's queries.\nCurrent time: {time}."),
-        ("placeholder", "{messages}"),
-    ]).partial(time=datetime.now)
+    primary_assistant_prompt = ChatPromptTemplate.from_messages(
+        [
+            (
+                "system",
+                "You are a helpful customer support assistant for Swiss Airlines. Use the "
+                "provided tools to search for flights and other information to assist the "
+                "user's queries.\nCurrent time: {time}.",
+            ),
+            ("placeholder", "{messages}"),
+        ]
+    ).partial(time=datetime.now)
 
     builder = StateGraph(MessagesState)
     builder.add_node("assistant", Assistant(primary_assistant_prompt | llm.bind_tools(tools)))
@@ -77,15 +86,24 @@ def build() -> AgentCase:
 
     def metric(example, state):
         answer = final_text(state)
-        return graded([("assistant", f"gate {example['answer']}" in answer,
-                        f'The passenger needs the gate ({example["answer"]}) and the reply '
-                        f'omitted it: the prompt should say "{FIX}".')])
+        return graded(
+            [
+                (
+                    "assistant",
+                    f"gate {example['answer']}" in answer,
+                    f"The passenger needs the gate ({example['answer']}) and the reply "
+                    f'omitted it: the prompt should say "{FIX}".',
+                )
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models={"assistant": llm},
-        examples=[{"id": no.lower(), "question": f"When does my flight {no} leave?",
-                   "answer": gate} for no, (_, gate) in FLIGHTS.items()],
+        examples=[
+            {"id": no.lower(), "question": f"When does my flight {no} leave?", "answer": gate}
+            for no, (_, gate) in FLIGHTS.items()
+        ],
         metric=metric,
         expected={"assistant": "customer support assistant for Swiss Airlines"},
         fixes={"assistant": FIX},

@@ -49,8 +49,9 @@ def build() -> AgentCase:
 
     def summarizer(state: State, config: RunnableConfig) -> dict:
         configuration = Configuration.from_runnable_config(config)
-        reply = model.invoke([SystemMessage(configuration.summary_prompt),
-                              HumanMessage(state["text"])])
+        reply = model.invoke(
+            [SystemMessage(configuration.summary_prompt), HumanMessage(state["text"])]
+        )
         return {"summary": reply.text}
 
     builder = StateGraph(State)
@@ -60,19 +61,30 @@ def build() -> AgentCase:
     graph = builder.compile()
 
     def metric(example, state):
-        return graded([("configurable.summary_prompt", example["answer"] in state["summary"],
-                        f'The summary must end with the word count {example["answer"]}: the '
-                        f'prompt should say "{FIX}".')])
+        return graded(
+            [
+                (
+                    "configurable.summary_prompt",
+                    example["answer"] in state["summary"],
+                    f"The summary must end with the word count {example['answer']}: the "
+                    f'prompt should say "{FIX}".',
+                )
+            ]
+        )
 
-    texts = ["Sales rose in the north while costs fell across all regions this quarter",
-             "The new office opens in May and hiring starts next week",
-             "Customer complaints halved after the support team doubled",
-             "Shipping delays persist because the port remains closed"]
+    texts = [
+        "Sales rose in the north while costs fell across all regions this quarter",
+        "The new office opens in May and hiring starts next week",
+        "Customer complaints halved after the support team doubled",
+        "Shipping delays persist because the port remains closed",
+    ]
     return AgentCase(
         graph=graph,
         models={"summarizer": model},
-        examples=[{"id": f"t{n}", "text": t, "answer": f"({len(t.split())} words)"}
-                  for n, t in enumerate(texts)],
+        examples=[
+            {"id": f"t{n}", "text": t, "answer": f"({len(t.split())} words)"}
+            for n, t in enumerate(texts)
+        ],
         metric=metric,
         expected={"configurable.summary_prompt": "Summarize the text for a busy manager"},
         fixes={"configurable.summary_prompt": FIX},

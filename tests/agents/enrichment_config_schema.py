@@ -32,8 +32,10 @@ COMPANIES = {
     "Cedar Health": {"founder": "Mei Tanaka", "headquarters": "Osaka", "founded": "2008"},
     "Delta Freight": {"founder": "Lars Berg", "headquarters": "Bergen", "founded": "1999"},
 }
-SCHEMA = {"type": "object", "properties": {k: {"type": "string"} for k in
-                                           ("founder", "headquarters", "founded")}}
+SCHEMA = {
+    "type": "object",
+    "properties": {k: {"type": "string"} for k in ("founder", "headquarters", "founded")},
+}
 
 
 @dataclass(kw_only=True)
@@ -72,8 +74,11 @@ def build() -> AgentCase:
     model = ScriptedChatModel(script=reply)
 
     def call_agent_model(state: State, runtime: Runtime[Configuration]) -> dict:
-        info_tool = {"name": "Info", "description": "Call this when you have gathered all the "
-                     "relevant info", "parameters": state["extraction_schema"]}
+        info_tool = {
+            "name": "Info",
+            "description": "Call this when you have gathered all the relevant info",
+            "parameters": state["extraction_schema"],
+        }
         p = runtime.context.prompt.format(
             info=json.dumps(state["extraction_schema"], indent=2), topic=state["topic"]
         )
@@ -96,16 +101,29 @@ def build() -> AgentCase:
 
     def metric(example, state):
         info = state.get("info") or {}
-        checks = [("context.prompt", info.get(key) == value,
-                   f'The {key} is missing or wrong (expected {value!r}): the prompt should '
-                   f'say "{FIX}".') for key, value in example["answer"].items()]
+        checks = [
+            (
+                "context.prompt",
+                info.get(key) == value,
+                f"The {key} is missing or wrong (expected {value!r}): the prompt should "
+                f'say "{FIX}".',
+            )
+            for key, value in example["answer"].items()
+        ]
         return graded(checks)
 
     return AgentCase(
         graph=graph,
         models={"agent": model},
-        examples=[{"id": name.split()[0].lower(), "topic": name, "extraction_schema": SCHEMA,
-                   "answer": facts} for name, facts in COMPANIES.items()],
+        examples=[
+            {
+                "id": name.split()[0].lower(),
+                "topic": name,
+                "extraction_schema": SCHEMA,
+                "answer": facts,
+            }
+            for name, facts in COMPANIES.items()
+        ],
         metric=metric,
         expected={"context.prompt": "You are doing web research on behalf of a user."},
         system_kwargs={"context": Configuration()},

@@ -36,8 +36,11 @@ def agent_reply(messages) -> AIMessage | str:
         restaurant = next(r for r in RESTAURANTS if r in request)
         people, time = request.split(" for ")[1].split()[0], request.split(" at ")[-1].rstrip(".")
         return call("book_table", restaurant=restaurant, people=int(people), time=time)
-    return f"Your table is booked ({booked.split('code ')[1].rstrip('.')})." \
-        if says(messages, CODE_FIX) else "Your table is booked. See you soon!"
+    return (
+        f"Your table is booked ({booked.split('code ')[1].rstrip('.')})."
+        if says(messages, CODE_FIX)
+        else "Your table is booked. See you soon!"
+    )
 
 
 def confirm_reply(messages) -> str:
@@ -51,7 +54,8 @@ def build() -> AgentCase:
 
     def agent(state: MessagesState) -> dict:
         response = agent_model.bind_tools([book_table]).invoke(
-            [SystemMessage(AGENT_PROMPT), *state["messages"]])
+            [SystemMessage(AGENT_PROMPT), *state["messages"]]
+        )
         return {"messages": [response]}
 
     def confirm(state: MessagesState) -> dict:
@@ -71,27 +75,40 @@ def build() -> AgentCase:
 
     def metric(example, state):
         sms = final_text(state)
-        return graded([
-            ("agent", example["answer"] in sms,
-             f'The guest needs the code {example["answer"]}: the agent prompt should say '
-             f'"{CODE_FIX}".'),
-            ("confirm", sms.startswith("CONFIRMED"),
-             f'Texts must start with "CONFIRMED": the confirmation prompt should say '
-             f'"{SMS_FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "agent",
+                    example["answer"] in sms,
+                    f"The guest needs the code {example['answer']}: the agent prompt should say "
+                    f'"{CODE_FIX}".',
+                ),
+                (
+                    "confirm",
+                    sms.startswith("CONFIRMED"),
+                    f'Texts must start with "CONFIRMED": the confirmation prompt should say '
+                    f'"{SMS_FIX}".',
+                ),
+            ]
+        )
 
-    requests = {"luigi": ("Book Luigi's for 4 at 19:00.", "LUI-4-1900"),
-                "sakura": ("Book Sakura for 2 at 20:30.", "SAK-2-2030"),
-                "toro": ("Book El Toro for 6 at 18:15.", "ELT-6-1815"),
-                "bistro": ("Book Bistro 9 for 3 at 12:45.", "BIS-3-1245")}
+    requests = {
+        "luigi": ("Book Luigi's for 4 at 19:00.", "LUI-4-1900"),
+        "sakura": ("Book Sakura for 2 at 20:30.", "SAK-2-2030"),
+        "toro": ("Book El Toro for 6 at 18:15.", "ELT-6-1815"),
+        "bistro": ("Book Bistro 9 for 3 at 12:45.", "BIS-3-1245"),
+    }
     return AgentCase(
         graph=graph,
         models={"agent": agent_model, "confirm": confirm_model},
-        examples=[{"id": key, "question": q, "answer": code}
-                  for key, (q, code) in requests.items()],
+        examples=[
+            {"id": key, "question": q, "answer": code} for key, (q, code) in requests.items()
+        ],
         metric=metric,
-        expected={"agent": "You are a restaurant booking assistant.",
-                  "confirm": "Rewrite the assistant's last message as a short text message"},
+        expected={
+            "agent": "You are a restaurant booking assistant.",
+            "confirm": "Rewrite the assistant's last message as a short text message",
+        },
         invoke_kwargs={"config": {"configurable": {"thread_id": "booking"}}},
         fixes={"agent": CODE_FIX, "confirm": SMS_FIX},
     )

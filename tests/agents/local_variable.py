@@ -16,8 +16,12 @@ from ._case import AgentCase, graded, says
 
 PATTERN = "prompt held in a local variable of the node function"
 FIX = "MENTION THE PRICE"
-PRODUCTS = {"kettle": ("Aurora kettle", "$39"), "lamp": ("Lumo desk lamp", "$24"),
-            "chair": ("Ergo chair", "$189"), "mug": ("Thermo mug", "$12")}
+PRODUCTS = {
+    "kettle": ("Aurora kettle", "$39"),
+    "lamp": ("Lumo desk lamp", "$24"),
+    "chair": ("Ergo chair", "$189"),
+    "mug": ("Thermo mug", "$12"),
+}
 
 
 class State(TypedDict, total=False):
@@ -51,15 +55,24 @@ def build() -> AgentCase:
     graph = builder.compile()
 
     def metric(example, state):
-        return graded([("copywriter", example["answer"] in state["description"],
-                        f'Shoppers need the price {example["answer"]} and the description '
-                        f'omitted it: the instructions should say "{FIX}".')])
+        return graded(
+            [
+                (
+                    "copywriter",
+                    example["answer"] in state["description"],
+                    f"Shoppers need the price {example['answer']} and the description "
+                    f'omitted it: the instructions should say "{FIX}".',
+                )
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models={"copywriter": model},
-        examples=[{"id": key, "product": name, "price": price, "answer": price}
-                  for key, (name, price) in PRODUCTS.items()],
+        examples=[
+            {"id": key, "product": name, "price": price, "answer": price}
+            for key, (name, price) in PRODUCTS.items()
+        ],
         metric=metric,
         expected={"copywriter": "You write product descriptions for an online shop."},
         needs_probe=True,

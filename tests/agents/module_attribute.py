@@ -8,6 +8,7 @@ The style of projects that keep prompts in ``prompts.py`` and import the module 
 from __future__ import annotations
 
 import re
+
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
@@ -49,17 +50,30 @@ def build() -> AgentCase:
 
     def metric(example, state):
         last_line = state["reply"].strip().splitlines()[-1]
-        return graded([("tutor", last_line == f"FINAL ANSWER: {example['answer']}",
-                        f'The grader reads only a last line "FINAL ANSWER: {example["answer"]}" '
-                        f'and found {last_line!r}: the prompt should ask for "{FIX}".')])
+        return graded(
+            [
+                (
+                    "tutor",
+                    last_line == f"FINAL ANSWER: {example['answer']}",
+                    f'The grader reads only a last line "FINAL ANSWER: {example["answer"]}" '
+                    f'and found {last_line!r}: the prompt should ask for "{FIX}".',
+                )
+            ]
+        )
 
-    problems = {"add": ("17 + 25", 42), "sub": ("90 - 37", 53), "mul": ("12 * 11", 132),
-                "mul2": ("7 * 8", 56)}
+    problems = {
+        "add": ("17 + 25", 42),
+        "sub": ("90 - 37", 53),
+        "mul": ("12 * 11", 132),
+        "mul2": ("7 * 8", 56),
+    }
     return AgentCase(
         graph=graph,
         models={"tutor": model},
-        examples=[{"id": key, "question": f"What is {expr}?", "answer": str(value)}
-                  for key, (expr, value) in problems.items()],
+        examples=[
+            {"id": key, "question": f"What is {expr}?", "answer": str(value)}
+            for key, (expr, value) in problems.items()
+        ],
         metric=metric,
         expected={"tutor": "You are a careful arithmetic tutor."},
         fixes={"tutor": FIX},

@@ -61,8 +61,11 @@ def lookup_capital(country: str) -> str:
 
 def plan_reply(messages) -> AIMessage:
     countries = [c for c in CAPITALS if c in last_human(messages)]
-    steps = ([f"Find the capital of {c}" for c in countries] if says(messages, PLAN_FIX)
-             else [f"Find the capitals of {' and '.join(countries)}"])
+    steps = (
+        [f"Find the capital of {c}" for c in countries]
+        if says(messages, PLAN_FIX)
+        else [f"Find the capitals of {' and '.join(countries)}"]
+    )
     return call("Plan", steps=steps)
 
 
@@ -85,24 +88,38 @@ def replan_reply(messages) -> AIMessage:
 
 
 def build() -> AgentCase:
-    models = {name: ScriptedChatModel(script=script) for name, script in
-              (("planner", plan_reply), ("executor", execute_reply), ("replanner", replan_reply))}
-    planner_prompt = ChatPromptTemplate.from_messages([
-        ("system", "For the given objective, come up with a simple step by step plan. This plan "
-                   "should involve individual tasks that yield the correct answer."),
-        ("placeholder", "{messages}"),
-    ])
+    models = {
+        name: ScriptedChatModel(script=script)
+        for name, script in (
+            ("planner", plan_reply),
+            ("executor", execute_reply),
+            ("replanner", replan_reply),
+        )
+    }
+    planner_prompt = ChatPromptTemplate.from_messages(
+        [
+            (
+                "system",
+                "For the given objective, come up with a simple step by step plan. This plan "
+                "should involve individual tasks that yield the correct answer.",
+            ),
+            ("placeholder", "{messages}"),
+        ]
+    )
     planner = planner_prompt | models["planner"].with_structured_output(Plan)
     replanner_prompt = ChatPromptTemplate.from_template(
         "For the given objective, update the step by step plan.\n\nYour objective was this:"
         "\n\n{input}\n\nYour original plan was this:\n\n{plan}\n\nYou have currently done the "
-        "following steps:\n\n{past_steps}\n\nIf no more steps are needed, respond to the user.")
+        "following steps:\n\n{past_steps}\n\nIf no more steps are needed, respond to the user."
+    )
     replanner = replanner_prompt | models["replanner"].with_structured_output(Act)
     with warnings.catch_warnings():  # moved to langchain.agents in LangGraph 1.0; still common
         warnings.simplefilter("ignore", DeprecationWarning)
-        agent_executor = create_react_agent(models["executor"], [lookup_capital],
-                                            prompt="You are a helpful assistant who executes "
-                                                   "one step of a plan with the tools.")
+        agent_executor = create_react_agent(
+            models["executor"],
+            [lookup_capital],
+            prompt="You are a helpful assistant who executes one step of a plan with the tools.",
+        )
 
     def plan_step(state: PlanExecute) -> dict:
         return {"plan": planner.invoke({"messages": [("user", state["input"])]}).steps}
@@ -126,29 +143,46 @@ def build() -> AgentCase:
     workflow.add_edge("planner", "agent")
     workflow.add_edge("agent", "replan")
     workflow.add_conditional_edges(
-        "replan", lambda state: END if state.get("response") else "agent", ["agent", END])
+        "replan", lambda state: END if state.get("response") else "agent", ["agent", END]
+    )
     graph = workflow.compile()
 
     def metric(example, state):
         response = state.get("response", "")
-        return graded([
-            ("planner", all(c in response for c in example["answer"].split(", ")),
-             f'Expected every capital of {example["answer"]!r}, got {response!r}: the lookup '
-             f'takes one country at a time; the planner prompt should say "{PLAN_FIX}".'),
-            ("replan", "[" not in response and ":" not in response,
-             f'The response must be a bare list like "Paris, Tokyo": the replanner prompt should '
-             f'say "{ANSWER_FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "planner",
+                    all(c in response for c in example["answer"].split(", ")),
+                    f"Expected every capital of {example['answer']!r}, got {response!r}: the lookup "
+                    f'takes one country at a time; the planner prompt should say "{PLAN_FIX}".',
+                ),
+                (
+                    "replan",
+                    "[" not in response and ":" not in response,
+                    f'The response must be a bare list like "Paris, Tokyo": the replanner prompt should '
+                    f'say "{ANSWER_FIX}".',
+                ),
+            ]
+        )
 
     pairs = [("France", "Japan"), ("Kenya", "Peru"), ("Canada", "Egypt"), ("Japan", "Kenya")]
     return AgentCase(
         graph=graph,
         models=models,
-        examples=[{"id": f"{a}-{b}".lower(), "input": f"What are the capitals of {a} and {b}?",
-                   "answer": f"{CAPITALS[a]}, {CAPITALS[b]}"} for a, b in pairs],
+        examples=[
+            {
+                "id": f"{a}-{b}".lower(),
+                "input": f"What are the capitals of {a} and {b}?",
+                "answer": f"{CAPITALS[a]}, {CAPITALS[b]}",
+            }
+            for a, b in pairs
+        ],
         metric=metric,
-        expected={"planner": "come up with a simple step by step plan. This plan",
-                  "agent/agent": "You are a helpful assistant who executes one step",
-                  "replan": "For the given objective, update the step by step plan."},
+        expected={
+            "planner": "come up with a simple step by step plan. This plan",
+            "agent/agent": "You are a helpful assistant who executes one step",
+            "replan": "For the given objective, update the step by step plan.",
+        },
         fixes={"planner": PLAN_FIX, "replan": ANSWER_FIX},
     )

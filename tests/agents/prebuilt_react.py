@@ -42,15 +42,28 @@ def build() -> AgentCase:
 
     def metric(example, state):
         answer = final_text(state)
-        return graded([("model", example["answer"] in answer,
-                        f'Our users read Celsius: expected {example["answer"]}, got {answer!r}; '
-                        f'the prompt should say "{FIX}".')])
+        return graded(
+            [
+                (
+                    "model",
+                    example["answer"] in answer,
+                    f"Our users read Celsius: expected {example['answer']}, got {answer!r}; "
+                    f'the prompt should say "{FIX}".',
+                )
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models={"agent": model},
-        examples=[{"id": city.lower(), "question": f"What's the weather in {city}?",
-                   "answer": f"{round((f - 32) * 5 / 9)}C"} for city, f in WEATHER.items()],
+        examples=[
+            {
+                "id": city.lower(),
+                "question": f"What's the weather in {city}?",
+                "answer": f"{round((f - 32) * 5 / 9)}C",
+            }
+            for city, f in WEATHER.items()
+        ],
         metric=metric,
         expected={"model": "You are a friendly weather assistant."},
         fixes={"model": FIX},

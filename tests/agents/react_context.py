@@ -73,16 +73,29 @@ def build() -> AgentCase:
 
     def metric(example, state):
         answer = final_text(state)
-        return graded([("context.system_prompt", answer == example["answer"],
-                        f'Expected the bare city {example["answer"]!r}, got {answer!r}: '
-                        f'the prompt should say "{FIX}".')])
+        return graded(
+            [
+                (
+                    "context.system_prompt",
+                    answer == example["answer"],
+                    f"Expected the bare city {example['answer']!r}, got {answer!r}: "
+                    f'the prompt should say "{FIX}".',
+                )
+            ]
+        )
 
     countries = ["France", "Japan", "Kenya", "Peru"]
     return AgentCase(
         graph=graph,
         models={"agent": model},
-        examples=[{"id": c.lower(), "question": f"What is the capital of {c}?",
-                   "answer": CAPITALS[c].upper()} for c in countries],
+        examples=[
+            {
+                "id": c.lower(),
+                "question": f"What is the capital of {c}?",
+                "answer": CAPITALS[c].upper(),
+            }
+            for c in countries
+        ],
         metric=metric,
         expected={"context.system_prompt": "Look facts up with the search tool"},
         system_kwargs={"context": Context()},

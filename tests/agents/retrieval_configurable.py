@@ -23,8 +23,12 @@ from ._case import AgentCase, final_text, graded, last_human, says
 
 PATTERN = "Configuration fields read from config['configurable'], templates built in nodes"
 QUERY_FIX, CITE_FIX = "USE THE BOOK TITLE AS THE QUERY", "CITE THE SOURCE"
-BOOKS = {"dune": ("Dune", "Frank Herbert"), "emma": ("Emma", "Jane Austen"),
-         "ulysses": ("Ulysses", "James Joyce"), "beloved": ("Beloved", "Toni Morrison")}
+BOOKS = {
+    "dune": ("Dune", "Frank Herbert"),
+    "emma": ("Emma", "Jane Austen"),
+    "ulysses": ("Ulysses", "James Joyce"),
+    "beloved": ("Beloved", "Toni Morrison"),
+}
 
 
 @dataclass(kw_only=True)
@@ -64,7 +68,7 @@ def response_reply(messages) -> str:
     doc = next((line for line in system.splitlines() if line.startswith("[")), None)
     answer = doc.split(" by ")[-1].rstrip(".") if doc else "I could not find that book."
     if says(messages, CITE_FIX):
-        answer += f" [source: {doc[1:doc.index(']')] if doc else 'none'}]"
+        answer += f" [source: {doc[1 : doc.index(']')] if doc else 'none'}]"
     return answer
 
 
@@ -78,8 +82,14 @@ def build() -> AgentCase:
         prompt = ChatPromptTemplate.from_messages(
             [("system", configuration.query_system_prompt), ("placeholder", "{messages}")]
         )
-        message_value = prompt.invoke({"messages": state["messages"], "system_time": now(),
-                                       "queries": "\n- ".join(state.get("queries", []))}, config)
+        message_value = prompt.invoke(
+            {
+                "messages": state["messages"],
+                "system_time": now(),
+                "queries": "\n- ".join(state.get("queries", [])),
+            },
+            config,
+        )
         return {"queries": [query_model.invoke(message_value, config).text]}
 
     def retrieve(state: State) -> dict:
@@ -90,8 +100,13 @@ def build() -> AgentCase:
         prompt = ChatPromptTemplate.from_messages(
             [("system", configuration.response_system_prompt), ("placeholder", "{messages}")]
         )
-        message_value = prompt.invoke({"messages": state["messages"], "system_time": now(),
-                                       "retrieved_docs": "\n".join(state["retrieved_docs"])})
+        message_value = prompt.invoke(
+            {
+                "messages": state["messages"],
+                "system_time": now(),
+                "retrieved_docs": "\n".join(state["retrieved_docs"]),
+            }
+        )
         return {"messages": [response_model.invoke(message_value, config)]}
 
     builder = StateGraph(State, config_schema=Configuration)
@@ -104,23 +119,37 @@ def build() -> AgentCase:
 
     def metric(example, state):
         answer = final_text(state)
-        return graded([
-            ("context.query_system_prompt", example["answer"] in answer,
-             f'The answer should name {example["answer"]}, but the search found nothing: the '
-             f'query prompt should say "{QUERY_FIX}".'),
-            ("context.response_system_prompt", "[source:" in answer,
-             f'The answer must end with its source, like [source: dune]: the response prompt '
-             f'should say "{CITE_FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "context.query_system_prompt",
+                    example["answer"] in answer,
+                    f"The answer should name {example['answer']}, but the search found nothing: the "
+                    f'query prompt should say "{QUERY_FIX}".',
+                ),
+                (
+                    "context.response_system_prompt",
+                    "[source:" in answer,
+                    f"The answer must end with its source, like [source: dune]: the response prompt "
+                    f'should say "{CITE_FIX}".',
+                ),
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models={"query": query_model, "response": response_model},
-        examples=[{"id": key, "question": f"Who wrote the novel {title}?", "answer": author}
-                  for key, (title, author) in BOOKS.items()],
+        examples=[
+            {"id": key, "question": f"Who wrote the novel {title}?", "answer": author}
+            for key, (title, author) in BOOKS.items()
+        ],
         metric=metric,
-        expected={"context.query_system_prompt": "Generate a search query to retrieve",
-                  "context.response_system_prompt": "You are a helpful librarian."},
-        fixes={"context.query_system_prompt": QUERY_FIX,
-               "context.response_system_prompt": CITE_FIX},
+        expected={
+            "context.query_system_prompt": "Generate a search query to retrieve",
+            "context.response_system_prompt": "You are a helpful librarian.",
+        },
+        fixes={
+            "context.query_system_prompt": QUERY_FIX,
+            "context.response_system_prompt": CITE_FIX,
+        },
     )

@@ -23,8 +23,10 @@ from ._case import AgentCase, graded, says
 PATTERN = "map-reduce with Send: a mapped summarize node and a reduce node, one prompt each"
 MAP_FIX, REDUCE_FIX = "KEEP EVERY NUMBER", "END WITH THE TOTAL"
 MAP_PROMPT = "Write a one-line summary of this sales report:\n\n{document}"
-REDUCE_PROMPT = "The following are summaries of regional sales reports:\n\n{summaries}\n\n" \
+REDUCE_PROMPT = (
+    "The following are summaries of regional sales reports:\n\n{summaries}\n\n"
     "Write a short overall summary for the executive team."
+)
 
 
 class OverallState(TypedDict, total=False):
@@ -41,8 +43,11 @@ def summarize_reply(messages) -> str:
     document = messages[-1].text.split("\n\n", 1)[-1]
     region = document.split()[0]
     units = re.search(r"(\d+) units", document)
-    return f"{region}: {units.group(1)} units sold." if says(messages, MAP_FIX) and units \
+    return (
+        f"{region}: {units.group(1)} units sold."
+        if says(messages, MAP_FIX) and units
         else f"{region}: sales went well."
+    )
 
 
 def reduce_reply(messages) -> str:
@@ -82,24 +87,42 @@ def build() -> AgentCase:
     def metric(example, state):
         report = state["report"]
         numbers = [re.search(r"(\d+) units", d).group(1) for d in example["documents"]]
-        return graded([
-            ("summarize", all(f"{n} units" in report for n in numbers),
-             f'The report lost the unit counts {numbers}: the summary prompt should say '
-             f'"{MAP_FIX}".'),
-            ("combine", report.endswith(f"TOTAL: {example['answer']} units"),
-             f'The report must end with "TOTAL: {example["answer"]} units": the combining '
-             f'prompt should say "{REDUCE_FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "summarize",
+                    all(f"{n} units" in report for n in numbers),
+                    f"The report lost the unit counts {numbers}: the summary prompt should say "
+                    f'"{MAP_FIX}".',
+                ),
+                (
+                    "combine",
+                    report.endswith(f"TOTAL: {example['answer']} units"),
+                    f'The report must end with "TOTAL: {example["answer"]} units": the combining '
+                    f'prompt should say "{REDUCE_FIX}".',
+                ),
+            ]
+        )
 
     weeks = {"w1": (120, 80, 45), "w2": (30, 60, 90), "w3": (200, 10, 5), "w4": (75, 75, 150)}
     return AgentCase(
         graph=graph,
         models={"map": map_model, "reduce": reduce_model},
-        examples=[{"id": key, "documents": [f"{region} region sold {n} units this week." for
-                                            region, n in zip(("North", "South", "West"), units)],
-                   "answer": str(sum(units))} for key, units in weeks.items()],
+        examples=[
+            {
+                "id": key,
+                "documents": [
+                    f"{region} region sold {n} units this week."
+                    for region, n in zip(("North", "South", "West"), units)
+                ],
+                "answer": str(sum(units)),
+            }
+            for key, units in weeks.items()
+        ],
         metric=metric,
-        expected={"summarize": "Write a one-line summary of this sales report",
-                  "combine": "summaries of regional sales reports"},
+        expected={
+            "summarize": "Write a one-line summary of this sales report",
+            "combine": "summaries of regional sales reports",
+        },
         fixes={"summarize": MAP_FIX, "combine": REDUCE_FIX},
     )

@@ -19,8 +19,12 @@ from ._case import AgentCase, graded, says
 PATTERN = "one constant prompt sent by two nodes + a gg.prompt('critic', ...) declaration"
 STYLE_FIX, CRITIC_FIX = "NO EXCLAMATION MARKS", "INSIST ON THE BRAND NAME"
 STYLE_PROMPT = "You are the copywriter of a small agency. Write catchy, energetic slogans."
-BRANDS = {"Zephyr bikes": "Zephyr", "Nimbus tea": "Nimbus", "Orbit shoes": "Orbit",
-          "Quill notebooks": "Quill"}
+BRANDS = {
+    "Zephyr bikes": "Zephyr",
+    "Nimbus tea": "Nimbus",
+    "Orbit shoes": "Orbit",
+    "Quill notebooks": "Quill",
+}
 
 
 class State(TypedDict, total=False):
@@ -53,14 +57,17 @@ def build() -> AgentCase:
         return {"draft": writer.invoke([SystemMessage(STYLE_PROMPT), task]).text}
 
     def critic(state: State) -> dict:
-        instructions = gg.prompt("critic", "You review slogans. Say in one sentence what would "
-                                           "make this slogan better.")
+        instructions = gg.prompt(
+            "critic", "You review slogans. Say in one sentence what would make this slogan better."
+        )
         reply = critic_model.invoke([SystemMessage(instructions), HumanMessage(state["draft"])])
         return {"critique": reply.text}
 
     def revise(state: State) -> dict:
-        task = HumanMessage(f"Revise the slogan for {state['product']}: {state['draft']}\n"
-                            f"Feedback: {state['critique']}")
+        task = HumanMessage(
+            f"Revise the slogan for {state['product']}: {state['draft']}\n"
+            f"Feedback: {state['critique']}"
+        )
         return {"slogan": writer.invoke([SystemMessage(STYLE_PROMPT), task]).text}
 
     builder = StateGraph(State)
@@ -74,20 +81,34 @@ def build() -> AgentCase:
 
     def metric(example, state):
         slogan = state["slogan"]
-        return graded([
-            ("draft", "!" not in slogan, f'The client bans exclamation marks: the shared style '
-             f'prompt should say "{STYLE_FIX}".'),
-            ("critic", example["answer"] in slogan, f'The slogan must name {example["answer"]}: '
-             f'the critic prompt should say "{CRITIC_FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "draft",
+                    "!" not in slogan,
+                    f"The client bans exclamation marks: the shared style "
+                    f'prompt should say "{STYLE_FIX}".',
+                ),
+                (
+                    "critic",
+                    example["answer"] in slogan,
+                    f"The slogan must name {example['answer']}: "
+                    f'the critic prompt should say "{CRITIC_FIX}".',
+                ),
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models={"writer": writer, "critic": critic_model},
-        examples=[{"id": brand.lower(), "product": product, "answer": brand}
-                  for product, brand in BRANDS.items()],
+        examples=[
+            {"id": brand.lower(), "product": product, "answer": brand}
+            for product, brand in BRANDS.items()
+        ],
         metric=metric,
-        expected={"draft": "You are the copywriter of a small agency.",
-                  "critic": "You review slogans."},
+        expected={
+            "draft": "You are the copywriter of a small agency.",
+            "critic": "You review slogans.",
+        },
         fixes={"draft": STYLE_FIX, "critic": CRITIC_FIX},
     )

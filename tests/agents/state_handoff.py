@@ -52,19 +52,29 @@ def build() -> AgentCase:
     graph = builder.compile()
 
     def metric(example, state):
-        return graded([("prepare", state["sentiment"] == example["answer"],
-                        f'Expected the label {example["answer"]!r}, got {state["sentiment"]!r}: '
-                        f'the prompt should say "{FIX}".')])
+        return graded(
+            [
+                (
+                    "prepare",
+                    state["sentiment"] == example["answer"],
+                    f"Expected the label {example['answer']!r}, got {state['sentiment']!r}: "
+                    f'the prompt should say "{FIX}".',
+                )
+            ]
+        )
 
-    reviews = {"r1": ("I love this blender, it is great.", "positive"),
-               "r2": ("It broke after two days.", "negative"),
-               "r3": ("Excellent value, perfect size.", "positive"),
-               "r4": ("The lid leaks and support never answered.", "negative")}
+    reviews = {
+        "r1": ("I love this blender, it is great.", "positive"),
+        "r2": ("It broke after two days.", "negative"),
+        "r3": ("Excellent value, perfect size.", "positive"),
+        "r4": ("The lid leaks and support never answered.", "negative"),
+    }
     return AgentCase(
         graph=graph,
         models={"classifier": model},
-        examples=[{"id": key, "review": text, "answer": label}
-                  for key, (text, label) in reviews.items()],
+        examples=[
+            {"id": key, "review": text, "answer": label} for key, (text, label) in reviews.items()
+        ],
         metric=metric,
         expected={"prepare": "tell us whether the customer is happy"},
         fixes={"prepare": FIX},

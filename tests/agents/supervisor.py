@@ -24,12 +24,17 @@ from gepa_graph.testing.chat_model import ScriptedChatModel
 from ._case import CAPITALS, AgentCase, call, country_in, final_text, graded, last_human, says
 
 PATTERN = "supervisor router + create_agent workers, each wrapped by a sync and an async function"
-ROUTE_FIX, RESEARCH_FIX, MATH_FIX = ("SEND ARITHMETIC TO THE MATHEMATICIAN",
-                                     "ANSWER IN UPPERCASE", "REPLY WITH THE NUMBER ONLY")
+ROUTE_FIX, RESEARCH_FIX, MATH_FIX = (
+    "SEND ARITHMETIC TO THE MATHEMATICIAN",
+    "ANSWER IN UPPERCASE",
+    "REPLY WITH THE NUMBER ONLY",
+)
 members = ["researcher", "mathematician"]
-SUPERVISOR_PROMPT = (f"You are a supervisor tasked with managing a conversation between the "
-                     f"following workers: {members}. Given the user request, respond with the "
-                     f"worker to act next. When finished, respond with FINISH.")
+SUPERVISOR_PROMPT = (
+    f"You are a supervisor tasked with managing a conversation between the "
+    f"following workers: {members}. Given the user request, respond with the "
+    f"worker to act next. When finished, respond with FINISH."
+)
 
 
 class Router(TypedDict):
@@ -77,16 +82,27 @@ def calculate(messages) -> AIMessage | str:
 
 
 def build() -> AgentCase:
-    models = {"supervisor": ScriptedChatModel(script=route),
-              "researcher": ScriptedChatModel(script=research),
-              "mathematician": ScriptedChatModel(script=calculate)}
-    research_agent = create_agent(models["researcher"], [search], system_prompt=(
-        "You are a researcher. Look facts up with the search tool. DO NOT do any math."))
-    math_agent = create_agent(models["mathematician"], [multiply], system_prompt=(
-        "You are a mathematician. Use the multiply tool for every product."))
+    models = {
+        "supervisor": ScriptedChatModel(script=route),
+        "researcher": ScriptedChatModel(script=research),
+        "mathematician": ScriptedChatModel(script=calculate),
+    }
+    research_agent = create_agent(
+        models["researcher"],
+        [search],
+        system_prompt=(
+            "You are a researcher. Look facts up with the search tool. DO NOT do any math."
+        ),
+    )
+    math_agent = create_agent(
+        models["mathematician"],
+        [multiply],
+        system_prompt=("You are a mathematician. Use the multiply tool for every product."),
+    )
 
-    def supervisor_node(state: MessagesState) -> Command[Literal["researcher", "mathematician",
-                                                                  "__end__"]]:
+    def supervisor_node(
+        state: MessagesState,
+    ) -> Command[Literal["researcher", "mathematician", "__end__"]]:
         messages = [{"role": "system", "content": SUPERVISOR_PROMPT}, *state["messages"]]
         goto = models["supervisor"].with_structured_output(Router).invoke(messages)["next"]
         return Command(goto=END if goto == "FINISH" else goto)
@@ -106,37 +122,63 @@ def build() -> AgentCase:
 
     builder = StateGraph(MessagesState)
     builder.add_node("supervisor", supervisor_node)
-    builder.add_node("researcher", worker(research_agent, "researcher"),
-                     destinations=("supervisor",))
-    builder.add_node("mathematician", worker(math_agent, "mathematician"),
-                     destinations=("supervisor",))
+    builder.add_node(
+        "researcher", worker(research_agent, "researcher"), destinations=("supervisor",)
+    )
+    builder.add_node(
+        "mathematician", worker(math_agent, "mathematician"), destinations=("supervisor",)
+    )
     builder.add_edge(START, "supervisor")
     graph = builder.compile()
 
     def metric(example, state):
         answer, expected = final_text(state), example["answer"]
         if not expected.isdigit():
-            return graded([("researcher/model", answer == expected,
-                            f'Expected the bare city {expected!r}, got {answer!r}: the researcher '
-                            f'prompt should say "{RESEARCH_FIX}".')])
-        return graded([
-            ("supervisor", expected in answer, f'The product {expected} is missing: the '
-             f'supervisor sent arithmetic to the researcher; it should say "{ROUTE_FIX}".'),
-            ("mathematician/model", answer == expected, f'Expected the bare number {expected}, '
-             f'got {answer!r}: the mathematician prompt should say "{MATH_FIX}".'),
-        ])
+            return graded(
+                [
+                    (
+                        "researcher/model",
+                        answer == expected,
+                        f"Expected the bare city {expected!r}, got {answer!r}: the researcher "
+                        f'prompt should say "{RESEARCH_FIX}".',
+                    )
+                ]
+            )
+        return graded(
+            [
+                (
+                    "supervisor",
+                    expected in answer,
+                    f"The product {expected} is missing: the "
+                    f'supervisor sent arithmetic to the researcher; it should say "{ROUTE_FIX}".',
+                ),
+                (
+                    "mathematician/model",
+                    answer == expected,
+                    f"Expected the bare number {expected}, "
+                    f'got {answer!r}: the mathematician prompt should say "{MATH_FIX}".',
+                ),
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models=models,
-        examples=[{"id": "peru", "question": "What is the capital of Peru?", "answer": "LIMA"},
-                  {"id": "egypt", "question": "What is the capital of Egypt?", "answer": "CAIRO"},
-                  {"id": "mul1", "question": "Multiply 12 by 7.", "answer": "84"},
-                  {"id": "mul2", "question": "What is 23 times 3?", "answer": "69"}],
+        examples=[
+            {"id": "peru", "question": "What is the capital of Peru?", "answer": "LIMA"},
+            {"id": "egypt", "question": "What is the capital of Egypt?", "answer": "CAIRO"},
+            {"id": "mul1", "question": "Multiply 12 by 7.", "answer": "84"},
+            {"id": "mul2", "question": "What is 23 times 3?", "answer": "69"},
+        ],
         metric=metric,
-        expected={"supervisor": "You are a supervisor tasked with managing a conversation",
-                  "researcher/model": "You are a researcher.",
-                  "mathematician/model": "You are a mathematician."},
-        fixes={"supervisor": ROUTE_FIX, "researcher/model": RESEARCH_FIX,
-               "mathematician/model": MATH_FIX},
+        expected={
+            "supervisor": "You are a supervisor tasked with managing a conversation",
+            "researcher/model": "You are a researcher.",
+            "mathematician/model": "You are a mathematician.",
+        },
+        fixes={
+            "supervisor": ROUTE_FIX,
+            "researcher/model": RESEARCH_FIX,
+            "mathematician/model": MATH_FIX,
+        },
     )

@@ -22,20 +22,29 @@ from ._case import AgentCase, call, final_text, graded, last_human, says
 PATTERN = "swarm: create_agent agents as nodes handing off with Command(goto=..., graph=PARENT)"
 HANDOFF_FIX, RATE_FIX = "ROOMS AND STAYS ARE HOTEL QUESTIONS", "ALWAYS QUOTE THE NIGHTLY RATE"
 FLIGHTS = {"Rome": "AZ 611", "Oslo": "SK 4412", "Lisbon": "TP 1351"}
-HOTELS = {"Rome": ("Hotel Miramar", "EUR 120"), "Lisbon": ("Casa Azul", "EUR 95"),
-          "Oslo": ("Fjord Inn", "NOK 1400")}
+HOTELS = {
+    "Rome": ("Hotel Miramar", "EUR 120"),
+    "Lisbon": ("Casa Azul", "EUR 95"),
+    "Oslo": ("Fjord Inn", "NOK 1400"),
+}
 
 
 def create_handoff_tool(*, agent_name: str, description: str):
     name = f"transfer_to_{agent_name}"
 
     @tool(name, description=description)
-    def handoff_tool(state: Annotated[MessagesState, InjectedState],
-                     tool_call_id: Annotated[str, InjectedToolCallId]) -> Command:
-        message = ToolMessage(f"Successfully transferred to {agent_name}", name=name,
-                              tool_call_id=tool_call_id)
-        return Command(goto=agent_name, graph=Command.PARENT,
-                       update={"messages": [*state["messages"], message]})
+    def handoff_tool(
+        state: Annotated[MessagesState, InjectedState],
+        tool_call_id: Annotated[str, InjectedToolCallId],
+    ) -> Command:
+        message = ToolMessage(
+            f"Successfully transferred to {agent_name}", name=name, tool_call_id=tool_call_id
+        )
+        return Command(
+            goto=agent_name,
+            graph=Command.PARENT,
+            update={"messages": [*state["messages"], message]},
+        )
 
     return handoff_tool
 
@@ -76,16 +85,22 @@ def hotels_reply(messages) -> AIMessage | str:
 
 
 def build() -> AgentCase:
-    models = {"flights": ScriptedChatModel(script=flights_reply),
-              "hotels": ScriptedChatModel(script=hotels_reply)}
+    models = {
+        "flights": ScriptedChatModel(script=flights_reply),
+        "hotels": ScriptedChatModel(script=hotels_reply),
+    }
     flights = create_agent(
         models["flights"],
         [find_flight, create_handoff_tool(agent_name="hotels", description="Transfer to hotels")],
-        system_prompt="You are Alice, a flight booking assistant.", name="flights")
+        system_prompt="You are Alice, a flight booking assistant.",
+        name="flights",
+    )
     hotels = create_agent(
         models["hotels"],
         [find_hotel, create_handoff_tool(agent_name="flights", description="Transfer to flights")],
-        system_prompt="You are Bob, a hotel booking assistant.", name="hotels")
+        system_prompt="You are Bob, a hotel booking assistant.",
+        name="hotels",
+    )
 
     builder = StateGraph(MessagesState)
     builder.add_node(flights, destinations=("hotels",))
@@ -96,25 +111,44 @@ def build() -> AgentCase:
     def metric(example, state):
         answer, (hotel, rate) = final_text(state), HOTELS[example["answer"]]
         if "flight" in example["question"]:
-            return graded([("flights/model", FLIGHTS[example["answer"]] in answer,
-                            "The reply must give the flight number.")])
-        return graded([
-            ("flights/model", hotel in answer, f'The guest got no hotel: Alice kept a room '
-             f'question instead of handing it to Bob; her prompt should say "{HANDOFF_FIX}".'),
-            ("hotels/model", rate in answer, f'The reply lacks the rate {rate}: Bob\'s prompt '
-             f'should say "{RATE_FIX}".'),
-        ])
+            return graded(
+                [
+                    (
+                        "flights/model",
+                        FLIGHTS[example["answer"]] in answer,
+                        "The reply must give the flight number.",
+                    )
+                ]
+            )
+        return graded(
+            [
+                (
+                    "flights/model",
+                    hotel in answer,
+                    f"The guest got no hotel: Alice kept a room "
+                    f'question instead of handing it to Bob; her prompt should say "{HANDOFF_FIX}".',
+                ),
+                (
+                    "hotels/model",
+                    rate in answer,
+                    f'The reply lacks the rate {rate}: Bob\'s prompt should say "{RATE_FIX}".',
+                ),
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models=models,
-        examples=[{"id": "f-rome", "question": "Is there a flight to Rome?", "answer": "Rome"},
-                  {"id": "h-lisbon", "question": "Find me a hotel in Lisbon.", "answer": "Lisbon"},
-                  {"id": "r-oslo", "question": "I need a room in Oslo for two nights.",
-                   "answer": "Oslo"},
-                  {"id": "r-rome", "question": "Any room free in Rome tonight?", "answer": "Rome"}],
+        examples=[
+            {"id": "f-rome", "question": "Is there a flight to Rome?", "answer": "Rome"},
+            {"id": "h-lisbon", "question": "Find me a hotel in Lisbon.", "answer": "Lisbon"},
+            {"id": "r-oslo", "question": "I need a room in Oslo for two nights.", "answer": "Oslo"},
+            {"id": "r-rome", "question": "Any room free in Rome tonight?", "answer": "Rome"},
+        ],
         metric=metric,
-        expected={"flights/model": "You are Alice, a flight booking assistant.",
-                  "hotels/model": "You are Bob, a hotel booking assistant."},
+        expected={
+            "flights/model": "You are Alice, a flight booking assistant.",
+            "hotels/model": "You are Bob, a hotel booking assistant.",
+        },
         fixes={"flights/model": HANDOFF_FIX, "hotels/model": RATE_FIX},
     )

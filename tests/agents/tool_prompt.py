@@ -19,13 +19,15 @@ from ._case import AgentCase, call, final_text, graded, last_human, says, tool_r
 PATTERN = "a prompt used inside a tool (run by the ToolNode) calling its own LLM"
 AGENT_FIX, SUMMARY_FIX = "REPLY WITH THE YEAR ONLY", "KEEP EVERY DATE"
 
-SYSTEM_PROMPT = "You are a history research assistant. Read the article with the " \
+SYSTEM_PROMPT = (
+    "You are a history research assistant. Read the article with the "
     "summarize_article tool, then answer the user's question."
+)
 SUMMARY_PROMPT = "Summarize this encyclopedia article for a busy reader.\n\nArticle:\n{article}"
 
 ARTICLES = {
     "Sydney Harbour Bridge": "The Sydney Harbour Bridge, a steel arch, opened in 1932 "
-                             "after eight years of work.",
+    "after eight years of work.",
     "Golden Gate Bridge": "The Golden Gate Bridge, a suspension bridge, opened in 1937.",
     "Tower Bridge": "Tower Bridge, a bascule bridge over the Thames, opened in 1894.",
     "Brooklyn Bridge": "The Brooklyn Bridge, a hybrid cable-stayed bridge, opened in 1883.",
@@ -62,7 +64,8 @@ def build() -> AgentCase:
 
     def agent(state: MessagesState) -> dict:
         response = agent_model.bind_tools([summarize_article]).invoke(
-            [SystemMessage(SYSTEM_PROMPT), *state["messages"]])
+            [SystemMessage(SYSTEM_PROMPT), *state["messages"]]
+        )
         return {"messages": [response]}
 
     builder = StateGraph(MessagesState)
@@ -75,22 +78,38 @@ def build() -> AgentCase:
 
     def metric(example, state):
         reply = final_text(state)
-        return graded([
-            ("tools", example["answer"] in reply,
-             f'The year {example["answer"]} never reached the answer; the article summary '
-             f'dropped it: the summary prompt should say "{SUMMARY_FIX}".'),
-            ("agent", " " not in reply,
-             f'The reply must be a bare year, got {reply!r}: the agent prompt should say '
-             f'"{AGENT_FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "tools",
+                    example["answer"] in reply,
+                    f"The year {example['answer']} never reached the answer; the article summary "
+                    f'dropped it: the summary prompt should say "{SUMMARY_FIX}".',
+                ),
+                (
+                    "agent",
+                    " " not in reply,
+                    f"The reply must be a bare year, got {reply!r}: the agent prompt should say "
+                    f'"{AGENT_FIX}".',
+                ),
+            ]
+        )
 
     return AgentCase(
         graph=graph,
         models={"agent": agent_model, "summarizer": summary_model},
-        examples=[{"id": name.split()[0].lower(), "question": f"When did the {name} open?",
-                   "answer": re.search(r"\d{4}", text).group()} for name, text in ARTICLES.items()],
+        examples=[
+            {
+                "id": name.split()[0].lower(),
+                "question": f"When did the {name} open?",
+                "answer": re.search(r"\d{4}", text).group(),
+            }
+            for name, text in ARTICLES.items()
+        ],
         metric=metric,
-        expected={"agent": "You are a history research assistant.",
-                  "tools": "Summarize this encyclopedia article"},
+        expected={
+            "agent": "You are a history research assistant.",
+            "tools": "Summarize this encyclopedia article",
+        },
         fixes={"agent": AGENT_FIX, "tools": SUMMARY_FIX},
     )

@@ -21,8 +21,12 @@ HOUSE_RULES = """You are the concierge of the Seaview Hotel. Answer guests' ques
 Check-in is from 15:00, check-out until 11:00. Breakfast is served 7:00-10:30.
 The pool is open 8:00-20:00. The Wi-Fi password is SEAVIEW2024."""
 
-FACTS = {"check-out": "Check-out is until 11:00.", "breakfast": "Breakfast is served 7:00-10:30.",
-         "pool": "The pool is open 8:00-20:00.", "wi-fi": "The Wi-Fi password is SEAVIEW2024."}
+FACTS = {
+    "check-out": "Check-out is until 11:00.",
+    "breakfast": "Breakfast is served 7:00-10:30.",
+    "pool": "The pool is open 8:00-20:00.",
+    "wi-fi": "The Wi-Fi password is SEAVIEW2024.",
+}
 
 
 def concierge_reply(messages) -> str:
@@ -45,18 +49,29 @@ def build() -> AgentCase:
 
     def metric(example, state):
         reply = final_text(state)
-        return graded([
-            ("concierge", example["answer"] in reply and reply.endswith(SIGN_OFF),
-             f'Every reply must end with "{SIGN_OFF}": the prompt should say "{FIX}".'),
-        ])
+        return graded(
+            [
+                (
+                    "concierge",
+                    example["answer"] in reply and reply.endswith(SIGN_OFF),
+                    f'Every reply must end with "{SIGN_OFF}": the prompt should say "{FIX}".',
+                ),
+            ]
+        )
 
-    questions = {"check-out": "Until when is check-out?", "breakfast": "When is breakfast?",
-                 "pool": "When is the pool open?", "wi-fi": "What is the Wi-Fi password?"}
+    questions = {
+        "check-out": "Until when is check-out?",
+        "breakfast": "When is breakfast?",
+        "pool": "When is the pool open?",
+        "wi-fi": "What is the Wi-Fi password?",
+    }
     return AgentCase(
         graph=graph,
         models={"concierge": model},
-        examples=[{"id": key, "question": q, "answer": FACTS[key].rstrip(".")}
-                  for key, q in questions.items()],
+        examples=[
+            {"id": key, "question": q, "answer": FACTS[key].rstrip(".")}
+            for key, q in questions.items()
+        ],
         metric=metric,
         expected={"concierge": "You are the concierge of the Seaview Hotel."},
         needs_probe=True,
