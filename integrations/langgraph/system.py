@@ -40,13 +40,15 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
+from langgraph.cache.base import BaseCache
+from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, UnknownName, WrongType
-from gepa_graph.integrations.langgraph import _internals, boundary
+from gepa_graph.integrations.langgraph import _internals, boundary, isolation
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
     PromptSlot,
@@ -55,10 +57,18 @@ from gepa_graph.integrations.langgraph.discover import (
     no_prompts_message,
     table,
 )
+from gepa_graph.integrations.langgraph.execution import (
+    cannot_run_async,
+    cannot_run_sync,
+    execution_mode,
+    neither_message,
+    switched_message,
+)
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
 from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace
 from gepa_graph.lm import is_transient
 from gepa_graph.system import Rollout
+from gepa_graph.usercode import call_user
 
 LABEL_FIELDS = frozenset(
     {
@@ -119,6 +129,12 @@ class LangGraphSystem:
     values, ``recursion_limit``...). ``context``: the runtime context every run gets (a dict or
     an instance of the graph's ``context_schema``). ``prompts``: ``gg.prompt`` names with default
     text the source scan cannot see. ``exclude``: modules to leave alone.
+
+    ``store``: the store rollouts read (default: the graph's own), a ``BaseStore`` or a
+    zero-argument function returning one per rollout (e.g. a seeded test store); each rollout
+    writes only into its own layer over it (``isolation``). ``execution``: ``"auto"`` runs
+    rollouts with ``ainvoke`` and moves to ``invoke`` on worker threads when a part of the graph
+    has no async implementation; ``"sync"`` or ``"async"`` chooses (``execution``).
     """
 
     def __init__(
@@ -130,9 +146,13 @@ class LangGraphSystem:
         context: Any = None,
         prompts: Mapping[str, str] | None = None,
         exclude: Iterable[str] = (),
+        store: Any = None,
+        execution: str = "auto",
     ) -> None:
         boundary.install()
         self.graph: Pregel = ensure_compiled(graph)
+        self._store = isolation.check_store_source(store) or self.graph.store
+        self._execution = execution_mode(execution)
         self._declared = dict(prompts or {})
         self._found = find_slots(self.graph, self._declared)
         self._excluded = set(exclude)
@@ -300,24 +320,55 @@ class LangGraphSystem:
     async def _invoke(
         self, substitution: boundary.Substitution, example: Any
     ) -> tuple[Rollout, TraceCollector]:
+        """One rollout, run as the graph runs: with ``ainvoke``, or ``invoke`` on a worker
+        thread for a graph that supports only sync execution (found on its first rollout,
+        usually the probe, when ``execution="auto"``)."""
+        sync = self._execution == "sync"
+        rollout, collector, failure = await self._attempt(substitution, example, sync)
+        if self._execution == "auto" and cannot_run_async(failure):
+            rerun = await self._attempt(substitution, example, sync=True)
+            if cannot_run_sync(rerun[2]):
+                message = neither_message(failure, rerun[2])
+                return Rollout(error=message, trace=collector.trace), collector
+            self._execution = "sync"
+            warnings.warn(switched_message(failure), stacklevel=2)
+            rollout, collector, _ = rerun
+        return rollout, collector
+
+    async def _attempt(
+        self, substitution: boundary.Substitution, example: Any, sync: bool
+    ) -> tuple[Rollout, TraceCollector, Exception | None]:
+        """Run the graph once on a private copy of its state: a fresh store layer over the
+        user's store, a fresh node cache, a thread of its own in the private saver."""
         collector = TraceCollector(substitution)
         thread_id = f"gepa-{uuid.uuid4()}"
         graph = self._run_graph
+        store = isolation.rollout_store(self._store)  # a factory's wrong type is the user's error
+        if store is not None or self.graph.cache is not None:
+            graph = _internals.copy_graph(graph, store=store, cache=_fresh_cache(self.graph))
+        failure: Exception | None = None
         try:
             config = self._run_config(collector, thread_id, substitution, example)
             context = self._run_context(substitution, example)
             kwargs = {"context": context} if context is not None else {}
-            output = await graph.ainvoke(self.graph_input(example), config, **kwargs)
+
+            async def run(graph_input: Any) -> Any:
+                if sync:
+                    return await call_user(graph.invoke, graph_input, config, **kwargs)
+                return await graph.ainvoke(graph_input, config, **kwargs)
+
+            output = await run(self.graph_input(example))
             for value in self._run_field(example, "resume") or ():
                 if not _interrupted(output):
                     break
-                output = await graph.ainvoke(Command(resume=value), config, **kwargs)
+                output = await run(Command(resume=value))
             if _interrupted(output):
                 raise RuntimeError(
                     f"the graph stopped at an interrupt ({_interrupt_text(output)}); give the "
                     "example a 'resume' list with the value(s) to answer it"
                 )
         except Exception as exc:  # a failed rollout is a scored failure, never a crash
+            failure = exc
             rollout = Rollout(
                 output=None,
                 trace=collector.trace,
@@ -329,7 +380,7 @@ class LangGraphSystem:
         finally:
             if graph.checkpointer is not self.graph.checkpointer:
                 graph.checkpointer.delete_thread(thread_id)
-        return rollout, collector
+        return rollout, collector, failure
 
     def _graph_for_rollouts(self) -> Pregel:
         """The user's graph, or a shallow copy without interrupts and with a private saver."""
@@ -344,6 +395,8 @@ class LangGraphSystem:
             changes.update(interrupt_before_nodes=[], interrupt_after_nodes=[])
         if isinstance(self.graph.checkpointer, BaseCheckpointSaver) or interrupts:
             changes["checkpointer"] = InMemorySaver()
+        if self._store is not None or self.graph.cache is not None:
+            changes.update(store=None, cache=None)  # each rollout gets its own (``_attempt``)
         return _internals.copy_graph(self.graph, **changes) if changes else self.graph
 
     def graph_input(self, example: Any) -> Any:
@@ -415,6 +468,12 @@ class LangGraphSystem:
             raise UnknownName(
                 f"unknown module {module!r}; modules are {sorted(self.slots)}"
             ) from None
+
+
+def _fresh_cache(graph: Pregel) -> BaseCache | None:
+    """A rollout's own node cache: a hit in a shared one would skip the node, and the
+    candidate prompt with it, and would write rollouts' results into the user's cache."""
+    return InMemoryCache() if graph.cache is not None else None
 
 
 def _as_dict(context: Any) -> dict[str, Any]:

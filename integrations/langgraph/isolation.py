@@ -1,0 +1,238 @@
+"""What a rollout may change stays in the rollout: a private store layer over the user's store.
+
+Rollouts run the user's own graph, and a graph with a LangGraph store reads and writes long-term
+memory through it (``runtime.store``, ``get_store()``, ``InjectedStore`` tools). Each rollout (and
+the probe) gets its own ``LayeredStore`` over the user's store: reads see the user's items, writes
+and deletes land in the layer, and the layer is dropped with the rollout. The user's store is only
+ever read, and read without refreshing TTLs, so its contents and expiry times stay as they were.
+
+The layer reads through rather than copying the store when the rollout starts: a copy of a real
+store (SQLite, Postgres, millions of memories) would cost its size on every rollout, and its
+vectors could not be copied through the store API, only recomputed with paid embedding calls.
+Reading through costs nothing up front and keeps the user's own search (filters, semantic search
+with the store's embeddings) for the user's items. What a rollout sees is the user's store as it
+is at each read: nothing in an optimization writes to it, so that is what it held when the run
+started unless another process writes to it meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchOp,
+)
+from langgraph.store.memory import InMemoryStore
+
+from gepa_graph.errors import WrongType
+
+Key = tuple[tuple[str, ...], str]  # (namespace, key)
+_Request = tuple[BaseStore, list[Op]]  # ops for the user's store or for the layer
+_PAGE = 100  # items read at a time when checking that a namespace kept an item
+
+
+class LayeredStore(BaseStore):
+    """A rollout's private store over ``base``: reads see ``base``'s items with this rollout's
+    writes and deletes on top; ``base`` is only read (its TTLs are not refreshed).
+
+    Every operation (``get``, ``search``, ``list_namespaces``, ``put``, ``delete``, sync and
+    async) goes through ``batch``/``abatch``, which honour the layer. Within one batch, reads see
+    the state before the batch's writes, as LangGraph's own stores do. Search results put the
+    items this rollout wrote first (they are the newest) unless a query scores them, then all are
+    ranked by score; items keep their search score only where the layer's store can embed them
+    (it uses ``base``'s ``embeddings`` and index fields when it has them).
+    """
+
+    def __init__(self, base: BaseStore) -> None:
+        self.base = base
+        self.supports_ttl = base.supports_ttl  # a put with a TTL works where it works for base
+        self.ttl_config = base.ttl_config
+        self._layer = InMemoryStore(index=_index_config(base))  # this rollout's live writes
+        self._changed: dict[Key, bool] = {}  # True: written here; False: deleted here
+        self._lock = threading.Lock()
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ``ops`` against the layer and, for reads, the user's store (sync)."""
+        steps = self._steps(list(ops))
+        try:
+            store, request = next(steps)
+            while True:
+                store, request = steps.send(store.batch(request))
+        except StopIteration as done:
+            return done.value
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ``ops`` against the layer and, for reads, the user's store (async)."""
+        steps = self._steps(list(ops))
+        try:
+            store, request = next(steps)
+            while True:
+                store, request = steps.send(await store.abatch(request))
+        except StopIteration as done:
+            return done.value
+
+    def changes(self) -> dict[Key, dict[str, Any] | None]:
+        """What this rollout wrote (the value) or deleted (None), by (namespace, key)."""
+        with self._lock:
+            changed = dict(self._changed)
+        written = self._layer.batch([GetOp(ns, key) for (ns, key), live in changed.items() if live])
+        values = {(item.namespace, item.key): item.value for item in written if item is not None}
+        return {key: values.get(key) for key in changed}
+
+    # -- one batch, as steps: each yields (store, ops) and receives that store's results
+
+    def _steps(self, ops: list[Op]) -> Generator[_Request, list[Result], list[Result]]:
+        with self._lock:
+            changed = dict(self._changed)
+        results: list[Result] = [None] * len(ops)
+        base_ops: list[tuple[int, Op]] = []
+        layer_ops: list[tuple[int, Op]] = []
+        puts: dict[Key, PutOp] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, GetOp):
+                if (op.namespace, op.key) in changed:
+                    layer_ops.append((i, op))
+                else:
+                    base_ops.append((i, op._replace(refresh_ttl=False)))
+            elif isinstance(op, SearchOp):
+                masked = sum(
+                    1 for ns, _ in changed if ns[: len(op.namespace_prefix)] == op.namespace_prefix
+                )
+                wide = op._replace(offset=0, limit=op.offset + op.limit + masked, refresh_ttl=False)
+                base_ops.append((i, wide))
+                if masked:
+                    layer_ops.append((i, wide._replace(limit=masked)))
+            elif isinstance(op, ListNamespacesOp):
+                emptied = {ns for (ns, _), live in changed.items() if not live}
+                wide = op._replace(offset=0, limit=op.offset + op.limit + len(emptied))
+                base_ops.append((i, wide))
+            elif isinstance(op, PutOp):
+                puts[(op.namespace, op.key)] = op
+            else:
+                raise ValueError(f"unknown store operation {type(op).__name__}")
+        base_results = dict.fromkeys((i for i, _ in base_ops), None)
+        if base_ops:
+            found = yield self.base, [op for _, op in base_ops]
+            base_results = {i: result for (i, _), result in zip(base_ops, found, strict=True)}
+        layer_results: dict[int, Result] = {}
+        if layer_ops:
+            found = yield self._layer, [op for _, op in layer_ops]
+            layer_results = {i: result for (i, _), result in zip(layer_ops, found, strict=True)}
+        for i, op in enumerate(ops):
+            if isinstance(op, GetOp):
+                results[i] = layer_results[i] if i in layer_results else base_results[i]
+            elif isinstance(op, SearchOp):
+                results[i] = _merged_search(
+                    op, base_results[i] or [], layer_results.get(i) or [], changed
+                )
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = yield from self._namespaces(op, base_results[i] or [], changed)
+        if puts:
+            with self._lock:
+                self._changed.update({key: op.value is not None for key, op in puts.items()})
+            yield self._layer, [op._replace(ttl=None) for op in puts.values()]
+        return results
+
+    def _namespaces(
+        self, op: ListNamespacesOp, listed: list[tuple[str, ...]], changed: dict[Key, bool]
+    ) -> Generator[_Request, list[Result], list[tuple[str, ...]]]:
+        depth = op.max_depth
+        written = {ns for (ns, _), live in changed.items() if live}
+        names = {ns[:depth] if depth is not None else ns for ns in written if _matches(op, ns)}
+        for name in listed:
+            if name in names:
+                continue
+            if any(ns[: len(name)] == name for (ns, _), live in changed.items() if not live):
+                kept = yield from self._keeps_an_item(name, depth, changed)
+                if not kept:
+                    continue
+            names.add(name)
+        return sorted(names)[op.offset : op.offset + op.limit]
+
+    def _keeps_an_item(
+        self, name: tuple[str, ...], depth: int | None, changed: dict[Key, bool]
+    ) -> Generator[_Request, list[Result], bool]:
+        """Whether the user's store holds an item of namespace ``name`` (or under it, when
+        listing truncates there) that this rollout has not deleted."""
+        truncated = depth is not None and len(name) == depth
+        offset = 0
+        while True:
+            page = yield self.base, [SearchOp(name, limit=_PAGE, offset=offset, refresh_ttl=False)]
+            items = page[0] or []
+            for item in items:
+                if (item.namespace == name or truncated) and changed.get(
+                    (item.namespace, item.key), True
+                ):
+                    return True
+            if len(items) < _PAGE:
+                return False
+            offset += _PAGE
+
+
+def _index_config(base: BaseStore) -> dict[str, Any] | None:
+    """The embedding settings of ``base`` (InMemoryStore, SqliteStore, PostgresStore keep them
+    as ``index_config`` and ``embeddings``), for a layer that scores its own items alike."""
+    config = getattr(base, "index_config", None)
+    embeddings = getattr(base, "embeddings", None)
+    if not config or embeddings is None:
+        return None
+    return {"dims": config["dims"], "embed": embeddings, "fields": config.get("fields") or ["$"]}
+
+
+def _merged_search(
+    op: SearchOp, from_base: list[Item], from_layer: list[Item], changed: dict[Key, bool]
+) -> list[Item]:
+    kept = [item for item in from_base if (item.namespace, item.key) not in changed]
+    merged = [*from_layer, *kept]
+    if op.query and any(getattr(item, "score", None) is not None for item in merged):
+        merged.sort(key=lambda item: (item.score is None, -(item.score or 0.0)))
+    return merged[op.offset : op.offset + op.limit]
+
+
+def _matches(op: ListNamespacesOp, namespace: tuple[str, ...]) -> bool:
+    return all(_matches_one(c, namespace) for c in op.match_conditions or ())
+
+
+def _matches_one(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
+    path = tuple(condition.path)
+    if len(namespace) < len(path):
+        return False
+    if condition.match_type == "suffix":
+        namespace, path = namespace[::-1], path[::-1]
+    return all(p == "*" or p == n for p, n in zip(path, namespace, strict=False))
+
+
+StoreSource = BaseStore | Callable[[], BaseStore]
+
+
+def check_store_source(store: Any) -> StoreSource | None:
+    """``LangGraphSystem(store=...)``: a store, a zero-argument factory of one, or None."""
+    if store is None or isinstance(store, BaseStore) or callable(store):
+        return store
+    raise WrongType(
+        f"store must be a langgraph BaseStore or a function returning one, got "
+        f"{type(store).__name__}"
+    )
+
+
+def rollout_store(source: StoreSource | None) -> LayeredStore | None:
+    """A fresh private layer for one rollout over the store ``source`` gives (None: no store)."""
+    if source is None:
+        return None
+    base = source if isinstance(source, BaseStore) else source()
+    if not isinstance(base, BaseStore):
+        raise WrongType(
+            f"the store factory {getattr(source, '__qualname__', source)!r} returned a "
+            f"{type(base).__name__}, not a langgraph BaseStore"
+        )
+    return LayeredStore(base)
