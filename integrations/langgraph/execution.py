@@ -68,8 +68,11 @@ def switched_message(failure: BaseException) -> str:
     )
 
 
-def neither_message(async_failure: BaseException, sync_failure: BaseException) -> str:
-    """The rollout error of a graph that runs neither async nor sync."""
+def neither_message(async_failure: BaseException, sync_failure: BaseException) -> str | None:
+    """The rollout error of a graph that runs neither async nor sync; None when the same part
+    raised both times (a plain error of the graph's, not a missing implementation)."""
+    if component(async_failure) == component(sync_failure):
+        return None
     return (
         f"the graph runs neither with ainvoke() ({component(async_failure)} has no async "
         f"implementation) nor with invoke() ({component(sync_failure)} has no sync one)"

@@ -326,13 +326,16 @@ class LangGraphSystem:
         sync = self._execution == "sync"
         rollout, collector, failure = await self._attempt(substitution, example, sync)
         if self._execution == "auto" and cannot_run_async(failure):
-            rerun = await self._attempt(substitution, example, sync=True)
-            if cannot_run_sync(rerun[2]):
-                message = neither_message(failure, rerun[2])
-                return Rollout(error=message, trace=collector.trace), collector
-            self._execution = "sync"
-            warnings.warn(switched_message(failure), stacklevel=2)
-            rollout, collector, _ = rerun
+            rerun, rerun_collector, rerun_failure = await self._attempt(
+                substitution, example, sync=True
+            )
+            if not cannot_run_sync(rerun_failure):
+                self._execution = "sync"
+                warnings.warn(switched_message(failure), stacklevel=2)
+                return rerun, rerun_collector
+            message = neither_message(failure, rerun_failure)
+            if message is not None:
+                rollout = Rollout(error=message, trace=collector.trace)
         return rollout, collector
 
     async def _attempt(
