@@ -392,3 +392,61 @@ def test_a_node_that_raises_not_implemented_itself_keeps_its_own_error():
     rollout = asyncio.run(system.arun({"policy": "Refund politely."}, {"question": "x"}))
     assert rollout.error.startswith("NotImplementedError: the refund flow is not written yet")
     assert system._execution == "auto"
+
+
+# -- side effects the framework cannot see: per-tool stand-ins
+
+
+def email_agent(outbox):
+    from langchain.agents import create_agent
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+
+    from gepa_graph.testing.chat_model import ScriptedChatModel
+
+    @tool
+    def send_email(to: str, body: str) -> str:
+        """Send an email."""
+        outbox.append((to, body))
+        return f"sent to {to}"
+
+    def reply(messages):
+        if messages[-1].type == "tool":
+            return f"Done: {messages[-1].text}"
+        return AIMessage(
+            "",
+            tool_calls=[
+                {"name": "send_email", "args": {"to": "bo@x.org", "body": "Hi"}, "id": None}
+            ],
+        )
+
+    model = ScriptedChatModel(script=reply)
+    return create_agent(model, [send_email], system_prompt="You send emails for the user.")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_tool_stand_in_runs_in_rollouts_and_the_real_tool_does_not(asynchronous):
+    outbox, faked = [], []
+
+    def fake(to, body):
+        faked.append((to, body))
+        return f"(not sent) to {to}"
+
+    async def afake(to, body):
+        return fake(to, body)
+
+    graph = email_agent(outbox)
+    system = LangGraphSystem(graph, tools={"send_email": afake if asynchronous else fake})
+    rollout = asyncio.run(system.arun(system.modules(), {"question": "Email Bo."}))
+    assert rollout.error is None
+    assert rollout.output["messages"][-1].text == "Done: (not sent) to bo@x.org"
+    assert outbox == [] and faked == [("bo@x.org", "Hi")]
+    tool_records = [r for r in rollout.trace.records if r.kind == "tool"]
+    assert tool_records and "(not sent)" in str(tool_records[0].outputs)
+    graph.invoke({"messages": [("user", "Email Bo.")]})  # the user's graph: the real tool
+    assert outbox == [("bo@x.org", "Hi")]
+
+
+def test_tool_stand_ins_must_be_functions_or_tools():
+    with pytest.raises(WrongType, match=r"tools\['send_email'\] must be a function or a BaseTool"):
+        LangGraphSystem(email_agent([]), tools={"send_email": "fake"})

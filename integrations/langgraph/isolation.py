@@ -1,4 +1,5 @@
-"""What a rollout may change stays in the rollout: a private store layer over the user's store.
+"""What a rollout may change stays in the rollout: a private store layer over the user's store,
+and stand-ins for the tools whose side effects the user does not want optimization to cause.
 
 Rollouts run the user's own graph, and a graph with a LangGraph store reads and writes long-term
 memory through it (``runtime.store``, ``get_store()``, ``InjectedStore`` tools). Each rollout (and
@@ -13,14 +14,23 @@ Reading through costs nothing up front and keeps the user's own search (filters,
 with the store's embeddings) for the user's items. What a rollout sees is the user's store as it
 is at each read: nothing in an optimization writes to it, so that is what it held when the run
 started unless another process writes to it meanwhile.
+
+Tools are another matter: a tool that sends an email or writes a file does so in every rollout,
+and nothing outside the tool can undo it. ``ToolStandIns`` (``LangGraphSystem(tools={"send_email":
+fake})``) runs a stand-in in place of the named tool wherever a rollout calls it (a ``ToolNode``,
+``create_agent``, a node calling ``tool.invoke``), the way prompts are substituted: the stand-ins
+travel in the run's config and the user's graph and tools stay as they are.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
+from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -35,6 +45,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import InMemoryStore
 
 from gepa_graph.errors import WrongType
+from gepa_graph.integrations.langgraph._internals import current_configurable
 
 Key = tuple[tuple[str, ...], str]  # (namespace, key)
 _Request = tuple[BaseStore, list[Op]]  # ops for the user's store or for the layer
@@ -236,3 +247,78 @@ def rollout_store(source: StoreSource | None) -> LayeredStore | None:
             f"{type(base).__name__}, not a langgraph BaseStore"
         )
     return LayeredStore(base)
+
+
+TOOLS_KEY = "__gepa_graph_tools"
+"""The ``configurable`` key of a rollout's ToolStandIns (``__``: LangGraph keeps it out of metadata)."""
+
+
+class ToolStandIns:
+    """Tool name -> what runs instead of that tool in rollouts: a function called with the
+    arguments the model gave (sync or async), or a ``BaseTool``. The real tool's name,
+    description and argument schema stay, so the model and the trace see the same tool."""
+
+    def __init__(self, tools: Mapping[str, Any]) -> None:
+        if not isinstance(tools, Mapping):
+            raise WrongType(f"tools must map tool names to stand-ins, got {type(tools).__name__}")
+        for name, fake in tools.items():
+            if not isinstance(name, str) or not (isinstance(fake, BaseTool) or callable(fake)):
+                raise WrongType(
+                    f"tools[{name!r}] must be a function or a BaseTool to run in place of that "
+                    f"tool, got {type(fake).__name__}"
+                )
+        self.tools = dict(tools)
+        install_tool_hook()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process (a Ray worker): the hook is installed there too."""
+        self.__dict__.update(state)
+        install_tool_hook()
+
+    def stand_in(self, tool: BaseTool) -> BaseTool | None:
+        """What runs in place of ``tool``, None when it runs itself."""
+        fake = self.tools.get(tool.name)
+        if fake is None or isinstance(fake, BaseTool):
+            return fake
+        run: dict[str, Any] = {"func": fake}
+        if inspect.iscoroutinefunction(fake):  # also runs where the tool is called sync
+            run = {"coroutine": fake, "func": lambda **args: asyncio.run(fake(**args))}
+        return StructuredTool(
+            name=tool.name,
+            description=tool.description,
+            args_schema=tool.tool_call_schema,  # the arguments the model gives, nothing injected
+            response_format=tool.response_format,
+            **run,
+        )
+
+
+_hook_lock = threading.Lock()
+_hooked: list[bool] = []  # one entry once BaseTool is hooked
+
+
+def install_tool_hook() -> None:
+    """Route ``BaseTool.invoke``/``ainvoke`` through a run's ToolStandIns (once; a no-op for
+    runs without one)."""
+    with _hook_lock:
+        if _hooked:
+            return
+        invoke, ainvoke = BaseTool.invoke, BaseTool.ainvoke
+
+        def hooked_invoke(self: BaseTool, input: Any, config: Any = None, **kwargs: Any) -> Any:
+            return invoke(_standing_in(self, config), input, config, **kwargs)
+
+        async def hooked_ainvoke(
+            self: BaseTool, input: Any, config: Any = None, **kwargs: Any
+        ) -> Any:
+            return await ainvoke(_standing_in(self, config), input, config, **kwargs)
+
+        BaseTool.invoke, BaseTool.ainvoke = hooked_invoke, hooked_ainvoke
+        _hooked.append(True)
+
+
+def _standing_in(tool: BaseTool, config: Any) -> BaseTool:
+    configurable = (config or {}).get("configurable") or current_configurable()
+    stand_ins = configurable.get(TOOLS_KEY)
+    if not isinstance(stand_ins, ToolStandIns):
+        return tool
+    return stand_ins.stand_in(tool) or tool

@@ -134,7 +134,9 @@ class LangGraphSystem:
     zero-argument function returning one per rollout (e.g. a seeded test store); each rollout
     writes only into its own layer over it (``isolation``). ``execution``: ``"auto"`` runs
     rollouts with ``ainvoke`` and moves to ``invoke`` on worker threads when a part of the graph
-    has no async implementation; ``"sync"`` or ``"async"`` chooses (``execution``).
+    has no async implementation; ``"sync"`` or ``"async"`` chooses (``execution``). ``tools``:
+    tool name -> a function (or tool) that runs in its place in rollouts, for tools with side
+    effects (rollouts run the agent's real tools otherwise).
     """
 
     def __init__(
@@ -148,11 +150,13 @@ class LangGraphSystem:
         exclude: Iterable[str] = (),
         store: Any = None,
         execution: str = "auto",
+        tools: Mapping[str, Any] | None = None,
     ) -> None:
         boundary.install()
         self.graph: Pregel = ensure_compiled(graph)
         self._store = isolation.check_store_source(store) or self.graph.store
         self._execution = execution_mode(execution)
+        self._tools = isolation.ToolStandIns(tools) if tools is not None else None
         self._declared = dict(prompts or {})
         self._found = find_slots(self.graph, self._declared)
         self._excluded = set(exclude)
@@ -352,6 +356,8 @@ class LangGraphSystem:
         failure: Exception | None = None
         try:
             config = self._run_config(collector, thread_id, substitution, example)
+            if self._tools is not None:
+                config["configurable"][isolation.TOOLS_KEY] = self._tools
             context = self._run_context(substitution, example)
             kwargs = {"context": context} if context is not None else {}
 
