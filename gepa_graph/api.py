@@ -345,12 +345,17 @@ def as_system(system: Any) -> System:
 
 
 def apply_prompts(
-    target: Any, prompts: Mapping[str, str], seed_prompts: Mapping[str, str] | None = None
-) -> None:
-    """Write ``prompts`` into ``target`` in place: what ``Result.apply`` does without a System.
+    target: Any,
+    prompts: Mapping[str, str],
+    seed_prompts: Mapping[str, str] | None = None,
+    store: Any = None,
+) -> dict[str, str]:
+    """Write ``prompts`` into ``target`` in place: what ``Result.apply`` does without a System;
+    module -> where it was written.
 
     A LangGraph graph gets them through the LangGraph integration; a module its code scan cannot
-    see (a ``prompts=`` default given to LangGraphSystem) is declared with its seed text."""
+    see (a ``prompts=`` default given to LangGraphSystem) is declared with its seed text; prompts
+    that live in a store item go into ``store`` when one is given."""
     from gepa_graph.integrations.langgraph import apply, is_langgraph
     from gepa_graph.integrations.langgraph.discover import ensure_compiled, find_slots
 
@@ -367,7 +372,7 @@ def apply_prompts(
         for name, text in prompts.items()
         if name not in found
     }
-    apply(graph, prompts, declared)
+    return apply(graph, prompts, declared, store)
 
 
 def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:

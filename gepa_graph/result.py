@@ -72,12 +72,14 @@ class Result(BaseModel):
             if self.seed_candidate.get(name) != text
         }
 
-    def apply(self, target: Any, system: Any = None) -> None:
+    def apply(self, target: Any, system: Any = None, store: Any = None) -> dict[str, str] | None:
         """Write the best prompts into ``target`` in place (e.g. the user's compiled graph).
 
         A LangGraph graph needs nothing more, whether this result came from ``optimize`` or from
-        ``gg.load_result``. Any other target needs ``system``: the gg.System that ran the
-        optimization, if it defines ``apply(target, prompts)``.
+        ``gg.load_result``; it returns module -> where each changed prompt was written. Prompts
+        that live in a LangGraph store item are written into ``store`` only when it is given.
+        Any other target needs ``system``: the gg.System that ran the optimization, if it
+        defines ``apply(target, prompts)``.
         """
         if system is not None:
             applier = getattr(system, "apply", None)
@@ -87,8 +89,8 @@ class Result(BaseModel):
                     "apply(target, prompts)); use result.best_candidate directly"
                 )
             applier(target, self.best_candidate)
-            return
+            return None
         # The composition root knows the integrations; the core reaches them only through it.
         from gepa_graph.api import apply_prompts
 
-        apply_prompts(target, self.best_candidate, self.seed_candidate)
+        return apply_prompts(target, self.best_candidate, self.seed_candidate, store)

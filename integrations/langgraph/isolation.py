@@ -25,6 +25,7 @@ travel in the run's config and the user's graph and tools stay as they are.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -64,8 +65,11 @@ class LayeredStore(BaseStore):
     (it uses ``base``'s ``embeddings`` and index fields when it has them).
     """
 
-    def __init__(self, base: BaseStore) -> None:
+    def __init__(
+        self, base: BaseStore, prompts: Mapping[Key, Mapping[str, str]] | None = None
+    ) -> None:
         self.base = base
+        self._prompts = dict(prompts or {})  # fields served in place of base's (store prompts)
         self.supports_ttl = base.supports_ttl  # a put with a TTL works where it works for base
         self.ttl_config = base.ttl_config
         self._layer = InMemoryStore(index=_index_config(base))  # this rollout's live writes
@@ -134,7 +138,9 @@ class LayeredStore(BaseStore):
         base_results = dict.fromkeys((i for i, _ in base_ops), None)
         if base_ops:
             found = yield self.base, [op for _, op in base_ops]
-            base_results = {i: result for (i, _), result in zip(base_ops, found, strict=True)}
+            base_results = {
+                i: self._served(result) for (i, _), result in zip(base_ops, found, strict=True)
+            }
         layer_results: dict[int, Result] = {}
         if layer_ops:
             found = yield self._layer, [op for _, op in layer_ops]
@@ -153,6 +159,21 @@ class LayeredStore(BaseStore):
                 self._changed.update({key: op.value is not None for key, op in puts.items()})
             yield self._layer, [op._replace(ttl=None) for op in puts.values()]
         return results
+
+    def _served(self, result: Result) -> Result:
+        """``result`` with the candidate's text in the fields of store prompts."""
+        if not self._prompts:
+            return result
+        if isinstance(result, list):
+            return [self._served(item) for item in result]
+        fields = (
+            self._prompts.get((result.namespace, result.key)) if isinstance(result, Item) else None
+        )
+        if not fields:
+            return result
+        served = copy.copy(result)
+        served.value = {**result.value, **fields}
+        return served
 
     def _namespaces(
         self, op: ListNamespacesOp, listed: list[tuple[str, ...]], changed: dict[Key, bool]
@@ -236,8 +257,11 @@ def check_store_source(store: Any) -> StoreSource | None:
     )
 
 
-def rollout_store(source: StoreSource | None) -> LayeredStore | None:
-    """A fresh private layer for one rollout over the store ``source`` gives (None: no store)."""
+def rollout_store(
+    source: StoreSource | None, prompts: Mapping[Key, Mapping[str, str]] | None = None
+) -> LayeredStore | None:
+    """A fresh private layer for one rollout over the store ``source`` gives (None: no store),
+    serving ``prompts`` (the candidate's store prompts: (namespace, key) -> field -> text)."""
     if source is None:
         return None
     base = source if isinstance(source, BaseStore) else source()
@@ -246,7 +270,7 @@ def rollout_store(source: StoreSource | None) -> LayeredStore | None:
             f"the store factory {getattr(source, '__qualname__', source)!r} returned a "
             f"{type(base).__name__}, not a langgraph BaseStore"
         )
-    return LayeredStore(base)
+    return LayeredStore(base, prompts)
 
 
 TOOLS_KEY = "__gepa_graph_tools"

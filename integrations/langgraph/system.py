@@ -49,6 +49,7 @@ from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, UnknownName, WrongType
 from gepa_graph.integrations.langgraph import _internals, boundary, isolation
+from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
     PromptSlot,
@@ -151,13 +152,18 @@ class LangGraphSystem:
         store: Any = None,
         execution: str = "auto",
         tools: Mapping[str, Any] | None = None,
+        store_prompts: Iterable[Any] = (),
     ) -> None:
         boundary.install()
         self.graph: Pregel = ensure_compiled(graph)
         self._store = isolation.check_store_source(store) or self.graph.store
         self._execution = execution_mode(execution)
         self._tools = isolation.ToolStandIns(tools) if tools is not None else None
-        self._declared = dict(prompts or {})
+        self._store_prompts = in_store.store_prompts(store_prompts)
+        self._declared = {
+            **(prompts or {}),
+            **in_store.seed_texts(self._store_prompts, self._store),
+        }
         self._found = find_slots(self.graph, self._declared)
         self._excluded = set(exclude)
         unknown = sorted(self._excluded - set(self._found))
@@ -350,7 +356,8 @@ class LangGraphSystem:
         collector = TraceCollector(substitution)
         thread_id = f"gepa-{uuid.uuid4()}"
         graph = self._run_graph
-        store = isolation.rollout_store(self._store)  # a factory's wrong type is the user's error
+        served = in_store.served(self._store_prompts, substitution.prompts)
+        store = isolation.rollout_store(self._store, served)  # a factory's wrong type: raised
         if store is not None or self.graph.cache is not None:
             graph = _internals.copy_graph(graph, store=store, cache=_fresh_cache(self.graph))
         failure: Exception | None = None
@@ -567,7 +574,10 @@ def with_prompts(
 
 
 def apply(
-    graph: Pregel, prompts: Mapping[str, str], declared: Mapping[str, str] | None = None
+    graph: Pregel,
+    prompts: Mapping[str, str],
+    declared: Mapping[str, str] | None = None,
+    store: Any = None,
 ) -> dict[str, str]:
     """Write ``prompts`` into ``graph`` and the objects it uses, in place; module -> where.
 
@@ -575,11 +585,16 @@ def apply(
     attributes and object attributes are reassigned, configuration and context classes get new
     field defaults. Prompts with no such place (string literals in a function, ``gg.prompt``
     calls) go into ``graph.config``, which LangGraph merges into every run of this graph object.
+    Store prompts (``store_prompts``) are written into ``store`` when one is given (only the
+    items whose text changes), else carried in ``graph.config`` like the others.
     """
     boundary.install()
+    written: dict[str, str] = {}
+    if store is not None:
+        written.update(in_store.write(store, prompts))
+        prompts = {n: t for n, t in prompts.items() if in_store.StorePrompt.parse(n) is None}
     slots = find_slots(graph, declared)
     _check_names(slots, prompts)
-    written: dict[str, str] = {}
     carried: dict[str, str] = {}
     for name, text in prompts.items():
         slot = slots[name]
