@@ -96,14 +96,6 @@ class LayeredStore(BaseStore):
         except StopIteration as done:
             return done.value
 
-    def changes(self) -> dict[Key, dict[str, Any] | None]:
-        """What this rollout wrote (the value) or deleted (None), by (namespace, key)."""
-        with self._lock:
-            changed = dict(self._changed)
-        written = self._layer.batch([GetOp(ns, key) for (ns, key), live in changed.items() if live])
-        values = {(item.namespace, item.key): item.value for item in written if item is not None}
-        return {key: values.get(key) for key in changed}
-
     # -- one batch, as steps: each yields (store, ops) and receives that store's results
 
     def _steps(self, ops: list[Op]) -> Generator[_Request, list[Result], list[Result]]:
@@ -135,7 +127,7 @@ class LayeredStore(BaseStore):
                 puts[(op.namespace, op.key)] = op
             else:
                 raise ValueError(f"unknown store operation {type(op).__name__}")
-        base_results = dict.fromkeys((i for i, _ in base_ops), None)
+        base_results: dict[int, Result] = {}
         if base_ops:
             found = yield self.base, [op for _, op in base_ops]
             base_results = {
