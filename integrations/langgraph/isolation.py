@@ -239,9 +239,12 @@ def _matches_one(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
 StoreSource = BaseStore | Callable[[], BaseStore]
 
 
-def check_store_source(store: Any) -> StoreSource | None:
-    """``LangGraphSystem(store=...)``: a store, a zero-argument factory of one, or None."""
-    if store is None or isinstance(store, BaseStore) or callable(store):
+def store_source(store: Any, default: BaseStore | None) -> StoreSource | None:
+    """``LangGraphSystem(store=...)``, checked: a store, a zero-argument factory of one, or
+    None for ``default`` (the graph's own store)."""
+    if store is None:
+        return default
+    if isinstance(store, BaseStore) or callable(store):
         return store
     raise WrongType(
         f"store must be a langgraph BaseStore or a function returning one, got "

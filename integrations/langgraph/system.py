@@ -156,7 +156,7 @@ class LangGraphSystem:
     ) -> None:
         boundary.install()
         self.graph: Pregel = ensure_compiled(graph)
-        self._store = isolation.check_store_source(store) or self.graph.store
+        self._store = isolation.store_source(store, default=self.graph.store)
         self._execution = execution_mode(execution)
         self._tools = isolation.ToolStandIns(tools) if tools is not None else None
         self._store_prompts = in_store.store_prompts(store_prompts)
