@@ -540,3 +540,46 @@ def test_a_prompt_kept_in_a_store_item_is_optimized_there_and_written_only_when_
         "version": 3,
     }
     assert fresh.invoke({"sender": "Boss"})["label"] == "respond"
+
+
+def test_a_subgraph_invoked_inside_a_node_writes_into_the_rollout_layer_too():
+    from typing import TypedDict
+
+    from langchain_core.prompts import ChatPromptTemplate
+    from langgraph.config import get_store
+    from langgraph.graph import START, StateGraph
+
+    from gepa_graph.testing.chat_model import ScriptedChatModel
+
+    class State(TypedDict, total=False):
+        question: str
+        answer: str
+
+    def remember(state):
+        get_store().put(("notes",), "last", {"q": state["question"]})
+        return {}
+
+    child_builder = StateGraph(State)
+    child_builder.add_node("remember", remember)
+    child_builder.add_edge(START, "remember")
+    child = child_builder.compile()
+
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Answer briefly."), ("human", "{question}")]
+    )
+    model = ScriptedChatModel(script=lambda messages: "ok")
+
+    def answer(state):
+        child.invoke(state)  # a compiled graph run inside a node: it gets the run's store
+        seen = get_store().get(("notes",), "last")
+        reply = (prompt | model).invoke(state)
+        return {"answer": f"{reply.text} ({seen.value['q'] if seen else 'nothing'})"}
+
+    builder = StateGraph(State)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    store = InMemoryStore()
+    system = LangGraphSystem(builder.compile(store=store))
+    rollout = asyncio.run(system.arun(system.modules(), {"question": "Why?"}))
+    assert rollout.error is None and rollout.output["answer"] == "ok (Why?)"
+    assert store.list_namespaces() == []
