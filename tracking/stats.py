@@ -3,8 +3,8 @@
 Two prompt sets scored on the same examples give paired scores; their per-example differences
 are what the gate tests. ``bootstrap_interval`` is a percentile bootstrap of the mean
 difference, ``sign_test`` an exact binomial test on wins and losses, ``wilcoxon_signed_rank``
-the signed-rank test (exact distribution when there are no tied magnitudes and at most 60
-non-zero differences, else the normal approximation with tie and continuity corrections).
+the signed-rank test (its exact distribution given the tied ranks up to 60 non-zero
+differences, else the normal approximation with tie and continuity corrections).
 The p-values are one-sided: how likely a difference this favourable to the candidate is when
 neither prompt set is better. ``compare_paired`` runs them all.
 """
@@ -77,14 +77,15 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
-def _exact_upper_tail(w_plus: int, n: int) -> float:
-    """P(W+ >= w_plus) under the null for untied ranks 1..n: counts of subset sums."""
-    total = n * (n + 1) // 2
-    counts = [1] + [0] * total
-    for rank in range(1, n + 1):
-        for s in range(total, rank - 1, -1):
-            counts[s] += counts[s - rank]
-    return sum(counts[w_plus:]) / 2**n
+def _exact_upper_tail(ranks: Sequence[float], w_plus: float) -> float:
+    """P(W+ >= w_plus) under the null, each rank's sign a fair coin: counts of subset sums of
+    the doubled ranks (average ranks of ties are halves, so doubled they are integers)."""
+    doubled = [round(2 * r) for r in ranks]
+    counts = [1] + [0] * sum(doubled)
+    for rank in doubled:
+        for total in range(len(counts) - 1, rank - 1, -1):
+            counts[total] += counts[total - rank]
+    return sum(counts[round(2 * w_plus) :]) / 2 ** len(ranks)
 
 
 def wilcoxon_signed_rank(diffs: Sequence[float]) -> float:
@@ -97,9 +98,8 @@ def wilcoxon_signed_rank(diffs: Sequence[float]) -> float:
     magnitudes = [abs(d) for d in nonzero]
     ranks = _ranks(magnitudes)
     w_plus = sum(r for r, d in zip(ranks, nonzero) if d > 0)
-    tied = len(set(magnitudes)) < n
-    if not tied and n <= EXACT_WILCOXON_MAX_N:
-        return _exact_upper_tail(round(w_plus), n)
+    if n <= EXACT_WILCOXON_MAX_N:
+        return _exact_upper_tail(ranks, w_plus)
     mean = n * (n + 1) / 4
     groups: dict[float, int] = {}
     for m in magnitudes:
