@@ -131,13 +131,15 @@ def dataset_from_traces(
     """Examples from the traces of ``experiment`` (a name or id), oldest first, keyed by trace
     id: the newest ``max_traces`` of those matching ``filter_string`` (MLflow's trace search
     syntax, e.g. ``"tags.env = 'prod'"``) recorded at or after ``since``."""
+    from mlflow.exceptions import MlflowException
+
     from gepa_graph.tracking.registry import client_for
 
     if max_traces is not None and max_traces < 1:
         raise InvalidInput(f"max_traces must be at least 1, got {max_traces}")
     client = client_for(tracking_uri)
     experiment_id = experiment_id_of(client, experiment)
-    clauses = [f"({filter_string})"] if filter_string else []
+    clauses = [filter_string] if filter_string else []
     since_ms = _since_ms(since)
     if since_ms is not None:
         clauses.append(f"trace.timestamp_ms >= {since_ms}")
@@ -146,13 +148,19 @@ def dataset_from_traces(
     token = None
     while max_traces is None or len(traces) < max_traces:
         page_size = _PAGE if max_traces is None else min(_PAGE, max_traces - len(traces))
-        page = client.search_traces(
-            [experiment_id],
-            filter_string=query,
-            max_results=page_size,
-            order_by=["timestamp_ms DESC"],
-            page_token=token,
-        )
+        try:
+            page = client.search_traces(
+                [experiment_id],
+                filter_string=query,
+                max_results=page_size,
+                order_by=["timestamp_ms DESC"],
+                page_token=token,
+            )
+        except MlflowException as exc:
+            if exc.error_code != "INVALID_PARAMETER_VALUE":
+                raise
+            first = (exc.message.splitlines() or [""])[0]
+            raise InvalidInput(f"trace filter {query!r} is not valid: {first}") from None
         traces.extend(page)
         token = page.token
         if not token:
