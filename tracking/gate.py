@@ -90,8 +90,6 @@ class GateDecision:
             f"{self.name}: candidate {self.candidate_score:.4f} vs {self.baseline} "
             f"{self.production_score:.4f} (margin {self.margin:g}): {verdict[self.verdict]}"
         )
-        if self.verdict == "passed":
-            line += " (not promoted: no --promote)"
         if self.stats is None:
             return line
         s = self.stats

@@ -59,7 +59,6 @@ class _Steps:
 
     def finish(self, step: str, record: dict[str, Any]) -> None:
         self.state[step] = record
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
         temporary.replace(self.path)
@@ -134,6 +133,7 @@ def improve(
                     f"{len(examples)} traces are too few to train on and hold some out; "
                     "record more traces or widen --filter/--since"
                 )
+            run_dir.mkdir(parents=True, exist_ok=True)
             for split_name, part in zip(SPLITS, parts):
                 _write_jsonl(run_dir / f"{split_name}.jsonl", part)
             steps.finish(
@@ -149,11 +149,8 @@ def improve(
             verb = "read"
         else:
             verb = "skipped, from the run folder:"
-        data = {
-            s: read_jsonl(run_dir / f"{s}.jsonl", s) if steps.done("dataset")[s] else []
-            for s in SPLITS
-        }
         record = steps.done("dataset")
+        data = {s: read_jsonl(run_dir / f"{s}.jsonl", s) if record[s] else [] for s in SPLITS}
         where = f" matching {record['filter']!r}" if record["filter"] else ""
         say(
             f"1/4 dataset: {verb} {record['traces']} traces of experiment "
