@@ -104,3 +104,33 @@ def test_power_on_a_real_ten_point_gain_with_thirty_examples():
     assert continuous >= 0.7
     assert with_margin <= continuous
     assert pass_fail > ALPHA  # pass/fail scores carry far less signal per example
+
+
+def test_the_module_check_names_a_module_whose_own_calls_got_worse():
+    from gepa_graph.evaluation import EvalResult
+    from gepa_graph.system import Trace, TraceRecord
+    from gepa_graph.tracking.gate import module_checks
+
+    def result(key: str, score: float, *modules: str) -> EvalResult:
+        calls = [TraceRecord(kind="llm", modules=[m]) for m in modules]
+        return EvalResult(example_key=key, score=score, trace=Trace(records=calls, by_prompt=True))
+
+    # The planner runs everywhere and the mean improves; the writer runs on two examples,
+    # and there the candidate lost.
+    candidate = [
+        result("a", 1.0, "planner"),
+        result("b", 1.0, "planner"),
+        result("c", 0.5, "planner", "writer"),
+        result("d", 0.0, "planner", "writer"),
+    ]
+    production = [
+        result("a", 0.0, "planner"),
+        result("b", 0.0, "planner"),
+        result("c", 1.0, "planner", "writer"),
+        result("d", 0.5, "planner"),
+    ]
+    checks = {c.module: c for c in module_checks(candidate, production)}
+    assert checks["planner"].n == 4 and checks["planner"].mean_diff == pytest.approx(0.25)
+    assert not checks["planner"].worse
+    assert checks["writer"].n == 2 and checks["writer"].mean_diff == pytest.approx(-0.5)
+    assert checks["writer"].worse
