@@ -68,7 +68,8 @@ class GateDecision:
 
     @property
     def verdict(self) -> str:
-        """ "promoted", "kept" (the gate said no) or "passed" (it said yes; no alias moved)."""
+        """The verdict: promoted, kept (the gate said no) or passed (it said yes; no alias
+        moved)."""
         return "promoted" if self.promoted else "passed" if self.passed else "kept"
 
     @property
@@ -96,7 +97,7 @@ class GateDecision:
         return (
             f"{line}: {self.reason()}. Mean difference {s.mean_diff:+.4f}, "
             f"{1 - 2 * s.alpha:.0%} bootstrap interval [{s.ci_low:+.4f}, {s.ci_high:+.4f}], "
-            f"Wilcoxon p={s.p_wilcoxon:.4f}, sign p={s.p_sign:.4f}; {s.wins} better, "
+            f"Wilcoxon p={s.p_wilcoxon:.3g}, sign p={s.p_sign:.3g}; {s.wins} better, "
             f"{s.losses} worse, {s.ties} equal of {s.n}"
         )
 

@@ -137,7 +137,7 @@ class PairedComparison:
         if self.passes:
             return (
                 f"lower bound {self.ci_low:+.4f} clears the margin {self.margin:g} and "
-                f"Wilcoxon p={self.p_wilcoxon:.4f} < {self.alpha:g}"
+                f"Wilcoxon p={self.p_wilcoxon:.3g} < {self.alpha:g}"
             )
         if self.wins == 0 and self.losses == 0:
             return "no difference on any example"
@@ -145,7 +145,7 @@ class PairedComparison:
         if self.ci_low <= self.margin:
             why.append(f"lower bound {self.ci_low:+.4f} does not clear the margin {self.margin:g}")
         if self.p_wilcoxon >= self.alpha:
-            why.append(f"Wilcoxon p={self.p_wilcoxon:.4f} is not below {self.alpha:g}")
+            why.append(f"Wilcoxon p={self.p_wilcoxon:.3g} is not below {self.alpha:g}")
         return " and ".join(why) or "not better"
 
     def to_dict(self) -> dict[str, Any]:
