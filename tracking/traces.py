@@ -77,7 +77,8 @@ def example_from_trace(trace: Any) -> dict[str, Any]:
     from mlflow.entities.assessment import Expectation, Feedback
 
     trace_id = trace.info.trace_id
-    root = trace.data._get_root_span() if trace.data is not None else None
+    spans = trace.data.spans if trace.data is not None else []
+    root = next((span for span in spans if span.parent_id is None), None)
     if root is None:
         raise InvalidInput(f"trace {trace_id} has no root span (was it recorded with spans?)")
     inputs = root.inputs
