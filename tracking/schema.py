@@ -31,7 +31,14 @@ TAG_SUMMARY = {
     "failed_rollouts": "gepa_graph.failed_rollouts",
 }
 TAG_PROMOTION_NAME = "gepa_graph.promotion.name"  # on promotion (gate) runs
-TAG_PROMOTION_DECISION = "gepa_graph.promotion.decision"  # "promoted" or "kept"
+TAG_PROMOTION_DECISION = "gepa_graph.promotion.decision"  # "promoted", "kept" or "passed"
+TAG_PROMOTION_REASON = "gepa_graph.promotion.reason"  # why, in one line
+TAG_PROMOTION_WORSE_MODULES = "gepa_graph.promotion.worse_modules"  # JSON list of modules
+# gepa-graph improve: the traces a dataset came from, and the runs of one improvement.
+TAG_TRACES_EXPERIMENT = "gepa_graph.traces.experiment"
+TAG_TRACES_FILTER = "gepa_graph.traces.filter"
+TAG_IMPROVE_NAME = "gepa_graph.improve.name"
+TAG_IMPROVE_OPTIMIZATION_RUN = "gepa_graph.improve.optimization_run"  # on the gate run
 
 # MLflow's own tags and the experiment tag that opens the experiment on its runs list.
 MLFLOW_NOTE = "mlflow.note.content"
@@ -74,6 +81,11 @@ EXAMPLE_SCORE = "example_score"
 GATE_CANDIDATE_SCORE = "candidate_score"
 GATE_PRODUCTION_SCORE = "production_score"
 GATE_MARGIN = "margin"
+GATE_ALPHA = "alpha"
+GATE_STATS = ("mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_sign", "wins", "losses", "ties")
+# Both score vectors, step = example index (the keys are in the gate's table).
+GATE_CANDIDATE_EXAMPLE = "candidate_example_score"
+GATE_PRODUCTION_EXAMPLE = "production_example_score"
 
 # --- runs: artifacts -----------------------------------------------------------------------------
 
@@ -91,6 +103,7 @@ TABLE_REJECTED = "rejected"
 TABLE_REFLECTIONS = "reflections"
 TABLE_VAL_SCORES = "val_scores"  # on candidate runs: example, score
 TABLE_GATE = "scores"  # on promotion runs: example, candidate, production
+TABLE_GATE_MODULES = "modules"  # on promotion runs: module, n, mean_diff, worse
 TABLE_TEST_SCORES = "test_scores"  # on the optimization run: example, seed, best
 CANDIDATE_FILE = "candidate.json"
 PROMPTS_DIR = "prompts"

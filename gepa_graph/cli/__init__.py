@@ -1,4 +1,4 @@
-"""The ``gepa-graph`` command: optimize, inspect, show, ui, promote, rollback, demo.
+"""The ``gepa-graph`` command: optimize, inspect, show, ui, promote, rollback, improve, demo.
 
 An app on top of the library: the core never imports it. User errors (a bad JSONL line, a
 ``module:attr`` that does not import, an unknown registry name: every ``GepaGraphError``) are one
@@ -8,7 +8,8 @@ own console lines are off unless ``--verbose``. Everything printed passes throug
 
 Modules: ``common`` (the Typer app, output, the error boundary), ``inputs`` (``module:attr`` and
 JSONL), ``optimize`` (optimize, inspect), ``runs`` (show, ui), ``promote`` (promote, rollback),
-``demo`` (the quick-start demo and its command).
+``improve`` (production traces to a gated promotion), ``demo`` (the quick-start demo and its
+command).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # Each module registers its commands on ``app`` when imported; the order is the help's order.
-from gepa_graph.cli import demo, optimize, promote, runs  # noqa: F401
+from gepa_graph.cli import demo, improve, optimize, promote, runs  # noqa: F401
 from gepa_graph.cli.common import CLIError, app, main
 
 __all__ = ["CLIError", "app", "main"]

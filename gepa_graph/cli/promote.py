@@ -21,11 +21,17 @@ def promote(
     ),
     graph: str | None = typer.Option(None, "--graph", help="module:attr of the graph (--gate)"),
     metric: str | None = typer.Option(None, "--metric", help="module:attr of the metric (--gate)"),
-    margin: float = typer.Option(0.02, help="how much the candidate must win by (--gate)"),
+    margin: float = typer.Option(
+        0.02, help="the lower bound of the candidate's mean gain must exceed this (--gate)"
+    ),
+    alpha: float = typer.Option(
+        0.05, help="significance level of the gate's paired tests (--gate)"
+    ),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI"),
 ) -> None:
     """Move an alias (default production) to the versions another alias names, all modules at
-    once; with --gate, only if those versions score better on held-out examples."""
+    once; with --gate, only if those versions are better on held-out examples beyond noise
+    (paired bootstrap interval and Wilcoxon test)."""
     with user_errors():
         from gepa_graph.tracking import registry
 
@@ -46,6 +52,7 @@ def promote(
             read_jsonl(gate, "gate"),
             load_object(metric, "metric"),
             margin=margin,
+            alpha=alpha,
             from_alias=from_alias,
             to_alias=to_alias,
             tracking_uri=tracking_uri,
