@@ -238,7 +238,7 @@ async def _run(
     if resume:
         state = store.load_state()
         journaled_rollouts, journaled_reflections = store.load_journal(
-            EvalResult.model_validate, LMResponse.model_validate
+            EvalResult.model_validate, LMResponse.model_validate, [*train, *val]
         )
 
     bus = EventBus(listening)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from gepa_graph.errors import GepaGraphError
+from gepa_graph.example import Example
+from gepa_graph.fingerprint import ResumeMismatch
 from gepa_graph.redact import redact_text
 
 
@@ -36,17 +38,26 @@ class Journal:
         self.turns: list[str] = []  # the engine's steps in the order they acted (turns.py)
 
     def load(
-        self, check_rollout: Check | None = None, check_reflection: Check | None = None
+        self,
+        check_rollout: Check | None = None,
+        check_reflection: Check | None = None,
+        examples: Iterable[Example] = (),
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Read the journal: (rollouts by (candidate id, example key), reflections by key);
+        """Read the journal: (rollouts by (candidate id, example uid), reflections by key);
         the order of the engine's steps is in ``turns`` afterwards.
         ``check_*`` validate each stored result (raising on a bad one).
+
+        Rollouts journaled before examples had a ``uid`` name their example by key only; they
+        are migrated to the uid of the one example among ``examples`` (the run's training and
+        validation sets) with that key. Where two examples share it, which one a result
+        belongs to is unknowable (that run may have mixed their scores): ResumeMismatch.
 
         A torn last line (the process died mid-write) is dropped; damage anywhere else is a
         CorruptRunDir naming the file and line, because silently skipping paid-for work would
         change the resumed result.
         """
         rollouts: dict[tuple[str, str], dict[str, Any]] = {}
+        legacy: dict[tuple[str, str], dict[str, Any]] = {}  # by (candidate id, example key)
         reflections: dict[str, dict[str, Any]] = {}
         self.turns = []
         if self.path is None or not self.path.exists():
@@ -68,7 +79,15 @@ class Journal:
                     f"{self.path}: line {number} is not valid JSON ({exc})"
                 ) from None
             try:
-                _read(record, rollouts, reflections, self.turns, check_rollout, check_reflection)
+                _read(
+                    record,
+                    rollouts,
+                    legacy,
+                    reflections,
+                    self.turns,
+                    check_rollout,
+                    check_reflection,
+                )
             except Exception as exc:
                 detail = " ".join(str(exc).split())[:300]
                 raise CorruptRunDir(
@@ -79,7 +98,7 @@ class Journal:
         if good_bytes < len(raw):
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
-        return rollouts, reflections
+        return _migrated(self.path, rollouts, legacy, examples), reflections
 
     def _append(self, record: dict[str, Any]) -> None:
         if self.path is None:
@@ -91,13 +110,15 @@ class Journal:
         self._file.write(redact_text(line) + "\n")  # the last check before bytes hit the disk
         self._file.flush()
 
-    def record_rollout(self, candidate_id: str, example_key: str, result: dict[str, Any]) -> None:
-        """Append one finished rollout's result (a JSON object), flushed at once."""
+    def record_rollout(self, candidate_id: str, example: Example, result: dict[str, Any]) -> None:
+        """Append one finished rollout's result (a JSON object), flushed at once; it is found
+        again by the example's uid (``example_key`` is kept for people reading the file)."""
         self._append(
             {
                 "type": "rollout",
                 "candidate_id": candidate_id,
-                "example_key": example_key,
+                "example": example.uid,
+                "example_key": example.key,
                 "result": result,
             }
         )
@@ -128,6 +149,7 @@ class Journal:
 def _read(
     record: Any,
     rollouts: dict,
+    legacy: dict,
     reflections: dict,
     turns: list,
     check_rollout: Check | None,
@@ -137,12 +159,15 @@ def _read(
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
     kind = record.get("type")
     if kind == "rollout":
-        key = (record["candidate_id"], record["example_key"])
+        # No "example": a record written before uids, keyed by the example's key (see load).
+        uid = record.get("example", record["example_key"])
+        key = (record["candidate_id"], record["example_key"], uid)
         if not all(isinstance(part, str) for part in key) or not isinstance(record["result"], dict):
             raise ValueError("rollout ids must be strings and its result an object")
         if check_rollout is not None:
             check_rollout(record["result"])
-        rollouts[key] = record["result"]
+        found = rollouts if "example" in record else legacy
+        found[(key[0], uid)] = record["result"]
     elif kind == "reflection":
         if not isinstance(record["key"], str) or not isinstance(record["response"], dict):
             raise ValueError("reflection key must be a string and its response an object")
@@ -155,3 +180,28 @@ def _read(
         turns.append(record["label"])
     else:
         raise ValueError(f"unknown record type {kind!r}")
+
+
+def _migrated(
+    path: Path,
+    rollouts: dict[tuple[str, str], dict[str, Any]],
+    legacy: dict[tuple[str, str], dict[str, Any]],
+    examples: Iterable[Example],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``rollouts`` and the ``legacy`` ones keyed by their example's uid (see Journal.load)."""
+    if not legacy:
+        return rollouts
+    uids: dict[str, set[str]] = {}
+    for example in examples:
+        uids.setdefault(example.key, set()).add(example.uid)
+    for (candidate_id, key), result in legacy.items():
+        found = uids.get(key, set())
+        if len(found) > 1:
+            raise ResumeMismatch(
+                f"{path} was written before results were kept apart per dataset, and two of "
+                f"the run's examples share the id {key!r} (its scores may be mixed up); start "
+                "a new run_dir"
+            )
+        if found:  # else an example this run does not have: never looked up
+            rollouts.setdefault((candidate_id, next(iter(found))), result)
+    return rollouts

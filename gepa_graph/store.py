@@ -124,11 +124,12 @@ class RunStore:
     # ------------------------------------------------------------------ journal and checkpoint
 
     def load_journal(
-        self, check_rollout: Any = None, check_reflection: Any = None
+        self, check_rollout: Any = None, check_reflection: Any = None, examples: Any = ()
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-        """What a killed run already paid for: (rollouts by (candidate id, example key),
-        reflection replies by key); see ``Journal.load``."""
-        return self.journal.load(check_rollout, check_reflection)
+        """What a killed run already paid for: (rollouts by (candidate id, example uid),
+        reflection replies by key); see ``Journal.load`` (``examples``: the run's training
+        and validation examples, to migrate an older journal)."""
+        return self.journal.load(check_rollout, check_reflection, examples)
 
     def save_state(self, state: OptimizerState) -> None:
         """Checkpoint ``state``: the journal is synced first (a checkpoint never counts a
