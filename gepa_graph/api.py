@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import datetime as dt
 import logging
 import re
@@ -33,7 +31,7 @@ from gepa_graph.result import Result
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
-from gepa_graph.usercode import DaemonExecutor
+from gepa_graph.usercode import run_watched
 
 log = logging.getLogger("gepa_graph")
 
@@ -76,6 +74,7 @@ def optimize(
     or an executor object such as ``gg.RayExecutor(address=...)``; the search, the journal,
     tracking and reflection stay here, and the results are the same.
     """
+    run_dir = run_dir if run_dir is not None else _new_run_dir()
     coroutine = aoptimize(
         system,
         trainset,
@@ -97,21 +96,21 @@ def optimize(
         strategies=strategies,
         executor=executor,
     )
+    # On a loop and thread of its own (so also from inside a running loop, as in a notebook),
+    # watched from this thread: async code blocking the loop, or Ctrl-C, cannot hang it.
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_on_own_loop(coroutine))
-    # Called from inside a running event loop (a notebook): run on a private loop and thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _on_own_loop(coroutine)).result()
+        return run_watched(coroutine)
+    except KeyboardInterrupt:
+        raise interrupted(run_dir) from None
 
 
-async def _on_own_loop(coroutine: Any) -> Result:
-    """Run on a loop we own, whose default executor (used by LangGraph for sync nodes) runs
-    each call on a daemon thread: a node that never returns is cut off by the rollout timeout
-    and abandoned, and neither this loop's shutdown nor the interpreter's exit waits for it."""
-    asyncio.get_running_loop().set_default_executor(DaemonExecutor("gepa-graph"))
-    return await coroutine  # asyncio.run's executor shutdown joins idle threads only
+def interrupted(run_dir: str | Path) -> KeyboardInterrupt:
+    """What Ctrl-C raises out of ``optimize()`` once the checkpoint says ``interrupted``: a
+    KeyboardInterrupt whose message is the one line that says how to resume (and whose
+    ``run_dir`` attribute is the folder)."""
+    error = KeyboardInterrupt(f"interrupted, resume with resume=True and run_dir={str(run_dir)!r}")
+    error.run_dir = str(run_dir)
+    return error
 
 
 async def aoptimize(

@@ -251,6 +251,7 @@ class Engine:
         )
         self._started = time.monotonic()
         stop_reason = None
+        interrupted = False
         try:
             self.turns.own("seed")
             await self.admit(self.seed, 0)
@@ -266,11 +267,20 @@ class Engine:
             stop_reason = await self._steady_state()
         except BudgetExhausted:
             stop_reason = self.budget.stop_reason() or "max_rollouts"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            interrupted = True  # Ctrl-C
+            raise
         finally:
             # An error or interrupt leaves stop_reason None: the checkpoint then stays
-            # "running", so the run can be resumed.
+            # "running" (or says "interrupted"), so the run can be resumed.
             self.state.stop_reason = stop_reason
-            self.state.status = "running" if stop_reason is None else "finished"
+            self.state.status = (
+                "finished"
+                if stop_reason is not None
+                else "interrupted"
+                if interrupted
+                else "running"
+            )
             if self.candidates:
                 self._checkpoint()
             self.journal.close()

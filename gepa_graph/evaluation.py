@@ -29,7 +29,7 @@ from gepa_graph.system import (
     Usage,
     failed_rollout,
 )
-from gepa_graph.usercode import describe, run_bounded
+from gepa_graph.usercode import check_threads, describe, run_bounded
 
 log = logging.getLogger("gepa_graph")
 
@@ -184,6 +184,7 @@ class Evaluator:
         """Run one rollout, again while it fails transiently, and score it."""
         spent = Usage()
         for attempt in range(self.config.rollout_retries + 1):
+            check_threads()  # too many hung calls hold threads: stop the run, in one line
             rollout = await self._run(candidate, example)
             spent = spent + rollout.trace.usage()
             if not (rollout.error and rollout.retryable) or attempt == self.config.rollout_retries:
@@ -193,6 +194,7 @@ class Evaluator:
             self.budget.add_rollout_retry()
             await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
         result = await self._score(example, rollout)
+        check_threads()
         result.usage = spent  # every attempt was paid for, not only the last
         return result
 
