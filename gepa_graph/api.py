@@ -181,14 +181,34 @@ async def aoptimize(
     listening = _listeners(tracking, listeners, progress)
 
     store = RunStore(Path(run_dir) if run_dir is not None else _new_run_dir())
+    # A callable's name says little about the model behind it: only model strings must match.
+    model = lm.name if isinstance(lm.lm, str) else None
     try:
         runner.prepare(system, source)  # before any paid call: the system reaches the workers
         store.lock()  # before any paid call: writable, and ours alone
         try:
+            # Every refusal before any paid call, the probe's included: a new run over an old
+            # one, a resume of other inputs (the seed prompts of a system not yet probed are
+            # compared once it is), a finished run (its result, without a rollout).
+            store.check(resume, fingerprint(config, seeds, train, val, model, metric))
+            finished = store.load_state() if resume else None
+            if finished is not None and finished.status == "finished":
+                if finished.config == config.model_dump(mode="json"):  # no budget extended
+                    log.info("%s finished already with these inputs: its result", store.directory)
+                    result = finished.to_result(store.directory)
+                    journaled, _ = store.load_journal(
+                        EvalResult.model_validate, None, [*train, *val]
+                    )
+                    bus = EventBus([])  # its listeners were told when it ran
+                    await _score_testset(
+                        system, metric, config, result, test, bus, runner, store, journaled
+                    )
+                    return result
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
                 probe_cost = await _probe(system, train)
                 seeds = _seed_prompts(system, seed_prompts)
+                store.check(resume, fingerprint(config, seeds, train, val, model, metric))
             return await _run(
                 system,
                 train,
@@ -228,9 +248,6 @@ async def _run(
     probe_cost: float | None = None,
     executor: Executor | None = None,
 ) -> Result:
-    # A callable's name says little about the model behind it: only model strings must match.
-    model = lm.name if isinstance(lm.lm, str) else None
-    store.check(resume, fingerprint(config, seeds, train, val, model))
     state = None
     journaled_rollouts: dict = {}
     journaled_reflections: dict = {}
@@ -269,7 +286,9 @@ async def _run(
     )
     try:
         result = await engine.run()
-        await _score_testset(system, metric, config, result, test, bus, executor)
+        await _score_testset(
+            system, metric, config, result, test, bus, executor, store, journaled_rollouts
+        )
         return result
     finally:
         bus.close()
@@ -283,10 +302,13 @@ async def _score_testset(
     test: list[Example],
     bus: EventBus,
     executor: Executor | None = None,
+    store: RunStore | None = None,
+    journaled: dict | None = None,
 ) -> None:
     """Score the seed and the best candidate on held-out ``test`` examples once the search is
     over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
-    TestsetEvaluated event for the listeners."""
+    TestsetEvaluated event for the listeners. The rollouts are journaled in ``store``, so a
+    resumed run takes them from ``journaled`` instead of paying again."""
     if not test:
         return
     from gepa_graph.candidate import Candidate
@@ -295,9 +317,8 @@ async def _score_testset(
     free = config.model_copy(
         update={"max_rollouts": 2 * len(test), "max_cost_usd": None, "max_seconds": None}
     )
-    evaluator = Evaluator(
-        system, metric, free, Budget(free), RunStore(None).journal, executor=executor
-    )
+    journal = (store or RunStore(None)).journal
+    evaluator = Evaluator(system, metric, free, Budget(free), journal, journaled, executor)
     scores = {}
     for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
         outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)

@@ -25,6 +25,11 @@ class CorruptRunDir(GepaGraphError, ValueError):
     """A run directory's journal or checkpoint cannot be read."""
 
 
+class JournalWriteFailed(GepaGraphError, OSError):
+    """The journal could not be written (a full disk, a quota, a file size limit): the run
+    stops, the journal keeps every record written whole, and a resume re-pays none of them."""
+
+
 Check = Callable[[dict[str, Any]], Any]
 
 
@@ -35,6 +40,8 @@ class Journal:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._file = None
+        self._size = 0  # bytes of whole records in the file
+        self.failed: str | None = None  # why a write failed; nothing is appended after it
         self.turns: list[str] = []  # the engine's steps in the order they acted (turns.py)
 
     def load(
@@ -101,14 +108,35 @@ class Journal:
         return _migrated(self.path, rollouts, legacy, examples), reflections
 
     def _append(self, record: dict[str, Any]) -> None:
+        """Write one record whole, unbuffered; on a failed write, cut the partial record off
+        and raise JournalWriteFailed (then and at every later append: the run must stop)."""
         if self.path is None:
             return
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+        if self.failed is not None:
+            raise JournalWriteFailed(self.failed)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        self._file.write(redact_text(line) + "\n")  # the last check before bytes hit the disk
-        self._file.flush()
+        data = (redact_text(line) + "\n").encode("utf-8")  # the last check before the disk
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("ab", buffering=0)
+                self._size = self._file.seek(0, os.SEEK_END)
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) :]
+        except OSError as exc:
+            if self._file is not None:
+                try:
+                    os.ftruncate(self._file.fileno(), self._size)  # no torn record stays
+                except OSError:
+                    pass  # a torn last line is dropped when the journal is read
+            self.failed = (
+                f"cannot write the journal {self.path} ({exc.strerror or exc}): the run "
+                "stopped; every rollout journaled so far is kept, so once there is room, "
+                "resume it (resume=True) and none of them is paid again"
+            )
+            raise JournalWriteFailed(self.failed) from None
+        self._size += len(data)
 
     def record_rollout(self, candidate_id: str, example: Example, result: dict[str, Any]) -> None:
         """Append one finished rollout's result (a JSON object), flushed at once; it is found
@@ -135,7 +163,6 @@ class Journal:
     def sync(self) -> None:
         """fsync what was appended: called before each checkpoint."""
         if self._file is not None:
-            self._file.flush()
             os.fsync(self._file.fileno())
 
     def close(self) -> None:

@@ -134,12 +134,21 @@ class RunStore:
     def save_state(self, state: OptimizerState) -> None:
         """Checkpoint ``state``: the journal is synced first (a checkpoint never counts a
         rollout the journal lacks), then ``state.json`` is replaced atomically."""
+        if self.journal.failed is not None:
+            return  # the journal lacks what this state counts: the last checkpoint stays
         self.journal.sync()
         if self.directory is not None:
-            _write_atomic(
-                self.directory / STATE_FILE,
-                json.dumps(_stored(state), indent=1, ensure_ascii=False),
-            )
+            try:
+                _write_atomic(
+                    self.directory / STATE_FILE,
+                    json.dumps(_stored(state), indent=1, ensure_ascii=False),
+                )
+            except OSError as exc:  # a full disk: the journal holds the run, resume finds it
+                raise RunDirError(
+                    f"cannot write the checkpoint {self.directory / STATE_FILE} "
+                    f"({exc.strerror or exc}): the run stopped; once there is room, resume it "
+                    "(resume=True): nothing journaled is paid again"
+                ) from None
 
     def load_state(self) -> OptimizerState | None:
         """The checkpoint, None if there is none; CorruptRunDir (naming the file) if it cannot

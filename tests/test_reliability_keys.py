@@ -84,7 +84,7 @@ def test_every_stored_score_is_the_direct_evaluation(tmp_path_factory, train, va
     for candidate in result.candidates:
         for key, score in candidate.val_scores.items():
             assert score == _score(candidate.prompts, by_key[key]), (candidate.id, key)
-    by_uid = {gg.Example(e).uid: e for e in [*train, *val]}
+    by_uid = {gg.Example(e).uid: e for e in [*train, *val, *test]}
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     rollouts = [r for r in journal if r["type"] == "rollout"]
     assert rollouts
