@@ -204,6 +204,7 @@ async def aoptimize(
                         system, metric, config, result, test, bus, runner, store, journaled
                     )
                     return result
+            lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
                 probe_cost = await _probe(system, train)

@@ -124,6 +124,34 @@ def check_model_string(model: str) -> None:
         ) from None
 
 
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+
+
+def check_credentials(model: str, role: str = "reflection LM", api_key: Any = None) -> None:
+    """Fail before any call when the environment lacks a credential LiteLLM needs for
+    ``model`` (``litellm.validate_environment``), instead of at the first call, after a run
+    has paid for rollouts. Settings that have defaults (an API base) are not required; a key
+    given as ``api_key`` or set on ``litellm.api_key`` counts as present."""
+    import litellm
+
+    if api_key or getattr(litellm, "api_key", None):
+        return
+    try:
+        found = litellm.validate_environment(model=model)
+    except Exception:  # LiteLLM cannot tell for this provider: its first call will
+        return
+    missing = [
+        name
+        for name in found.get("missing_keys") or []
+        if any(word in name.upper() for word in _SECRET_WORDS)
+    ]
+    if missing:
+        raise LMConfigError(
+            f"{role} {model!r} needs {' and '.join(missing)}, which is not set: export it (or "
+            "pass api_key in litellm_kwargs) before the run"
+        )
+
+
 class ReflectionLM:
     """Calls the reflection LM. ``lm`` is a LiteLLM model string or ``callable(prompt)``
     returning str, bytes or an LMResponse (sync, async, or returning an awaitable)."""
@@ -163,6 +191,12 @@ class ReflectionLM:
         # The run's Budget (set by optimize): retries and failures are counted in its ledger too.
         self.budget: Any = None
         self._jitter = random.Random(0)  # backoff jitter only; never touches the search
+
+    def check_credentials(self) -> None:
+        """For a LiteLLM model string: LMConfigError now, before any paid call, when a key
+        it needs is not set (see ``check_credentials``)."""
+        if isinstance(self.lm, str):
+            check_credentials(self.lm, api_key=self.litellm_kwargs.get("api_key"))
 
     @property
     def name(self) -> str:
