@@ -106,7 +106,8 @@ class EmptyReply(Exception):
 # Our own timeout of a reflection call is retried once, not lm_max_retries times: a model
 # that hangs usually hangs again, and the worst case for one call stays 2 x timeout_s.
 _OWN_TIMEOUT_ATTEMPTS = 2
-# A reply longer than this is cut before anyone stores it; no prompt is this long.
+# A reply longer than this is shortened before it is parsed or stored, keeping what the parse
+# reads (``gepa_graph.reflection.stored_reply``); no prompt is this long.
 MAX_REPLY_CHARS = 100_000
 
 
@@ -290,10 +291,10 @@ class ReflectionLM:
                 response = LMResponse(text=bytes(reply).decode("utf-8", errors="replace"))
             else:
                 response = LMResponse(text="" if reply is None else str(reply))
-        # The one boundary every reply crosses: nothing downstream sees a key it held.
-        return response.model_copy(
-            update={"text": clip(redact_text(response.text), MAX_REPLY_CHARS)}
-        )
+        # The one boundary every reply crosses: nothing downstream sees a key it held. Its
+        # length is bounded where it is parsed (ReflectionReplay): cut here, a long reasoning
+        # reply would lose the fenced prompt at its end.
+        return response.model_copy(update={"text": redact_text(response.text)})
 
     async def _call_litellm(self, prompt: str) -> LMResponse:
         import litellm

@@ -225,3 +225,33 @@ def test_a_provider_whose_settings_have_defaults_is_not_refused(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr(litellm, "api_key", None)
     check_credentials("openai/gpt-4o-mini", api_key="sk-given-in-kwargs")
+
+
+def test_a_1mb_reasoning_reply_then_the_fenced_prompt_is_parsed_in_full(tmp_path):
+    thinking = "Let me think about the feedback step by step. " * 22_000  # about 1 MB
+    result = _optimize(tmp_path, lambda p: f"{thinking}\n\n{GOOD_REPLY}\n", max_rollouts=8)
+    assert result.best_candidate == {"m": "better"} and result.best_score == 1.0
+    journal = tmp_path / "run" / "journal.jsonl"
+    assert journal.stat().st_size < 200_000  # what is stored is bounded
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "x" * 300 + "\n```\nfirst\n```\n" + "y" * 300 + "\n````\nkeeps\n```\ninner\n```\n````\n",
+        "x" * 300 + "\n```\nnever closed " + "y" * 300,
+        "no fence at all " * 40,
+        "```\n\n```\n" + "z" * 400,
+    ],
+)
+def test_a_shortened_reply_parses_as_the_whole_one(reply):
+    from gepa_graph.reflection import InvalidProposal, parse_proposal, stored_reply
+
+    def parsed(text):
+        try:
+            return parse_proposal(text, None, "current")
+        except InvalidProposal as exc:
+            return exc.reason
+
+    short = stored_reply(reply, 100)
+    assert len(short) < len(reply) and parsed(short) == parsed(reply)
