@@ -33,8 +33,9 @@ MAX_ABANDONED_CALLS = 32
 # How long past a time limit it must enforce the event loop may stay unresponsive before the
 # run stops with LoopBlocked (generous: a busy machine delays a loop, it does not stop it).
 LOOP_GRACE_S = 5.0
-# After Ctrl-C, how long the run may take to cancel its work and checkpoint before the caller
-# stops waiting for it (a second Ctrl-C stops waiting at once).
+# After Ctrl-C the run cancels its work and checkpoints, however long that takes on a busy
+# machine; the caller stops waiting only once the loop has not answered for this long (it is
+# blocked), or at a second Ctrl-C.
 INTERRUPT_GRACE_S = 10.0
 
 
@@ -330,7 +331,8 @@ def run_watched(coroutine: Coroutine[Any, Any, Any], name: str = "gepa-graph") -
     """Run ``coroutine`` to its end on a new event loop in a daemon thread, while the calling
     thread watches: LoopBlocked when the loop stays blocked past a deadline of ``run_bounded``
     (the loop thread is then abandoned), KeyboardInterrupt after Ctrl-C once the coroutine,
-    cancelled, has finished (or after INTERRUPT_GRACE_S, or a second Ctrl-C). The loop's
+    cancelled, has finished (or once the loop is unresponsive for INTERRUPT_GRACE_S, or at a
+    second Ctrl-C). The loop's
     default executor is a DaemonExecutor (LangGraph runs sync nodes there), whose threads are
     never joined."""
     watch = _Watch(name)
@@ -355,23 +357,24 @@ def run_watched(coroutine: Coroutine[Any, Any, Any], name: str = "gepa-graph") -
     watch.thread.start()
     interrupted: float | None = None
     while True:
-        try:
-            return outcome.result(timeout=0.25)
-        except concurrent.futures.TimeoutError:
-            pass
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            if interrupted is None:
-                raise
-            raise KeyboardInterrupt from None
+        try:  # Ctrl-C lands anywhere in this loop
+            try:
+                return outcome.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                pass
+            except (asyncio.CancelledError, concurrent.futures.CancelledError):
+                if interrupted is None:
+                    raise
+                raise KeyboardInterrupt from None
+            if interrupted is not None:
+                if time.monotonic() - max(interrupted, watch.answered) > INTERRUPT_GRACE_S:
+                    raise KeyboardInterrupt
+            why = watch.blocked()
+            if why is not None:
+                raise LoopBlocked(why)
+            watch.ping()
         except KeyboardInterrupt:
             if interrupted is not None:
                 raise
             interrupted = time.monotonic()
             watch.cancel()
-            continue
-        if interrupted is not None and time.monotonic() - interrupted > INTERRUPT_GRACE_S:
-            raise KeyboardInterrupt
-        why = watch.blocked()
-        if why is not None:
-            raise LoopBlocked(why)
-        watch.ping()

@@ -87,7 +87,7 @@ def _run(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard: the run takes seconds, more on a loaded machine
     )
     return proc
 
