@@ -16,7 +16,7 @@ from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
 from gepa_graph.errors import InvalidInput, WrongType
 from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import EventBus, ListenerLike
+from gepa_graph.events import EventBus, ListenerLike, OptimizationFinished, OptimizationStarted
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
@@ -28,6 +28,7 @@ from gepa_graph.proposers.reflective import ReflectiveProposer
 from gepa_graph.redact import find_secret
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
+from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
@@ -194,16 +195,9 @@ async def aoptimize(
             finished = store.load_state() if resume else None
             if finished is not None and finished.status == "finished":
                 if finished.config == config.model_dump(mode="json"):  # no budget extended
-                    log.info("%s finished already with these inputs: its result", store.directory)
-                    result = finished.to_result(store.directory)
-                    journaled, _ = store.load_journal(
-                        EvalResult.model_validate, None, [*train, *val]
+                    return await _finished(
+                        finished, system, train, val, metric, lm, store, listening, test, runner
                     )
-                    bus = EventBus([])  # its listeners were told when it ran
-                    await _score_testset(
-                        system, metric, config, result, test, bus, runner, store, journaled
-                    )
-                    return result
             lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
@@ -293,6 +287,55 @@ async def _run(
         return result
     finally:
         bus.close()
+
+
+async def _finished(
+    state: OptimizerState,
+    system: System,
+    train: list[Example],
+    val: list[Example],
+    metric: Metric,
+    lm: ReflectionLM,
+    store: RunStore,
+    listening: list[ListenerLike],
+    test: list[Example],
+    executor: Executor,
+) -> Result:
+    """The result of a run that finished with these inputs, without a rollout: the listeners
+    are told it started (resumed) and finished, as for a resume, so a tracker re-syncs what it
+    missed; testset rollouts come from the journal."""
+    log.info("%s finished already with these inputs: its result, nothing run", store.directory)
+    result = state.to_result(store.directory)
+    journaled, _ = store.load_journal(EvalResult.model_validate, None, [*train, *val])
+    bus = EventBus(listening)
+    try:
+        bus.emit(
+            OptimizationStarted(
+                run_dir=str(store.directory),
+                resumed=True,
+                config=state.config,
+                seed_prompts=state.seed_prompts,
+                n_train=len(train),
+                n_val=len(val),
+                reflection_lm=lm.name,
+            )
+        )
+        bus.emit(
+            OptimizationFinished(
+                stop_reason=result.stop_reason,
+                best_id=result.best_id,
+                best_score=result.best_score,
+                seed_score=result.seed_score,
+                ledger=result.ledger,
+                iterations=result.iterations,
+                result=result,
+            )
+        )
+        config = OptimizeConfig.model_validate(state.config)
+        await _score_testset(system, metric, config, result, test, bus, executor, store, journaled)
+    finally:
+        bus.close()
+    return result
 
 
 async def _score_testset(

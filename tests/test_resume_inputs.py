@@ -132,7 +132,7 @@ def test_every_refusal_comes_before_the_probe(tmp_path):
         run_dir=tmp_path / "run",
         progress=False,
     )
-    gg.optimize(ProbedSystem(probes), data[:4], data[4:], **args)
+    first = gg.optimize(ProbedSystem(probes), data[:4], data[4:], **args)
     assert len(probes) == 1
     with pytest.raises(RunExists):
         gg.optimize(ProbedSystem(probes), data[:4], data[4:], **args)
@@ -142,4 +142,6 @@ def test_every_refusal_comes_before_the_probe(tmp_path):
         gg.optimize(
             ProbedSystem(probes), data[:4], data[4:], resume=True, **{**args, "run_dir": tmp_path}
         )
-    assert len(probes) == 1
+    again = gg.optimize(ProbedSystem(probes), data[:4], data[4:], resume=True, **args)
+    assert len(probes) == 1  # a finished run resumed returns its result: no probe either
+    assert again.best_id == first.best_id
