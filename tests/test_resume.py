@@ -18,7 +18,9 @@ SCRIPT = textwrap.dedent("""
     from gepa_graph.testing.rules import RuleTask
 
     run_dir, resume = sys.argv[1], sys.argv[2] == "1"
-    kill_at_run, kill_at_reflection, kill_at_checkpoint, file_size_limit = map(int, sys.argv[3:7])
+    kill_at_run, kill_at_reflection, kill_at_checkpoint, file_size_limit, parallel = map(
+        int, sys.argv[3:8]
+    )
     task = RuleTask(n_types=8, modules=("a", "b"))
     runs, lock = [], threading.Lock()
 
@@ -51,7 +53,7 @@ SCRIPT = textwrap.dedent("""
             gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
             task.examples(16, seed=1, prefix="t"), task.examples(10, seed=2, prefix="v"),
             metric=task.metric, reflection_lm=reflection_lm, max_rollouts=160,
-            config=gg.OptimizeConfig(seed=4, concurrency=4, parallel_proposals=1),
+            config=gg.OptimizeConfig(seed=4, concurrency=4, parallel_proposals=parallel),
             run_dir=run_dir, resume=resume, progress=False,
         )
     except gg.GepaGraphError as exc:
@@ -71,6 +73,7 @@ def _run(
     kill_at_reflection=0,
     kill_at_checkpoint=0,
     file_size_limit=0,
+    parallel=1,
 ):
     script = tmp_path / "opt.py"
     script.write_text(SCRIPT)
@@ -84,6 +87,7 @@ def _run(
             str(kill_at_reflection),
             str(kill_at_checkpoint),
             str(file_size_limit),
+            str(parallel),
         ],
         capture_output=True,
         text=True,
@@ -192,3 +196,19 @@ def test_torn_last_journal_line_is_dropped_but_damage_elsewhere_is_an_error(tmp_
     path.write_text("garbage\n" + good + "\n")
     with pytest.raises(CorruptRunDir, match="line 1"):
         Journal(path).load()
+
+
+@pytest.mark.parametrize("kill_at_run", [30, 90])
+def test_with_proposals_in_flight_a_resume_pays_nothing_journaled_again(tmp_path, kill_at_run):
+    # Proposals in flight together: which ends first depends on timing, so the resumed run
+    # may take another path once the journal is replayed, but never pays twice.
+    run_dir = tmp_path / "run"
+    killed = _run(tmp_path, run_dir, kill_at_run=kill_at_run, parallel=3)
+    assert killed.returncode == -9, killed.stderr
+    lines = (run_dir / "journal.jsonl").read_text().splitlines()
+    journal = [json.loads(line) for line in lines]  # a prefix: every line whole
+    done = {(r["candidate_id"], r["example_key"]) for r in journal if r["type"] == "rollout"}
+    resumed = _run(tmp_path, run_dir, resume=True, parallel=3)
+    assert resumed.returncode == 0, resumed.stderr
+    rerun = done & {tuple(pair) for pair in json.loads(resumed.stdout)["runs"]}
+    assert not rerun, f"journaled rollouts were run again: {sorted(rerun)[:3]}"
