@@ -345,12 +345,13 @@ def run_watched(coroutine: Coroutine[Any, Any, Any], name: str = "gepa-graph") -
         return await coroutine
 
     def main() -> None:
-        try:
-            with asyncio.Runner() as runner:
-                watch.loop = runner.get_loop()
+        with asyncio.Runner() as runner:
+            watch.loop = runner.get_loop()
+            # The outcome is known before the runner closes: closing waits for abandoned
+            # tasks to take their cancellation, which code that ignores it never does.
+            try:
                 outcome.set_result(runner.run(owned()))
-        except BaseException as exc:
-            if not outcome.done():
+            except BaseException as exc:
                 outcome.set_exception(exc)
 
     watch.thread = threading.Thread(target=main, name=f"{name}-loop", daemon=True)
