@@ -48,11 +48,13 @@ class Journal:
         self,
         check_rollout: Check | None = None,
         check_reflection: Check | None = None,
-        examples: Iterable[Example] = (),
+        examples: Iterable[Example] | None = None,
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
         """Read the journal: (rollouts by (candidate id, example uid), reflections by key);
         the order of the engine's steps is in ``turns`` afterwards.
-        ``check_*`` validate each stored result (raising on a bad one).
+        ``check_*`` validate each stored result (raising on a bad one). Without ``examples``
+        (a reader, not a resume), rollouts are keyed by (candidate id, example key), the ids
+        people know, though keys of two datasets may collide there.
 
         Rollouts journaled before examples had a ``uid`` name their example by key only; they
         are migrated to the uid of the one example among ``examples`` (the run's training and
@@ -65,6 +67,7 @@ class Journal:
         """
         rollouts: dict[tuple[str, str], dict[str, Any]] = {}
         legacy: dict[tuple[str, str], dict[str, Any]] = {}  # by (candidate id, example key)
+        by_key: dict[tuple[str, str], dict[str, Any]] = {}  # every rollout, the same way
         reflections: dict[str, dict[str, Any]] = {}
         self.turns = []
         if self.path is None or not self.path.exists():
@@ -90,6 +93,7 @@ class Journal:
                     record,
                     rollouts,
                     legacy,
+                    by_key,
                     reflections,
                     self.turns,
                     check_rollout,
@@ -105,6 +109,8 @@ class Journal:
         if good_bytes < len(raw):
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
+        if examples is None:
+            return by_key, reflections
         return _migrated(self.path, rollouts, legacy, examples), reflections
 
     def _append(self, record: dict[str, Any]) -> None:
@@ -177,6 +183,7 @@ def _read(
     record: Any,
     rollouts: dict,
     legacy: dict,
+    by_key: dict,
     reflections: dict,
     turns: list,
     check_rollout: Check | None,
@@ -194,7 +201,7 @@ def _read(
         if check_rollout is not None:
             check_rollout(record["result"])
         found = rollouts if "example" in record else legacy
-        found[(key[0], uid)] = record["result"]
+        found[(key[0], uid)] = by_key[key[:2]] = record["result"]
     elif kind == "reflection":
         if not isinstance(record["key"], str) or not isinstance(record["response"], dict):
             raise ValueError("reflection key must be a string and its response an object")

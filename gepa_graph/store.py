@@ -124,7 +124,7 @@ class RunStore:
     # ------------------------------------------------------------------ journal and checkpoint
 
     def load_journal(
-        self, check_rollout: Any = None, check_reflection: Any = None, examples: Any = ()
+        self, check_rollout: Any = None, check_reflection: Any = None, examples: Any = None
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
         """What a killed run already paid for: (rollouts by (candidate id, example uid),
         reflection replies by key); see ``Journal.load`` (``examples``: the run's training
