@@ -196,7 +196,7 @@ async def aoptimize(
             if finished is not None and finished.status == "finished":
                 if finished.config == config.model_dump(mode="json"):  # no budget extended
                     return await _finished(
-                        finished, system, train, val, metric, lm, store, listening, test, runner
+                        finished, system, train, val, metric, config, store, listening, test, runner
                     )
             lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
@@ -295,7 +295,7 @@ async def _finished(
     train: list[Example],
     val: list[Example],
     metric: Metric,
-    lm: ReflectionLM,
+    config: OptimizeConfig,
     store: RunStore,
     listening: list[ListenerLike],
     test: list[Example],
@@ -317,7 +317,7 @@ async def _finished(
                 seed_prompts=state.seed_prompts,
                 n_train=len(train),
                 n_val=len(val),
-                reflection_lm=lm.name,
+                reflection_lm=state.reflection_lm,
             )
         )
         bus.emit(
@@ -331,7 +331,6 @@ async def _finished(
                 result=result,
             )
         )
-        config = OptimizeConfig.model_validate(state.config)
         await _score_testset(system, metric, config, result, test, bus, executor, store, journaled)
     finally:
         bus.close()

@@ -12,6 +12,7 @@ over an old one. This module decides; the store reads and writes the files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -72,6 +73,8 @@ def metric_identity(metric: Callable[..., object]) -> str:
     version = getattr(metric, "version", None)
     if isinstance(version, (str, int)):
         return f"version {version}"
+    while isinstance(metric, functools.partial):  # the function it wraps says what it does
+        metric = metric.func
     target = metric if inspect.isroutine(metric) else type(metric)
     target = getattr(target, "__func__", target)  # a bound method: its function
     name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
@@ -79,7 +82,15 @@ def metric_identity(metric: Callable[..., object]) -> str:
         source = inspect.getsource(target)
     except (OSError, TypeError):  # defined where no source is kept (a REPL, a C function)
         code = getattr(target, "__code__", None)
-        source = code.co_code.hex() if code is not None else ""
+        source = (
+            [
+                code.co_code.hex(),
+                code.co_names,
+                [repr(c) for c in code.co_consts if not inspect.iscode(c)],
+            ]
+            if code is not None
+            else ""
+        )
     return f"{name} {_digest(source)}"
 
 

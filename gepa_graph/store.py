@@ -126,9 +126,9 @@ class RunStore:
     def load_journal(
         self, check_rollout: Any = None, check_reflection: Any = None, examples: Any = None
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-        """What a killed run already paid for: (rollouts by (candidate id, example uid),
-        reflection replies by key); see ``Journal.load`` (``examples``: the run's training
-        and validation examples, to migrate an older journal)."""
+        """What a killed run already paid for: (rollouts by (candidate id, example uid) when
+        ``examples``, the run's training and validation examples, are given, else by example
+        key; reflection replies by key); see ``Journal.load``."""
         return self.journal.load(check_rollout, check_reflection, examples)
 
     def save_state(self, state: OptimizerState) -> None:
