@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import datetime as dt
 import logging
 import re
@@ -18,7 +16,7 @@ from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
 from gepa_graph.errors import InvalidInput, WrongType
 from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import EventBus, ListenerLike
+from gepa_graph.events import EventBus, ListenerLike, OptimizationFinished, OptimizationStarted
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
@@ -30,10 +28,11 @@ from gepa_graph.proposers.reflective import ReflectiveProposer
 from gepa_graph.redact import find_secret
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
+from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
-from gepa_graph.usercode import DaemonExecutor
+from gepa_graph.usercode import run_watched
 
 log = logging.getLogger("gepa_graph")
 
@@ -76,6 +75,7 @@ def optimize(
     or an executor object such as ``gg.RayExecutor(address=...)``; the search, the journal,
     tracking and reflection stay here, and the results are the same.
     """
+    run_dir = run_dir if run_dir is not None else _new_run_dir()
     coroutine = aoptimize(
         system,
         trainset,
@@ -97,21 +97,21 @@ def optimize(
         strategies=strategies,
         executor=executor,
     )
+    # On a loop and thread of its own (so also from inside a running loop, as in a notebook),
+    # watched from this thread: async code blocking the loop, or Ctrl-C, cannot hang it.
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_on_own_loop(coroutine))
-    # Called from inside a running event loop (a notebook): run on a private loop and thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _on_own_loop(coroutine)).result()
+        return run_watched(coroutine)
+    except KeyboardInterrupt:
+        raise interrupted(run_dir) from None
 
 
-async def _on_own_loop(coroutine: Any) -> Result:
-    """Run on a loop we own, whose default executor (used by LangGraph for sync nodes) runs
-    each call on a daemon thread: a node that never returns is cut off by the rollout timeout
-    and abandoned, and neither this loop's shutdown nor the interpreter's exit waits for it."""
-    asyncio.get_running_loop().set_default_executor(DaemonExecutor("gepa-graph"))
-    return await coroutine  # asyncio.run's executor shutdown joins idle threads only
+def interrupted(run_dir: str | Path) -> KeyboardInterrupt:
+    """What Ctrl-C raises out of ``optimize()`` once the checkpoint says ``interrupted``: a
+    KeyboardInterrupt whose message is the one line that says how to resume (and whose
+    ``run_dir`` attribute is the folder)."""
+    error = KeyboardInterrupt(f"interrupted, resume with resume=True and run_dir={str(run_dir)!r}")
+    error.run_dir = str(run_dir)
+    return error
 
 
 async def aoptimize(
@@ -182,14 +182,28 @@ async def aoptimize(
     listening = _listeners(tracking, listeners, progress)
 
     store = RunStore(Path(run_dir) if run_dir is not None else _new_run_dir())
+    # A callable's name says little about the model behind it: only model strings must match.
+    model = lm.name if isinstance(lm.lm, str) else None
     try:
         runner.prepare(system, source)  # before any paid call: the system reaches the workers
         store.lock()  # before any paid call: writable, and ours alone
         try:
+            # Every refusal before any paid call, the probe's included: a new run over an old
+            # one, a resume of other inputs (the seed prompts of a system not yet probed are
+            # compared once it is), a finished run (its result, without a rollout).
+            store.check(resume, fingerprint(config, seeds, train, val, model, metric))
+            finished = store.load_state() if resume else None
+            if finished is not None and finished.status == "finished":
+                if finished.config == config.model_dump(mode="json"):  # no budget extended
+                    return await _finished(
+                        finished, system, train, val, metric, config, store, listening, test, runner
+                    )
+            lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
                 probe_cost = await _probe(system, train)
                 seeds = _seed_prompts(system, seed_prompts)
+                store.check(resume, fingerprint(config, seeds, train, val, model, metric))
             return await _run(
                 system,
                 train,
@@ -229,16 +243,13 @@ async def _run(
     probe_cost: float | None = None,
     executor: Executor | None = None,
 ) -> Result:
-    # A callable's name says little about the model behind it: only model strings must match.
-    model = lm.name if isinstance(lm.lm, str) else None
-    store.check(resume, fingerprint(config, seeds, train, val, model))
     state = None
     journaled_rollouts: dict = {}
     journaled_reflections: dict = {}
     if resume:
         state = store.load_state()
         journaled_rollouts, journaled_reflections = store.load_journal(
-            EvalResult.model_validate, LMResponse.model_validate
+            EvalResult.model_validate, LMResponse.model_validate, [*train, *val]
         )
 
     bus = EventBus(listening)
@@ -270,10 +281,60 @@ async def _run(
     )
     try:
         result = await engine.run()
-        await _score_testset(system, metric, config, result, test, bus, executor)
+        await _score_testset(
+            system, metric, config, result, test, bus, executor, store, journaled_rollouts
+        )
         return result
     finally:
         bus.close()
+
+
+async def _finished(
+    state: OptimizerState,
+    system: System,
+    train: list[Example],
+    val: list[Example],
+    metric: Metric,
+    config: OptimizeConfig,
+    store: RunStore,
+    listening: list[ListenerLike],
+    test: list[Example],
+    executor: Executor,
+) -> Result:
+    """The result of a run that finished with these inputs, without a rollout: the listeners
+    are told it started (resumed) and finished, as for a resume, so a tracker re-syncs what it
+    missed; testset rollouts come from the journal."""
+    log.info("%s finished already with these inputs: its result, nothing run", store.directory)
+    result = state.to_result(store.directory)
+    journaled, _ = store.load_journal(EvalResult.model_validate, None, [*train, *val])
+    bus = EventBus(listening)
+    try:
+        bus.emit(
+            OptimizationStarted(
+                run_dir=str(store.directory),
+                resumed=True,
+                config=state.config,
+                seed_prompts=state.seed_prompts,
+                n_train=len(train),
+                n_val=len(val),
+                reflection_lm=state.reflection_lm,
+            )
+        )
+        bus.emit(
+            OptimizationFinished(
+                stop_reason=result.stop_reason,
+                best_id=result.best_id,
+                best_score=result.best_score,
+                seed_score=result.seed_score,
+                ledger=result.ledger,
+                iterations=result.iterations,
+                result=result,
+            )
+        )
+        await _score_testset(system, metric, config, result, test, bus, executor, store, journaled)
+    finally:
+        bus.close()
+    return result
 
 
 async def _score_testset(
@@ -284,10 +345,13 @@ async def _score_testset(
     test: list[Example],
     bus: EventBus,
     executor: Executor | None = None,
+    store: RunStore | None = None,
+    journaled: dict | None = None,
 ) -> None:
     """Score the seed and the best candidate on held-out ``test`` examples once the search is
     over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
-    TestsetEvaluated event for the listeners."""
+    TestsetEvaluated event for the listeners. The rollouts are journaled in ``store``, so a
+    resumed run takes them from ``journaled`` instead of paying again."""
     if not test:
         return
     from gepa_graph.candidate import Candidate
@@ -296,9 +360,8 @@ async def _score_testset(
     free = config.model_copy(
         update={"max_rollouts": 2 * len(test), "max_cost_usd": None, "max_seconds": None}
     )
-    evaluator = Evaluator(
-        system, metric, free, Budget(free), RunStore(None).journal, executor=executor
-    )
+    journal = (store or RunStore(None)).journal
+    evaluator = Evaluator(system, metric, free, Budget(free), journal, journaled, executor)
     scores = {}
     for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
         outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)

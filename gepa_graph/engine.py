@@ -113,7 +113,7 @@ class Engine:
         self._best_seen = -math.inf
         self._started = time.monotonic()
         self.validating: set[str] = set()  # candidates being validated now
-        self._known: dict[tuple[str, str], float] = {}  # (candidate, example) -> score seen
+        self._known: dict[tuple[str, str], float] = {}  # (candidate, example uid) -> score
 
         self.candidates: dict[str, Candidate] = {}
         self.scores: dict[str, dict[str, float]] = {}
@@ -160,9 +160,9 @@ class Engine:
         """Scores the search has seen: results reach it at a step's turn, never the moment a
         rollout lands in the evaluator's cache, so decisions do not depend on timing."""
         return {
-            ex.key: self._known[(candidate_id, ex.key)]
+            ex.key: self._known[(candidate_id, ex.uid)]
             for ex in examples
-            if (candidate_id, ex.key) in self._known
+            if (candidate_id, ex.uid) in self._known
         }
 
     def unknown(self, candidate: Candidate, examples: Sequence[Example]) -> int:
@@ -183,8 +183,8 @@ class Engine:
             raise BudgetExhausted(reason)
         results = await self.evaluator.evaluate(candidate, examples)
         await self.turns.take()
-        for result in results:
-            self._known[(candidate.id, result.example_key)] = result.score
+        for example, result in zip(examples, results, strict=True):
+            self._known[(candidate.id, example.uid)] = result.score
         return results
 
     # ---------------------------------------------------------------- plumbing
@@ -251,6 +251,7 @@ class Engine:
         )
         self._started = time.monotonic()
         stop_reason = None
+        interrupted = False
         try:
             self.turns.own("seed")
             await self.admit(self.seed, 0)
@@ -259,18 +260,27 @@ class Engine:
                 [
                     result.trace
                     for example in self.valset
-                    if (result := self.evaluator.cached(self.seed.id, example.key)) is not None
+                    if (result := self.evaluator.cached(self.seed.id, example)) is not None
                 ],
             )
             self._best_seen = self.mean(self.best_id)
             stop_reason = await self._steady_state()
         except BudgetExhausted:
             stop_reason = self.budget.stop_reason() or "max_rollouts"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            interrupted = True  # Ctrl-C
+            raise
         finally:
             # An error or interrupt leaves stop_reason None: the checkpoint then stays
-            # "running", so the run can be resumed.
+            # "running" (or says "interrupted"), so the run can be resumed.
             self.state.stop_reason = stop_reason
-            self.state.status = "running" if stop_reason is None else "finished"
+            self.state.status = (
+                "finished"
+                if stop_reason is not None
+                else "interrupted"
+                if interrupted
+                else "running"
+            )
             if self.candidates:
                 self._checkpoint()
             self.journal.close()

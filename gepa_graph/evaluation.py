@@ -29,7 +29,7 @@ from gepa_graph.system import (
     Usage,
     failed_rollout,
 )
-from gepa_graph.usercode import describe, run_bounded
+from gepa_graph.usercode import check_threads, describe, run_bounded
 
 log = logging.getLogger("gepa_graph")
 
@@ -66,8 +66,9 @@ class Evaluator:
     """Runs rollouts for one run: at most ``concurrency`` at a time, each retried and time
     limited as the config says, scored by the metric, charged to the budget and journaled.
 
-    It caches every result by (candidate id, example key), so a candidate never runs twice
-    on an example, and takes rollouts a killed run already journaled (``journaled``) instead
+    It caches every result by (candidate id, example uid: see Example), so a candidate never
+    runs twice on an example and a training and a validation example that share an id never
+    share a score, and takes rollouts a killed run already journaled (``journaled``) instead
     of running them again. ``pending``, ``running`` and ``busy_seconds`` are what the engine
     reads to fill slots and report their utilisation.
     """
@@ -102,10 +103,10 @@ class Evaluator:
         self.busy_seconds = 0.0  # slot-seconds spent running rollouts
         self.on_rollout_done: list[Callable[[], None]] = []  # told whenever a slot frees
 
-    def cached(self, candidate_id: str, example_key: str) -> EvalResult | None:
+    def cached(self, candidate_id: str, example: Example) -> EvalResult | None:
         """The result this run already has for the pair, or None (not run yet, or still in
         flight). Spends nothing and waits for nothing."""
-        return self._cache.get((candidate_id, example_key))
+        return self._cache.get((candidate_id, example.uid))
 
     async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
         """Scores of ``candidate`` on ``examples``, in order. Raises BudgetExhausted (spending
@@ -114,45 +115,45 @@ class Evaluator:
         missing: dict[str, Example] = {}
         waiting: list[asyncio.Future] = []
         for example in examples:
-            key = (candidate.id, example.key)
-            if key in self._cache or example.key in missing:
+            key = (candidate.id, example.uid)
+            if key in self._cache or example.uid in missing:
                 continue
             if key in self._inflight:
                 waiting.append(self._inflight[key])
             else:
-                missing[example.key] = example
+                missing[example.uid] = example
         self.budget.reserve_rollouts(len(missing))
         to_run = []
         for example in missing.values():
-            stored = self._journaled.pop((candidate.id, example.key), None)
+            stored = self._journaled.pop((candidate.id, example.uid), None)
             if stored is not None:
-                self._remember(candidate, EvalResult.model_validate(stored), journal=False)
+                self._remember(candidate, example, EvalResult.model_validate(stored), journal=False)
             else:
                 to_run.append(example)
         if to_run:
             loop = asyncio.get_running_loop()
             for example in to_run:
-                self._inflight[(candidate.id, example.key)] = loop.create_future()
+                self._inflight[(candidate.id, example.uid)] = loop.create_future()
             try:
                 await asyncio.gather(*(self._run_and_remember(candidate, ex) for ex in to_run))
             finally:
                 for example in to_run:
-                    future = self._inflight.pop((candidate.id, example.key))
+                    future = self._inflight.pop((candidate.id, example.uid))
                     if not future.done():
                         future.set_result(None)
         if waiting:
             await asyncio.gather(*waiting)
-        return [self._cache[(candidate.id, ex.key)] for ex in examples]
+        return [self._cache[(candidate.id, ex.uid)] for ex in examples]
 
-    def _remember(self, candidate: Candidate, result: EvalResult, *, journal: bool) -> None:
-        self._cache[(candidate.id, result.example_key)] = result
+    def _remember(
+        self, candidate: Candidate, example: Example, result: EvalResult, *, journal: bool
+    ) -> None:
+        self._cache[(candidate.id, example.uid)] = result
         self.budget.add_task_cost(result.usage.cost_usd)
         if result.error is not None:
             self.budget.add_failed_rollout()
         if journal:
-            self.journal.record_rollout(
-                candidate.id, result.example_key, result.model_dump(mode="json")
-            )
+            self.journal.record_rollout(candidate.id, example, result.model_dump(mode="json"))
 
     def _limit(self) -> tuple[float | None, bool]:
         """Seconds one call of the system or the metric may take (see budget.call_limit)."""
@@ -173,7 +174,7 @@ class Evaluator:
             # a resumed run with time left runs it again instead of inheriting the cut-off.
             left = self.budget.seconds_left()
             late = result.error is not None and left is not None and left <= 0
-            self._remember(candidate, result, journal=not late)
+            self._remember(candidate, example, result, journal=not late)
         finally:
             self.pending -= 1
             for listener in self.on_rollout_done:
@@ -183,6 +184,7 @@ class Evaluator:
         """Run one rollout, again while it fails transiently, and score it."""
         spent = Usage()
         for attempt in range(self.config.rollout_retries + 1):
+            check_threads()  # too many hung calls hold threads: stop the run, in one line
             rollout = await self._run(candidate, example)
             spent = spent + rollout.trace.usage()
             if not (rollout.error and rollout.retryable) or attempt == self.config.rollout_retries:
@@ -192,6 +194,7 @@ class Evaluator:
             self.budget.add_rollout_retry()
             await asyncio.sleep(self.config.lm_backoff_s * 2**attempt)
         result = await self._score(example, rollout)
+        check_threads()
         result.usage = spent  # every attempt was paid for, not only the last
         return result
 

@@ -44,22 +44,27 @@ def stable_json(value: Any) -> str:
 
 
 class Example(Mapping[str, Any]):
-    """A read-only dict of fields with a stable ``key``.
+    """A read-only dict of fields with a stable ``key`` and ``uid``.
 
     The key is the ``id`` field when the example has one, else a hash of its content, so the
-    same example gets the same key in a resumed run.
+    same example gets the same key in a resumed run. Keys are unique within one dataset only:
+    users number each split from 0, so training example 0 and validation example 0 share a
+    key. ``uid`` adds a hash of the content to the key; every result stored or looked up
+    across datasets (the rollout cache, the journal) is keyed by it, so the two never share
+    a score, while one example given in two splits still runs once.
     """
 
-    __slots__ = ("_data", "key")
+    __slots__ = ("_data", "key", "uid")
 
     def __init__(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
         merged = {**(dict(data) if data is not None else {}), **fields}
         self._data = merged
+        digest = hashlib.sha256(stable_json(merged).encode("utf-8")).hexdigest()[:16]
         if "id" in merged:
             self.key = str(merged["id"])
+            self.uid = f"{self.key}@{digest}"
         else:
-            digest = hashlib.sha256(stable_json(merged).encode("utf-8")).hexdigest()[:16]
-            self.key = f"ex-{digest}"
+            self.key = self.uid = f"ex-{digest}"
 
     def __getitem__(self, name: str) -> Any:
         return self._data[name]
@@ -71,7 +76,7 @@ class Example(Mapping[str, Any]):
         return len(self._data)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "_data":  # not set yet (an object being unpickled): no recursion
+        if name in self.__slots__:  # not set yet (an object being unpickled): no recursion
             raise AttributeError(name)
         try:
             return self._data[name]

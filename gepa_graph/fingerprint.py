@@ -3,7 +3,8 @@
 The run folder's ``run.json`` (written and read by ``gepa_graph.store.RunStore``) holds a hash
 of each input that decides what a run computes: the config (budgets aside: extending a budget on
 resume is what resume is for), the seed prompts, the training and validation examples (contents,
-not just keys) and the reflection LM. A resume compares them and names, in one line, what
+not just keys), the reflection LM and the metric (its qualified name and a hash of its source,
+or the ``version`` attribute a metric may carry: a resume must not mix two metrics' scores). A resume compares them and names, in one line, what
 differs. The folder's other inconsistent states are one-line errors too: nothing to resume, or a
 checkpoint whose journal is gone (every finished rollout would be paid for again), or a new run
 over an old one. This module decides; the store reads and writes the files.
@@ -11,8 +12,10 @@ over an old one. This module decides; the store reads and writes the files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +42,56 @@ def _digest(value: Any) -> str:
 
 def fingerprint(
     config: OptimizeConfig,
-    seed_prompts: Mapping[str, str],
+    seed_prompts: Mapping[str, str] | None,
     train: Sequence[Example],
     val: Sequence[Example],
     reflection_lm: str | None,
+    metric: Callable[..., object] | None = None,
 ) -> dict:
     """A hash per input that decides what the run computes (budgets left out: a resume may
-    extend them); ``run.json`` holds it and a resume must match it."""
+    extend them); ``run.json`` holds it and a resume must match it. ``seed_prompts`` None (a
+    system whose prompts a probe confirms, not yet probed) leaves them out, to be compared
+    once known."""
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in BUDGET_FIELDS}
-    return {
+    found = {
         "config": _digest(settings),
-        "seed prompts": _digest(dict(seed_prompts)),
         "trainset": _digest([example.to_dict() for example in train]),
         "valset": _digest([example.to_dict() for example in val]),
         "reflection LM": reflection_lm,
     }
+    if metric is not None:
+        found["metric"] = metric_identity(metric)
+    if seed_prompts is not None:
+        found["seed prompts"] = _digest(dict(seed_prompts))
+    return found
+
+
+def metric_identity(metric: Callable[..., object]) -> str:
+    """What identifies a metric across processes: its ``version`` attribute when it has one
+    (for a metric whose meaning does not live in its source), else its qualified name and a
+    hash of its source (of its class, for a callable object)."""
+    version = getattr(metric, "version", None)
+    if isinstance(version, (str, int)):
+        return f"version {version}"
+    while isinstance(metric, functools.partial):  # the function it wraps says what it does
+        metric = metric.func
+    target = metric if inspect.isroutine(metric) else type(metric)
+    target = getattr(target, "__func__", target)  # a bound method: its function
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):  # defined where no source is kept (a REPL, a C function)
+        code = getattr(target, "__code__", None)
+        source = (
+            [
+                code.co_code.hex(),
+                code.co_names,
+                [repr(c) for c in code.co_consts if not inspect.iscode(c)],
+            ]
+            if code is not None
+            else ""
+        )
+    return f"{name} {_digest(source)}"
 
 
 def check_folder(
@@ -89,7 +127,8 @@ def check_folder(
 
 def compare(run_dir: Path, saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
     """Refuse, in one line naming what differs, a resume whose inputs are not the run's."""
-    differing = [name for name, value in current.items() if saved.get(name) != value]
+    # A name the folder lacks was not fingerprinted when it was written (an older run).
+    differing = [name for name, value in current.items() if name in saved and saved[name] != value]
     if differing:
         raise ResumeMismatch(
             f"cannot resume {run_dir}: the {', '.join(differing)} differ from the run's; resume "

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from gepa_graph.errors import GepaGraphError
+from gepa_graph.example import Example
+from gepa_graph.fingerprint import ResumeMismatch
 from gepa_graph.redact import redact_text
 
 
 class CorruptRunDir(GepaGraphError, ValueError):
     """A run directory's journal or checkpoint cannot be read."""
+
+
+class JournalWriteFailed(GepaGraphError, OSError):
+    """The journal could not be written (a full disk, a quota, a file size limit): the run
+    stops, the journal keeps every record written whole, and a resume re-pays none of them."""
 
 
 Check = Callable[[dict[str, Any]], Any]
@@ -33,20 +40,34 @@ class Journal:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._file = None
+        self._size = 0  # bytes of whole records in the file
+        self.failed: str | None = None  # why a write failed; nothing is appended after it
         self.turns: list[str] = []  # the engine's steps in the order they acted (turns.py)
 
     def load(
-        self, check_rollout: Check | None = None, check_reflection: Check | None = None
+        self,
+        check_rollout: Check | None = None,
+        check_reflection: Check | None = None,
+        examples: Iterable[Example] | None = None,
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Read the journal: (rollouts by (candidate id, example key), reflections by key);
+        """Read the journal: (rollouts by (candidate id, example uid), reflections by key);
         the order of the engine's steps is in ``turns`` afterwards.
-        ``check_*`` validate each stored result (raising on a bad one).
+        ``check_*`` validate each stored result (raising on a bad one). Without ``examples``
+        (a reader, not a resume), rollouts are keyed by (candidate id, example key), the ids
+        people know, though keys of two datasets may collide there.
+
+        Rollouts journaled before examples had a ``uid`` name their example by key only; they
+        are migrated to the uid of the one example among ``examples`` (the run's training and
+        validation sets) with that key. Where two examples share it, which one a result
+        belongs to is unknowable (that run may have mixed their scores): ResumeMismatch.
 
         A torn last line (the process died mid-write) is dropped; damage anywhere else is a
         CorruptRunDir naming the file and line, because silently skipping paid-for work would
         change the resumed result.
         """
         rollouts: dict[tuple[str, str], dict[str, Any]] = {}
+        legacy: dict[tuple[str, str], dict[str, Any]] = {}  # by (candidate id, example key)
+        by_key: dict[tuple[str, str], dict[str, Any]] = {}  # every rollout, the same way
         reflections: dict[str, dict[str, Any]] = {}
         self.turns = []
         if self.path is None or not self.path.exists():
@@ -68,7 +89,16 @@ class Journal:
                     f"{self.path}: line {number} is not valid JSON ({exc})"
                 ) from None
             try:
-                _read(record, rollouts, reflections, self.turns, check_rollout, check_reflection)
+                _read(
+                    record,
+                    rollouts,
+                    legacy,
+                    by_key,
+                    reflections,
+                    self.turns,
+                    check_rollout,
+                    check_reflection,
+                )
             except Exception as exc:
                 detail = " ".join(str(exc).split())[:300]
                 raise CorruptRunDir(
@@ -79,25 +109,50 @@ class Journal:
         if good_bytes < len(raw):
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
-        return rollouts, reflections
+        if examples is None:
+            return by_key, reflections
+        return _migrated(self.path, rollouts, legacy, examples), reflections
 
     def _append(self, record: dict[str, Any]) -> None:
+        """Write one record whole, unbuffered; on a failed write, cut the partial record off
+        and raise JournalWriteFailed (then and at every later append: the run must stop)."""
         if self.path is None:
             return
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+        if self.failed is not None:
+            raise JournalWriteFailed(self.failed)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        self._file.write(redact_text(line) + "\n")  # the last check before bytes hit the disk
-        self._file.flush()
+        data = (redact_text(line) + "\n").encode("utf-8")  # the last check before the disk
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("ab", buffering=0)
+                self._size = self._file.seek(0, os.SEEK_END)
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) :]
+        except OSError as exc:
+            if self._file is not None:
+                try:
+                    os.ftruncate(self._file.fileno(), self._size)  # no torn record stays
+                except OSError:
+                    pass  # a torn last line is dropped when the journal is read
+            self.failed = (
+                f"cannot write the journal {self.path} ({exc.strerror or exc}): the run "
+                "stopped; every rollout journaled so far is kept, so once there is room, "
+                "resume it (resume=True) and none of them is paid again"
+            )
+            raise JournalWriteFailed(self.failed) from None
+        self._size += len(data)
 
-    def record_rollout(self, candidate_id: str, example_key: str, result: dict[str, Any]) -> None:
-        """Append one finished rollout's result (a JSON object), flushed at once."""
+    def record_rollout(self, candidate_id: str, example: Example, result: dict[str, Any]) -> None:
+        """Append one finished rollout's result (a JSON object), flushed at once; it is found
+        again by the example's uid (``example_key`` is kept for people reading the file)."""
         self._append(
             {
                 "type": "rollout",
                 "candidate_id": candidate_id,
-                "example_key": example_key,
+                "example": example.uid,
+                "example_key": example.key,
                 "result": result,
             }
         )
@@ -114,7 +169,6 @@ class Journal:
     def sync(self) -> None:
         """fsync what was appended: called before each checkpoint."""
         if self._file is not None:
-            self._file.flush()
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -128,6 +182,8 @@ class Journal:
 def _read(
     record: Any,
     rollouts: dict,
+    legacy: dict,
+    by_key: dict,
     reflections: dict,
     turns: list,
     check_rollout: Check | None,
@@ -137,12 +193,15 @@ def _read(
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
     kind = record.get("type")
     if kind == "rollout":
-        key = (record["candidate_id"], record["example_key"])
+        # No "example": a record written before uids, keyed by the example's key (see load).
+        uid = record.get("example", record["example_key"])
+        key = (record["candidate_id"], record["example_key"], uid)
         if not all(isinstance(part, str) for part in key) or not isinstance(record["result"], dict):
             raise ValueError("rollout ids must be strings and its result an object")
         if check_rollout is not None:
             check_rollout(record["result"])
-        rollouts[key] = record["result"]
+        found = rollouts if "example" in record else legacy
+        found[(key[0], uid)] = by_key[key[:2]] = record["result"]
     elif kind == "reflection":
         if not isinstance(record["key"], str) or not isinstance(record["response"], dict):
             raise ValueError("reflection key must be a string and its response an object")
@@ -155,3 +214,28 @@ def _read(
         turns.append(record["label"])
     else:
         raise ValueError(f"unknown record type {kind!r}")
+
+
+def _migrated(
+    path: Path,
+    rollouts: dict[tuple[str, str], dict[str, Any]],
+    legacy: dict[tuple[str, str], dict[str, Any]],
+    examples: Iterable[Example],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``rollouts`` and the ``legacy`` ones keyed by their example's uid (see Journal.load)."""
+    if not legacy:
+        return rollouts
+    uids: dict[str, set[str]] = {}
+    for example in examples:
+        uids.setdefault(example.key, set()).add(example.uid)
+    for (candidate_id, key), result in legacy.items():
+        found = uids.get(key, set())
+        if len(found) > 1:
+            raise ResumeMismatch(
+                f"{path} was written before results were kept apart per dataset, and two of "
+                f"the run's examples share the id {key!r} (its scores may be mixed up); start "
+                "a new run_dir"
+            )
+        if found:  # else an example this run does not have: never looked up
+            rollouts.setdefault((candidate_id, next(iter(found))), result)
+    return rollouts

@@ -106,7 +106,8 @@ class EmptyReply(Exception):
 # Our own timeout of a reflection call is retried once, not lm_max_retries times: a model
 # that hangs usually hangs again, and the worst case for one call stays 2 x timeout_s.
 _OWN_TIMEOUT_ATTEMPTS = 2
-# A reply longer than this is cut before anyone stores it; no prompt is this long.
+# A reply longer than this is shortened before it is parsed or stored, keeping what the parse
+# reads (``gepa_graph.reflection.stored_reply``); no prompt is this long.
 MAX_REPLY_CHARS = 100_000
 
 
@@ -122,6 +123,34 @@ def check_model_string(model: str) -> None:
             f"unknown LiteLLM model {model!r}: use 'provider/model', e.g. 'openai/gpt-4.1-mini' "
             f"({type(exc).__name__})"
         ) from None
+
+
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+
+
+def check_credentials(model: str, role: str = "reflection LM", api_key: Any = None) -> None:
+    """Fail before any call when the environment lacks a credential LiteLLM needs for
+    ``model`` (``litellm.validate_environment``), instead of at the first call, after a run
+    has paid for rollouts. Settings that have defaults (an API base) are not required; a key
+    given as ``api_key`` or set on ``litellm.api_key`` counts as present."""
+    import litellm
+
+    if api_key or getattr(litellm, "api_key", None):
+        return
+    try:
+        found = litellm.validate_environment(model=model)
+    except Exception:  # LiteLLM cannot tell for this provider: its first call will
+        return
+    missing = [
+        name
+        for name in found.get("missing_keys") or []
+        if any(word in name.upper() for word in _SECRET_WORDS)
+    ]
+    if missing:
+        raise LMConfigError(
+            f"{role} {model!r} needs {' and '.join(missing)}, which is not set: export it (or "
+            "pass api_key in litellm_kwargs) before the run"
+        )
 
 
 class ReflectionLM:
@@ -163,6 +192,12 @@ class ReflectionLM:
         # The run's Budget (set by optimize): retries and failures are counted in its ledger too.
         self.budget: Any = None
         self._jitter = random.Random(0)  # backoff jitter only; never touches the search
+
+    def check_credentials(self) -> None:
+        """For a LiteLLM model string: LMConfigError now, before any paid call, when a key
+        it needs is not set (see ``check_credentials``)."""
+        if isinstance(self.lm, str):
+            check_credentials(self.lm, api_key=self.litellm_kwargs.get("api_key"))
 
     @property
     def name(self) -> str:
@@ -256,10 +291,10 @@ class ReflectionLM:
                 response = LMResponse(text=bytes(reply).decode("utf-8", errors="replace"))
             else:
                 response = LMResponse(text="" if reply is None else str(reply))
-        # The one boundary every reply crosses: nothing downstream sees a key it held.
-        return response.model_copy(
-            update={"text": clip(redact_text(response.text), MAX_REPLY_CHARS)}
-        )
+        # The one boundary every reply crosses: nothing downstream sees a key it held. Its
+        # length is bounded where it is parsed (ReflectionReplay): cut here, a long reasoning
+        # reply would lose the fenced prompt at its end.
+        return response.model_copy(update={"text": redact_text(response.text)})
 
     async def _call_litellm(self, prompt: str) -> LMResponse:
         import litellm

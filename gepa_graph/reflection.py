@@ -11,6 +11,7 @@ from typing import Any
 from gepa_graph.evaluation import EvalResult
 from gepa_graph.example import Example
 from gepa_graph.jsonable import to_jsonable
+from gepa_graph.redact import clip
 from gepa_graph.templates import variables as variables_in
 
 _OPEN_FENCE = re.compile(r"^(`{3,})[^`]*$")
@@ -201,6 +202,26 @@ def _fenced_blocks(reply: str) -> tuple[list[str], bool]:
         else:
             current.append(line)
     return blocks, fence_len > 0
+
+
+def stored_reply(reply: str, limit: int) -> str:
+    """The reply as a run keeps it (the journal, and what is parsed, live or replayed): itself
+    when it has at most ``limit`` characters, else a short text that ``parse_proposal`` reads
+    exactly as the whole reply. A long reasoning reply keeps its last fenced block whole (only
+    the text around it is cut); a reply with no complete block keeps its head, or, with its
+    last fence left open, stays open."""
+    if len(reply) <= limit:
+        return reply
+    blocks, unclosed = _fenced_blocks(reply)
+    cut = f"[a reply of {len(reply)} characters; the text around its last fenced block is cut]"
+    if unclosed:
+        return f"{cut}\n```\n(the rest of the reply: its last fence is never closed)"
+    if not blocks:
+        return clip(reply, limit)  # no fence at all: no cut can make one
+    block = blocks[-1]
+    inner = [len(line.strip()) for line in block.splitlines() if set(line.strip()) == {"`"}]
+    fence = "`" * max(3, 1 + max(inner, default=0))  # longer than any fence line inside
+    return f"{cut}\n{fence}\n{block}\n{fence}\n"
 
 
 def parse_proposal(reply: str, finish_reason: str | None, current: str) -> str:

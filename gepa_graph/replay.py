@@ -1,4 +1,5 @@
-"""Reflection replies a killed run already paid for, served again in the same order on resume."""
+"""Reflection replies a killed run already paid for, served again in the same order on resume;
+each reply is bounded (parsed the same) before it is journaled or used."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gepa_graph.journal import Journal
-from gepa_graph.lm import LMResponse
+from gepa_graph.lm import MAX_REPLY_CHARS, LMResponse
+from gepa_graph.reflection import stored_reply
 
 
 class ReflectionReplay:
@@ -31,5 +33,10 @@ class ReflectionReplay:
         if stored is not None:
             return LMResponse.model_validate(stored)
         response = await make_call()
+        # Shortened so that it parses as the whole reply did: live and replayed runs read the
+        # same text, and the journal stays small.
+        response = response.model_copy(
+            update={"text": stored_reply(response.text, MAX_REPLY_CHARS)}
+        )
         self.journal.record_reflection(key, response.model_dump(mode="json"))
         return response

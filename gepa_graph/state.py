@@ -20,7 +20,8 @@ class OptimizerState(BaseModel):
     candidate and rejected proposal so far.
 
     Fields: ``format`` (the checkpoint's format version, checked on load), ``status``
-    ("running" until the run stops; a killed run stays "running", so it can resume),
+    ("running" until the run stops; a killed run stays "running" and one stopped by Ctrl-C
+    says "interrupted": both can resume),
     ``stop_reason`` (None while running), ``reflection_lm`` (its name), ``config`` (the
     OptimizeConfig as JSON), ``seed_prompts`` (module -> seed text), ``train_keys`` and
     ``val_keys`` (the examples' keys, in order: which data the run used),
@@ -29,7 +30,7 @@ class OptimizerState(BaseModel):
     """
 
     format: int = FORMAT
-    status: Literal["running", "finished"] = "running"
+    status: Literal["running", "interrupted", "finished"] = "running"
     stop_reason: str | None = None
     iteration: int = 0
     ledger: Ledger = Field(default_factory=Ledger)

@@ -124,21 +124,31 @@ class RunStore:
     # ------------------------------------------------------------------ journal and checkpoint
 
     def load_journal(
-        self, check_rollout: Any = None, check_reflection: Any = None
+        self, check_rollout: Any = None, check_reflection: Any = None, examples: Any = None
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-        """What a killed run already paid for: (rollouts by (candidate id, example key),
-        reflection replies by key); see ``Journal.load``."""
-        return self.journal.load(check_rollout, check_reflection)
+        """What a killed run already paid for: (rollouts by (candidate id, example uid) when
+        ``examples``, the run's training and validation examples, are given, else by example
+        key; reflection replies by key); see ``Journal.load``."""
+        return self.journal.load(check_rollout, check_reflection, examples)
 
     def save_state(self, state: OptimizerState) -> None:
         """Checkpoint ``state``: the journal is synced first (a checkpoint never counts a
         rollout the journal lacks), then ``state.json`` is replaced atomically."""
+        if self.journal.failed is not None:
+            return  # the journal lacks what this state counts: the last checkpoint stays
         self.journal.sync()
         if self.directory is not None:
-            _write_atomic(
-                self.directory / STATE_FILE,
-                json.dumps(_stored(state), indent=1, ensure_ascii=False),
-            )
+            try:
+                _write_atomic(
+                    self.directory / STATE_FILE,
+                    json.dumps(_stored(state), indent=1, ensure_ascii=False),
+                )
+            except OSError as exc:  # a full disk: the journal holds the run, resume finds it
+                raise RunDirError(
+                    f"cannot write the checkpoint {self.directory / STATE_FILE} "
+                    f"({exc.strerror or exc}): the run stopped; once there is room, resume it "
+                    "(resume=True): nothing journaled is paid again"
+                ) from None
 
     def load_state(self) -> OptimizerState | None:
         """The checkpoint, None if there is none; CorruptRunDir (naming the file) if it cannot

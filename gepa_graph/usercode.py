@@ -2,7 +2,12 @@
 
 A thread cannot be killed, so a sync call that blocks forever is abandoned rather than joined:
 it runs on a daemon thread of ``DaemonExecutor``, and a time limit stops the wait, not the
-thread. Exceptions that cannot cross an asyncio Future (``StopIteration``) or that would pass
+thread; past ``MAX_ABANDONED_CALLS`` such threads the run stops (``HungThreads``) before the
+process runs out of threads. Async code that blocks (``time.sleep`` in an ``async def``) blocks
+the event loop, and with it every time limit: ``run_watched`` runs the loop on a thread of its
+own and watches it from the caller's, stopping the run (``LoopBlocked``, naming the function)
+once the loop misses a deadline it must enforce; the caller's thread also takes Ctrl-C, which
+cancels the run so it checkpoints. Exceptions that cannot cross an asyncio Future (``StopIteration``) or that would pass
 for a cancellation or an exit (``CancelledError``, ``SystemExit``) become a plain
 ``UserCodeError`` so the caller can score them like any other failure.
 """
@@ -11,11 +16,36 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import queue
+import sys
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from gepa_graph.errors import GepaGraphError
+
+# Calls of user code abandoned at their time limit that may still hold a thread, at most: one
+# more and the run stops with HungThreads (a process has a thread limit; 100 is not rare).
+MAX_ABANDONED_CALLS = 32
+# How long past a time limit it must enforce the event loop may stay unresponsive before the
+# run stops with LoopBlocked (generous: a busy machine delays a loop, it does not stop it).
+LOOP_GRACE_S = 5.0
+# After Ctrl-C the run cancels its work and checkpoints, however long that takes on a busy
+# machine; the caller stops waiting only once the loop has not answered for this long (it is
+# blocked), or at a second Ctrl-C.
+INTERRUPT_GRACE_S = 10.0
+
+
+class HungThreads(GepaGraphError, RuntimeError):
+    """Too many calls of user code never returned after their time limit: their threads
+    cannot be killed, so the run stops before the process runs out of threads."""
+
+
+class LoopBlocked(GepaGraphError, RuntimeError):
+    """Async user code blocked the event loop past a time limit the loop had to enforce."""
 
 
 class UserCodeError(RuntimeError):
@@ -49,9 +79,18 @@ def _guarded(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         raise tamed from None
 
 
-def _run(
-    future: concurrent.futures.Future, fn: Callable[..., Any], args: tuple, kwargs: dict
-) -> None:
+class _Call(concurrent.futures.Future):
+    """A call's future that remembers a cancel: asyncio cancels it when the awaiting side gave
+    up (a time limit), which for a running call means its thread is abandoned."""
+
+    abandoned = False
+
+    def cancel(self) -> bool:
+        self.abandoned = True
+        return super().cancel()
+
+
+def _run(future: _Call, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
     if not future.set_running_or_notify_cancel():
         return
     try:
@@ -65,9 +104,15 @@ def _run(
 class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
     """An executor whose every call runs on a daemon thread (idle threads are reused and exit
     after ``idle_s``). ``shutdown`` never waits for a call that is still running, so a call
-    that never returns cannot hang ``optimize()`` or the interpreter's exit."""
+    that never returns cannot hang ``optimize()`` or the interpreter's exit.
 
-    def __init__(self, name: str = "gepa-graph", idle_s: float = 5.0) -> None:
+    Calls abandoned at their time limit keep their threads; once more than ``max_abandoned``
+    are still running, or a thread cannot be started, ``failure`` says why and ``check``
+    (``check_threads`` in a run) raises HungThreads, so the run stops in one line."""
+
+    def __init__(
+        self, name: str = "gepa-graph", idle_s: float = 5.0, max_abandoned: int | None = None
+    ) -> None:
         super().__init__(max_workers=1, thread_name_prefix=name)  # its own pool stays unused
         self._name = name
         self._idle_s = idle_s
@@ -75,15 +120,36 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
         self._guard = threading.Lock()
         self._closed = False
         self._started = 0
+        self._running: set[_Call] = set()
+        self.max_abandoned = MAX_ABANDONED_CALLS if max_abandoned is None else max_abandoned
+        self.failure: str | None = None
+
+    def abandoned(self) -> int:
+        """Calls given up on (cancelled at a time limit) whose threads still run them."""
+        return sum(1 for call in list(self._running) if call.abandoned)
+
+    def check(self) -> None:
+        """Raise HungThreads once too many abandoned calls hold threads (see the class)."""
+        if self.failure is None and self.abandoned() > self.max_abandoned:
+            self.failure = (
+                f"{self.abandoned()} calls of user code never returned after their time limit "
+                f"(more than {self.max_abandoned}); their threads cannot be stopped, so the run "
+                "stops before the process runs out of threads: fix the call that blocks (see "
+                "the RolloutTimeout errors in the journal), then resume"
+            )
+        if self.failure is not None:
+            raise HungThreads(self.failure)
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future:
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        self.check()
+        future = _Call()
         work = (future, fn, args, kwargs)
         with self._guard:
             if self._closed:
                 raise RuntimeError("cannot schedule new calls after shutdown")
+            self._running.add(future)
             if self._idle:
                 self._idle.pop()[0].put(work)
                 return future
@@ -91,7 +157,16 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
             name = f"{self._name}-{self._started}"
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         inbox.put(work)
-        threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
+        except RuntimeError as exc:  # "can't start new thread": the process's limit
+            self._running.discard(future)
+            self.failure = (
+                f"cannot start a thread ({exc}) with {self.abandoned()} held by calls of user "
+                "code that never returned after their time limit: fix the call that blocks "
+                "(see the RolloutTimeout errors in the journal), then resume"
+            )
+            raise HungThreads(self.failure) from None
         return future
 
     def _work(self, inbox: queue.SimpleQueue) -> None:
@@ -99,6 +174,7 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
         work = inbox.get()
         while work is not None:
             _run(*work)
+            self._running.discard(work[0])
             work = None  # nothing of a finished call stays alive
             with self._guard:
                 if self._closed:
@@ -160,14 +236,146 @@ async def run_bounded(awaitable: Awaitable[Any], timeout: float | None) -> async
     """Run ``awaitable`` for at most ``timeout`` seconds. Returns the finished task (read its
     ``cancelled()``, ``exception()``, ``result()``), or None when time ran out: the task is then
     cancelled and abandoned, never awaited, since code that ignores cancellation (or a thread
-    behind it) may never return. If the caller itself is cancelled, so is the task."""
+    behind it) may never return. If the caller itself is cancelled, so is the task. Under
+    ``run_watched`` the deadline is registered, so a loop too blocked to keep it is noticed."""
     task = asyncio.ensure_future(awaitable)
+    watch = _WATCH.get()
+    if watch is not None and timeout is not None:
+        watch.deadlines[id(task)] = time.monotonic() + timeout
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except BaseException:
         _abandon(task)
         raise
+    finally:
+        if watch is not None:
+            watch.deadlines.pop(id(task), None)
     if not done:
         _abandon(task)
         return None
     return task
+
+
+def check_threads() -> None:
+    """Raise HungThreads when the run's DaemonExecutor has too many abandoned calls (a no-op
+    outside ``run_watched``)."""
+    watch = _WATCH.get()
+    if watch is not None:
+        watch.threads.check()
+
+
+class _Watch:
+    """What the caller's thread knows of the loop it watches: when the loop last answered, the
+    deadlines of the bounded calls in flight, the run's task and its DaemonExecutor."""
+
+    def __init__(self, name: str) -> None:
+        self.answered = time.monotonic()
+        self.deadlines: dict[int, float] = {}
+        self.threads = DaemonExecutor(name)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task | None = None
+        self.thread: threading.Thread | None = None
+
+    def ping(self) -> None:
+        """Ask the loop to answer (a no-op once it is closed)."""
+        if self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(self._answer)
+            except RuntimeError:
+                pass
+
+    def _answer(self) -> None:
+        self.answered = time.monotonic()
+
+    def cancel(self) -> None:
+        """Cancel the run's task from the caller's thread."""
+        if self.loop is not None and self.task is not None:
+            try:
+                self.loop.call_soon_threadsafe(self.task.cancel)
+            except RuntimeError:
+                pass
+
+    def blocked(self) -> str | None:
+        """Why the run must stop when the loop is unresponsive past a deadline, else None."""
+        now = time.monotonic()
+        deadline = min(list(self.deadlines.values()), default=None)
+        silent = now - self.answered
+        if deadline is None or silent <= LOOP_GRACE_S or now - deadline <= LOOP_GRACE_S:
+            return None
+        return (
+            f"the event loop has been blocked for {silent:.0f}s, past a time limit it must "
+            f"enforce, by {_blocking_function(self.thread)}: an async function that makes a "
+            "blocking call (time.sleep, a sync HTTP client) stops every rollout; await the "
+            "async form (asyncio.sleep, an async client) or make it a plain def, which runs on "
+            "a thread where a time limit can cut it off"
+        )
+
+
+_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar(
+    "gepa_graph_watch", default=None
+)
+
+
+def _blocking_function(thread: threading.Thread | None) -> str:
+    """The innermost async function on ``thread``'s stack: the one that made a blocking call."""
+    frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_flags & inspect.CO_COROUTINE:
+            return f"{code.co_qualname} ({code.co_filename}:{frame.f_lineno})"
+        frame = frame.f_back
+    return "code on the event loop"
+
+
+def run_watched(coroutine: Coroutine[Any, Any, Any], name: str = "gepa-graph") -> Any:
+    """Run ``coroutine`` to its end on a new event loop in a daemon thread, while the calling
+    thread watches: LoopBlocked when the loop stays blocked past a deadline of ``run_bounded``
+    (the loop thread is then abandoned), KeyboardInterrupt after Ctrl-C once the coroutine,
+    cancelled, has finished (or once the loop is unresponsive for INTERRUPT_GRACE_S, or at a
+    second Ctrl-C). The loop's
+    default executor is a DaemonExecutor (LangGraph runs sync nodes there), whose threads are
+    never joined."""
+    watch = _Watch(name)
+    outcome: concurrent.futures.Future = concurrent.futures.Future()
+
+    async def owned() -> Any:
+        _WATCH.set(watch)
+        asyncio.get_running_loop().set_default_executor(watch.threads)
+        watch.task = asyncio.current_task()
+        return await coroutine
+
+    def main() -> None:
+        with asyncio.Runner() as runner:
+            watch.loop = runner.get_loop()
+            # The outcome is known before the runner closes: closing waits for abandoned
+            # tasks to take their cancellation, which code that ignores it never does.
+            try:
+                outcome.set_result(runner.run(owned()))
+            except BaseException as exc:
+                outcome.set_exception(exc)
+
+    watch.thread = threading.Thread(target=main, name=f"{name}-loop", daemon=True)
+    watch.thread.start()
+    interrupted: float | None = None
+    while True:
+        try:  # Ctrl-C lands anywhere in this loop
+            try:
+                return outcome.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                pass
+            except (asyncio.CancelledError, concurrent.futures.CancelledError):
+                if interrupted is None:
+                    raise
+                raise KeyboardInterrupt from None
+            if interrupted is not None:
+                if time.monotonic() - max(interrupted, watch.answered) > INTERRUPT_GRACE_S:
+                    raise KeyboardInterrupt
+            why = watch.blocked()
+            if why is not None:
+                raise LoopBlocked(why)
+            watch.ping()
+        except KeyboardInterrupt:
+            if interrupted is not None:
+                raise
+            interrupted = time.monotonic()
+            watch.cancel()

@@ -125,6 +125,8 @@ def test_torn_last_journal_line_is_dropped_and_the_run_resumes(tmp_path):
     raw = journal.read_bytes()
     last_rollout = raw.rindex(b'{"type":"rollout"')
     journal.write_bytes(raw[: last_rollout + 40])  # a kill in the middle of that write
+    state = tmp_path / "run" / "state.json"  # ... before the run could finish
+    state.write_text(state.read_text().replace('"status": "finished"', '"status": "running"'))
     calls.clear()
     args = _args(tmp_path, calls)
     again = gg.optimize(args.pop("system"), args.pop("trainset"), resume=True, **args)

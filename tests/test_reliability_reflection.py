@@ -195,8 +195,63 @@ def test_credentials_or_unknown_model_is_one_line_at_the_first_call(case, tmp_pa
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "running"
 
 
-def test_openai_without_a_key_is_one_line(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("model", "variable"),
+    [("openai/gpt-4o-mini", "OPENAI_API_KEY"), ("anthropic/claude-3-5-haiku", "ANTHROPIC_API_KEY")],
+)
+def test_a_missing_key_is_one_line_before_the_first_rollout(tmp_path, monkeypatch, model, variable):
+    monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(litellm, "api_key", None)
+    rollouts = []
+    with pytest.raises(LMConfigError, match=f"needs {variable}, which is not set") as info:
+        gg.optimize(
+            gg.FunctionSystem(modules={"m": "seed"}, fn=lambda p, e: rollouts.append(e)),
+            [{"id": "a"}, {"id": "b"}],
+            metric=lambda example, prediction: 0.0,
+            reflection_lm=model,
+            max_rollouts=8,
+            run_dir=tmp_path / "run",
+            progress=False,
+        )
+    assert "\n" not in str(info.value) and rollouts == []
+    assert not (tmp_path / "run" / "journal.jsonl").exists()
+
+
+def test_a_provider_whose_settings_have_defaults_is_not_refused(monkeypatch):
+    from gepa_graph.lm import check_credentials
+
+    monkeypatch.delenv("OLLAMA_API_BASE", raising=False)
+    check_credentials("ollama/llama3")  # OLLAMA_API_BASE defaults to localhost: not required
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(LMConfigError, match="Missing credentials") as info:
-        _optimize(tmp_path, "openai/gpt-4o-mini")
-    assert "\n" not in str(info.value)
+    monkeypatch.setattr(litellm, "api_key", None)
+    check_credentials("openai/gpt-4o-mini", api_key="sk-given-in-kwargs")
+
+
+def test_a_1mb_reasoning_reply_then_the_fenced_prompt_is_parsed_in_full(tmp_path):
+    thinking = "Let me think about the feedback step by step. " * 22_000  # about 1 MB
+    result = _optimize(tmp_path, lambda p: f"{thinking}\n\n{GOOD_REPLY}\n", max_rollouts=8)
+    assert result.best_candidate == {"m": "better"} and result.best_score == 1.0
+    journal = tmp_path / "run" / "journal.jsonl"
+    assert journal.stat().st_size < 200_000  # what is stored is bounded
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "x" * 300 + "\n```\nfirst\n```\n" + "y" * 300 + "\n````\nkeeps\n```\ninner\n```\n````\n",
+        "x" * 300 + "\n```\nnever closed " + "y" * 300,
+        "no fence at all " * 40,
+        "```\n\n```\n" + "z" * 400,
+    ],
+)
+def test_a_shortened_reply_parses_as_the_whole_one(reply):
+    from gepa_graph.reflection import InvalidProposal, parse_proposal, stored_reply
+
+    def parsed(text):
+        try:
+            return parse_proposal(text, None, "current")
+        except InvalidProposal as exc:
+            return exc.reason
+
+    short = stored_reply(reply, 100)
+    assert len(short) < len(reply) and parsed(short) == parsed(reply)

@@ -2,6 +2,7 @@
 re-running a finished rollout or re-asking a paid reflection."""
 
 import json
+import random
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ SCRIPT = textwrap.dedent("""
     from gepa_graph.testing.rules import RuleTask
 
     run_dir, resume = sys.argv[1], sys.argv[2] == "1"
-    kill_at_run, kill_at_reflection, kill_at_checkpoint = map(int, sys.argv[3:6])
+    kill_at_run, kill_at_reflection, kill_at_checkpoint, file_size_limit, parallel = map(
+        int, sys.argv[3:8]
+    )
     task = RuleTask(n_types=8, modules=("a", "b"))
     runs, lock = [], threading.Lock()
 
@@ -42,14 +45,20 @@ SCRIPT = textwrap.dedent("""
         return real_replace(src, dst)
     os.replace = replace
 
-    result = gg.optimize(
-        gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
-        task.examples(16, seed=1, prefix="t"), task.examples(10, seed=2, prefix="v"),
-        metric=task.metric, reflection_lm=reflection_lm, max_rollouts=160,
-        config=gg.OptimizeConfig(seed=4, concurrency=4, parallel_proposals=1), run_dir=run_dir,
-        resume=resume,
-        progress=False,
-    )
+    if file_size_limit:  # a disk that fills: writes past this many bytes fail (EFBIG)
+        import resource
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+    try:
+        result = gg.optimize(
+            gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
+            task.examples(16, seed=1, prefix="t"), task.examples(10, seed=2, prefix="v"),
+            metric=task.metric, reflection_lm=reflection_lm, max_rollouts=160,
+            config=gg.OptimizeConfig(seed=4, concurrency=4, parallel_proposals=parallel),
+            run_dir=run_dir, resume=resume, progress=False,
+        )
+    except gg.GepaGraphError as exc:
+        print(f"{type(exc).__name__}: {exc}")
+        sys.exit(3)
     print(json.dumps({"best": result.best_id, "score": result.best_score,
                       "rollouts": result.rollouts_used, "ids": [c.id for c in result.candidates],
                       "runs": runs, "reflections": len(reflect.calls)}))
@@ -57,7 +66,14 @@ SCRIPT = textwrap.dedent("""
 
 
 def _run(
-    tmp_path, run_dir, resume=False, kill_at_run=0, kill_at_reflection=0, kill_at_checkpoint=0
+    tmp_path,
+    run_dir,
+    resume=False,
+    kill_at_run=0,
+    kill_at_reflection=0,
+    kill_at_checkpoint=0,
+    file_size_limit=0,
+    parallel=1,
 ):
     script = tmp_path / "opt.py"
     script.write_text(SCRIPT)
@@ -70,10 +86,12 @@ def _run(
             str(kill_at_run),
             str(kill_at_reflection),
             str(kill_at_checkpoint),
+            str(file_size_limit),
+            str(parallel),
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard: the run takes seconds, more on a loaded machine
     )
     return proc
 
@@ -86,6 +104,10 @@ def uninterrupted(tmp_path_factory):
     return json.loads(proc.stdout)
 
 
+# Kill points drawn at random (seeded, so a failure can be rerun) over the run's 152 rollouts.
+RANDOM_KILLS = [{"kill_at_run": n} for n in random.Random(21).sample(range(2, 150), 3)]
+
+
 @pytest.mark.parametrize(
     "kill",
     [
@@ -93,12 +115,21 @@ def uninterrupted(tmp_path_factory):
         {"kill_at_run": 47},  # during a later minibatch or validation
         {"kill_at_reflection": 3},  # during a reflection call
         {"kill_at_checkpoint": 3},  # while writing the checkpoint
+        *RANDOM_KILLS,
+        # The disk fills: a journal (or checkpoint) write fails, the run stops in one line.
+        {"file_size_limit": 40_000},
     ],
 )
 def test_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, kill):
     run_dir = tmp_path / "run"
     killed = _run(tmp_path, run_dir, **kill)
-    assert killed.returncode == -9, killed.stderr
+    if "file_size_limit" in kill:
+        assert killed.returncode == 3, killed.stderr
+        (line,) = killed.stdout.splitlines()
+        assert "cannot write the " in line and "resume" in line, line
+        assert (run_dir / "journal.jsonl").stat().st_size <= kill["file_size_limit"]
+    else:
+        assert killed.returncode == -9, killed.stderr
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     done = {(r["candidate_id"], r["example_key"]) for r in journal if r["type"] == "rollout"}
     assert done, "the killed run journaled nothing"
@@ -165,3 +196,19 @@ def test_torn_last_journal_line_is_dropped_but_damage_elsewhere_is_an_error(tmp_
     path.write_text("garbage\n" + good + "\n")
     with pytest.raises(CorruptRunDir, match="line 1"):
         Journal(path).load()
+
+
+@pytest.mark.parametrize("kill_at_run", [30, 90])
+def test_with_proposals_in_flight_a_resume_pays_nothing_journaled_again(tmp_path, kill_at_run):
+    # Proposals in flight together: which ends first depends on timing, so the resumed run
+    # may take another path once the journal is replayed, but never pays twice.
+    run_dir = tmp_path / "run"
+    killed = _run(tmp_path, run_dir, kill_at_run=kill_at_run, parallel=3)
+    assert killed.returncode == -9, killed.stderr
+    lines = (run_dir / "journal.jsonl").read_text().splitlines()
+    journal = [json.loads(line) for line in lines]  # a prefix: every line whole
+    done = {(r["candidate_id"], r["example_key"]) for r in journal if r["type"] == "rollout"}
+    resumed = _run(tmp_path, run_dir, resume=True, parallel=3)
+    assert resumed.returncode == 0, resumed.stderr
+    rerun = done & {tuple(pair) for pair in json.loads(resumed.stdout)["runs"]}
+    assert not rerun, f"journaled rollouts were run again: {sorted(rerun)[:3]}"

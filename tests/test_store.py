@@ -59,7 +59,7 @@ def test_a_store_without_a_folder_keeps_everything_in_memory(tmp_path, monkeypat
     with store:
         store.check(resume=False, current={"config": "x"})
         store.save_state(OptimizerState(candidates=[SEED], best_id="s"))
-        store.journal.record_rollout("s", "a", {"score": 1.0})
+        store.journal.record_rollout("s", gg.Example(id="a"), {"score": 1.0})
         store.set_attribute("k", "v")
         assert store.attribute("k") == "v"
         assert store.load_state() is None

@@ -72,8 +72,14 @@ USER_OS_ERRORS: tuple[type[OSError], ...] = (
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Run a command's body: a GepaGraphError or a user's OS error becomes one ``error:`` line
-    and exit code 2; every other exception propagates with its traceback."""
+    and exit code 2, Ctrl-C during an optimization the one line that says how to resume and
+    exit code 130; every other exception propagates with its traceback."""
     try:
         yield
     except (GepaGraphError, *USER_OS_ERRORS) as exc:
         fail(one_line(exc))
+    except KeyboardInterrupt as exc:  # from optimize(): the checkpoint says "interrupted"
+        if not hasattr(exc, "run_dir"):
+            raise
+        typer.echo(f"interrupted, resume with --resume --run-dir {exc.run_dir}", err=True)
+        raise typer.Exit(130) from None
