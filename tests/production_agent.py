@@ -9,6 +9,7 @@ question alone. People's feedback on the traces asks for the bare number.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TypedDict
 
@@ -117,7 +118,8 @@ def serve_traffic(name: str, experiment: str, tracking_uri: str, asked: list[str
 
     from gepa_graph.tracking import registry
 
-    previous = mlflow.get_tracking_uri()
+    # Restore what was set, not the resolved default: None keeps later tests on their cwd.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     mlflow.langchain.autolog(silent=True)

@@ -4,6 +4,7 @@ promote and rollback of every module together, no duplicate versions, run/experi
 from __future__ import annotations
 
 import json
+import os
 
 import mlflow
 import pytest
@@ -289,7 +290,8 @@ def test_a_production_graph_gets_its_promoted_prompts_and_links_its_traces(uri):
     assert discover(graph)["answer"].text == "Answer {question}."  # the original is untouched
 
     assert production.invoke({"question": "q"})["answer"] == "ok"  # tracing off: just runs
-    previous = mlflow.get_tracking_uri()
+    # What was set, not the resolved default (None keeps later tests on their cwd).
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_span("request"):
