@@ -23,7 +23,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 
 from gepa_graph import templates
-from gepa_graph.errors import InvalidInput
+from gepa_graph.errors import InvalidInput, SubstitutionLeak
 from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
 
@@ -155,6 +155,41 @@ class Substitution:
         for text in texts:
             found.update(name for name, _ in carried(text, self._patterns))
         return [name for name in self._patterns if name in found]
+
+    # -- the audit
+
+    def leaks(self, calls: Iterable[Any]) -> list[tuple[Any, str]]:
+        """(call, module) for each observed call (``tracing.ObservedCall``) whose system or
+        human messages still carry, by the outermost rule, the seed of a module this run
+        changed; a candidate that contains its own seed is no leak."""
+        changed = self.changed
+        if not changed:
+            return []
+        # Keys ("run", module) first: the text a run uses wins a tie with its seed's.
+        patterns = {("run", name): pattern for name, pattern in self._patterns.items()}
+        patterns.update(
+            (("seed", name), self._seed_patterns[name])
+            for name in changed
+            if name in self._seed_patterns
+        )
+        found = []
+        for call in calls:
+            texts = [text for role, text in call.messages if role in ("system", "human")]
+            names = {
+                key[1] for text in texts for key, _ in carried(text, patterns) if key[0] == "seed"
+            }
+            found += [(call, name) for name in changed if name in names]
+        return found
+
+    def audit(self, calls: Iterable[Any]) -> None:
+        """Raise SubstitutionLeak (one line) for the first of ``leaks(calls)``."""
+        for call, module in self.leaks(calls)[:1]:
+            where = f" in node {call.node!r}" if call.node else ""
+            raise SubstitutionLeak(
+                f"a model call ({call.entry}{where}) still sent the seed text of module "
+                f"{module!r}, which the candidate changed: this call path was not rewritten, "
+                "so the candidate cannot be scored on what it ran"
+            )
 
 
 def outermost(text: str, patterns: Mapping[Any, PromptPattern]) -> list[tuple[Any, re.Match[str]]]:
