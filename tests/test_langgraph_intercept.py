@@ -14,6 +14,7 @@ from langchain_core.language_models import FakeListLLM
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_litellm import ChatLiteLLM
 from langgraph.graph import START, StateGraph
+from litellm import completion as completion_bound_at_import
 
 from gepa_graph import Example
 from gepa_graph.integrations.langgraph import LangGraphSystem, boundary
@@ -203,6 +204,38 @@ def test_litellm_completion_in_a_node_is_rewritten_and_traced(provider):
     assert (record.usage.prompt_tokens, record.usage.completion_tokens) == (7, 1)
     [step] = [r for r in collector.trace.records if r.kind == "node"]
     assert step.modules == ["planner"]  # the node step around the call is attributed too
+
+
+def test_a_litellm_name_bound_before_the_layer_was_installed_is_reached(provider):
+    """``from litellm import completion`` at the top of an agent module, imported before any
+    LangGraphSystem existed: the function is patched in place, so that name is reached."""
+    from gepa_graph.integrations.langgraph import intercept
+
+    intercept.uninstall()
+    bound = completion_bound_at_import
+    boundary.install()
+    assert bound is litellm.completion
+    _, collector = rollout(one_node(lambda q: bound(f"{PROVIDER}/m", chat_messages(q)).id))
+    assert provider.received[0][0] == {"role": "system", "content": NEW}
+    assert [c.entry for c in collector.calls] == ["litellm.completion"]
+
+
+def test_uninstall_puts_every_patched_method_back_and_install_patches_again(provider):
+    from langchain_core.language_models import BaseChatModel
+
+    from gepa_graph.integrations.langgraph import intercept
+
+    completions = openai.resources.chat.completions.Completions
+    boundary.install()
+    patched = (litellm.completion.__code__, completions.create)
+    intercept.uninstall()
+    assert "batch" not in vars(BaseChatModel)  # inherited again
+    assert litellm.completion.__code__ is not patched[0] and completions.create is not patched[1]
+    boundary.install()
+    assert (litellm.completion.__code__, "batch" in vars(BaseChatModel)) == (patched[0], True)
+    intercept.uninstall()
+    _, collector = rollout(one_node(lambda q: echo_system().invoke([SystemMessage(SEED)]).text))
+    assert collector.calls[0].messages == (("system", NEW),)  # the rollout re-installs it
 
 
 def test_litellm_acompletion_is_rewritten_and_mock_responses_too(provider):

@@ -82,6 +82,7 @@ class Substitution:
         self._patterns = {
             name: spec.pattern(self.prompts[name]) for name, spec in self.seeds.items()
         }
+        install()  # cheap when done; reaches an SDK the process imported since the last run
 
     @property
     def changed(self) -> list[str]:
