@@ -289,7 +289,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": "from chat"},
+                        "message": {
+                            "role": "assistant",
+                            "content": '{"answer": "parsed"}'
+                            if "response_format" in body
+                            else "from chat",
+                        },
                     }
                 ],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
@@ -369,6 +374,27 @@ def test_openai_chat_completions_and_responses_are_rewritten_and_traced(server):
     assert responses.outputs["message"]["content"] == "from responses"
     assert (responses.usage.prompt_tokens, responses.usage.completion_tokens) == (5, 3)
     assert chat.usage.cost_usd is not None  # gpt-4o-mini has a price
+
+
+def test_openai_parse_is_rewritten_once(server):
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        answer: str
+
+    base_url, bodies = server
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+
+    def work(question):
+        parsed = client.chat.completions.parse(
+            model="m", messages=chat_messages(question), response_format=Answer
+        )
+        return parsed.choices[0].message.parsed.answer
+
+    output, collector = rollout(one_node(work))
+    assert output["answer"] == "parsed"
+    assert [b["messages"][0]["content"] for _, b in bodies] == [NEW]
+    assert [c.entry for c in collector.calls] == ["openai.chat.completions"]
 
 
 def test_the_async_openai_client_is_rewritten(server):
