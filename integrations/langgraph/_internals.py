@@ -9,17 +9,20 @@ silently optimizing nothing.
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import contextvars
 import copy
 import dataclasses
+import functools
 import inspect
 import threading
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLLM
-from langchain_core.prompt_values import PromptValue
+from langchain_core.prompt_values import PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.constants import START
@@ -215,63 +218,320 @@ def input_fields(graph: Pregel) -> tuple[list[str], list[str]] | None:
 
 # ----------------------------------------------------------------------------- the model boundary
 
-_HOOKED = "_gepa_graph_input_hook"
-_ENTRY_POINTS = ("invoke", "ainvoke", "stream", "astream")
+InputHook = typing.Callable[[PromptValue, Mapping[str, Any]], PromptValue | None]
+"""(a model's input, the run's ``configurable``) -> the input to send; None outside a run
+whose calls are rewritten (then the call is left exactly as it was)."""
+
+# (id(place), name) -> how to put it back
+_PATCHES: dict[tuple[int, str], typing.Callable[[], None]] = {}
+_PATCH_LOCK = threading.Lock()
 
 
-def install_input_hook(
-    hook: typing.Callable[[PromptValue, Mapping[str, Any]], PromptValue],
-) -> None:
+def patch(owner: Any, name: str, wrap: typing.Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` (a class's method) with ``wrap(current)``, once: patching the
+    same place again does nothing (thread-safe)."""
+    with _PATCH_LOCK:
+        if (id(owner), name) in _PATCHES:
+            return
+        current = getattr(owner, name)
+        if name in vars(owner):
+            _PATCHES[(id(owner), name)] = functools.partial(setattr, owner, name, current)
+        else:  # inherited: inherited again once put back
+            _PATCHES[(id(owner), name)] = functools.partial(delattr, owner, name)
+        setattr(owner, name, wrap(current))
+
+
+def _trampoline(*args: Any, _gepa_graph_target: Any = None, **kwargs: Any) -> Any:
+    return _gepa_graph_target(*args, **kwargs)
+
+
+async def _async_trampoline(*args: Any, _gepa_graph_target: Any = None, **kwargs: Any) -> Any:
+    return await _gepa_graph_target(*args, **kwargs)
+
+
+def patch_function(function: types.FunctionType, wrap: typing.Callable[[Any], Any]) -> None:
+    """Make ``function`` itself run ``wrap(a copy of the original)``, once: its code becomes a
+    trampoline to the wrapper, so every name bound to it (``from litellm import completion``
+    made before the patch included) is reached. For functions without a closure (TypeError)."""
+    with _PATCH_LOCK:
+        if (id(function), "__code__") in _PATCHES:
+            return
+        if not isinstance(function, types.FunctionType) or function.__code__.co_freevars:
+            raise TypeError(f"cannot patch {function!r} in place")
+        original = types.FunctionType(
+            function.__code__, function.__globals__, function.__name__, function.__defaults__
+        )
+        original.__kwdefaults__ = function.__kwdefaults__
+        original.__qualname__ = function.__qualname__
+        saved = (function.__code__, function.__defaults__, function.__kwdefaults__)
+        target = wrap(original)
+        async_ = inspect.iscoroutinefunction(function)
+        function.__code__ = (_async_trampoline if async_ else _trampoline).__code__
+        function.__defaults__ = None
+        function.__kwdefaults__ = {"_gepa_graph_target": target}
+
+        def restore() -> None:
+            function.__code__, function.__defaults__, function.__kwdefaults__ = saved
+
+        _PATCHES[(id(function), "__code__")] = restore
+
+
+def unpatch_all() -> None:
+    """Put back everything ``patch`` and ``patch_function`` replaced."""
+    with _PATCH_LOCK:
+        for restore in _PATCHES.values():
+            restore()
+        _PATCHES.clear()
+
+
+# Set while a model call that was already intercepted runs: the calls it makes in turn (a
+# chat model's ``stream`` falling back to ``invoke``, ``batch`` calling ``invoke`` per input,
+# ChatOpenAI or ChatLiteLLM calling their SDK) carry text already rewritten and recorded.
+_IN_MODEL_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gepa_graph_in_model_call", default=False
+)
+
+
+@contextlib.contextmanager
+def model_call() -> typing.Iterator[None]:
+    """Mark the code inside as running in a model call the boundary already intercepted."""
+    token = _IN_MODEL_CALL.set(True)
+    try:
+        yield
+    finally:
+        _IN_MODEL_CALL.reset(token)
+
+
+def in_model_call() -> bool:
+    """Whether an intercepted model call is running around this code (see ``model_call``)."""
+    return _IN_MODEL_CALL.get()
+
+
+def install_input_hook(hook: InputHook) -> None:
     """Pass the prompt of every LangChain chat model or LLM call through ``hook`` (once).
 
-    ``invoke``, ``ainvoke``, ``stream`` and ``astream`` (``batch`` goes through ``invoke``) are
-    where a model receives its input and the run's config, before callbacks record the messages
-    and the provider gets them; the input is handed to ``hook`` as a ``PromptValue`` together
-    with the config's ``configurable`` (the explicit config's, else that of the runnable now
-    running). ``hook`` returns its argument unchanged outside an optimization rollout.
+    Every public entry point of ``BaseChatModel`` and ``BaseLLM`` is wrapped (``ENTRY_POINTS``:
+    invoke/ainvoke/stream/astream one input, batch/abatch a list, generate/agenerate message
+    lists or strings, generate_prompt/agenerate_prompt prompt values). The outermost one a call
+    goes through hands each input to ``hook`` as a ``PromptValue``, with the run's
+    ``configurable`` (the explicit config's over that of the runnable now running); the entry
+    points it reaches in turn (``invoke`` calls ``generate``) pass their input on untouched.
+    ``hook`` returns None outside an optimization run.
     """
     for cls in (BaseChatModel, BaseLLM):
-        if getattr(cls, _HOOKED, False):
-            continue
-        for name in _ENTRY_POINTS:
-            setattr(cls, name, _hooked(getattr(cls, name), hook))
-        setattr(cls, _HOOKED, True)
+        for name, rewrite in ENTRY_POINTS.items():
+            step = functools.partial(rewrite, hook)
+            patch(cls, name, lambda method, step=step: hooked(method, step))
 
 
-# Prompts the hook already rewrote, by id (held, so no id is reused while listed): a model
-# whose ``stream`` falls back to ``invoke`` hands the same object on and must not get it twice.
-_REWRITTEN: collections.OrderedDict[int, Any] = collections.OrderedDict()
-_REWRITTEN_LOCK = threading.Lock()
+def _configurable(config: Any) -> Mapping[str, Any]:
+    explicit = (config or {}).get("configurable") if isinstance(config, Mapping) else None
+    current = current_configurable()
+    return {**current, **explicit} if explicit else current
 
 
-def _hooked(method: Any, hook: Any) -> Any:
-    def entry(self: Any, model_input: Any, config: Any = None, **kwargs: Any) -> Any:
-        configurable = (config or {}).get("configurable") or current_configurable()
-        with _REWRITTEN_LOCK:
-            seen = _REWRITTEN.get(id(model_input)) is model_input
-        if configurable and not seen:
-            value = self._convert_input(model_input)
-            model_input = hook(value, configurable)
-            if model_input is not value:
-                with _REWRITTEN_LOCK:
-                    _REWRITTEN[id(model_input)] = model_input
-                    while len(_REWRITTEN) > 1024:
-                        _REWRITTEN.popitem(last=False)
-        return method(self, model_input, config, **kwargs)
+def _argument(args: tuple, kwargs: dict, position: int, name: str) -> tuple[bool, Any]:
+    if len(args) > position:
+        return True, args[position]
+    return name in kwargs, kwargs.get(name)
 
-    entry.__name__, entry.__qualname__, entry.__doc__ = (
-        method.__name__,
-        method.__qualname__,
-        method.__doc__,
-    )
+
+def _replace(args: tuple, kwargs: dict, position: int, name: str, value: Any) -> tuple:
+    if len(args) > position:
+        return (*args[:position], value, *args[position + 1 :]), kwargs
+    return args, {**kwargs, name: value}
+
+
+Arguments = tuple[tuple, dict]
+
+
+def _rewrite_one(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
+    """invoke/ainvoke/stream/astream(input, config)."""
+    given, model_input = _argument(args, kwargs, 0, "input")
+    configurable = _configurable(_argument(args, kwargs, 1, "config")[1])
+    if not given or not configurable:
+        return None
+    value = hook(model._convert_input(model_input), configurable)
+    return None if value is None else _replace(args, kwargs, 0, "input", value)
+
+
+def _rewrite_many(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
+    """batch/abatch(inputs, config or one config per input)."""
+    given, inputs = _argument(args, kwargs, 0, "inputs")
+    config = _argument(args, kwargs, 1, "config")[1]
+    if not given or not isinstance(inputs, list):
+        return None
+    configs = config if isinstance(config, list) else [config] * len(inputs)
+    values = []
+    for model_input, item_config in zip(inputs, configs, strict=False):
+        configurable = _configurable(item_config)
+        values.append(
+            hook(model._convert_input(model_input), configurable) if configurable else None
+        )
+    if all(value is None for value in values):
+        return None
+    rewritten = [i if v is None else v for i, v in zip(inputs, values, strict=False)]
+    rewritten += inputs[len(rewritten) :]
+    return _replace(args, kwargs, 0, "inputs", rewritten)
+
+
+def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
+    """generate/agenerate(message lists) of a chat model, (strings) of an LLM."""
+    name = "messages" if isinstance(model, BaseChatModel) else "prompts"
+    given, batch = _argument(args, kwargs, 0, name)
+    configurable = current_configurable()
+    if not given or not configurable or not isinstance(batch, list) or not batch:
+        return None
+    if name == "prompts":
+        values = [hook(StringPromptValue(text=p), configurable) for p in batch]
+    else:
+        values = [hook(model._convert_input(m), configurable) for m in batch]
+    if values[0] is None:
+        return None
+    if name == "prompts":
+        rewritten: list = [v.to_string() for v in values]
+    else:
+        rewritten = [v.to_messages() for v in values]
+    return _with_run_callbacks(*_replace(args, kwargs, 0, name, rewritten))
+
+
+def _rewrite_prompts(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
+    """generate_prompt/agenerate_prompt(prompt values)."""
+    given, prompts = _argument(args, kwargs, 0, "prompts")
+    configurable = current_configurable()
+    if not given or not configurable or not isinstance(prompts, list) or not prompts:
+        return None
+    rewritten = [hook(p, configurable) for p in prompts]
+    if rewritten[0] is None:
+        return None
+    return _with_run_callbacks(*_replace(args, kwargs, 0, "prompts", rewritten))
+
+
+def _with_run_callbacks(args: tuple, kwargs: dict) -> Arguments:
+    """``generate(...)`` takes no config, and LangChain gives a call without ``callbacks``
+    none: inside a rewritten run, the running runnable's callbacks record it (as ``invoke``
+    would), so the run's trace sees it."""
+    if _argument(args, kwargs, 2, "callbacks")[1] is None:
+        callbacks = current_config().get("callbacks")
+        if callbacks is not None:
+            args, kwargs = _replace(args, kwargs, 2, "callbacks", callbacks)
+    return args, kwargs
+
+
+ENTRY_POINTS = {
+    "invoke": _rewrite_one,
+    "ainvoke": _rewrite_one,
+    "stream": _rewrite_one,
+    "astream": _rewrite_one,
+    "batch": _rewrite_many,
+    "abatch": _rewrite_many,
+    "generate": _rewrite_generate,
+    "agenerate": _rewrite_generate,
+    "generate_prompt": _rewrite_prompts,
+    "agenerate_prompt": _rewrite_prompts,
+}
+"""The LangChain model methods wrapped, and how each one's input is found and replaced."""
+
+
+def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], Arguments | None]) -> Any:
+    """``method`` (a function, coroutine function, generator or async generator function)
+    with ``rewrite(self, args, kwargs)`` applied to its arguments when no intercepted model
+    call runs around it: inside a rewritten run it returns the arguments to call with, and the
+    call is marked (``model_call``) while it runs; outside one it returns None and the call
+    goes through untouched."""
+    if inspect.isasyncgenfunction(method):
+
+        async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                async for item in method(self, *args, **kwargs):
+                    yield item
+                return
+            stream = method(self, *arguments[0], **arguments[1])
+            try:
+                while True:
+                    token = _IN_MODEL_CALL.set(True)
+                    try:
+                        item = await stream.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        _IN_MODEL_CALL.reset(token)
+                    yield item
+            finally:
+                await stream.aclose()
+
+    elif inspect.isgeneratorfunction(method):
+
+        def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                yield from method(self, *args, **kwargs)
+                return
+            stream = method(self, *arguments[0], **arguments[1])
+            try:
+                while True:
+                    token = _IN_MODEL_CALL.set(True)
+                    try:
+                        item = next(stream)
+                    except StopIteration:
+                        return
+                    finally:
+                        _IN_MODEL_CALL.reset(token)
+                    yield item
+            finally:
+                stream.close()
+
+    elif inspect.iscoroutinefunction(method):
+
+        async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                return await method(self, *args, **kwargs)
+            token = _IN_MODEL_CALL.set(True)
+            try:
+                return await method(self, *arguments[0], **arguments[1])
+            finally:
+                _IN_MODEL_CALL.reset(token)
+
+    else:
+
+        def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                return method(self, *args, **kwargs)
+            token = _IN_MODEL_CALL.set(True)
+            try:
+                return method(self, *arguments[0], **arguments[1])
+            finally:
+                _IN_MODEL_CALL.reset(token)
+
+    functools.update_wrapper(entry, method)
     return entry
 
 
-def current_configurable() -> Mapping[str, Any]:
-    """The ``configurable`` of the runnable now running (node, tool, edge...), {} outside one.
+def current_config() -> Mapping[str, Any]:
+    """The config of the runnable now running (node, tool, edge...), {} outside one.
 
     LangChain keeps the running runnable's config in a context variable that threads and tasks
     inherit; a model called inside a node function, a tool or a function they call sees it.
     """
-    config = var_child_runnable_config.get()
-    return (config or {}).get("configurable") or {}
+    return var_child_runnable_config.get() or {}
+
+
+def current_configurable() -> Mapping[str, Any]:
+    """The ``configurable`` of the runnable now running, {} outside one."""
+    return current_config().get("configurable") or {}
+
+
+def config_handlers(config: Mapping[str, Any]) -> list[Any]:
+    """The callback handlers of a run config (a list, or a callback manager's handlers)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, list):
+        return callbacks
+    return list(getattr(callbacks, "handlers", None) or ())
+
+
+def config_parent_run_id(config: Mapping[str, Any]) -> Any:
+    """The run id of the runnable a config belongs to (its callback manager's parent run)."""
+    return getattr(config.get("callbacks"), "parent_run_id", None)
