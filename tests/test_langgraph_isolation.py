@@ -214,8 +214,8 @@ def test_optimize_probe_and_gate_leave_a_sqlite_store_and_its_file_untouched(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         system = LangGraphSystem(case.graph, **case.system_kwargs)
-    scores, _ = score_prompt_sets(system, [result.best_candidate], case.examples, case.metric)
-    assert scores == [[1.0] * len(case.examples)]
+    (results,), _ = score_prompt_sets(system, [result.best_candidate], case.examples, case.metric)
+    assert [r.score for r in results] == [1.0] * len(case.examples)
 
     assert everything(store) == before
     store.conn.close()
