@@ -73,7 +73,7 @@ def _run(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     return proc
 
