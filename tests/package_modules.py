@@ -56,11 +56,11 @@ def modules():
 
 
 def exported():
-    """``(name, value)`` for each name in ``gepa_graph.__all__`` (those loaded lazily from a
-    missing optional extra left out with a warning)."""
+    """The value of each name in ``gepa_graph.__all__`` (those loaded lazily from a missing
+    optional extra left out with a warning)."""
     import gepa_graph
 
     for name in gepa_graph.__all__:
         value = _load(f"gepa_graph.{name}", partial(getattr, gepa_graph, name))
         if value is not None:
-            yield name, value
+            yield value

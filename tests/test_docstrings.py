@@ -67,7 +67,7 @@ def undocumented() -> set[str]:
                     missing.add(f"{module.__name__}.{name}.{field} (field)")
             elif inspect.isfunction(value):
                 check(f"{module.__name__}.{name}", value)
-    for _, value in exported():  # named where it is defined, as the walk above names it
+    for value in exported():  # named where it is defined, as the walk above names it
         if inspect.ismodule(value):
             check(value.__name__, value)
         elif inspect.isclass(value) or inspect.isfunction(value):
