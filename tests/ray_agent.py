@@ -25,7 +25,7 @@ TASK = RuleTask(n_types=4)
 def answer(prompts, example, trace):
     """The rule task's answer and this process's id. An example with ``die_once`` (a folder)
     kills its process on its first attempt; with ``hang`` (a file) its first attempt writes its
-    pid there and sleeps for a minute."""
+    pid there and sleeps for ten minutes."""
     marker_dir = example.get("die_once")
     if marker_dir:
         marker = Path(marker_dir) / f"{example['id']}.died"
@@ -34,7 +34,7 @@ def answer(prompts, example, trace):
             os.kill(os.getpid(), signal.SIGKILL)
     if example.get("hang") and not Path(example["hang"]).exists():
         Path(example["hang"]).write_text(str(os.getpid()))
-        time.sleep(60)
+        time.sleep(600)
     time.sleep(0.02)  # long enough for two workers to share the work
     return {"answer": TASK.answer(prompts, example, trace), "pid": os.getpid()}
 

@@ -4,6 +4,7 @@ import itertools
 import pytest
 
 import gepa_graph as gg
+from gepa_graph.testing.clock import run_on_virtual_clock
 from gepa_graph.testing.rules import RuleTask
 
 
@@ -77,7 +78,7 @@ def test_time_budget_and_rollout_timeout(tmp_path):
         reflection_lm=lambda prompt: f"```\nprompt number {next(calls)}\n```",
         run_dir=tmp_path / "r",
         progress=False,
-        config=gg.OptimizeConfig(max_rollouts=None, max_seconds=0.6, rollout_timeout_s=0.2),
+        config=gg.OptimizeConfig(max_rollouts=None, max_seconds=2.0, rollout_timeout_s=0.5),
     )
     assert result.stop_reason == "max_seconds"
     assert result.candidates[0].val_scores["stuck"] == 0.0
@@ -96,15 +97,17 @@ def test_rollouts_run_concurrently_up_to_the_limit(tmp_path):
         return "x"
 
     data = [{"id": i} for i in range(20)]
-    gg.optimize(
-        gg.FunctionSystem(modules={"m": "p"}, fn=fn),
-        data,
-        metric=lambda example, prediction: 1.0,
-        reflection_lm=lambda p: "",
-        max_rollouts=20,
-        config=gg.OptimizeConfig(concurrency=5),
-        run_dir=tmp_path / "r",
-        progress=False,
+    run_on_virtual_clock(  # a busy machine's pauses cannot let one rollout end before 5 start
+        gg.aoptimize(
+            gg.FunctionSystem(modules={"m": "p"}, fn=fn),
+            data,
+            metric=lambda example, prediction: 1.0,
+            reflection_lm=lambda p: "",
+            max_rollouts=20,
+            config=gg.OptimizeConfig(concurrency=5),
+            run_dir=tmp_path / "r",
+            progress=False,
+        )
     )
     assert peak == 5
 
@@ -119,7 +122,7 @@ def test_sync_systems_also_reach_the_concurrency_limit(tmp_path):
         with lock:
             state["now"] += 1
             state["peak"] = max(state["peak"], state["now"])
-        time.sleep(0.02)
+        time.sleep(0.3)  # far longer than starting 12 threads on a busy machine
         with lock:
             state["now"] -= 1
         return "x"

@@ -230,7 +230,7 @@ def test_model_loads_once_and_calls_are_serialized_or_parallel(slots):
     """A one-slot backend sees one request at a time; a parallel one gets them together."""
     import litellm
 
-    fake = FakeBackend(delay=0.2, slots=slots)
+    fake = FakeBackend(delay=0.5, slots=slots)
     old = _install(fake)
 
     async def many():

@@ -126,11 +126,11 @@ def test_a_rollout_past_its_time_limit_is_cancelled_on_its_worker(cluster, tmp_p
         examples=examples,
         rollout_timeout_s=3.0,
     )
-    assert time.monotonic() - started < 50  # the 60 s sleep was not waited for
+    assert time.monotonic() - started < 300  # the 600 s sleep was not waited for
     hung = int(pid_file.read_text())
     seed = next(c for c in result.candidates if not c.parent_ids)
     assert "RolloutTimeout" in _journal(result)[(seed.id, examples[6]["id"])]["error"]
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while psutil.pid_exists(hung) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not psutil.pid_exists(hung)  # ray.cancel(force=True) ended the worker

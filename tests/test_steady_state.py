@@ -163,7 +163,7 @@ def _run(tmp_path, run_dir, resume=False, kill_after_turns=0, proposals=0):
         ],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,
     )
 
 
