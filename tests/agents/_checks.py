@@ -135,6 +135,8 @@ def check_rewrites(case: AgentCase, system: Any, examples: int = 2) -> None:
             carrying = carriers(case, module)
             missed = [c for c in carrying if mark not in c]
             assert not missed, f"{module}: {len(missed)} call(s) kept the seed: {missed[0][:90]!r}"
+            twice = [c for c in carrying if c.count(mark) > 1]
+            assert not twice, f"{module} rewritten twice in one call: {twice[0][:90]!r}"
             stray = [c for c in calls if mark in c and c not in carrying]
             assert not stray, f"{module} rewritten in another module's call: {stray[0][:90]!r}"
         records = [r for r in rollout.trace.records if r.kind == "llm"]
