@@ -133,3 +133,61 @@ def test_traces_are_json_serialisable():
     rollout = run(system, Example(question="6/3"))
     text = json.dumps(rollout.trace.model_dump())
     assert "divide" in text and "Use the tool." in text
+
+
+def test_every_model_call_is_observed_with_roles_modules_and_a_site_per_call_place():
+    from langchain_core.language_models import FakeListLLM
+
+    from gepa_graph.integrations.langgraph.tracing import ObservedCall
+
+    critic = ScriptedChatModel(script=lambda messages: "fine")
+    drafter = FakeListLLM(responses=["draft"])
+
+    def review(state):
+        draft = drafter.invoke("Draft an answer to: " + state["question"])
+        verdict = critic.invoke([("system", "You are a strict critic."), ("human", draft)])
+        again = critic.invoke([("system", "You are a strict critic."), ("human", "twice")])
+        return {"answer": verdict.content + again.content}
+
+    graph = StateGraph(QA)
+    graph.add_node("review", review)
+    graph.add_edge(START, "review")
+    system = LangGraphSystem(graph.compile())
+    for question in ("2+2?", "3+3?"):
+        collector_calls = _observed(system, Example(question=question))
+        assert [type(c) for c in collector_calls] == [ObservedCall] * 3
+        llm, first, second = collector_calls
+        assert (llm.entry, llm.node, llm.messages) == (
+            "langchain.llm",
+            "review",
+            (("human", f"Draft an answer to: {question}"),),
+        )
+        assert first.messages == (("system", "You are a strict critic."), ("human", "draft"))
+        assert (first.entry, first.model, first.ordinal) == ("langchain.chat", "scripted", 0)
+        assert second.ordinal == 1 and second.site != first.site
+        assert first.site == "review|langchain.chat|scripted|0"
+        assert llm.site == "review|langchain.llm|FakeListLLM|0"
+        assert first.modules == ()  # the static walk finds no module in this graph
+
+
+def test_an_agent_loop_model_node_keeps_one_site_and_tool_results_have_the_tool_role():
+    model = ScriptedChatModel(script=[call("divide", a=6, b=3), "2"])
+    system = LangGraphSystem(create_agent(model, [divide], system_prompt="Use the tool."))
+    first, second = _observed(system, Example(question="6/3"))
+    assert first.site == second.site == "model|langchain.chat|scripted|0"
+    assert [role for role, _ in second.messages] == ["system", "human", "ai", "tool"]
+    assert second.messages[-1] == ("tool", "2.0")
+    assert first.modules == second.modules and first.modules  # the system prompt's module
+
+
+def _observed(system, example):
+    from gepa_graph.integrations.langgraph import boundary
+    from gepa_graph.integrations.langgraph.tracing import TraceCollector
+
+    specs = {name: slot.spec for name, slot in system.slots.items()}
+    substitution = boundary.Substitution(specs, {})
+    collector = TraceCollector(substitution)
+    config = {"callbacks": [collector], "configurable": {boundary.CONFIG_KEY: substitution}}
+    system.graph.invoke(system.graph_input(example), config)
+    assert collector.system_texts == [t for c in collector.calls for t in c.texts("system")]
+    return collector.calls

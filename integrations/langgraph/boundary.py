@@ -149,11 +149,9 @@ def active(configurable: Mapping[str, Any] | None = None) -> Substitution | None
     return value if isinstance(value, Substitution) else None
 
 
-def _rewrite_at_boundary(value: PromptValue, configurable: Mapping[str, Any]) -> PromptValue:
-    substitution = active(configurable)
-    return value if substitution is None else substitution.rewrite(value)
-
-
 def install() -> None:
-    """Put the rewrite on every model's input path (idempotent; a no-op outside such runs)."""
-    _internals.install_input_hook(_rewrite_at_boundary)
+    """Put the rewrite on every model call path (``intercept``; idempotent, a no-op outside
+    runs that carry a Substitution)."""
+    from gepa_graph.integrations.langgraph import intercept  # it builds on this module
+
+    intercept.install()

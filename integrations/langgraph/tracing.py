@@ -17,15 +17,20 @@ Given the run's ``boundary.Substitution``, the trace is attributed by prompt: a 
 ``modules`` are those whose prompt its messages carried (whichever node, tool or edge made the
 call), the node step around the call gets them too, and so does every tool call the model
 asked for (matched by tool-call id).
+
+Besides the trace, every model call, whatever path reached the model (LangChain callbacks here,
+provider SDK calls through ``record_sdk_call``), is kept as an ``ObservedCall`` in
+``TraceCollector.calls``: the messages as (role, text) pairs and a ``site`` key that is the same
+for the corresponding call of every example. That is what discovery and the substitution audit read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, ToolMessage
@@ -100,6 +105,96 @@ def _start_model(kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None) 
     return name if isinstance(name, str) else None
 
 
+def _model_identity(model: str | None, serialized: Mapping[str, Any] | None) -> str:
+    """The model's name, else the class name LangChain serialized it under."""
+    if model:
+        return model
+    path = (serialized or {}).get("id")
+    return str(path[-1]) if isinstance(path, list) and path else ""
+
+
+ROLES = ("system", "human", "ai", "tool")
+_ROLE_OF = {
+    "system": "system",
+    "developer": "system",
+    "human": "human",
+    "user": "human",
+    "ai": "ai",
+    "assistant": "ai",
+    "tool": "tool",
+    "function": "tool",
+}
+
+
+_CHAT_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
+def role_of(kind: str | None) -> str:
+    """A LangChain message type or a provider role as one of ``ROLES`` (unknown: "human")."""
+    return _ROLE_OF.get(kind or "", "human")
+
+
+def content_text(content: Any) -> str:
+    """A message content's text: the string, or its text parts joined by newlines."""
+    return "\n".join(texts_of([content])) if content is not None else ""
+
+
+def message_pairs(messages: Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    """LangChain messages as (role, text) pairs; a message's text blocks joined by newlines."""
+    pairs = []
+    for message in messages:
+        kind = getattr(message, "type", None)
+        if kind == "chat":  # ChatMessage: the role is free text
+            kind = getattr(message, "role", None)
+        pairs.append((role_of(kind), "\n".join(texts_of([message]))))
+    return tuple(pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservedCall:
+    """One model call as it reached the model, whatever path it took.
+
+    ``node``: the node path the call ran in ("node", "parent/child"; None outside any node).
+    ``entry``: the path to the model, one of ``ENTRY_POINTS``. ``messages``: what the model
+    received, in order, as (role, text) pairs with role in ``ROLES`` (a plain-text LLM prompt is
+    one "human" message; an OpenAI Responses ``instructions`` string is a "system" message).
+    ``modules``: the modules the run's Substitution attributes the call to (empty without one).
+    ``model``: the model's name where the call says it, else its class name. ``ordinal``: how many
+    calls to the same ``entry`` and ``model`` the same node step (one task of one node) made
+    before this one.
+
+    ``site`` groups corresponding calls across examples: ``node|entry|model|ordinal``. A node
+    that calls one model once per step has one site whichever step it is (an agent loop's model
+    node); a node that calls two models, or one model twice, has one site per call in order.
+    """
+
+    node: str | None
+    entry: str
+    messages: tuple[tuple[str, str], ...]
+    modules: tuple[str, ...] = ()
+    model: str = ""
+    ordinal: int = 0
+
+    @property
+    def site(self) -> str:
+        """The key shared by this call and its counterparts in other examples' runs."""
+        return f"{self.node or ''}|{self.entry}|{self.model}|{self.ordinal}"
+
+    def texts(self, role: str | None = None) -> list[str]:
+        """The messages' texts, in order (only those of ``role`` when given)."""
+        return [text for r, text in self.messages if role is None or r == role]
+
+
+ENTRY_POINTS = (
+    "langchain.chat",
+    "langchain.llm",
+    "litellm.completion",
+    "openai.chat.completions",
+    "openai.responses",
+)
+"""The paths by which a call reaches a model, as ``ObservedCall.entry`` names them."""
+
+
 @dataclasses.dataclass
 class _Run:
     node: str | None
@@ -111,23 +206,61 @@ class _Run:
 class TraceCollector(BaseCallbackHandler):
     """Collects one rollout's trace; give each rollout its own collector (``.trace``).
 
-    For the probe run: ``system_texts`` keeps the text of every system message a model
-    received, ``instruction_texts`` those and the text of each call's first other message (where
-    an instruction sent as a plain string ends up).
+    ``calls``: every model call as an ``ObservedCall``, in start order. For the probe run,
+    ``system_texts`` is the text of every system message a model received, ``instruction_texts``
+    those and the text of each call's first other message (where an instruction sent as a plain
+    string ends up).
     """
 
     run_inline = True  # called in order on the event loop for async runs; no thread hop
 
     def __init__(self, substitution: Substitution | None = None) -> None:
         self.trace = Trace(by_prompt=substitution is not None)
-        self.system_texts: list[str] = []
-        self.instruction_texts: list[str] = []
+        self.calls: list[ObservedCall] = []
         self._substitution = substitution
+        self._ordinals: dict[tuple[Any, str, str], int] = {}
         self._tool_call_modules: dict[str, list[str]] = {}
         self._runs: dict[UUID, _Run] = {}
         self._lock = threading.Lock()  # sync nodes run in worker threads
 
+    @property
+    def system_texts(self) -> list[str]:
+        """The text of every system message a model received, in call order."""
+        return [text for call in self.calls for text in call.texts("system")]
+
+    @property
+    def instruction_texts(self) -> list[str]:
+        """System texts and the first other message of each call (an instruction sent as a
+        plain string), in call order."""
+        texts = []
+        for call in self.calls:
+            texts += call.texts("system")
+            first = next((text for role, text in call.messages if role != "system"), None)
+            if first is not None:
+                texts.append(first)
+        return texts
+
     # -- bookkeeping
+
+    def _observe(
+        self,
+        run_id: UUID,
+        entry: str,
+        messages: tuple[tuple[str, str], ...],
+        modules: list[str] | None,
+        model: str,
+    ) -> ObservedCall:
+        """Record an ObservedCall for the model run ``run_id`` (already started)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            node = run.node if run else None
+            step = id(run.step) if run and run.step is not None else node
+            key = (step, entry, model)
+            ordinal = self._ordinals.get(key, 0)
+            self._ordinals[key] = ordinal + 1
+            call = ObservedCall(node, entry, messages, tuple(modules or ()), model, ordinal)
+            self.calls.append(call)
+        return call
 
     def _start(
         self,
@@ -199,17 +332,11 @@ class TraceCollector(BaseCallbackHandler):
         inputs = {"messages": batches[0] if len(batches) == 1 else batches}
         model = _start_model(kwargs, metadata)
         flat = [message for batch in messages for message in batch]
-        system = list(texts_of(m for m in flat if getattr(m, "type", None) == "system"))
-        first = [
-            next((m for m in batch if getattr(m, "type", None) != "system"), None)
-            for batch in messages
-        ]
-        with self._lock:
-            self.system_texts.extend(system)
-            self.instruction_texts.extend(system)
-            self.instruction_texts.extend(texts_of(m for m in first if m is not None))
         modules = self._substitution.modules_in(texts_of(flat)) if self._substitution else None
         self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
+        identity = _model_identity(model, serialized)
+        for batch in messages:
+            self._observe(run_id, "langchain.chat", message_pairs(batch), modules, identity)
 
     def on_llm_start(
         self,
@@ -222,12 +349,13 @@ class TraceCollector(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         model = _start_model(kwargs, metadata)
-        with self._lock:
-            self.instruction_texts.extend(prompts)
         modules = self._substitution.modules_in(prompts) if self._substitution else None
         self._start(
             "llm", run_id, parent_run_id, metadata, {"prompts": list(prompts)}, model, modules
         )
+        identity = _model_identity(model, serialized)
+        for prompt in prompts:
+            self._observe(run_id, "langchain.llm", (("human", prompt),), modules, identity)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
@@ -250,6 +378,57 @@ class TraceCollector(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, error=error_text(error))
+
+    # -- model calls on other paths (provider SDKs)
+
+    def record_sdk_call(
+        self,
+        entry: str,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None,
+        metadata: Mapping[str, Any] | None,
+        parent_run_id: UUID | None,
+    ) -> Callable[..., None]:
+        """Record a model call made through a provider SDK (``entry``), with its request's
+        messages as chat dicts, as an ``llm`` record and an ObservedCall, attributed like a
+        LangChain call; returns ``finish(message, tokens, model, error)`` to complete it."""
+        run_id = uuid4()
+        pairs = tuple((role_of(m.get("role")), content_text(m.get("content"))) for m in messages)
+        modules = (
+            self._substitution.modules_in(text for _, text in pairs) if self._substitution else None
+        )
+        shown = [{**m, "role": _CHAT_ROLES[role_of(m.get("role"))]} for m in messages]
+        inputs = {"messages": to_jsonable(shown)}
+        self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
+        self._observe(run_id, entry, pairs, modules, model or "")
+
+        def finish(
+            message: dict[str, Any] | None,
+            tokens: tuple[int, int] | None,
+            answered_by: str | None,
+            error: BaseException | None,
+        ) -> None:
+            name = answered_by or model
+            fields: dict[str, Any] = {"meta": {"model": name, "entry": entry}}
+            if error is not None:
+                fields["error"] = error_text(error)
+            if message is not None:
+                fields["outputs"] = {"message": to_jsonable(message)}
+                with self._lock:
+                    run = self._runs.get(run_id)
+                    for call in message.get("tool_calls") or ():
+                        if call.get("id") and run and run.record and run.record.modules:
+                            self._tool_call_modules[call["id"]] = run.record.modules
+            if tokens is not None:
+                fields["usage"] = Usage(
+                    prompt_tokens=tokens[0],
+                    completion_tokens=tokens[1],
+                    cost_usd=_cost(name, *tokens),
+                )
+            self._end(run_id, **fields)
+
+        return finish
 
     # -- tools
 
