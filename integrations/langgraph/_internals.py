@@ -73,14 +73,10 @@ def pending_interrupts(output: Any) -> list[Any]:
 
 
 def branch_runnables(graph: Pregel) -> list[tuple[str, Runnable]]:
-    """(source node, the path function's runnable) of each conditional edge of a StateGraph."""
+    """(source node, the path function's runnable) of each conditional edge of a StateGraph,
+    those leaving ``START`` (a router that picks the first node) included."""
     branches = getattr(getattr(graph, "builder", None), "branches", None) or {}
-    return [
-        (source, spec.path)
-        for source, specs in branches.items()
-        for spec in specs.values()
-        if source != START
-    ]
+    return [(source, spec.path) for source, specs in branches.items() for spec in specs.values()]
 
 
 def node_tools(runnable: Any) -> list[Any] | None:
@@ -275,3 +271,14 @@ def current_configurable() -> Mapping[str, Any]:
     """
     config = var_child_runnable_config.get()
     return (config or {}).get("configurable") or {}
+
+
+# ----------------------------------------------------------------------------- discovery helpers
+
+
+def task_function(value: Any) -> tuple[str, Any] | None:
+    """(name, function) of a Functional API ``@task`` (``langgraph.func``'s private
+    ``_TaskFunction``: its function in ``func``), or None for anything else."""
+    if type(value).__module__ != "langgraph.func" or not callable(getattr(value, "func", None)):
+        return None
+    return getattr(value, "__name__", None) or value.func.__name__, value.func
