@@ -160,7 +160,7 @@ async def aoptimize(
                 except ValueError as exc:
                     raise InvalidInput(f"{name}[{index}] ({example.key}): {exc}") from None
     metric_arity(metric)
-    probe = 1 if seeds is None else 0  # a system that needs a probe runs once more
+    probe = min(PROBE_EXAMPLES, len(train)) if seeds is None else 0  # the probe's own runs
     if config.max_rollouts is not None and config.max_rollouts < len(val) + probe:
         raise InvalidInput(
             f"max_rollouts={config.max_rollouts} cannot even evaluate the seed on the "
@@ -243,8 +243,8 @@ async def _run(
 
     bus = EventBus(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
-    if probe_cost is not None:  # the probe ran the system once: a rollout like any other
-        budget.reserve_rollouts(1)
+    if probe_cost is not None:  # the probe's runs are rollouts like any other
+        budget.reserve_rollouts(min(PROBE_EXAMPLES, len(train)))
         budget.add_task_cost(probe_cost or None)
     lm.deadline = budget.seconds_left
     lm.budget = budget  # reflection retries and failures are counted in the ledger
@@ -318,13 +318,18 @@ async def _score_testset(
     )
 
 
+PROBE_EXAMPLES = 3
+"""Training examples a probe runs the seed on (``needs_probe``): what reaches a model in them
+decides a LangGraph system's modules."""
+
+
 async def _probe(system: System, train: list[Example]) -> float | None:
-    """A system whose prompts only a run can confirm (``needs_probe``, e.g. prose kept under
-    another name in a LangGraph agent) runs its seed once on the first training example;
-    the USD cost of that run (0.0 where unknown), None when it had been probed already."""
+    """A system whose prompts only runs can show (``needs_probe``: a LangGraph agent) runs its
+    seed on the first ``PROBE_EXAMPLES`` training examples; the USD cost of those runs (0.0
+    where unknown), None when it had been probed already."""
     if getattr(system, "probe_report", None) is not None:
         return None
-    report = await system.aprobe(train[0])
+    report = await system.aprobe(train[:PROBE_EXAMPLES])
     for note in report.notes():
         log.info("probe: %s", note)
     return report.cost_usd or 0.0

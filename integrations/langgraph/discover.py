@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from langchain_core.runnables import Runnable
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
@@ -66,6 +67,12 @@ class PromptSlot:
     template_format: str
     strong: bool
     leaf: Leaf = field(compare=False, repr=False)
+    library: bool = False  # the text comes from library code (a middleware's own prompt)
+
+    @property
+    def origin(self) -> str:
+        """``user`` or ``library``: where the prompt's text was written."""
+        return "library" if self.library else "user"
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -80,17 +87,28 @@ class PromptSlot:
         return boundary.PromptSpec(self.leaf.text, self.template_format if templated else "plain")
 
 
-def ensure_compiled(graph: object) -> Pregel:
-    """``graph`` itself, refusing an uncompiled StateGraph or a non-graph in one line."""
+def ensure_compiled(graph: object) -> Runnable:
+    """``graph`` itself when it is a Runnable (a compiled graph, a Functional API entrypoint,
+    a chain wrapping a graph); an uncompiled StateGraph or anything else is refused in one line."""
     if isinstance(graph, StateGraph):
         raise WrongType("got an uncompiled StateGraph; pass graph.compile() instead")
-    if not isinstance(graph, Pregel):
-        raise WrongType(f"expected a compiled LangGraph graph, got {type(graph).__name__}")
+    if not isinstance(graph, Runnable):
+        raise WrongType(
+            f"expected a compiled LangGraph graph or another LangChain Runnable, got "
+            f"{type(graph).__name__}"
+        )
     return graph
 
 
-def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
+def find_slots(graph: Runnable, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
     """Every prompt slot of ``graph``, candidates included, by module name, in graph order."""
+    return scan(graph, declared)[0]
+
+
+def scan(
+    graph: Runnable, declared: Mapping[str, str] | None = None
+) -> tuple[dict[str, PromptSlot], set[str]]:
+    """``find_slots``, and the library packages whose objects the graph runs."""
     graph = ensure_compiled(graph)
     walker = Walker()
     walker.walk(graph)
@@ -116,7 +134,8 @@ def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict
         )
         slots[name] = _slot(name, leaf, ())
     # A graph from with_prompts runs other texts than its objects hold: report those.
-    substitution = ((graph.config or {}).get("configurable") or {}).get(boundary.CONFIG_KEY)
+    config = getattr(graph, "config", None) or {}
+    substitution = (config.get("configurable") or {}).get(boundary.CONFIG_KEY)
     if isinstance(substitution, boundary.Substitution):
         for name, slot in list(slots.items()):
             text = substitution.prompts.get(name)
@@ -132,10 +151,10 @@ def find_slots(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict
                     slot.strong,
                     slot.leaf,
                 )
-    return slots
+    return slots, walker.packages
 
 
-def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
+def discover(graph: Runnable, declared: Mapping[str, str] | None = None) -> dict[str, PromptSlot]:
     """The prompts of ``graph`` that its code marks as prompts, by module name, in graph order.
 
     ``declared`` adds ``gg.prompt`` names (with their default text) the scan cannot see.
@@ -150,11 +169,13 @@ def discover(graph: Pregel, declared: Mapping[str, str] | None = None) -> dict[s
 
 
 def no_prompts_message(
-    graph: Pregel, slots: Mapping[str, PromptSlot], unclaimed: list[str] | None = None
+    graph: Runnable, slots: Mapping[str, PromptSlot], unclaimed: list[str] | None = None
 ) -> str:
     """Why nothing was found, in one line: the nodes inspected, unconfirmed candidates,
     and how to mark a prompt (``gg.prompt``) or find one with a probe run."""
-    nodes = ", ".join(_internals.node_runnables(graph)) or "none"
+    nodes = (
+        ", ".join(_internals.node_runnables(graph) if isinstance(graph, Pregel) else ()) or "none"
+    )
     message = (
         f"found no prompt in graph {graph.get_name()!r} (inspected nodes {nodes}, their "
         "chains, tools, functions, objects and conditional edges"
@@ -224,17 +245,24 @@ def _preview(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
-def table(slots: Mapping[str, PromptSlot], title: str, notes: list[str] | None = None) -> str:
-    """A table of prompts: module, node, kind, where it lives, variables, text; then ``notes``."""
-    header = ("module", "node", "kind", "where", "variables", "text")
+def table(
+    slots: Mapping[str, PromptSlot],
+    title: str,
+    notes: list[str] | None = None,
+    reached: Mapping[str, list[str]] | None = None,
+) -> str:
+    """A table of prompts: module, kind (``user`` or ``library``), the nodes whose model calls
+    carried it (``reached``, from a probe run; else the nodes the code reaches it from), its
+    home (where ``apply`` writes it), variables, text; then ``notes``."""
+    header = ("module", "kind", "nodes", "home", "variables", "text")
     rows = [header]
     for slot in slots.values():
-        node = slot.node if slot.node is not None else ", ".join(slot.nodes) or "(any)"
+        nodes = (reached or {}).get(slot.name) or slot.nodes
         rows.append(
             (
                 slot.name,
-                node,
-                slot.kind,
+                slot.origin,
+                ", ".join(nodes) or "(any)",
                 slot.where,
                 ", ".join(slot.variables) or "-",
                 _preview(slot.text, 48),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import pathlib
 import re
 import sys
 import textwrap
@@ -45,6 +46,7 @@ from langchain_core.runnables.base import RunnableBindingBase, RunnableEachBase
 from langchain_core.runnables.passthrough import RunnableAssign
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.constants import START
 from langgraph.pregel import Pregel
 
 from gepa_graph.integrations.langgraph import _internals
@@ -196,6 +198,47 @@ class FieldLeaf(Leaf):
 
     def write(self, text: str) -> None:
         _internals.set_field_default(self.owner, self.name, text)
+
+
+@dataclass(eq=False)
+class PartialLeaf(Leaf):
+    """A partial variable of a prompt template (``template.partial(name=text)``)."""
+
+    owner: Any = field(default=None, repr=False)
+    name: str = ""
+
+    def write(self, text: str) -> None:
+        self.owner.partial_variables = {**self.owner.partial_variables, self.name: text}
+
+
+@dataclass(eq=False)
+class FileLeaf(Leaf):
+    """A prompt kept in a file the code reads (a Markdown, text or Jinja2 template): the run
+    carries a new text in its config, ``Result.export`` writes it to a copy of the file."""
+
+    path: pathlib.Path = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, path: pathlib.Path) -> FileLeaf:
+        """The leaf for a prompt file: Jinja2 and ``{{var}}`` files are mustache templates."""
+        text = path.read_text(encoding="utf-8")
+        jinja = path.suffix in (".j2", ".jinja", ".jinja2") or "{{" in text
+        return cls(
+            kind="file",
+            label=path.stem.replace(".", "_"),
+            where=f"file {path.name}",
+            text=text,
+            key=("file", str(path)),
+            template_format="mustache" if jinja else "f-string",
+            strong=bool(PROMPT_NAME.search(path.stem)),
+            path=path,
+        )
+
+    def write(self, text: str) -> None:
+        raise CannotWriteInPlace(
+            f"{self.path} is a file your code reads; result.export(directory) writes the new "
+            "text to a copy of it (the graph carries it in graph.config meanwhile)"
+        )
 
 
 @dataclass(eq=False)
@@ -356,6 +399,7 @@ class Walker:
         self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
         self._stack: list[set[Hashable]] = []
+        self.packages: set[str] = set()  # the libraries whose objects the graph runs
 
     def walk(self, graph: Pregel) -> None:
         """Visit ``graph`` and everything it reaches, filling ``leaves`` and ``nodes``."""
@@ -390,6 +434,12 @@ class Walker:
             return
         self._seen.add(oid)
         self._keep_alive.append(value)
+        owner = value if isinstance(value, (type, types.FunctionType)) else type(value)
+        package = (getattr(owner, "__module__", None) or "").split(".")[0]
+        if package not in ("", "gepa_graph", "builtins", *sys.stdlib_module_names) and not (
+            is_user_code(owner)
+        ):
+            self.packages.add(package)
         self._stack.append(set())
         try:
             self._dispatch(value, node, label)
@@ -407,7 +457,9 @@ class Walker:
         elif isinstance(value, ChatPromptTemplate):
             self._chat(value, node)
         elif isinstance(value, PromptTemplate):
-            self._leaf(TemplateLeaf.of(value, label, f"PromptTemplate `{label}`"), node)
+            if _has_words(value.template):  # "{page_content}" is plumbing, not a prompt
+                self._leaf(TemplateLeaf.of(value, label, f"PromptTemplate `{label}`"), node)
+            self._partials(value, node)
         elif isinstance(value, SystemMessage):
             self._message(value, node, f"SystemMessage held by `{label}`")
         elif isinstance(value, RunnableSequence):
@@ -418,6 +470,8 @@ class Walker:
                 self.visit(step, node, key)
         elif isinstance(value, (RunnableBinding, RunnableBindingBase, RunnableEachBase)):
             self.visit(value.bound, node, label)
+            for key, argument in (getattr(value, "kwargs", None) or {}).items():
+                self.visit(argument, node, key)  # RunnableLambda(f).bind(chain=...)
         elif isinstance(value, RunnableWithFallbacks):
             for runnable in [value.runnable, *value.fallbacks]:
                 self.visit(runnable, node, label)
@@ -436,6 +490,9 @@ class Walker:
                 self._object(value, node)
         elif isinstance(value, types.FunctionType):
             self._function(value, node)
+        elif (task := _internals.task_function(value)) is not None:  # Functional API @task
+            name, function = task
+            self.visit(function, f"{node}/{name}" if node else name, name)
         elif isinstance(value, types.MethodType):
             self.visit(value.__func__, node, label)
             self.visit(value.__self__, node, label)
@@ -457,12 +514,16 @@ class Walker:
                     self._leaf(leaf, node)
         elif not isinstance(value, types.ModuleType) and is_user_code(type(value)):
             self._object(value, node)
+        elif isinstance(getattr(value, "__wrapped__", None), types.FunctionType):
+            self.visit(value.__wrapped__, node, label)  # a library decorator around a function
 
     def _graph(self, graph: Pregel, node: str | None) -> None:
         for name, runnable in _internals.node_runnables(graph).items():
             path = f"{node}/{name}" if node else name
             self.visit(runnable, path, name)
         for source, path_runnable in _internals.branch_runnables(graph):
+            if source == START:  # a router leaving START: named after its function
+                source = path_runnable.get_name()
             self.visit(path_runnable, f"{node}/{source}" if node else source, source)
 
     def _object(self, value: Any, node: str | None) -> None:
@@ -479,7 +540,27 @@ class Walker:
         if isinstance(call, types.FunctionType) and is_user_code(call):
             self.visit(call, node, type(value).__name__)
 
+    def _partials(self, template: Any, node: str | None) -> None:
+        """``template.partial(name=text)``: each text is a prompt of its own."""
+        for name, value in (template.partial_variables or {}).items():
+            if isinstance(value, str) and _has_words(value):
+                self._leaf(
+                    PartialLeaf(
+                        kind="partial",
+                        label=name,
+                        where=f"partial variable `{name}` of a {type(template).__name__}",
+                        text=value,
+                        key=("partial", id(template), name),
+                        template_format="plain",
+                        strong=bool(PROMPT_NAME.search(name)) or looks_like_prose(value),
+                        owner=template,
+                        name=name,
+                    ),
+                    node,
+                )
+
     def _chat(self, chat: ChatPromptTemplate, node: str | None) -> None:
+        self._partials(chat, node)
         for index, message in enumerate(chat.messages):
             if isinstance(message, SystemMessage):
                 self._message(message, node, f"ChatPromptTemplate message {index} (system)")
@@ -533,8 +614,11 @@ class Walker:
             )
         assigned = _assigned_names(code)
         defaults = {default for _, default in declared}  # already modules, by their names
-        for text in _literals(code):
-            if looks_like_prose(text) and text not in defaults:
+        literals = _literals(code)
+        self._files(function, literals, node)
+        for text in literals:
+            # Short ones too ("Write a report section."): a probe run decides what reached a model.
+            if _has_words(text) and len(text.split()) >= 2 and text not in defaults:
                 variable = assigned.get(text)
                 self._leaf(
                     Leaf(
@@ -548,6 +632,21 @@ class Walker:
                     ),
                     node,
                 )
+
+    def _files(self, function: types.FunctionType, literals: list[str], node: str | None) -> None:
+        """Prompt files the function names (``"writer.md"``, ``env.get_template("a.j2")``, a
+        ``Path`` constant): each existing file is a leaf holding its text."""
+        names = list(literals)
+        for name in _referenced_names(function.__code__):
+            value = function.__globals__.get(name)
+            if isinstance(value, (str, pathlib.PurePath)):
+                names.append(str(value))
+        module = sys.modules.get(function.__module__)
+        home = pathlib.Path(getattr(module, "__file__", None) or ".").parent
+        for name in names:
+            path = _prompt_file(name, home)
+            if path is not None:
+                self._leaf(FileLeaf.of(path), node)
 
     def _cell(self, cell: types.CellType, node: str | None, name: str, user: bool) -> None:
         try:
@@ -605,6 +704,24 @@ class Walker:
                     self._leaf(leaf, node)
             elif value is not None and not isinstance(value, types.ModuleType):
                 self.visit(value, node, name)
+
+
+PROMPT_FILE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".prompt", ".tmpl", ".mustache")
+
+
+def _prompt_file(name: str, home: pathlib.Path) -> pathlib.Path | None:
+    """The existing prompt file ``name`` names: as given, next to the code, or below it."""
+    if not name.endswith(PROMPT_FILE_SUFFIXES) or len(name) > 300 or "\n" in name:
+        return None
+    given = pathlib.Path(name)
+    for path in (given, home / given):
+        if path.is_file():
+            return path.resolve()
+    for depth in ("*", "*/*", "*/*/*"):
+        found = sorted(home.glob(f"{depth}/{given.name}"))
+        if found:
+            return found[0].resolve()
+    return None
 
 
 def _has_words(text: str) -> bool:
