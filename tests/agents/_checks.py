@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
+import inspect
 import re
 import sys
 import warnings
@@ -57,14 +58,15 @@ def reload_agents() -> None:
         importlib.reload(module)
 
 
-def system_for(case: AgentCase) -> LangGraphSystem:
-    """The system the user would build, probed on the first examples (what ``optimize`` does
-    for a system that needs it; harmless for one that does not)."""
+def system_for(case: AgentCase, **options: Any) -> LangGraphSystem:
+    """The system the user would build, probed as ``optimize`` probes it (on the first three
+    examples; on the first one where the probe takes a single example)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # interrupts are turned off, with a notice
-        system = LangGraphSystem(case.graph, **case.system_kwargs)
-    if case.needs_probe or getattr(system, "needs_probe", False):
-        system.probe(case.examples[0])
+        system = LangGraphSystem(case.graph, **case.system_kwargs, **options)
+        if case.needs_probe or getattr(system, "needs_probe", False):
+            several = "examples" in inspect.signature(system.aprobe).parameters
+            system.probe(case.examples[:3] if several else case.examples[0])
     return system
 
 
@@ -117,6 +119,11 @@ def check_discovery(case: AgentCase, system: Any) -> None:
             assert library not in text, f"{name} holds the library's prompt {library!r}"
         for other in case.not_modules:
             assert text.strip() != other, f"{name} is {other!r}, which is no prompt"
+    if case.library:  # listed as library prompts: optimized only when the user opts in
+        everything = system_for(case, library_prompts=True).modules()
+        listed = [text for name, text in everything.items() if name not in modules]
+        for library in case.library:
+            assert any(library in text for text in listed), f"library prompt {library!r} not listed"
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -253,7 +260,9 @@ def check_optimize(case: AgentCase, system: Any, run_dir: Path) -> Any:
 
 def check_export(case: AgentCase, result: Any, changed: dict[str, str], folder: Path) -> None:
     """``result.export(folder)`` writes a copy of each file prompt, holding the winner."""
-    result.export(folder)
+    export = getattr(result, "export", None)
+    assert export is not None, "Result has no export(directory)"
+    export(folder)
     for module, source in case.files.items():
         copies = [p for p in folder.rglob(Path(source).name) if p.is_file()]
         assert copies, f"export wrote no copy of {Path(source).name}"

@@ -43,7 +43,7 @@ def customer_reply(messages) -> str:
     complaint, code = next(v for v in PERSONAS.values() if v[1] in system)
     if any("fixed booking" in m.text for m in messages[1:]):
         return STOP_PHRASE
-    if says(messages, USER_FIX) and len(messages) > 2:
+    if says(messages, USER_FIX) and len(messages) > 1:
         return f"My booking code is {code}."
     return complaint.split(";")[0].replace("Your", "My") + "."
 
@@ -64,7 +64,7 @@ def build() -> AgentCase:
             for m in state["messages"][1:]
         ]
         system = SystemMessage(SIMULATED_USER_TEMPLATE.format(instructions=persona))
-        reply = customer_model.invoke([system, HumanMessage("Hello, how can I help?"), *flipped])
+        reply = customer_model.invoke([system, *flipped])
         return {"messages": [HumanMessage(reply.text)]}
 
     def conversation_over(state: MessagesState) -> str:

@@ -63,7 +63,7 @@ def build() -> AgentCase:
         system = templates.get_template("summarize.jinja2").render(
             product=state["product"], reviews=state["reviews"]
         )
-        reply = summarizer.invoke([SystemMessage(system), HumanMessage("Summarize the reviews.")])
+        reply = summarizer.invoke([SystemMessage(system), HumanMessage(state["product"])])
         return {"summary": reply.text}
 
     def write_headline(state: State) -> dict:

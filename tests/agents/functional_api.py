@@ -66,13 +66,13 @@ def build() -> AgentCase:
         return graded(
             [
                 (
-                    "draft_postcard",
+                    "postcard_workflow/draft_postcard",
                     example["answer"] in postcard,
                     f"The postcard must name the capital, {example['answer']}: the drafting "
                     f'prompt should say "{DRAFT_FIX}".',
                 ),
                 (
-                    "polish_postcard",
+                    "postcard_workflow/polish_postcard",
                     postcard.endswith("the Travel Desk"),
                     f'Every postcard ends with our signature: the editing prompt should say "'
                     f'{POLISH_FIX}".',
@@ -89,8 +89,11 @@ def build() -> AgentCase:
         ],
         metric=metric,
         expected={
-            "draft_postcard": "You write one-line postcards for travellers.",
-            "polish_postcard": "You are a copy editor.",
+            "postcard_workflow/draft_postcard": "You write one-line postcards for travellers.",
+            "postcard_workflow/polish_postcard": "You are a copy editor.",
         },
-        fixes={"draft_postcard": DRAFT_FIX, "polish_postcard": POLISH_FIX},
+        fixes={
+            "postcard_workflow/draft_postcard": DRAFT_FIX,
+            "postcard_workflow/polish_postcard": POLISH_FIX,
+        },
     )

@@ -73,7 +73,7 @@ def build() -> AgentCase:
                     f'instructions should say "{CHECKIN_FIX}".',
                 ),
                 (
-                    "check_out.instructions",
+                    "check_out",
                     "late fee" in goodbye,
                     f'Guests must hear about the late fee: the check-out instructions should say "{CHECKOUT_FIX}".',
                 ),
@@ -89,9 +89,9 @@ def build() -> AgentCase:
         ],
         metric=metric,
         expected={
-            "check_in": "You work at the front desk of the Harbour View Hotel.",
+            "check_in.system": "You work at the front desk of the Harbour View Hotel.",
             "check_in.instructions": "Welcome the guest and confirm the name",
-            "check_out.instructions": "Thank the guest and ask how the stay was.",
+            "check_out": "Thank the guest and ask how the stay was.",
         },
-        fixes={"check_in.instructions": CHECKIN_FIX, "check_out.instructions": CHECKOUT_FIX},
+        fixes={"check_in.instructions": CHECKIN_FIX, "check_out": CHECKOUT_FIX},
     )
