@@ -14,6 +14,7 @@ from langchain_core.language_models import FakeListLLM
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_litellm import ChatLiteLLM
 from langgraph.graph import START, StateGraph
+from litellm import completion as completion_bound_at_import
 
 from gepa_graph import Example
 from gepa_graph.integrations.langgraph import LangGraphSystem, boundary
@@ -205,6 +206,38 @@ def test_litellm_completion_in_a_node_is_rewritten_and_traced(provider):
     assert step.modules == ["planner"]  # the node step around the call is attributed too
 
 
+def test_a_litellm_name_bound_before_the_layer_was_installed_is_reached(provider):
+    """``from litellm import completion`` at the top of an agent module, imported before any
+    LangGraphSystem existed: the function is patched in place, so that name is reached."""
+    from gepa_graph.integrations.langgraph import intercept
+
+    intercept.uninstall()
+    bound = completion_bound_at_import
+    boundary.install()
+    assert bound is litellm.completion
+    _, collector = rollout(one_node(lambda q: bound(f"{PROVIDER}/m", chat_messages(q)).id))
+    assert provider.received[0][0] == {"role": "system", "content": NEW}
+    assert [c.entry for c in collector.calls] == ["litellm.completion"]
+
+
+def test_uninstall_puts_every_patched_method_back_and_install_patches_again(provider):
+    from langchain_core.language_models import BaseChatModel
+
+    from gepa_graph.integrations.langgraph import intercept
+
+    completions = openai.resources.chat.completions.Completions
+    boundary.install()
+    patched = (litellm.completion.__code__, completions.create)
+    intercept.uninstall()
+    assert "batch" not in vars(BaseChatModel)  # inherited again
+    assert litellm.completion.__code__ is not patched[0] and completions.create is not patched[1]
+    boundary.install()
+    assert (litellm.completion.__code__, "batch" in vars(BaseChatModel)) == (patched[0], True)
+    intercept.uninstall()
+    _, collector = rollout(one_node(lambda q: echo_system().invoke([SystemMessage(SEED)]).text))
+    assert collector.calls[0].messages == (("system", NEW),)  # the rollout re-installs it
+
+
 def test_litellm_acompletion_is_rewritten_and_mock_responses_too(provider):
     async def work(question):
         await litellm.acompletion(model=f"{PROVIDER}/m", messages=chat_messages(question))
@@ -376,3 +409,76 @@ def test_a_langgraph_system_rollout_rewrites_a_generate_call():
     [name] = system.modules()
     result = asyncio.run(system.arun({name: NEW}, Example(question="q?")))
     assert result.error is None and result.output["answer"] == NEW
+
+
+# ----------------------------------------------------------------------------- the audit
+
+
+def observed(*messages, entry="litellm.completion", node="plan"):
+    from gepa_graph.integrations.langgraph.tracing import ObservedCall
+
+    return ObservedCall(node=node, entry=entry, messages=tuple(messages))
+
+
+def test_leaks_are_calls_that_still_carry_a_changed_seed_and_nothing_else():
+    substitution = boundary.Substitution(SEEDS, {"planner": NEW})
+    leaked = observed(("system", SEED), ("human", "q"))
+    assert substitution.leaks([leaked]) == [(leaked, "planner")]
+    assert substitution.leaks([observed(("system", NEW))]) == []
+    assert substitution.leaks([observed(("ai", SEED)), observed(("tool", SEED))]) == []
+    grown = boundary.Substitution(SEEDS, {"planner": SEED + " Then check."})
+    assert grown.leaks([observed(("system", SEED + " Then check."))]) == []  # its own text
+    assert boundary.Substitution(SEEDS, {}).leaks([leaked]) == []  # the seed run changes nothing
+    with pytest.raises(boundary.SubstitutionLeak, match=r"litellm.completion in node 'plan'"):
+        substitution.audit([observed(("system", NEW)), leaked])
+
+
+def test_a_seed_inside_another_modules_template_is_no_leak():
+    seeds = {
+        "planner": boundary.PromptSpec(SEED),
+        "replanner": boundary.PromptSpec(SEED + " Revise the plan {plan}."),
+    }
+    substitution = boundary.Substitution(seeds, {"planner": NEW})
+    assert substitution.leaks([observed(("system", SEED + " Revise the plan 1. look."))]) == []
+
+
+def leaky_graph():
+    """A node whose LiteLLM call passes arguments positionally beyond model and messages:
+    recorded, but not rewritten."""
+
+    def work(question):
+        messages = [{"role": "system", "content": SEED}, {"role": "user", "content": question}]
+        reply = litellm.completion(f"{PROVIDER}/m", messages, None)  # timeout=None, positional
+        return reply.choices[0].message.content
+
+    return one_node(work)
+
+
+def test_a_rollout_that_did_not_run_its_candidate_stops_with_the_call_path(provider):
+    system = LangGraphSystem(leaky_graph())
+    system.probe(Example(question="q?"))  # the recorded call confirms the prompt
+    [name] = [n for n, text in system.modules().items() if text == SEED]
+    with pytest.raises(boundary.SubstitutionLeak) as info:
+        asyncio.run(system.arun({name: NEW}, Example(question="q?")))
+    assert "litellm.completion in node 'plan'" in str(info.value) and f"{name!r}" in str(info.value)
+    assert "\n" not in str(info.value)
+    seed = asyncio.run(system.arun({}, Example(question="q?")))  # the seed itself runs fine
+    assert seed.error is None and seed.output["answer"] == "planned"
+
+
+def test_a_leak_stops_optimize_instead_of_being_scored(provider, tmp_path):
+    import gepa_graph as gg
+    from gepa_graph.testing.reflection import ScriptedReflectionLM
+
+    examples = [Example(id=str(n), question=f"q{n}") for n in range(4)]
+    with pytest.raises(boundary.SubstitutionLeak, match="litellm.completion"):
+        gg.optimize(
+            LangGraphSystem(leaky_graph()),
+            examples[:2],
+            examples[2:],
+            metric=lambda example, output: 0.0,
+            reflection_lm=ScriptedReflectionLM(lambda current, _: NEW),
+            max_rollouts=20,
+            run_dir=tmp_path / "run",
+            progress=False,
+        )

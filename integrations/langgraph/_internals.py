@@ -15,6 +15,8 @@ import copy
 import dataclasses
 import functools
 import inspect
+import threading
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -216,7 +218,67 @@ InputHook = typing.Callable[[PromptValue, Mapping[str, Any]], PromptValue | None
 """(a model's input, the run's ``configurable``) -> the input to send; None outside a run
 whose calls are rewritten (then the call is left exactly as it was)."""
 
-_HOOKED = "_gepa_graph_input_hook"
+# (id(place), name) -> how to put it back
+_PATCHES: dict[tuple[int, str], typing.Callable[[], None]] = {}
+_PATCH_LOCK = threading.Lock()
+
+
+def patch(owner: Any, name: str, wrap: typing.Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` (a class's method) with ``wrap(current)``, once: patching the
+    same place again does nothing (thread-safe)."""
+    with _PATCH_LOCK:
+        if (id(owner), name) in _PATCHES:
+            return
+        current = getattr(owner, name)
+        if name in vars(owner):
+            _PATCHES[(id(owner), name)] = functools.partial(setattr, owner, name, current)
+        else:  # inherited: inherited again once put back
+            _PATCHES[(id(owner), name)] = functools.partial(delattr, owner, name)
+        setattr(owner, name, wrap(current))
+
+
+def _trampoline(*args: Any, _gepa_graph_target: Any = None, **kwargs: Any) -> Any:
+    return _gepa_graph_target(*args, **kwargs)
+
+
+async def _async_trampoline(*args: Any, _gepa_graph_target: Any = None, **kwargs: Any) -> Any:
+    return await _gepa_graph_target(*args, **kwargs)
+
+
+def patch_function(function: types.FunctionType, wrap: typing.Callable[[Any], Any]) -> None:
+    """Make ``function`` itself run ``wrap(a copy of the original)``, once: its code becomes a
+    trampoline to the wrapper, so every name bound to it (``from litellm import completion``
+    made before the patch included) is reached. For functions without a closure (TypeError)."""
+    with _PATCH_LOCK:
+        if (id(function), "__code__") in _PATCHES:
+            return
+        if not isinstance(function, types.FunctionType) or function.__code__.co_freevars:
+            raise TypeError(f"cannot patch {function!r} in place")
+        original = types.FunctionType(
+            function.__code__, function.__globals__, function.__name__, function.__defaults__
+        )
+        original.__kwdefaults__ = function.__kwdefaults__
+        original.__qualname__ = function.__qualname__
+        saved = (function.__code__, function.__defaults__, function.__kwdefaults__)
+        target = wrap(original)
+        async_ = inspect.iscoroutinefunction(function)
+        function.__code__ = (_async_trampoline if async_ else _trampoline).__code__
+        function.__defaults__ = None
+        function.__kwdefaults__ = {"_gepa_graph_target": target}
+
+        def restore() -> None:
+            function.__code__, function.__defaults__, function.__kwdefaults__ = saved
+
+        _PATCHES[(id(function), "__code__")] = restore
+
+
+def unpatch_all() -> None:
+    """Put back everything ``patch`` and ``patch_function`` replaced."""
+    with _PATCH_LOCK:
+        for restore in _PATCHES.values():
+            restore()
+        _PATCHES.clear()
+
 
 # Set while a model call that was already intercepted runs: the calls it makes in turn (a
 # chat model's ``stream`` falling back to ``invoke``, ``batch`` calling ``invoke`` per input,
@@ -253,11 +315,9 @@ def install_input_hook(hook: InputHook) -> None:
     ``hook`` returns None outside an optimization run.
     """
     for cls in (BaseChatModel, BaseLLM):
-        if cls.__dict__.get(_HOOKED, False):
-            continue
         for name, rewrite in ENTRY_POINTS.items():
-            setattr(cls, name, hooked(getattr(cls, name), functools.partial(rewrite, hook)))
-        setattr(cls, _HOOKED, True)
+            step = functools.partial(rewrite, hook)
+            patch(cls, name, lambda method, step=step: hooked(method, step))
 
 
 def _configurable(config: Any) -> Mapping[str, Any]:

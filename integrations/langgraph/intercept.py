@@ -28,6 +28,12 @@ def install() -> None:
     _sdk.install_sdk_hook(_sdk_call)
 
 
+def uninstall() -> None:
+    """Put every patched method back (benchmarks compare a rollout with and without the
+    layer); the next ``install`` (any ``LangGraphSystem``) patches again."""
+    _internals.unpatch_all()
+
+
 def _rewrite_langchain_input(
     value: PromptValue, configurable: Mapping[str, Any]
 ) -> PromptValue | None:
