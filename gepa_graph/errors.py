@@ -27,3 +27,9 @@ class UnknownName(GepaGraphError, KeyError):
 
     def __str__(self) -> str:  # KeyError's own str() quotes the message like a key
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class SubstitutionLeak(GepaGraphError, RuntimeError):
+    """A model call in a rollout still carried the seed text of a module the candidate
+    changed: the candidate would be scored on text it did not run, so the optimization stops
+    (raised by a System's ``arun``; the evaluation re-raises it instead of scoring it)."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from gepa_graph.budget import Budget, call_limit
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
+from gepa_graph.errors import SubstitutionLeak
 from gepa_graph.example import Example
 from gepa_graph.executor import Executor, LocalExecutor
 from gepa_graph.journal import Journal
@@ -205,6 +206,8 @@ class Evaluator:
         if task.cancelled():
             return Rollout(error="CancelledError: the system cancelled its own rollout")
         exc = task.exception()
+        if isinstance(exc, SubstitutionLeak):  # not a score: the candidate did not run
+            raise exc
         if exc is not None:  # a failing rollout is a score, never a crash
             return failed_rollout(exc)
         rollout = task.result()

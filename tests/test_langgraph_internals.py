@@ -7,9 +7,11 @@ would otherwise silently find nothing or run the wrong prompts).
 
 import asyncio
 import dataclasses
+import functools
 from typing import TypedDict
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import HumanMessage
 from langchain_core.prompt_values import StringPromptValue
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
@@ -103,7 +105,7 @@ def test_branches_tool_nodes_context_schema_and_field_defaults():
 
 
 def test_model_entry_points_hand_the_prompt_and_the_configurable_to_the_hook():
-    """The wrapper install_input_hook puts on invoke/ainvoke/stream/astream."""
+    """The wrappers install_input_hook puts on every BaseChatModel/BaseLLM entry point."""
     seen = []
 
     def hook(value, configurable):
@@ -113,15 +115,65 @@ def test_model_entry_points_hand_the_prompt_and_the_configurable_to_the_hook():
     class Hooked(ScriptedChatModel):
         pass
 
-    for name in _internals._ENTRY_POINTS:
-        setattr(Hooked, name, _internals._hooked(getattr(ScriptedChatModel, name), hook))
+    for name, rewrite in _internals.ENTRY_POINTS.items():
+        method = getattr(ScriptedChatModel, name)
+        setattr(Hooked, name, _internals.hooked(method, functools.partial(rewrite, hook)))
     model = Hooked(script=lambda messages: messages[-1].text)
     assert model.invoke("hi", {"configurable": {"k": 1}}).text == "rewritten"
-    assert seen == [("hi", {"k": 1})]
+    assert seen == [("hi", {"k": 1})]  # invoke's own generate call is not asked again
     assert asyncio.run(model.ainvoke("a", {"configurable": {"k": 2}})).text == "rewritten"
     assert [c.text for c in model.stream("s", {"configurable": {"k": 3}})] == ["rewritten"]
+    batch = model.batch(["x", "y"], [{"configurable": {"k": 4}}, {"configurable": {"k": 5}}])
+    assert [m.text for m in batch] == ["rewritten", "rewritten"]
+    assert [c for _, c in seen[-2:]] == [{"k": 4}, {"k": 5}]
     assert model.invoke("outside").text == "outside"  # no configurable: the hook is not asked
-    assert len(seen) == 3
+    assert model.generate([[HumanMessage("g")]]).generations[0][0].text == "g"
+    assert len(seen) == 5
+
+    def in_a_node(messages):  # generate gets no config: the running runnable's is used
+        return model.generate([messages]).generations[0][0].text
+
+    assert RunnableLambda(in_a_node).invoke([HumanMessage("n")], {"configurable": {"k": 6}}) == (
+        "rewritten"
+    )
+    assert seen[-1] == ("Human: n", {"k": 6})
+
+
+def test_model_call_marks_nested_calls_and_the_running_config_is_readable():
+    assert not _internals.in_model_call()
+    with _internals.model_call():
+        assert _internals.in_model_call()
+    assert _internals.current_config() == {}
+
+    def look(_):
+        config = _internals.current_config()
+        handlers = _internals.config_handlers(config)
+        return config["configurable"], handlers, _internals.config_parent_run_id(config)
+
+    handler = BaseCallbackHandler()
+    configurable, handlers, parent = RunnableLambda(look).invoke(
+        1, {"configurable": {"k": 1}, "callbacks": [handler]}
+    )
+    assert configurable == {"k": 1} and handler in handlers and parent is not None
+
+
+def test_sdk_patch_points_exist_with_the_request_keywords_the_hook_reads():
+    import importlib
+    import inspect
+
+    from gepa_graph.integrations.langgraph import _sdk
+
+    for module_name, path, _, kind in _sdk.PATCH_POINTS:
+        owner = importlib.import_module(module_name)
+        for part in path.split("."):
+            owner = getattr(owner, part)
+        function = inspect.unwrap(owner)
+        parameters = inspect.signature(function).parameters
+        expected = ("messages", "model") if kind == _sdk.CHAT else ("input", "instructions")
+        assert all(name in parameters for name in expected), (path, list(parameters)[:5])
+    import litellm
+
+    assert list(inspect.signature(litellm.completion).parameters)[:2] == ["model", "messages"]
 
 
 def test_run_metadata_names_nodes_and_subgraph_namespaces():

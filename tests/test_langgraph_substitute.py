@@ -209,3 +209,113 @@ def test_a_node_calling_itself_by_global_name_keeps_the_candidate_prompt():
     rollout = asyncio.run(system.arun({"work": "Candidate countdown."}, EXAMPLE))
     assert rollout.output["answer"] == "Candidate countdown."
     assert COUNTDOWN_PROMPT == "Count down, then answer."
+
+
+# ----------------------------------------------------------------------------- identity
+
+PLANNER_PROMPT = "You are a planner. Make a short plan for the objective."
+REPLANNER_PROMPT = PLANNER_PROMPT + "\nYour plan so far: {plan}\nUpdate the plan."
+RESEARCHER_PROMPT = "Research the topic thoroughly and cite every source."
+ORCHESTRATOR_PROMPT = "You coordinate a team. Each researcher is told: " + RESEARCHER_PROMPT
+
+
+def _substitution(prompts, *names):
+    from gepa_graph.integrations.langgraph.boundary import PromptSpec, Substitution
+
+    seeds = {
+        "planner": PromptSpec(PLANNER_PROMPT),
+        "replanner": PromptSpec(REPLANNER_PROMPT),
+        "researcher": PromptSpec(RESEARCHER_PROMPT),
+        "orchestrator": PromptSpec(ORCHESTRATOR_PROMPT),
+    }
+    return Substitution(seeds, prompts)
+
+
+REPLANNER_SENT = REPLANNER_PROMPT.format(plan="1. look")
+
+
+@pytest.mark.parametrize(
+    ("changed", "planner_sent", "replanner_sent"),
+    [
+        ({"planner": "Plan boldly."}, "Plan boldly.", REPLANNER_SENT),
+        (
+            {"replanner": "Revise the plan {plan}."},
+            PLANNER_PROMPT,
+            "Revise the plan 1. look.",
+        ),
+        (  # the replanner's candidate still opens with the planner's seed: left as it is
+            {"planner": "Plan boldly.", "replanner": PLANNER_PROMPT + " Revise {plan}."},
+            "Plan boldly.",
+            PLANNER_PROMPT + " Revise 1. look.",
+        ),
+    ],
+    ids=["shorter-changed", "longer-changed", "both-changed"],
+)
+def test_a_prompt_opening_another_is_rewritten_and_attributed_by_identity(
+    changed, planner_sent, replanner_sent
+):
+    substitution = _substitution(changed)
+    assert substitution.rewrite_text(PLANNER_PROMPT) == planner_sent
+    assert substitution.rewrite_text(REPLANNER_SENT) == replanner_sent
+    assert substitution.modules_in([planner_sent]) == ["planner"]
+    assert substitution.modules_in([replanner_sent]) == ["replanner"]
+    seed_run = _substitution({})
+    assert seed_run.modules_in([REPLANNER_SENT]) == ["replanner"]
+    assert seed_run.modules_in([PLANNER_PROMPT, REPLANNER_SENT]) == ["planner", "replanner"]
+
+
+@pytest.mark.parametrize("changed", ["researcher", "orchestrator"])
+def test_a_prompt_equal_to_the_tail_of_another_is_not_rewritten_inside_it(changed):
+    substitution = _substitution({changed: "Do it differently."})
+    orchestrator = substitution.rewrite_text("Intro.\n" + ORCHESTRATOR_PROMPT)
+    researcher = substitution.rewrite_text(RESEARCHER_PROMPT)
+    if changed == "researcher":
+        assert orchestrator == "Intro.\n" + ORCHESTRATOR_PROMPT
+        assert researcher == "Do it differently."
+    else:
+        assert orchestrator == "Intro.\nDo it differently."
+        assert researcher == RESEARCHER_PROMPT
+    assert substitution.modules_in([researcher]) == ["researcher"]
+    assert substitution.modules_in([orchestrator]) == ["orchestrator"]
+
+
+def test_a_prompt_inside_another_prompts_variable_is_still_rewritten():
+    """A value the code put into a template's variable is read again by the same rule."""
+    from gepa_graph.integrations.langgraph.boundary import PromptSpec, Substitution
+
+    seeds = {
+        "wrapper": PromptSpec("Follow these instructions:\n{instructions}\nThen answer."),
+        "researcher": PromptSpec(RESEARCHER_PROMPT),
+    }
+    sent = f"Follow these instructions:\n{RESEARCHER_PROMPT}\nThen answer."
+    both = Substitution(seeds, {"wrapper": "Rules: {instructions}", "researcher": "Dig deep."})
+    assert both.rewrite_text(sent) == "Rules: Dig deep."
+    inner = Substitution(seeds, {"researcher": "Dig deep."})
+    assert inner.rewrite_text(sent) == "Follow these instructions:\nDig deep.\nThen answer."
+    assert Substitution(seeds, {}).modules_in([sent]) == ["wrapper", "researcher"]
+
+
+def test_a_planner_and_replanner_graph_runs_each_candidate_only_where_it_belongs():
+    model = ScriptedChatModel(script=lambda messages: "1. look")
+
+    def plan(state):
+        return {"answer": model.invoke([("system", PLANNER_PROMPT), state["question"]]).text}
+
+    def replan(state):
+        text = REPLANNER_PROMPT.format(plan=state["answer"])
+        return {"answer": model.invoke([("system", text), state["question"]]).text}
+
+    graph = StateGraph(QA)
+    graph.add_node("plan", plan)
+    graph.add_node("replan", replan)
+    graph.add_edge(START, "plan")
+    graph.add_edge("plan", "replan")
+    system = LangGraphSystem(graph.compile())
+    names = {slot.text: name for name, slot in system.slots.items()}
+    planner, replanner = names[PLANNER_PROMPT], names[REPLANNER_PROMPT]
+    rollout = asyncio.run(system.arun({planner: "Plan boldly."}, Example(question="go")))
+    assert rollout.error is None
+    sent = [m[0].text for m in model.calls]
+    assert sent == ["Plan boldly.", REPLANNER_SENT]
+    calls = [r for r in rollout.trace.records if r.kind == "llm"]
+    assert [(r.node, r.modules) for r in calls] == [("plan", [planner]), ("replan", [replanner])]

@@ -9,17 +9,18 @@ silently optimizing nothing.
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import contextvars
 import copy
 import dataclasses
+import functools
 import inspect
-import threading
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLLM
-from langchain_core.prompt_values import PromptValue
+from langchain_core.prompt_values import PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.constants import START
@@ -211,66 +212,239 @@ def input_fields(graph: Pregel) -> tuple[list[str], list[str]] | None:
 
 # ----------------------------------------------------------------------------- the model boundary
 
+InputHook = typing.Callable[[PromptValue, Mapping[str, Any]], PromptValue | None]
+"""(a model's input, the run's ``configurable``) -> the input to send; None outside a run
+whose calls are rewritten (then the call is left exactly as it was)."""
+
 _HOOKED = "_gepa_graph_input_hook"
-_ENTRY_POINTS = ("invoke", "ainvoke", "stream", "astream")
+
+# Set while a model call that was already intercepted runs: the calls it makes in turn (a
+# chat model's ``stream`` falling back to ``invoke``, ``batch`` calling ``invoke`` per input,
+# ChatOpenAI or ChatLiteLLM calling their SDK) carry text already rewritten and recorded.
+_IN_MODEL_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gepa_graph_in_model_call", default=False
+)
 
 
-def install_input_hook(
-    hook: typing.Callable[[PromptValue, Mapping[str, Any]], PromptValue],
-) -> None:
+@contextlib.contextmanager
+def model_call() -> typing.Iterator[None]:
+    """Mark the code inside as running in a model call the boundary already intercepted."""
+    token = _IN_MODEL_CALL.set(True)
+    try:
+        yield
+    finally:
+        _IN_MODEL_CALL.reset(token)
+
+
+def in_model_call() -> bool:
+    """Whether an intercepted model call is running around this code (see ``model_call``)."""
+    return _IN_MODEL_CALL.get()
+
+
+def install_input_hook(hook: InputHook) -> None:
     """Pass the prompt of every LangChain chat model or LLM call through ``hook`` (once).
 
-    ``invoke``, ``ainvoke``, ``stream`` and ``astream`` (``batch`` goes through ``invoke``) are
-    where a model receives its input and the run's config, before callbacks record the messages
-    and the provider gets them; the input is handed to ``hook`` as a ``PromptValue`` together
-    with the config's ``configurable`` (the explicit config's, else that of the runnable now
-    running). ``hook`` returns its argument unchanged outside an optimization rollout.
+    Every public entry point of ``BaseChatModel`` and ``BaseLLM`` is wrapped (``ENTRY_POINTS``:
+    invoke/ainvoke/stream/astream one input, batch/abatch a list, generate/agenerate message
+    lists or strings, generate_prompt/agenerate_prompt prompt values). The outermost one a call
+    goes through hands each input to ``hook`` as a ``PromptValue``, with the run's
+    ``configurable`` (the explicit config's over that of the runnable now running); the entry
+    points it reaches in turn (``invoke`` calls ``generate``) pass their input on untouched.
+    ``hook`` returns None outside an optimization run.
     """
     for cls in (BaseChatModel, BaseLLM):
-        if getattr(cls, _HOOKED, False):
+        if cls.__dict__.get(_HOOKED, False):
             continue
-        for name in _ENTRY_POINTS:
-            setattr(cls, name, _hooked(getattr(cls, name), hook))
+        for name, rewrite in ENTRY_POINTS.items():
+            setattr(cls, name, hooked(getattr(cls, name), functools.partial(rewrite, hook)))
         setattr(cls, _HOOKED, True)
 
 
-# Prompts the hook already rewrote, by id (held, so no id is reused while listed): a model
-# whose ``stream`` falls back to ``invoke`` hands the same object on and must not get it twice.
-_REWRITTEN: collections.OrderedDict[int, Any] = collections.OrderedDict()
-_REWRITTEN_LOCK = threading.Lock()
+def _configurable(config: Any) -> Mapping[str, Any]:
+    explicit = (config or {}).get("configurable") if isinstance(config, Mapping) else None
+    current = current_configurable()
+    return {**current, **explicit} if explicit else current
 
 
-def _hooked(method: Any, hook: Any) -> Any:
-    def entry(self: Any, model_input: Any, config: Any = None, **kwargs: Any) -> Any:
-        configurable = (config or {}).get("configurable") or current_configurable()
-        with _REWRITTEN_LOCK:
-            seen = _REWRITTEN.get(id(model_input)) is model_input
-        if configurable and not seen:
-            value = self._convert_input(model_input)
-            model_input = hook(value, configurable)
-            if model_input is not value:
-                with _REWRITTEN_LOCK:
-                    _REWRITTEN[id(model_input)] = model_input
-                    while len(_REWRITTEN) > 1024:
-                        _REWRITTEN.popitem(last=False)
-        return method(self, model_input, config, **kwargs)
+def _argument(args: tuple, kwargs: dict, position: int, name: str) -> tuple[bool, Any]:
+    if len(args) > position:
+        return True, args[position]
+    return name in kwargs, kwargs.get(name)
 
-    entry.__name__, entry.__qualname__, entry.__doc__ = (
-        method.__name__,
-        method.__qualname__,
-        method.__doc__,
+
+def _replace(args: tuple, kwargs: dict, position: int, name: str, value: Any) -> tuple:
+    if len(args) > position:
+        return (*args[:position], value, *args[position + 1 :]), kwargs
+    return args, {**kwargs, name: value}
+
+
+def _rewrite_one(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+    """invoke/ainvoke/stream/astream(input, config)."""
+    given, model_input = _argument(args, kwargs, 0, "input")
+    configurable = _configurable(_argument(args, kwargs, 1, "config")[1])
+    value = (
+        hook(model._convert_input(model_input), configurable) if given and configurable else None
     )
+    return (args, kwargs) if value is None else _replace(args, kwargs, 0, "input", value)
+
+
+def _rewrite_many(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+    """batch/abatch(inputs, config or one config per input)."""
+    given, inputs = _argument(args, kwargs, 0, "inputs")
+    config = _argument(args, kwargs, 1, "config")[1]
+    if not given or not isinstance(inputs, list):
+        return args, kwargs
+    configs = config if isinstance(config, list) else [config] * len(inputs)
+    rewritten = []
+    for model_input, item_config in zip(inputs, configs, strict=False):
+        configurable = _configurable(item_config)
+        value = hook(model._convert_input(model_input), configurable) if configurable else None
+        rewritten.append(model_input if value is None else value)
+    rewritten += inputs[len(rewritten) :]
+    return _replace(args, kwargs, 0, "inputs", rewritten)
+
+
+def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+    """generate/agenerate(message lists) of a chat model, (strings) of an LLM."""
+    name = "messages" if isinstance(model, BaseChatModel) else "prompts"
+    given, batch = _argument(args, kwargs, 0, name)
+    configurable = current_configurable()
+    if not given or not configurable or not isinstance(batch, list):
+        return args, kwargs
+    if name == "prompts":
+        values = [hook(StringPromptValue(text=p), configurable) for p in batch]
+    else:
+        values = [hook(model._convert_input(m), configurable) for m in batch]
+    if not values or values[0] is None:
+        return args, kwargs
+    if name == "prompts":
+        rewritten: list = [v.to_string() for v in values]
+    else:
+        rewritten = [v.to_messages() for v in values]
+    return _with_run_callbacks(*_replace(args, kwargs, 0, name, rewritten))
+
+
+def _rewrite_prompts(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+    """generate_prompt/agenerate_prompt(prompt values)."""
+    given, prompts = _argument(args, kwargs, 0, "prompts")
+    configurable = current_configurable()
+    if not given or not configurable or not isinstance(prompts, list):
+        return args, kwargs
+    rewritten = [hook(p, configurable) for p in prompts]
+    if not rewritten or rewritten[0] is None:
+        return args, kwargs
+    return _with_run_callbacks(*_replace(args, kwargs, 0, "prompts", rewritten))
+
+
+def _with_run_callbacks(args: tuple, kwargs: dict) -> tuple:
+    """``generate(...)`` takes no config, and LangChain gives a call without ``callbacks``
+    none: inside a rewritten run, the running runnable's callbacks record it (as ``invoke``
+    would), so the run's trace sees it."""
+    if _argument(args, kwargs, 2, "callbacks")[1] is None:
+        callbacks = current_config().get("callbacks")
+        if callbacks is not None:
+            args, kwargs = _replace(args, kwargs, 2, "callbacks", callbacks)
+    return args, kwargs
+
+
+ENTRY_POINTS = {
+    "invoke": _rewrite_one,
+    "ainvoke": _rewrite_one,
+    "stream": _rewrite_one,
+    "astream": _rewrite_one,
+    "batch": _rewrite_many,
+    "abatch": _rewrite_many,
+    "generate": _rewrite_generate,
+    "agenerate": _rewrite_generate,
+    "generate_prompt": _rewrite_prompts,
+    "agenerate_prompt": _rewrite_prompts,
+}
+"""The LangChain model methods wrapped, and how each one's input is found and replaced."""
+
+
+def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> Any:
+    """``method`` (a function, coroutine function, generator or async generator function)
+    with ``rewrite(self, args, kwargs) -> (args, kwargs)`` applied to its arguments when no
+    intercepted model call runs around it, and ``model_call`` marked while it runs."""
+    if inspect.isasyncgenfunction(method):
+
+        async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not in_model_call():
+                args, kwargs = rewrite(self, args, kwargs)
+            stream = method(self, *args, **kwargs)
+            try:
+                while True:
+                    with model_call():
+                        try:
+                            item = await stream.__anext__()
+                        except StopAsyncIteration:
+                            return
+                    yield item
+            finally:
+                await stream.aclose()
+
+    elif inspect.isgeneratorfunction(method):
+
+        def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not in_model_call():
+                args, kwargs = rewrite(self, args, kwargs)
+            stream = method(self, *args, **kwargs)
+            try:
+                while True:
+                    with model_call():
+                        try:
+                            item = next(stream)
+                        except StopIteration:
+                            return
+                    yield item
+            finally:
+                stream.close()
+
+    elif inspect.iscoroutinefunction(method):
+
+        async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not in_model_call():
+                args, kwargs = rewrite(self, args, kwargs)
+            with model_call():
+                return await method(self, *args, **kwargs)
+
+    else:
+
+        def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not in_model_call():
+                args, kwargs = rewrite(self, args, kwargs)
+            with model_call():
+                return method(self, *args, **kwargs)
+
+    functools.update_wrapper(entry, method)
     return entry
 
 
-def current_configurable() -> Mapping[str, Any]:
-    """The ``configurable`` of the runnable now running (node, tool, edge...), {} outside one.
+def current_config() -> Mapping[str, Any]:
+    """The config of the runnable now running (node, tool, edge...), {} outside one.
 
     LangChain keeps the running runnable's config in a context variable that threads and tasks
     inherit; a model called inside a node function, a tool or a function they call sees it.
     """
-    config = var_child_runnable_config.get()
-    return (config or {}).get("configurable") or {}
+    return var_child_runnable_config.get() or {}
+
+
+def current_configurable() -> Mapping[str, Any]:
+    """The ``configurable`` of the runnable now running, {} outside one."""
+    return current_config().get("configurable") or {}
+
+
+def config_handlers(config: Mapping[str, Any]) -> list[Any]:
+    """The callback handlers of a run config (a list, or a callback manager's handlers)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, list):
+        return callbacks
+    return list(getattr(callbacks, "handlers", None) or ())
+
+
+def config_parent_run_id(config: Mapping[str, Any]) -> Any:
+    """The run id of the runnable a config belongs to (its callback manager's parent run)."""
+    return getattr(config.get("callbacks"), "parent_run_id", None)
 
 
 # ----------------------------------------------------------------------------- discovery helpers

@@ -14,6 +14,7 @@ modules whose prompt it carried (``modules_in``): that is what a module's reflec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 
 from gepa_graph import templates
-from gepa_graph.errors import InvalidInput
+from gepa_graph.errors import InvalidInput, SubstitutionLeak
 from gepa_graph.integrations.langgraph import _internals
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
 
@@ -53,38 +54,69 @@ class PromptSpec:
 
 
 class Substitution:
-    """The prompts one run uses (module -> text), and the seeds they stand in for."""
+    """The prompts one run uses (module -> text), and the seeds they stand in for.
+
+    Identity, not substring: in each message text, the templates of all modules are matched
+    and only the outermost matches count -- sorted by start, a longer match first at the same
+    start, a match that begins inside one already taken is dropped. A module's prompt that is
+    contained in another's (a replanner template opening with the planner's whole prompt, a
+    sub-agent prompt equal to the tail of an orchestrator's) is therefore part of the other
+    module there: never rewritten inside it, never attributed to it. Text inside a variable of
+    a taken match (a value the code filled in) is read again by the same rule. ``rewrite``
+    (with the seeds) and ``modules_in`` (with the texts this run uses) apply it alike.
+    """
 
     def __init__(self, seeds: Mapping[str, PromptSpec], prompts: Mapping[str, str]) -> None:
         self.seeds = dict(seeds)
         self.prompts = {name: prompts.get(name, spec.text) for name, spec in self.seeds.items()}
         for name, spec in self.seeds.items():
             spec.check(name, self.prompts[name])
-        rewrites = [
-            (spec.pattern(), spec.pattern(self.prompts[name]))
+        self._seed_patterns = {
+            name: spec.pattern() for name, spec in self.seeds.items() if spec.pattern().matchable
+        }
+        self._candidates = {
+            name: spec.pattern(self.prompts[name])
             for name, spec in self.seeds.items()
-            if self.prompts[name] != spec.text and spec.pattern().matchable
-        ]
-        # Longer seeds first: a seed that contains another is rewritten as a whole.
-        self._rewrites = sorted(rewrites, key=lambda pair: -len(pair[0].text))
+            if self.prompts[name] != spec.text and name in self._seed_patterns
+        }
         self._patterns = {
             name: spec.pattern(self.prompts[name]) for name, spec in self.seeds.items()
         }
 
+    @property
+    def changed(self) -> list[str]:
+        """The modules whose text this run changes (and whose seed it rewrites)."""
+        return [name for name in self.seeds if self.prompts[name] != self.seeds[name].text]
+
     # -- rewriting
 
     def rewrite_text(self, text: str) -> str:
-        """``text`` with every seed template that occurs in it re-rendered as the
-        candidate's, longer seeds first."""
-        for seed, candidate in self._rewrites:
-            replaced = seed.replace(text, candidate)
-            if replaced is not None:
-                text = replaced
-        return text
+        """``text`` with each outermost seed template it carries re-rendered as the candidate's
+        (with the values its variables had, themselves rewritten by the same rule)."""
+        return self._rewrite(text) if self._candidates else text
+
+    def _rewrite(self, text: str) -> str:
+        pieces: list[str] = []
+        position = 0
+        for name, match in outermost(text, self._seed_patterns):
+            seed = self._seed_patterns[name]
+            captured = seed.captured(match)
+            values = {key: self._rewrite(value) for key, value in captured.items()}
+            candidate = self._candidates.get(name)
+            rendered = candidate.render(values) if candidate is not None else None
+            if rendered is None:  # unchanged module (or a variable the rewrite lacks)
+                rendered = _with_values(match, seed, values) if values != captured else None
+            pieces += [
+                text[position : match.start()],
+                match.group(0) if rendered is None else rendered,
+            ]
+            position = match.end()
+        pieces.append(text[position:])
+        return "".join(pieces)
 
     def rewrite(self, value: PromptValue) -> PromptValue:
         """A prompt value on its way to a model, rewritten (``rewrite_text``) message by message."""
-        if not self._rewrites:
+        if not self._candidates:
             return value
         if isinstance(value, StringPromptValue):
             text = self.rewrite_text(value.text)
@@ -118,13 +150,86 @@ class Substitution:
     # -- attribution
 
     def modules_in(self, texts: Iterable[str]) -> list[str]:
-        """The modules whose text (as this run uses it) occurs in ``texts``."""
-        texts = list(texts)
-        return [
-            name
-            for name, pattern in self._patterns.items()
-            if any(pattern.occurs_in(text) for text in texts)
-        ]
+        """The modules whose text (as this run uses it) ``texts`` carry, by the outermost rule."""
+        found: set[str] = set()
+        for text in texts:
+            found.update(name for name, _ in carried(text, self._patterns))
+        return [name for name in self._patterns if name in found]
+
+    # -- the audit
+
+    def leaks(self, calls: Iterable[Any]) -> list[tuple[Any, str]]:
+        """(call, module) for each observed call (``tracing.ObservedCall``) whose system or
+        human messages still carry, by the outermost rule, the seed of a module this run
+        changed; a candidate that contains its own seed is no leak."""
+        changed = self.changed
+        if not changed:
+            return []
+        # Keys ("run", module) first: the text a run uses wins a tie with its seed's.
+        patterns = {("run", name): pattern for name, pattern in self._patterns.items()}
+        patterns.update(
+            (("seed", name), self._seed_patterns[name])
+            for name in changed
+            if name in self._seed_patterns
+        )
+        found = []
+        for call in calls:
+            texts = [text for role, text in call.messages if role in ("system", "human")]
+            names = {
+                key[1] for text in texts for key, _ in carried(text, patterns) if key[0] == "seed"
+            }
+            found += [(call, name) for name in changed if name in names]
+        return found
+
+    def audit(self, calls: Iterable[Any]) -> None:
+        """Raise SubstitutionLeak (one line) for the first of ``leaks(calls)``."""
+        for call, module in self.leaks(calls)[:1]:
+            where = f" in node {call.node!r}" if call.node else ""
+            raise SubstitutionLeak(
+                f"a model call ({call.entry}{where}) still sent the seed text of module "
+                f"{module!r}, which the candidate changed: this call path was not rewritten, "
+                "so the candidate cannot be scored on what it ran"
+            )
+
+
+def outermost(text: str, patterns: Mapping[Any, PromptPattern]) -> list[tuple[Any, re.Match[str]]]:
+    """The matches of ``patterns`` in ``text`` that lie inside no other: by start, the longer
+    first at the same start, then in ``patterns`` order; one beginning inside a taken match
+    is dropped."""
+    found = [
+        (match.start(), match.start() - match.end(), order, key, match)
+        for order, (key, pattern) in enumerate(patterns.items())
+        for match in pattern.matches(text)
+    ]
+    found.sort(key=lambda item: item[:3])
+    taken: list[tuple[Any, re.Match[str]]] = []
+    end = 0
+    for start, _, _, key, match in found:
+        if start >= end:
+            taken.append((key, match))
+            end = match.end()
+    return taken
+
+
+def carried(text: str, patterns: Mapping[Any, PromptPattern]) -> Iterator[tuple[Any, str]]:
+    """(key, matched text) of every template ``text`` carries by the outermost rule, the
+    values of taken matches read again."""
+    for key, match in outermost(text, patterns):
+        yield key, match.group(0)
+        for value in patterns[key].captured(match).values():
+            yield from carried(value, patterns)
+
+
+def _with_values(match: re.Match[str], pattern: PromptPattern, values: Mapping[str, str]) -> str:
+    """The matched text with its variables' values replaced (spacing kept as it was)."""
+    text, base = match.group(0), match.start()
+    pieces, position = [], 0
+    for index, name in enumerate(dict.fromkeys(pattern.variables)):
+        start, end = match.span(f"v{index}")
+        pieces += [text[position : start - base], values[name]]
+        position = end - base
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def texts_of(messages: Iterable[Any]) -> Iterator[str]:
@@ -149,11 +254,9 @@ def active(configurable: Mapping[str, Any] | None = None) -> Substitution | None
     return value if isinstance(value, Substitution) else None
 
 
-def _rewrite_at_boundary(value: PromptValue, configurable: Mapping[str, Any]) -> PromptValue:
-    substitution = active(configurable)
-    return value if substitution is None else substitution.rewrite(value)
-
-
 def install() -> None:
-    """Put the rewrite on every model's input path (idempotent; a no-op outside such runs)."""
-    _internals.install_input_hook(_rewrite_at_boundary)
+    """Put the rewrite on every model call path (``intercept``; idempotent, a no-op outside
+    runs that carry a Substitution)."""
+    from gepa_graph.integrations.langgraph import intercept  # it builds on this module
+
+    intercept.install()

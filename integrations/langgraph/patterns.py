@@ -65,14 +65,15 @@ class PromptPattern:
         """Whether the template has enough literal text to be recognised in a message."""
         return len(self.anchor) >= 3
 
-    def _matches(self, content: str) -> list[re.Match[str]]:
+    def matches(self, content: str) -> list[re.Match[str]]:
+        """The non-overlapping occurrences of this template in ``content``, in order."""
         if not self.matchable or self.anchor not in content:
             return []
         return list(self.regex.finditer(content))
 
     def occurs_in(self, content: str) -> bool:
         """Whether this template, with any values for its variables, occurs in ``content``."""
-        return bool(self._matches(content))
+        return bool(self.matches(content))
 
     def captured(self, match: re.Match[str]) -> dict[str, str]:
         """The values a match gave the template's variables, by name."""
@@ -85,7 +86,7 @@ class PromptPattern:
         None when this template does not occur, or ``template`` needs a value that was not
         captured (a rewrite that invents a variable; the reflection guard rejects those).
         """
-        matches = self._matches(content)
+        matches = self.matches(content)
         if not matches:
             return None
         pieces: list[str] = []

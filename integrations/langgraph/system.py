@@ -270,7 +270,8 @@ class LangGraphSystem:
             substitution = boundary.Substitution(specs, candidate)
         except ValueError as exc:  # a rewrite that is no longer a valid template
             return Rollout(error=error_text(exc))
-        rollout, _ = await self._invoke(substitution, example)
+        rollout, collector = await self._invoke(substitution, example)
+        substitution.audit(collector.calls)  # a call that kept a changed seed stops the run
         return rollout
 
     # -- the probe run

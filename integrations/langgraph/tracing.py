@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, ToolMessage
@@ -126,9 +126,17 @@ _ROLE_OF = {
 }
 
 
+_CHAT_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
 def role_of(kind: str | None) -> str:
     """A LangChain message type or a provider role as one of ``ROLES`` (unknown: "human")."""
     return _ROLE_OF.get(kind or "", "human")
+
+
+def content_text(content: Any) -> str:
+    """A message content's text: the string, or its text parts joined by newlines."""
+    return "\n".join(texts_of([content])) if content is not None else ""
 
 
 def message_pairs(messages: Iterable[Any]) -> tuple[tuple[str, str], ...]:
@@ -370,6 +378,57 @@ class TraceCollector(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, error=error_text(error))
+
+    # -- model calls on other paths (provider SDKs)
+
+    def record_sdk_call(
+        self,
+        entry: str,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None,
+        metadata: Mapping[str, Any] | None,
+        parent_run_id: UUID | None,
+    ) -> Callable[..., None]:
+        """Record a model call made through a provider SDK (``entry``), with its request's
+        messages as chat dicts, as an ``llm`` record and an ObservedCall, attributed like a
+        LangChain call; returns ``finish(message, tokens, model, error)`` to complete it."""
+        run_id = uuid4()
+        pairs = tuple((role_of(m.get("role")), content_text(m.get("content"))) for m in messages)
+        modules = (
+            self._substitution.modules_in(text for _, text in pairs) if self._substitution else None
+        )
+        shown = [{**m, "role": _CHAT_ROLES[role_of(m.get("role"))]} for m in messages]
+        inputs = {"messages": to_jsonable(shown)}
+        self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
+        self._observe(run_id, entry, pairs, modules, model or "")
+
+        def finish(
+            message: dict[str, Any] | None,
+            tokens: tuple[int, int] | None,
+            answered_by: str | None,
+            error: BaseException | None,
+        ) -> None:
+            name = answered_by or model
+            fields: dict[str, Any] = {"meta": {"model": name, "entry": entry}}
+            if error is not None:
+                fields["error"] = error_text(error)
+            if message is not None:
+                fields["outputs"] = {"message": to_jsonable(message)}
+                with self._lock:
+                    run = self._runs.get(run_id)
+                    for call in message.get("tool_calls") or ():
+                        if call.get("id") and run and run.record and run.record.modules:
+                            self._tool_call_modules[call["id"]] = run.record.modules
+            if tokens is not None:
+                fields["usage"] = Usage(
+                    prompt_tokens=tokens[0],
+                    completion_tokens=tokens[1],
+                    cost_usd=_cost(name, *tokens),
+                )
+            self._end(run_id, **fields)
+
+        return finish
 
     # -- tools
 
