@@ -375,6 +375,20 @@ def apply_prompts(
     apply(graph, prompts, declared)
 
 
+def export_prompts(target: Any, directory: str | Path, prompts: Mapping[str, str]) -> dict:
+    """Write the file-based prompts of ``prompts`` to copies of their files under
+    ``directory`` (``Result.export`` given a graph); module -> path written."""
+    from gepa_graph.integrations.langgraph import export, is_langgraph
+    from gepa_graph.integrations.langgraph.discover import find_slots
+
+    if not is_langgraph(target):
+        raise WrongType(
+            f"cannot find the prompt files of a {type(target).__name__}: pass the graph or the "
+            "System that ran the optimization"
+        )
+    return export(find_slots(target), prompts, directory)
+
+
 def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
     """The Result of a run, finished or not, without the system that ran it (it can still
     ``apply`` its prompts to a graph).

@@ -21,6 +21,7 @@ under other names, and string literals inside functions, are *candidates*: a pro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -203,40 +204,68 @@ def _slot(name: str, leaf: Leaf, nodes: tuple[str, ...]) -> PromptSlot:
 
 
 def _name_slots(walker: Walker) -> dict[str, PromptSlot]:
-    """Strong leaves are named first, so a candidate never changes a prompt's name; a node's only
-    leaf is named after the node."""
-    names: dict[str, Leaf] = {}
+    return name_leaves(
+        [
+            (leaf, tuple(n for n in walker.nodes[key] if n is not None))
+            for key, leaf in walker.leaves.items()
+        ]
+    )
+
+
+def name_leaves(leaves: list[tuple[Leaf, tuple[str, ...]]]) -> dict[str, PromptSlot]:
+    """Name each (leaf, node paths) after its first node: ``"<node>"`` for a node's only leaf,
+    else ``"<node>.<label>"``. Strong leaves are named first, so a candidate never changes a
+    prompt's name. Names depend only on the leaves given, so a probe run that keeps some of
+    them names those again (``rename``)."""
+    names: dict[str, tuple[Leaf, tuple[str, ...]]] = {}
     for strong in (True, False):
-        by_node: dict[str, list[Leaf]] = {}
-        for key, leaf in walker.leaves.items():
+        by_node: dict[str, list[tuple[Leaf, tuple[str, ...]]]] = {}
+        for leaf, nodes in leaves:
             if leaf.strong is not strong:
                 continue
             if isinstance(leaf, DeclaredLeaf):
                 if leaf.label in names:
                     raise InvalidInput(
                         f"gg.prompt name {leaf.label!r} ({leaf.where}) clashes with the "
-                        f"discovered prompt {leaf.label!r} ({names[leaf.label].where}); "
+                        f"discovered prompt {leaf.label!r} ({names[leaf.label][0].where}); "
                         "choose another name"
                     )
-                names[leaf.label] = leaf
+                names[leaf.label] = (leaf, nodes)
             elif leaf.kind in ("context", "configurable"):
-                names[f"{leaf.kind}.{leaf.label}"] = leaf
+                names[f"{leaf.kind}.{leaf.label}"] = (leaf, nodes)
             else:
-                by_node.setdefault(walker.nodes[key][0] or "graph", []).append(leaf)
-        for node, leaves in by_node.items():
+                by_node.setdefault(nodes[0] if nodes else "graph", []).append((leaf, nodes))
+        for node, held in by_node.items():
             taken = node in names or any(name.startswith(f"{node}.") for name in names)
-            if len(leaves) == 1 and not taken:
-                names[node] = leaves[0]
+            if len(held) == 1 and not taken:
+                names[node] = held[0]
                 continue
-            for leaf in leaves:
+            for leaf, nodes in held:
                 name, n = f"{node}.{leaf.label}", 1
                 while name in names:
                     n += 1
                     name = f"{node}.{leaf.label}_{n}"
-                names[name] = leaf
+                names[name] = (leaf, nodes)
+    return {name: _slot(name, leaf, nodes) for name, (leaf, nodes) in names.items()}
+
+
+def rename(
+    slots: Mapping[str, PromptSlot], reached: Mapping[str, list[str]]
+) -> dict[str, PromptSlot]:
+    """``slots`` (the found prompts a probe run kept) named again among themselves, each after
+    the first node whose model calls carried it where the code reaches it from there too (a
+    helper a tool calls: the tool node), else after the first node the code reaches it from;
+    old name -> slot with its new name."""
+    pairs = []
+    for name, slot in slots.items():
+        carried = [n for n in reached.get(name, ()) if n in slot.nodes]
+        nodes = (*carried[:1], *(n for n in slot.nodes if n not in carried[:1]))
+        pairs.append((name, slot, nodes))
+    named = name_leaves([(slot.leaf, nodes) for _, slot, nodes in pairs])
+    by_leaf = {id(slot.leaf): slot for slot in named.values()}
     return {
-        name: _slot(name, leaf, tuple(n for n in walker.nodes[leaf.key] if n is not None))
-        for name, leaf in names.items()
+        name: dataclasses.replace(by_leaf[id(slot.leaf)], library=slot.library)
+        for name, slot, _ in pairs
     }
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gepa_graph.integrations.langgraph.boundary import PromptSpec
-from gepa_graph.integrations.langgraph.discover import PromptSlot
+from gepa_graph.integrations.langgraph.discover import PromptSlot, rename
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
 from gepa_graph.integrations.langgraph.tracing import ObservedCall
 from gepa_graph.integrations.langgraph.walk import Leaf, looks_like_prose
@@ -77,10 +77,13 @@ def input_strings(value: Any) -> list[str]:
 
 
 def mask(text: str, values: Iterable[str]) -> str:
-    """``text`` with each occurrence of ``values`` replaced by a fresh placeholder."""
+    """``text`` with each whole-word occurrence of ``values`` replaced by a fresh placeholder."""
     for value in values:
         if value in text:
-            text = text.replace(value, sentinel())
+            pattern = (
+                rf"(?<!\w){re.escape(value)}(?!\w)" if value[:1].isalnum() else re.escape(value)
+            )
+            text = re.sub(pattern, lambda _: sentinel(), text)
     return text
 
 
@@ -110,7 +113,7 @@ def observe(
     groups: dict[tuple[str, int, str], Observed] = {}
     for calls, data in runs:
         outputs = {
-            text
+            text.strip()
             for call in calls
             for role, text in call.messages
             if role in ("ai", "tool") and len(text.strip()) >= MIN_MASKED
@@ -257,7 +260,9 @@ class Derived:
     which nodes, the instructions with no home in the code (new modules), and instruction text
     that could not be made into a template matching every call it came from."""
 
-    reached: dict[str, list[str]] = field(default_factory=dict)
+    reached: dict[str, list[str]] = field(default_factory=dict)  # by the names in ``kept``
+    kept: dict[str, PromptSlot] = field(default_factory=dict)  # found ones, named again
+    renamed: dict[str, str] = field(default_factory=dict)  # a found name -> its name in kept
     observed: dict[str, PromptSlot] = field(default_factory=dict)
     untemplated: list[str] = field(default_factory=list)
 
@@ -299,7 +304,11 @@ def derive(
                 derived.untemplated.append(text)
                 continue
             instructions.append((group, text, text_format, library.owns(text)))
-    taken = set(derived.reached)
+    renamed = rename({n: found[n] for n in derived.reached}, derived.reached)
+    derived.renamed = {old: slot.name for old, slot in renamed.items()}
+    derived.kept = {slot.name: slot for slot in renamed.values()}
+    derived.reached = {derived.renamed[n]: nodes for n, nodes in derived.reached.items()}
+    taken = set(derived.kept)
     for group, text, text_format, owned in instructions:
         _add_observed(derived, taken, group, text, text_format, owned)
     derived.observed = {

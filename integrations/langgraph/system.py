@@ -298,7 +298,8 @@ class LangGraphSystem:
             if rollout.error is not None:
                 failures.append((rollout.error, getattr(collector, "failure", None)))
             outputs = [r.outputs for r in rollout.trace.records if r.kind in ("llm", "tool")]
-            data = observe.input_strings([self.graph_input(example), outputs])
+            data = observe.input_strings(self.graph_input(example))
+            data += [t for t in observe.input_strings(outputs) if len(t) >= 12]
             runs.append((collector.calls, data))
             cost += rollout.trace.usage().cost_usd or 0.0
         if len(failures) == len(examples):
@@ -309,40 +310,35 @@ class LangGraphSystem:
         library = observe.LibraryTexts(self._packages)
         derived = observe.derive(found, observe.observe(runs), library)
         declared = [n for n, s in found.items() if s.kind == "declared"]
-        never = [n for n in declared if n not in derived.reached and n not in self._excluded]
+        never = [n for n in declared if n not in derived.renamed and n not in self._excluded]
         if never:
             raise PromptNeverUsed(
                 f"declared prompt(s) {never} reached no model in {len(examples)} probe run(s) of "
                 "the seed; check the name and default text (they must match what the code "
                 "sends), or drop the declaration"
             )
-        self._found = {n: s for n, s in found.items() if n not in derived.observed}
-        self._found.update(derived.observed)
-        library_names = []
-        for name in derived.reached:
-            slot = self._found[name]
+        self._excluded |= {derived.renamed[n] for n in self._excluded if n in derived.renamed}
+        self._found = {}
+        for name, slot in {**derived.kept, **derived.observed}.items():
             if not slot.library and slot.kind != "declared" and library.owns(slot.text):
-                self._found[name] = dataclasses.replace(slot, library=True)
-        for name, slot in self._found.items():
-            if slot.library and (name in derived.reached or name in derived.observed):
-                library_names.append(name)
-        kept = [*derived.reached, *derived.observed]
+                slot = dataclasses.replace(slot, library=True)
+            self._found[name] = slot
         self.probe_report = ProbeReport(
             reached={
                 **derived.reached,
                 **{n: list(s.nodes) for n, s in derived.observed.items()},
             },
-            confirmed=[n for n in derived.reached if not found[n].strong],
+            confirmed=[derived.renamed[n] for n in derived.renamed if not found[n].strong],
             unreached=[
                 n
                 for n, slot in found.items()
-                if slot.strong and n not in derived.reached and n not in self._excluded
+                if slot.strong and n not in derived.renamed and n not in self._excluded
             ],
             unclaimed=derived.untemplated,
             error=failures[0][0] if failures else None,
             cost_usd=cost,
-            observed=[n for n, s in derived.observed.items() if not s.library],
-            library=library_names,
+            observed=[n for n, s in self._found.items() if s.kind == "observed" and not s.library],
+            library=[n for n, s in self._found.items() if s.library],
             rollouts=len(examples),
             failed=len(failures),
         )
@@ -352,7 +348,7 @@ class LangGraphSystem:
                 f"{len(examples)} probe run(s) of the seed; they are left out of the optimization",
                 stacklevel=2,
             )
-        self._select({n for n in kept if self._wanted(n)})
+        self._select({n for n in self._found if self._wanted(n)})
         return self.probe_report
 
     def _wanted(self, name: str) -> bool:

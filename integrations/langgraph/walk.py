@@ -635,16 +635,24 @@ class Walker:
 
     def _files(self, function: types.FunctionType, literals: list[str], node: str | None) -> None:
         """Prompt files the function names (``"writer.md"``, ``env.get_template("a.j2")``, a
-        ``Path`` constant): each existing file is a leaf holding its text."""
+        ``Path`` in a constant or closure variable): each existing file is a leaf holding its
+        text. A bare file name is looked for next to the code and in the folders it names."""
+        values = [function.__globals__.get(name) for name in _referenced_names(function.__code__)]
+        for cell in function.__closure__ or ():
+            try:
+                values.append(cell.cell_contents)
+            except ValueError:  # a cell not yet filled
+                continue
         names = list(literals)
-        for name in _referenced_names(function.__code__):
-            value = function.__globals__.get(name)
-            if isinstance(value, (str, pathlib.PurePath)):
-                names.append(str(value))
         module = sys.modules.get(function.__module__)
-        home = pathlib.Path(getattr(module, "__file__", None) or ".").parent
+        homes = [pathlib.Path(getattr(module, "__file__", None) or ".").parent]
+        for value in values:
+            if isinstance(value, (str, pathlib.PurePath)) and len(str(value)) < 300:
+                names.append(str(value))
+                if "\n" not in str(value) and pathlib.Path(value).is_dir():
+                    homes.append(pathlib.Path(value))
         for name in names:
-            path = _prompt_file(name, home)
+            path = next((p for home in homes if (p := _prompt_file(name, home))), None)
             if path is not None:
                 self._leaf(FileLeaf.of(path), node)
 
