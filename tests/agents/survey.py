@@ -25,7 +25,6 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("discovery", "rewrites", "optimize")
 
 
 def survey(names: list[str]) -> dict[str, str]:
