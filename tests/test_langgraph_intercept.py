@@ -14,7 +14,6 @@ from langchain_core.language_models import FakeListLLM
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_litellm import ChatLiteLLM
 from langgraph.graph import START, StateGraph
-from litellm import completion as completion_bound_at_import
 
 from gepa_graph import Example
 from gepa_graph.integrations.langgraph import LangGraphSystem, boundary
@@ -211,16 +210,14 @@ def test_a_litellm_name_bound_before_the_layer_was_installed_is_reached(provider
     LangGraphSystem existed: the function is patched in place, so that name is reached."""
     from gepa_graph.integrations.langgraph import intercept
 
-    intercept.uninstall()
-    bound = completion_bound_at_import
-    boundary.install()
-    assert bound is litellm.completion
-    _, collector = rollout(one_node(lambda q: bound(f"{PROVIDER}/m", chat_messages(q)).id))
+    with intercept.disabled():
+        from litellm import completion as bound_before  # the function as litellm made it
+    _, collector = rollout(one_node(lambda q: bound_before(f"{PROVIDER}/m", chat_messages(q)).id))
     assert provider.received[0][0] == {"role": "system", "content": NEW}
     assert [c.entry for c in collector.calls] == ["litellm.completion"]
 
 
-def test_uninstall_puts_every_patched_method_back_and_install_patches_again(provider):
+def test_disabled_puts_every_patched_method_back_until_it_ends(provider):
     from langchain_core.language_models import BaseChatModel
 
     from gepa_graph.integrations.langgraph import intercept
@@ -228,14 +225,15 @@ def test_uninstall_puts_every_patched_method_back_and_install_patches_again(prov
     completions = openai.resources.chat.completions.Completions
     boundary.install()
     patched = (litellm.completion.__code__, completions.create)
-    intercept.uninstall()
-    assert "batch" not in vars(BaseChatModel)  # inherited again
-    assert litellm.completion.__code__ is not patched[0] and completions.create is not patched[1]
-    boundary.install()
-    assert (litellm.completion.__code__, "batch" in vars(BaseChatModel)) == (patched[0], True)
-    intercept.uninstall()
-    _, collector = rollout(one_node(lambda q: echo_system().invoke([SystemMessage(SEED)]).text))
-    assert collector.calls[0].messages == (("system", NEW),)  # the rollout re-installs it
+    with intercept.disabled():
+        assert "batch" not in vars(BaseChatModel)  # inherited again
+        assert litellm.completion.__code__ is not patched[0]
+        assert completions.create is not patched[1]
+        boundary.install()  # a no-op while disabled
+        _, collector = rollout(one_node(lambda q: echo_system().invoke([SystemMessage(SEED)]).text))
+        assert collector.calls[0].messages == (("system", SEED),)  # not rewritten
+        assert "batch" not in vars(BaseChatModel)
+    assert litellm.completion.__code__ is patched[0] and "batch" in vars(BaseChatModel)
 
 
 def test_litellm_acompletion_is_rewritten_and_mock_responses_too(provider):
@@ -291,7 +289,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": "from chat"},
+                        "message": {
+                            "role": "assistant",
+                            "content": '{"answer": "parsed"}'
+                            if "response_format" in body
+                            else "from chat",
+                        },
                     }
                 ],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
@@ -371,6 +374,27 @@ def test_openai_chat_completions_and_responses_are_rewritten_and_traced(server):
     assert responses.outputs["message"]["content"] == "from responses"
     assert (responses.usage.prompt_tokens, responses.usage.completion_tokens) == (5, 3)
     assert chat.usage.cost_usd is not None  # gpt-4o-mini has a price
+
+
+def test_openai_parse_is_rewritten_once(server):
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        answer: str
+
+    base_url, bodies = server
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+
+    def work(question):
+        parsed = client.chat.completions.parse(
+            model="m", messages=chat_messages(question), response_format=Answer
+        )
+        return parsed.choices[0].message.parsed.answer
+
+    output, collector = rollout(one_node(work))
+    assert output["answer"] == "parsed"
+    assert [b["messages"][0]["content"] for _, b in bodies] == [NEW]
+    assert [c.entry for c in collector.calls] == ["openai.chat.completions"]
 
 
 def test_the_async_openai_client_is_rewritten(server):

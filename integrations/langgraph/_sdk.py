@@ -41,18 +41,20 @@ CHAT = "chat"  # a request with chat ``messages``
 RESPONSES = "responses"  # a Responses API request: ``instructions`` and ``input``
 
 # (module, attribute path, entry point, request kind): functions on a module, methods on a class.
+_CHAT_MODULE, _RESPONSES_MODULE = "openai.resources.chat.completions", "openai.resources.responses"
 PATCH_POINTS = (
     ("litellm", "completion", "litellm.completion", CHAT),
     ("litellm", "acompletion", "litellm.completion", CHAT),
-    ("openai.resources.chat.completions", "Completions.create", "openai.chat.completions", CHAT),
-    (
-        "openai.resources.chat.completions",
-        "AsyncCompletions.create",
-        "openai.chat.completions",
-        CHAT,
+    *(
+        (_CHAT_MODULE, f"{cls}.{method}", "openai.chat.completions", CHAT)
+        for cls in ("Completions", "AsyncCompletions")
+        for method in ("create", "parse")  # ``stream`` calls ``create`` when it starts
     ),
-    ("openai.resources.responses", "Responses.create", "openai.responses", RESPONSES),
-    ("openai.resources.responses", "AsyncResponses.create", "openai.responses", RESPONSES),
+    *(
+        (_RESPONSES_MODULE, f"{cls}.{method}", "openai.responses", RESPONSES)
+        for cls in ("Responses", "AsyncResponses")
+        for method in ("create", "parse")
+    ),
 )
 _POSITIONAL = {"litellm.completion": ("model", "messages")}  # litellm.completion(model, messages)
 
@@ -71,6 +73,8 @@ def install_sdk_hook(hook: SdkHook) -> None:
         *parents, name = path.split(".")
         for parent in parents:
             owner = getattr(owner, parent)
+        if not hasattr(owner, name):  # an SDK version without it (``parse`` is recent)
+            continue
         method = isinstance(owner, type)
         wrap = functools.partial(_intercepted, entry=entry, kind=kind, hook=hook, method=method)
         if method:  # a class attribute: every client, made before or after, looks it up

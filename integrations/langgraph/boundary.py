@@ -1,15 +1,19 @@
-"""Prompt substitution at the chat-model boundary: wherever a prompt lives, rewrite it where it arrives.
+"""Prompt substitution at the model boundary: wherever a prompt lives, rewrite it where it arrives.
 
 A run that carries a ``Substitution`` in its config (``configurable[CONFIG_KEY]``: a rollout, or a
-graph from ``with_prompts``) has every LangChain model call inside it -- in a node, a tool, an
-edge function, a subgraph, a model made at run time -- rewritten on the way in: where a module's
-seed template occurs in a message, it is re-rendered with the candidate's template and the values
-its variables had (``patterns``). LangChain hands the running node's config to everything called
-inside it through a context variable, so concurrent runs (threads and tasks) never see each
-other's prompts, and outside such a run nothing changes.
+graph from ``with_prompts``) has every model call inside it -- in a node, a tool, an edge
+function, a subgraph, a model made at run time; through LangChain, LiteLLM or the OpenAI SDK
+(``intercept``) -- rewritten on the way in: where a module's seed template occurs in a message,
+it is re-rendered with the candidate's template and the values its variables had
+(``patterns``), by identity (``Substitution``: a prompt contained in another's is not rewritten
+inside it). LangChain hands the running node's config to everything called inside it through a
+context variable, so concurrent runs (threads and tasks) never see each other's prompts, and
+outside such a run nothing changes.
 
 The same patterns, made from the texts the run actually uses, attribute each model call to the
-modules whose prompt it carried (``modules_in``): that is what a module's reflection reads.
+modules whose prompt it carried (``modules_in``): that is what a module's reflection reads. After
+a rollout, ``audit`` stops the run (``SubstitutionLeak``) if a recorded call still carried the
+seed of a module the candidate changed: a path the rewrite did not reach is never scored.
 """
 
 from __future__ import annotations
