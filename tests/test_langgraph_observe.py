@@ -3,6 +3,7 @@ decides the modules, the code only names them and finds their home."""
 
 import asyncio
 import dataclasses
+import re
 import warnings
 from typing import TypedDict
 
@@ -459,3 +460,52 @@ def test_a_stop_phrase_the_code_compares_with_the_output_is_not_a_module():
     system = probed(single_node(write))
     assert list(system.modules()) == ["write"]
     assert system.modules()["write"] == "Answer, then say FINAL ANSWER."
+
+
+def test_optimize_then_export_with_prompts_and_apply_on_observed_modules(tmp_path):
+    (tmp_path / "writer.md").write_text("Write one paragraph about {topic}.")
+    folder = tmp_path
+    model = echo()
+
+    def write(state):
+        text = (folder / "writer.md").read_text().format(topic=state["topic"])
+        notes = model.invoke([SystemMessage(text), HumanMessage("go")]).text
+        rules = " ".join(["Check the facts", "of the paragraph", "twice."])  # no home
+        return {"report": model.invoke([SystemMessage(rules), HumanMessage(notes)]).text}
+
+    def metric(example, prediction):
+        sent = [m.text for call in model.calls for m in call]
+        return 1.0 if any("[better]" in text for text in sent) else 0.0
+
+    def reflection(prompt):
+        current = re.search(r"(`{3,})\n(.*?)\n\1", prompt, re.S).group(2)
+        return f"```\n{current} [better]\n```"
+
+    graph = single_node(write)
+    data = [{"id": t, "topic": t} for t in TOPICS]
+    result = gg.optimize(
+        graph,
+        data,
+        data,
+        metric=metric,
+        reflection_lm=reflection,
+        max_rollouts=20,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert set(result.seed_candidate) == {"write", "write.system"}
+    assert result.seed_candidate["write.system"] == "Check the facts of the paragraph twice."
+    changed = result.changed_modules()
+    assert changed
+    model.reset()
+    with_prompts(graph, result.best_candidate).invoke({"topic": "dunes"})
+    sent = [m.text for call in model.calls for m in call]
+    for _, best in changed.values():
+        assert any(best.replace("{topic}", "dunes") == text for text in sent)
+    if "write" in changed:
+        assert result.export(tmp_path / "out") == {"write": str(tmp_path / "out" / "writer.md")}
+        assert (tmp_path / "out" / "writer.md").read_text() == result.best_candidate["write"]
+    result.apply(graph)
+    model.reset()
+    graph.invoke({"topic": "dunes"})
+    assert [m.text for call in model.calls for m in call] == sent

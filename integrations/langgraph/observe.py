@@ -105,23 +105,28 @@ class Observed:
 
 
 def observe(
-    runs: Iterable[tuple[list[ObservedCall], list[str]]],
+    runs: Iterable[tuple[list[ObservedCall], list[str], list[str]]],
 ) -> list[Observed]:
     """The system and human message positions of every call of the probe ``runs`` (each run:
-    its calls, and the strings that came from outside the prompts: the example's input and
-    every model and tool output), grouped by site."""
+    its calls, the strings of the example's input, and every model and tool output), grouped
+    by site. A message that is a whole output is data; inside a message, input strings and
+    outputs of some length are masked (``mask``)."""
     groups: dict[tuple[str, int, str], Observed] = {}
-    for calls, data in runs:
+    for calls, data, outputs in runs:
         outputs = {
-            text.strip()
-            for call in calls
-            for role, text in call.messages
-            if role in ("ai", "tool") and len(text.strip()) >= MIN_MASKED
+            *(text.strip() for text in outputs),
+            *(
+                text.strip()
+                for call in calls
+                for role, text in call.messages
+                if role in ("ai", "tool")
+            ),
         }
-        dynamic = sorted({*data, *outputs}, key=len, reverse=True)
+        long = [text for text in outputs if len(text) >= 12]
+        dynamic = sorted({*data, *long}, key=len, reverse=True)
         for call in calls:
             for position, (role, text) in enumerate(call.messages):
-                if role not in INSTRUCTION_ROLES or not text.strip():
+                if role not in INSTRUCTION_ROLES or not text.strip() or text.strip() in outputs:
                     continue
                 key = (call.site, position, role)
                 group = groups.setdefault(key, Observed(call.site, position, role))
