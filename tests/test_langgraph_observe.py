@@ -364,6 +364,9 @@ def test_prompts_in_markdown_and_jinja2_files_export_to_copies(tmp_path):
     folder.mkdir()
     (folder / "outline.md").write_text("Outline {topic} in three short bullets.\n")
     (folder / "writer.j2").write_text("Write one paragraph about {{ topic }} for a newsletter.\n")
+    (folder / "facts.j2").write_text(
+        "Check these facts for the newsletter:\n{% for f in facts %}- {{ f }}\n{% endfor %}"
+    )
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(folder))
     model = echo()
 
@@ -371,11 +374,16 @@ def test_prompts_in_markdown_and_jinja2_files_export_to_copies(tmp_path):
         outline = (folder / "outline.md").read_text().format(topic=state["topic"])
         notes = model.invoke([HumanMessage(outline)]).text
         text = environment.get_template("writer.j2").render(topic=state["topic"])
+        facts = environment.get_template("facts.j2").render(facts=[state["topic"], notes])
+        model.invoke([SystemMessage(facts)])
         return {"report": model.invoke([SystemMessage(text), HumanMessage(notes)]).text}
 
     graph = single_node(write)
     system = probed(graph)
-    assert set(system.modules()) == {"write.outline", "write.writer"}
+    assert set(system.modules()) == {"write.outline", "write.writer", "write.facts"}
+    # A template with a loop is optimized as it renders; its home is still its file.
+    assert system.slots["write.facts"].where.startswith("file facts.j2 (as rendered")
+    assert system.modules()["write.facts"].startswith("Check these facts for the newsletter:")
     assert system.slots["write.writer"].variables == ("topic",)
     assert all(slot.kind == "file" for slot in system.slots.values())
     assert not [s for s in system._found.values() if "jinja2" in s.where]

@@ -478,10 +478,12 @@ class LangGraphSystem:
         example: Any,
     ) -> RunnableConfig:
         configurable: dict[str, Any] = {boundary.CONFIG_KEY: substitution}
-        for name in self.slots:
+        given = merge_configs(self._config, self._run_field(example, "config"))
+        for name, slot in self.slots.items():
             kind, _, field = name.partition(".")
-            if kind in ("context", "configurable") and self.slots[name].kind == kind:
-                configurable[field] = substitution.prompts[name]
+            if kind in ("context", "configurable") and slot.kind == kind:
+                if _overlaid(slot, (given.get("configurable") or {}).get(field, slot.text)):
+                    configurable[field] = substitution.prompts[name]
         if getattr(self._run_graph, "checkpointer", None) is not None:
             configurable["thread_id"] = thread_id
         run: RunnableConfig = {"callbacks": [collector], "configurable": configurable}
@@ -496,13 +498,15 @@ class LangGraphSystem:
         given = self._run_field(example, "context")
         if self._context is None and given is None:
             return None
+        context = _overlay(self._context, given or {})
         fields = {
             slot.leaf.name: substitution.prompts[name]
             for name, slot in self.slots.items()
             if self._context_schema is not None
             and getattr(slot.leaf, "owner", None) is self._context_schema
+            and _overlaid(slot, _field(context, slot.leaf.name, slot.text))
         }
-        return _overlay(_overlay(self._context, given or {}), fields)
+        return _overlay(context, fields)
 
     def _check_candidate(self, candidate: Mapping[str, str]) -> None:
         unknown = sorted(set(candidate) - set(self._found))
@@ -528,6 +532,20 @@ def _check_context(context: Any) -> None:
             "context must be a mapping, a dataclass or a pydantic model, got "
             f"{type(context).__name__}"
         )
+
+
+def _overlaid(slot: PromptSlot, given: Any) -> bool:
+    """Whether a run must put the candidate's text into a prompt field itself: when the user
+    gives the field another text than the seed, or the seed cannot be recognised where it
+    reaches a model. Otherwise the seed reaches the model boundary, which rewrites it there
+    once (setting the field too would rewrite the candidate a second time)."""
+    return given != slot.text or not slot.spec.pattern().matchable
+
+
+def _field(context: Any, name: str, default: Any) -> Any:
+    if isinstance(context, Mapping):
+        return context.get(name, default)
+    return getattr(context, name, default)
 
 
 def _overlay(context: Any, values: Mapping[str, Any]) -> Any:
