@@ -375,18 +375,26 @@ def apply_prompts(
     apply(graph, prompts, declared)
 
 
-def export_prompts(target: Any, directory: str | Path, prompts: Mapping[str, str]) -> dict:
+def export_prompts(
+    target: Any, directory: str | Path, prompts: Mapping[str, str], seeds: Mapping[str, str]
+) -> dict[str, str]:
     """Write the file-based prompts of ``prompts`` to copies of their files under
-    ``directory`` (``Result.export`` given a graph); module -> path written."""
+    ``directory`` (``Result.export`` without a System); module -> path written. The files are
+    those of ``target`` (a graph), else of the graphs probed in this process whose prompt of
+    that name has the seed text ``seeds`` gives."""
     from gepa_graph.integrations.langgraph import export, is_langgraph
     from gepa_graph.integrations.langgraph.discover import find_slots
+    from gepa_graph.integrations.langgraph.system import probed_slots
 
+    if target is None:
+        slots = {n: s for n, s in probed_slots().items() if seeds.get(n) == s.text}
+        return export(slots, prompts, directory)
     if not is_langgraph(target):
         raise WrongType(
             f"cannot find the prompt files of a {type(target).__name__}: pass the graph or the "
             "System that ran the optimization"
         )
-    return export(find_slots(target), prompts, directory)
+    return export({**find_slots(target), **probed_slots(target)}, prompts, directory)
 
 
 def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:

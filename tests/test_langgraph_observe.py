@@ -3,6 +3,7 @@ decides the modules, the code only names them and finds their home."""
 
 import asyncio
 import dataclasses
+import re
 import warnings
 from typing import TypedDict
 
@@ -363,6 +364,9 @@ def test_prompts_in_markdown_and_jinja2_files_export_to_copies(tmp_path):
     folder.mkdir()
     (folder / "outline.md").write_text("Outline {topic} in three short bullets.\n")
     (folder / "writer.j2").write_text("Write one paragraph about {{ topic }} for a newsletter.\n")
+    (folder / "facts.j2").write_text(
+        "Check these facts for the newsletter:\n{% for f in facts %}- {{ f }}\n{% endfor %}"
+    )
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(folder))
     model = echo()
 
@@ -370,11 +374,16 @@ def test_prompts_in_markdown_and_jinja2_files_export_to_copies(tmp_path):
         outline = (folder / "outline.md").read_text().format(topic=state["topic"])
         notes = model.invoke([HumanMessage(outline)]).text
         text = environment.get_template("writer.j2").render(topic=state["topic"])
+        facts = environment.get_template("facts.j2").render(facts=[state["topic"], notes])
+        model.invoke([SystemMessage(facts)])
         return {"report": model.invoke([SystemMessage(text), HumanMessage(notes)]).text}
 
     graph = single_node(write)
     system = probed(graph)
-    assert set(system.modules()) == {"write.outline", "write.writer"}
+    assert set(system.modules()) == {"write.outline", "write.writer", "write.facts"}
+    # A template with a loop is optimized as it renders; its home is still its file.
+    assert system.slots["write.facts"].where.startswith("file facts.j2 (as rendered")
+    assert system.modules()["write.facts"].startswith("Check these facts for the newsletter:")
     assert system.slots["write.writer"].variables == ("topic",)
     assert all(slot.kind == "file" for slot in system.slots.values())
     assert not [s for s in system._found.values() if "jinja2" in s.where]
@@ -459,3 +468,52 @@ def test_a_stop_phrase_the_code_compares_with_the_output_is_not_a_module():
     system = probed(single_node(write))
     assert list(system.modules()) == ["write"]
     assert system.modules()["write"] == "Answer, then say FINAL ANSWER."
+
+
+def test_optimize_then_export_with_prompts_and_apply_on_observed_modules(tmp_path):
+    (tmp_path / "writer.md").write_text("Write one paragraph about {topic}.")
+    folder = tmp_path
+    model = echo()
+
+    def write(state):
+        text = (folder / "writer.md").read_text().format(topic=state["topic"])
+        notes = model.invoke([SystemMessage(text), HumanMessage("go")]).text
+        rules = " ".join(["Check the facts", "of the paragraph", "twice."])  # no home
+        return {"report": model.invoke([SystemMessage(rules), HumanMessage(notes)]).text}
+
+    def metric(example, prediction):
+        sent = [m.text for call in model.calls for m in call]
+        return 1.0 if any("[better]" in text for text in sent) else 0.0
+
+    def reflection(prompt):
+        current = re.search(r"(`{3,})\n(.*?)\n\1", prompt, re.S).group(2)
+        return f"```\n{current} [better]\n```"
+
+    graph = single_node(write)
+    data = [{"id": t, "topic": t} for t in TOPICS]
+    result = gg.optimize(
+        graph,
+        data,
+        data,
+        metric=metric,
+        reflection_lm=reflection,
+        max_rollouts=20,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert set(result.seed_candidate) == {"write", "write.system"}
+    assert result.seed_candidate["write.system"] == "Check the facts of the paragraph twice."
+    changed = result.changed_modules()
+    assert changed
+    model.reset()
+    with_prompts(graph, result.best_candidate).invoke({"topic": "dunes"})
+    sent = [m.text for call in model.calls for m in call]
+    for _, best in changed.values():
+        assert any(best.replace("{topic}", "dunes") == text for text in sent)
+    if "write" in changed:
+        assert result.export(tmp_path / "out") == {"write": str(tmp_path / "out" / "writer.md")}
+        assert (tmp_path / "out" / "writer.md").read_text() == result.best_candidate["write"]
+    result.apply(graph)
+    model.reset()
+    graph.invoke({"topic": "dunes"})
+    assert [m.text for call in model.calls for m in call] == sent

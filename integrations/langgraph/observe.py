@@ -33,7 +33,7 @@ from gepa_graph.integrations.langgraph.boundary import PromptSpec
 from gepa_graph.integrations.langgraph.discover import PromptSlot, rename
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
 from gepa_graph.integrations.langgraph.tracing import ObservedCall
-from gepa_graph.integrations.langgraph.walk import Leaf, looks_like_prose
+from gepa_graph.integrations.langgraph.walk import FileLeaf, Leaf, looks_like_prose
 
 INSTRUCTION_ROLES = ("system", "human")
 SENTINEL = re.compile(r"\x00\d+\x00")
@@ -105,23 +105,28 @@ class Observed:
 
 
 def observe(
-    runs: Iterable[tuple[list[ObservedCall], list[str]]],
+    runs: Iterable[tuple[list[ObservedCall], list[str], list[str]]],
 ) -> list[Observed]:
     """The system and human message positions of every call of the probe ``runs`` (each run:
-    its calls, and the strings that came from outside the prompts: the example's input and
-    every model and tool output), grouped by site."""
+    its calls, the strings of the example's input, and every model and tool output), grouped
+    by site. A message that is a whole output is data; inside a message, input strings and
+    outputs of some length are masked (``mask``)."""
     groups: dict[tuple[str, int, str], Observed] = {}
-    for calls, data in runs:
+    for calls, data, outputs in runs:
         outputs = {
-            text.strip()
-            for call in calls
-            for role, text in call.messages
-            if role in ("ai", "tool") and len(text.strip()) >= MIN_MASKED
+            *(text.strip() for text in outputs),
+            *(
+                text.strip()
+                for call in calls
+                for role, text in call.messages
+                if role in ("ai", "tool")
+            ),
         }
-        dynamic = sorted({*data, *outputs}, key=len, reverse=True)
+        long = [text for text in outputs if len(text) >= 12]
+        dynamic = sorted({*data, *long}, key=len, reverse=True)
         for call in calls:
             for position, (role, text) in enumerate(call.messages):
-                if role not in INSTRUCTION_ROLES or not text.strip():
+                if role not in INSTRUCTION_ROLES or not text.strip() or text.strip() in outputs:
                     continue
                 key = (call.site, position, role)
                 group = groups.setdefault(key, Observed(call.site, position, role))
@@ -309,8 +314,10 @@ def derive(
     derived.kept = {slot.name: slot for slot in renamed.values()}
     derived.reached = {derived.renamed[n]: nodes for n, nodes in derived.reached.items()}
     taken = set(derived.kept)
+    files = [slot.leaf for slot in found.values() if isinstance(slot.leaf, FileLeaf)]
     for group, text, text_format, owned in instructions:
-        _add_observed(derived, taken, group, text, text_format, owned)
+        home = _file_home(text, text_format, files)
+        _add_observed(derived, taken, group, text, text_format, owned, home)
     derived.observed = {
         name: dataclasses.replace(slot, nodes=tuple(slot.nodes))
         for name, slot in derived.observed.items()
@@ -330,6 +337,18 @@ def _instructs(role: str, template_format: str, part: str, rest: str = "") -> bo
     if template_format == "plain":
         return words(part) >= 3
     return looks_like_prose(part) and words(part) >= 3
+
+
+def _file_home(text: str, template_format: str, files: list[FileLeaf]) -> FileLeaf | None:
+    """The prompt file whose constant text holds every phrase of an instruction no template
+    matched (a Jinja2 file with loops or conditions renders so)."""
+    parts = [" ".join(_WORD.findall(p)) for p in literal_parts(text, template_format)]
+    parts = [part for part in parts if part]
+    for leaf in files:
+        flat = f" {' '.join(_WORD.findall(leaf.text))} "
+        if parts and all(f" {part} " in flat for part in parts):
+            return leaf
+    return None
 
 
 def _matches(
@@ -379,18 +398,20 @@ def _add_observed(
     text: str,
     template_format: str,
     library: bool,
+    home: FileLeaf | None = None,
 ) -> None:
     for slot in derived.observed.values():
         if slot.text == text:
             slot.nodes.extend(n for n in group.nodes if n not in slot.nodes)
             return
     base = group.node
+    label = home.label if home is not None else group.role
     name = base
     if name in taken or any(t.startswith(f"{base}.") for t in taken):
-        name, n = f"{base}.{group.role}", 1
+        name, n = f"{base}.{label}", 1
         while name in taken:
             n += 1
-            name = f"{base}.{group.role}_{n}"
+            name = f"{base}.{label}_{n}"
     taken.add(name)
     where = f"{group.role} message sent from node {base} (no home found in the code)"
     leaf = Leaf(
@@ -401,11 +422,15 @@ def _add_observed(
         key=("observed", name),
         template_format=template_format,
     )
+    if home is not None:  # a template file with logic (loops): optimized as it renders
+        where = f"file {home.path.name} (as rendered: its logic's output is variables)"
+        leaf = FileLeaf("file", home.label, where, text, ("observed", name), template_format)
+        leaf.path = home.path
     derived.observed[name] = PromptSlot(
         name,
         base,
         group.nodes,  # a list: grows as other sites show the same text
-        "observed",
+        leaf.kind,
         where,
         text,
         template_format,

@@ -36,6 +36,7 @@ import dataclasses
 import pathlib
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -222,14 +223,18 @@ class LangGraphSystem:
 
     def apply(self, target: Any, prompts: Mapping[str, str]) -> None:
         """Write ``prompts`` into ``target`` where they live (``Result.apply``)."""
-        apply(ensure_compiled(target), prompts, self._declared, self._observed())
+        apply(ensure_compiled(target), prompts, self._declared, self._observed(target))
 
     def export(self, directory: Any, prompts: Mapping[str, str]) -> dict[str, str]:
         """Write each file-based prompt of ``prompts`` to a copy of its file under
         ``directory`` (``Result.export``); module -> the path written."""
         return export(self.slots, prompts, directory)
 
-    def _observed(self) -> dict[str, PromptSlot]:
+    def _observed(self, target: Any) -> dict[str, PromptSlot]:
+        """The probe's modules that hold for ``target``: all of them for the graph it ran, the
+        ones without a home (carried in the config) for another copy of the agent."""
+        if target is self.graph:
+            return dict(self._found)
         return {n: s for n, s in self._found.items() if s.kind == "observed"}
 
     def validate_example(self, example: Any) -> None:
@@ -299,8 +304,7 @@ class LangGraphSystem:
                 failures.append((rollout.error, getattr(collector, "failure", None)))
             outputs = [r.outputs for r in rollout.trace.records if r.kind in ("llm", "tool")]
             data = observe.input_strings(self.graph_input(example))
-            data += [t for t in observe.input_strings(outputs) if len(t) >= 12]
-            runs.append((collector.calls, data))
+            runs.append((collector.calls, data, observe.input_strings(outputs)))
             cost += rollout.trace.usage().cost_usd or 0.0
         if len(failures) == len(examples):
             error, exception = failures[0]
@@ -349,6 +353,7 @@ class LangGraphSystem:
                 stacklevel=2,
             )
         self._select({n for n in self._found if self._wanted(n)})
+        _remember(self.graph, self._found)
         return self.probe_report
 
     def _wanted(self, name: str) -> bool:
@@ -473,10 +478,12 @@ class LangGraphSystem:
         example: Any,
     ) -> RunnableConfig:
         configurable: dict[str, Any] = {boundary.CONFIG_KEY: substitution}
-        for name in self.slots:
+        given = merge_configs(self._config, self._run_field(example, "config"))
+        for name, slot in self.slots.items():
             kind, _, field = name.partition(".")
-            if kind in ("context", "configurable") and self.slots[name].kind == kind:
-                configurable[field] = substitution.prompts[name]
+            if kind in ("context", "configurable") and slot.kind == kind:
+                if _overlaid(slot, (given.get("configurable") or {}).get(field, slot.text)):
+                    configurable[field] = substitution.prompts[name]
         if getattr(self._run_graph, "checkpointer", None) is not None:
             configurable["thread_id"] = thread_id
         run: RunnableConfig = {"callbacks": [collector], "configurable": configurable}
@@ -491,13 +498,15 @@ class LangGraphSystem:
         given = self._run_field(example, "context")
         if self._context is None and given is None:
             return None
+        context = _overlay(self._context, given or {})
         fields = {
             slot.leaf.name: substitution.prompts[name]
             for name, slot in self.slots.items()
             if self._context_schema is not None
             and getattr(slot.leaf, "owner", None) is self._context_schema
+            and _overlaid(slot, _field(context, slot.leaf.name, slot.text))
         }
-        return _overlay(_overlay(self._context, given or {}), fields)
+        return _overlay(context, fields)
 
     def _check_candidate(self, candidate: Mapping[str, str]) -> None:
         unknown = sorted(set(candidate) - set(self._found))
@@ -523,6 +532,20 @@ def _check_context(context: Any) -> None:
             "context must be a mapping, a dataclass or a pydantic model, got "
             f"{type(context).__name__}"
         )
+
+
+def _overlaid(slot: PromptSlot, given: Any) -> bool:
+    """Whether a run must put the candidate's text into a prompt field itself: when the user
+    gives the field another text than the seed, or the seed cannot be recognised where it
+    reaches a model. Otherwise the seed reaches the model boundary, which rewrites it there
+    once (setting the field too would rewrite the candidate a second time)."""
+    return given != slot.text or not slot.spec.pattern().matchable
+
+
+def _field(context: Any, name: str, default: Any) -> Any:
+    if isinstance(context, Mapping):
+        return context.get(name, default)
+    return getattr(context, name, default)
 
 
 def _overlay(context: Any, values: Mapping[str, Any]) -> Any:
@@ -584,14 +607,37 @@ def _with_substitution(
     return config
 
 
+_PROBED: weakref.WeakKeyDictionary[Any, dict[str, PromptSlot]] = weakref.WeakKeyDictionary()
+"""The modules a probe run made of each graph object in this process (names, homes and the
+instructions with no home in the code), for ``with_prompts``, ``apply`` and ``export`` on it."""
+
+
+def _remember(graph: Runnable, slots: Mapping[str, PromptSlot]) -> None:
+    try:
+        _PROBED[graph] = dict(slots)
+    except TypeError:  # an object that cannot be weakly referenced: nothing to remember
+        pass
+
+
+def probed_slots(graph: Any = None) -> dict[str, PromptSlot]:
+    """What a probe run in this process made of ``graph`` (of every probed graph when None)."""
+    if graph is not None:
+        try:
+            return dict(_PROBED.get(graph) or {})
+        except TypeError:
+            return {}
+    return {name: slot for slots in list(_PROBED.values()) for name, slot in slots.items()}
+
+
 def _slots_of(
     graph: Runnable,
     declared: Mapping[str, str] | None,
     observed: Mapping[str, PromptSlot] | None,
 ) -> dict[str, PromptSlot]:
-    """The prompts of ``graph`` its code holds, and those a probe run found nowhere in it."""
+    """The prompts of ``graph`` its code holds, and what a probe run of it (this process's,
+    or ``observed``) made of them: the names it gave, and instructions found nowhere in it."""
     slots = find_slots(graph, declared)
-    return {**{n: s for n, s in (observed or {}).items() if n not in slots}, **slots}
+    return {**slots, **probed_slots(graph), **(observed or {})}
 
 
 def with_prompts(

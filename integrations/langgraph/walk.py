@@ -59,15 +59,31 @@ PROMPT_NAME = re.compile(r"prompt|instruction|template|system|persona|guideline|
 _FRAMEWORK_PACKAGES = frozenset({"langsmith", "pydantic", "gepa_graph", "litellm", "openai"})
 
 
+USER_PACKAGES: set[str] = set()
+"""Top-level packages that define a walked graph's nodes: the user's, wherever installed."""
+
+
 def is_user_code(obj: Any) -> bool:
-    """Whether a function, class or module was written by the user, not a library or the stdlib."""
+    """Whether a function, class or module was written by the user, not a library or the stdlib:
+    a package installed into site-packages is a library unless it defines a graph's nodes."""
     name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
     top = (name or "").split(".")[0]
-    return bool(top) and not (
+    if not top or top in USER_PACKAGES:
+        return bool(top)
+    return not (
         top in sys.stdlib_module_names
         or top in _FRAMEWORK_PACKAGES
         or top.startswith(("langchain", "langgraph", "_pytest", "pytest", "builtins"))
+        or _installed(top)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _installed(top: str) -> bool:
+    """Whether a top-level package lives in site-packages (a dependency, not the user's code)."""
+    module = sys.modules.get(top)
+    path = getattr(module, "__file__", None) or ""
+    return "site-packages" in path or "dist-packages" in path
 
 
 def named_prompt(name: str, text: str) -> bool | None:
@@ -518,6 +534,17 @@ class Walker:
             self.visit(value.__wrapped__, node, label)  # a library decorator around a function
 
     def _graph(self, graph: Pregel, node: str | None) -> None:
+        for runnable in _internals.node_runnables(graph).values():
+            for function in (_internals.function_parts(runnable) or {}).values():
+                package = (getattr(function, "__module__", None) or "").split(".")[0]
+                if package and not _installed(package) or package in USER_PACKAGES:
+                    continue
+                if (
+                    package
+                    and package not in sys.stdlib_module_names
+                    and not (package.startswith(("langchain", "langgraph")))
+                ):
+                    USER_PACKAGES.add(package)  # an installed agent package defines the nodes
         for name, runnable in _internals.node_runnables(graph).items():
             path = f"{node}/{name}" if node else name
             self.visit(runnable, path, name)
