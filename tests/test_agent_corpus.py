@@ -20,35 +20,8 @@ HANDED_OVER_TWICE = (
     "the model boundary when the candidate contains the seed (every rewrite that extends it): "
     "the model gets the addition twice"
 )
-FALSE_LEAK = (
-    HANDED_OVER_TWICE.format("a context_schema field")
-    + ", and the substitution audit stops the rollout with SubstitutionLeak on a rewritten call"
-)
-STATIC_NAMES = (
-    "with_prompts(graph, best) / Result.apply(graph) name prompts by a new static walk, not by "
-    "the probe: {}, so they raise UnknownName for the probe's module {!r}"
-)
 KNOWN_GAPS = {
-    ("rewrites", "configurable_fields"): HANDED_OVER_TWICE.format("a configurable field"),
     ("rewrites", "shared_and_declared"): HANDED_OVER_TWICE.format("gg.prompt"),
-    ("rewrites", "react_context"): FALSE_LEAK,
-    ("rewrites", "enrichment_config_schema"): FALSE_LEAK,
-    ("rewrites", "retrieval_configurable"): FALSE_LEAK,
-    ("rewrites", "required_config"): FALSE_LEAK,
-    ("optimize", "react_context"): FALSE_LEAK,
-    ("optimize", "enrichment_config_schema"): FALSE_LEAK,
-    ("optimize", "retrieval_configurable"): FALSE_LEAK,
-    ("optimize", "required_config"): FALSE_LEAK,
-    ("optimize", "file_prompts"): STATIC_NAMES.format(
-        "the Jinja2 file read through Environment.get_template has no home (an observed module) "
-        "and the walk descends into jinja2's own filters",
-        "summarize",
-    ),
-    ("optimize", "litellm_node"): STATIC_NAMES.format(
-        "once litellm has run, the walk descends into litellm's code and finds more strings in "
-        "node translate (translate.system, ..., translate.translator_prompt)",
-        "translate",
-    ),
 }
 
 

@@ -37,6 +37,7 @@ KINDS = (
     "tool",  # a tool run by a ToolNode calls its own model with TOOL<i>_PROMPT
     "edge",  # a conditional-edge function calls a model with ROUTER<i>_PROMPT
     "subgraph",  # a compiled subgraph node whose node sends SUB<i>_PROMPT
+    "declared",  # gg.prompt("declared<i>", text) called in the node
 )
 SUBJECTS = ["tides", "glaciers", "volcanoes", "comets", "coral reefs", "deserts"]
 VERBS = ["summarize", "explain", "list the causes of", "compare the kinds of", "describe"]
@@ -44,6 +45,8 @@ STYLES = ["in one sentence", "for a child", "with one example", "formally", "as 
 
 HEADER = """
 import operator
+
+import gepa_graph as gg
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -127,6 +130,8 @@ def agent_source(pieces) -> str:
             "closure": f'[SystemMessage(rules{i}), HumanMessage(state["topic"])]',
             "context": f'[SystemMessage(runtime.context.prompt_{i}), HumanMessage(state["topic"])]',
             "subgraph": f'[SystemMessage(SUB{i}_PROMPT), HumanMessage(state["topic"])]',
+            "declared": f'[SystemMessage(gg.prompt("declared{i}", {text!r})), '
+            'HumanMessage(state["topic"])]',
         }.get(kind)
         if kind == "template":
             template = text + "\n\nTopic: {topic}"
@@ -217,8 +222,8 @@ def load(source: str, folder: Path):
 SETTINGS = settings(
     max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-# A prompt the code reads from the run's context arrives already holding the candidate's text.
-HANDED_OVER = ("context",)
+# A prompt gg.prompt hands to the code already holds the candidate's text.
+HANDED_OVER = ("declared",)
 
 
 @SETTINGS
@@ -229,13 +234,13 @@ def test_every_call_carrying_a_module_is_rewritten_for_it_and_only_for_it(pieces
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a context_schema field's candidate text, handed to the node through context=, is "
-    "rewritten a second time at the model boundary when it contains the seed (the model "
-    "receives the addition twice)",
+    reason="a gg.prompt's candidate text, handed to the node by gg.prompt, is rewritten a second "
+    "time at the model boundary when it contains the seed (the model receives the addition "
+    "twice)",
 )
 @settings(SETTINGS, max_examples=2, phases=[Phase.generate])  # no shrinking of the known failure
-@given(agents(required="context"))
-def test_a_context_field_prompt_is_rewritten_once_for_it_and_only_for_it(pieces):
+@given(agents(required="declared"))
+def test_a_declared_prompt_is_rewritten_once_for_it_and_only_for_it(pieces):
     check_rewritten_once_for_its_module_only(pieces)
 
 
