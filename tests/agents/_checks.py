@@ -260,10 +260,10 @@ def check_optimize(case: AgentCase, system: Any, run_dir: Path) -> Any:
 
 
 def check_export(case: AgentCase, result: Any, changed: dict[str, str], folder: Path) -> None:
-    """``result.export(folder, graph)`` writes a copy of each file prompt, holding the winner."""
+    """``result.export(folder)`` writes a copy of each file prompt, holding the winner."""
     export = getattr(result, "export", None)
-    assert export is not None, "Result has no export(directory, graph)"
-    export(folder, case.graph)
+    assert export is not None, "Result has no export(directory)"
+    export(folder)
     for module, source in case.files.items():
         copies = [p for p in folder.rglob(Path(source).name) if p.is_file()]
         assert copies, f"export wrote no copy of {Path(source).name}"
