@@ -192,12 +192,13 @@ class MarkingReflection:
 
 def run_in_production(graph: Any, system: Any, case: AgentCase) -> list[str]:
     """Plain ``graph.invoke`` on every example as a user would call it, resuming interrupts; a
-    context instance is made now (one made after ``apply`` sees the new defaults)."""
+    context instance (with the example's ``context`` values) is made now: one made after
+    ``apply`` sees the new defaults."""
     reset(case)
     for n, example in enumerate(case.examples):
         kwargs = copy.deepcopy(case.invoke_kwargs)
-        if "context" in kwargs:
-            kwargs["context"] = type(kwargs["context"])()
+        if "context" in kwargs:  # the example's own context, as the user would pass it
+            kwargs["context"] = type(kwargs["context"])(**example.get("context", {}))
         config = kwargs.setdefault("config", {})
         if "thread_id" in config.get("configurable", {}):
             config["configurable"]["thread_id"] += f"-{n}"

@@ -1,5 +1,6 @@
-"""Scripted providers reached without LangChain: a LiteLLM custom provider and an OpenAI SDK client
-whose HTTP goes to an in-process ``httpx.MockTransport``. Each records what it received like
+"""Scripted providers reached without LangChain's chat path: a LiteLLM custom provider, an OpenAI SDK
+client whose HTTP goes to an in-process ``httpx.MockTransport``, and a LangChain completion LLM
+(``ScriptedLLM``, text in and out). Each records what it received like
 ``ScriptedChatModel`` does (``calls``: LangChain messages per call; ``reset()``), so the corpus
 tests read every model call the same way whichever path it took.
 """
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from langchain_core.messages import BaseMessage, convert_to_messages
+from langchain_core.language_models import LLM
+from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 
 
 class _Recorder:
@@ -123,3 +125,30 @@ def _usage(messages: list, text: str) -> dict[str, int]:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+
+
+class ScriptedLLM(LLM):
+    """A LangChain *completion* LLM (text in, text out: ``on_llm_start``, not chat) answering with
+    ``script(prompt)``; ``calls`` holds each prompt as one human message."""
+
+    script: Any
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-completion"
+
+    def _call(self, prompt: str, stop: list[str] | None = None, **kwargs: Any) -> str:
+        self._calls().append([HumanMessage(prompt)])
+        return self.script(prompt)
+
+    def _calls(self) -> list[list[BaseMessage]]:
+        return self.__dict__.setdefault("_recorded", [])
+
+    @property
+    def calls(self) -> list[list[BaseMessage]]:
+        """The prompt of every call so far, as one human message each."""
+        return list(self._calls())
+
+    def reset(self) -> None:
+        """Forget recorded calls."""
+        self._calls().clear()
