@@ -338,45 +338,52 @@ def _replace(args: tuple, kwargs: dict, position: int, name: str, value: Any) ->
     return args, {**kwargs, name: value}
 
 
-def _rewrite_one(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+Arguments = tuple[tuple, dict]
+
+
+def _rewrite_one(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """invoke/ainvoke/stream/astream(input, config)."""
     given, model_input = _argument(args, kwargs, 0, "input")
     configurable = _configurable(_argument(args, kwargs, 1, "config")[1])
-    value = (
-        hook(model._convert_input(model_input), configurable) if given and configurable else None
-    )
-    return (args, kwargs) if value is None else _replace(args, kwargs, 0, "input", value)
+    if not given or not configurable:
+        return None
+    value = hook(model._convert_input(model_input), configurable)
+    return None if value is None else _replace(args, kwargs, 0, "input", value)
 
 
-def _rewrite_many(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+def _rewrite_many(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """batch/abatch(inputs, config or one config per input)."""
     given, inputs = _argument(args, kwargs, 0, "inputs")
     config = _argument(args, kwargs, 1, "config")[1]
     if not given or not isinstance(inputs, list):
-        return args, kwargs
+        return None
     configs = config if isinstance(config, list) else [config] * len(inputs)
-    rewritten = []
+    values = []
     for model_input, item_config in zip(inputs, configs, strict=False):
         configurable = _configurable(item_config)
-        value = hook(model._convert_input(model_input), configurable) if configurable else None
-        rewritten.append(model_input if value is None else value)
+        values.append(
+            hook(model._convert_input(model_input), configurable) if configurable else None
+        )
+    if all(value is None for value in values):
+        return None
+    rewritten = [i if v is None else v for i, v in zip(inputs, values, strict=False)]
     rewritten += inputs[len(rewritten) :]
     return _replace(args, kwargs, 0, "inputs", rewritten)
 
 
-def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """generate/agenerate(message lists) of a chat model, (strings) of an LLM."""
     name = "messages" if isinstance(model, BaseChatModel) else "prompts"
     given, batch = _argument(args, kwargs, 0, name)
     configurable = current_configurable()
-    if not given or not configurable or not isinstance(batch, list):
-        return args, kwargs
+    if not given or not configurable or not isinstance(batch, list) or not batch:
+        return None
     if name == "prompts":
         values = [hook(StringPromptValue(text=p), configurable) for p in batch]
     else:
         values = [hook(model._convert_input(m), configurable) for m in batch]
-    if not values or values[0] is None:
-        return args, kwargs
+    if values[0] is None:
+        return None
     if name == "prompts":
         rewritten: list = [v.to_string() for v in values]
     else:
@@ -384,19 +391,19 @@ def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) ->
     return _with_run_callbacks(*_replace(args, kwargs, 0, name, rewritten))
 
 
-def _rewrite_prompts(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+def _rewrite_prompts(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """generate_prompt/agenerate_prompt(prompt values)."""
     given, prompts = _argument(args, kwargs, 0, "prompts")
     configurable = current_configurable()
-    if not given or not configurable or not isinstance(prompts, list):
-        return args, kwargs
+    if not given or not configurable or not isinstance(prompts, list) or not prompts:
+        return None
     rewritten = [hook(p, configurable) for p in prompts]
-    if not rewritten or rewritten[0] is None:
-        return args, kwargs
+    if rewritten[0] is None:
+        return None
     return _with_run_callbacks(*_replace(args, kwargs, 0, "prompts", rewritten))
 
 
-def _with_run_callbacks(args: tuple, kwargs: dict) -> tuple:
+def _with_run_callbacks(args: tuple, kwargs: dict) -> Arguments:
     """``generate(...)`` takes no config, and LangChain gives a call without ``callbacks``
     none: inside a rewritten run, the running runnable's callbacks record it (as ``invoke``
     would), so the run's trace sees it."""
@@ -422,23 +429,30 @@ ENTRY_POINTS = {
 """The LangChain model methods wrapped, and how each one's input is found and replaced."""
 
 
-def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> Any:
+def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], Arguments | None]) -> Any:
     """``method`` (a function, coroutine function, generator or async generator function)
-    with ``rewrite(self, args, kwargs) -> (args, kwargs)`` applied to its arguments when no
-    intercepted model call runs around it, and ``model_call`` marked while it runs."""
+    with ``rewrite(self, args, kwargs)`` applied to its arguments when no intercepted model
+    call runs around it: inside a rewritten run it returns the arguments to call with, and the
+    call is marked (``model_call``) while it runs; outside one it returns None and the call
+    goes through untouched."""
     if inspect.isasyncgenfunction(method):
 
         async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            stream = method(self, *args, **kwargs)
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                async for item in method(self, *args, **kwargs):
+                    yield item
+                return
+            stream = method(self, *arguments[0], **arguments[1])
             try:
                 while True:
-                    with model_call():
-                        try:
-                            item = await stream.__anext__()
-                        except StopAsyncIteration:
-                            return
+                    token = _IN_MODEL_CALL.set(True)
+                    try:
+                        item = await stream.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        _IN_MODEL_CALL.reset(token)
                     yield item
             finally:
                 await stream.aclose()
@@ -446,16 +460,20 @@ def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> 
     elif inspect.isgeneratorfunction(method):
 
         def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            stream = method(self, *args, **kwargs)
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                yield from method(self, *args, **kwargs)
+                return
+            stream = method(self, *arguments[0], **arguments[1])
             try:
                 while True:
-                    with model_call():
-                        try:
-                            item = next(stream)
-                        except StopIteration:
-                            return
+                    token = _IN_MODEL_CALL.set(True)
+                    try:
+                        item = next(stream)
+                    except StopIteration:
+                        return
+                    finally:
+                        _IN_MODEL_CALL.reset(token)
                     yield item
             finally:
                 stream.close()
@@ -463,18 +481,26 @@ def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> 
     elif inspect.iscoroutinefunction(method):
 
         async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            with model_call():
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
                 return await method(self, *args, **kwargs)
+            token = _IN_MODEL_CALL.set(True)
+            try:
+                return await method(self, *arguments[0], **arguments[1])
+            finally:
+                _IN_MODEL_CALL.reset(token)
 
     else:
 
         def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            with model_call():
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
                 return method(self, *args, **kwargs)
+            token = _IN_MODEL_CALL.set(True)
+            try:
+                return method(self, *arguments[0], **arguments[1])
+            finally:
+                _IN_MODEL_CALL.reset(token)
 
     functools.update_wrapper(entry, method)
     return entry
