@@ -455,6 +455,8 @@ def test_library_prompts_are_listed_and_optimized_only_on_request():
     assert "library prompt(s) listed but not optimized" in system.describe()
     everything = probed(agent(), examples, library_prompts=True)
     assert set(everything.modules()) == {"model", library}
+    by_name = probed(agent(), examples, library_prompts=[library])
+    assert set(by_name.modules()) == {"model", library}
 
 
 def test_a_stop_phrase_the_code_compares_with_the_output_is_not_a_module():

@@ -1,22 +1,28 @@
-"""Find every prompt in a compiled LangGraph graph and give each a stable, readable name.
+"""Find the prompts a graph's code holds, and give each a stable, readable name and a home.
+
+The code is where a prompt is named and kept, not what decides it is one: ``LangGraphSystem``'s
+probe runs keep the prompts that reach a model and add the instructions found nowhere in the
+code (``observe``). Before a probe, the found prompts are what ``discover`` and ``inspect``
+show.
 
 A module is named after the node it is reached from: ``"<node>"`` when the node holds one
 prompt, ``"<node>.<label>"`` when it holds several (the label is the message role of a chat
-template, ``system``/``human``, or the variable, attribute or field name). Nodes of a subgraph
-are prefixed by the parent node: ``"research/model"``; a prompt in a conditional-edge function
-is reached from the edge's source node, one in a tool from the tool node. Fields of the graph's
+template, ``system``/``human``, or the variable, attribute, field or file name). Nodes of a
+subgraph or a Functional API task are prefixed by the parent: ``"research/model"``; a prompt in a
+conditional-edge function is reached from the edge's source node (a router leaving ``START``:
+its function's name), one in a tool from the tool node. Fields of the graph's
 ``context_schema`` are ``"context.<field>"``, fields of a configuration class your code reads
 from ``config["configurable"]`` are ``"configurable.<field>"``, and ``gg.prompt(name, ...)``
-prompts keep their name. Names depend only on the graph's structure, so they are the same in
-every process.
+prompts keep their name. After a probe, the kept prompts are named again among themselves
+(``rename``), after the node whose calls carried them.
 
-What is found (the walk is described in ``walk``): chat and string templates, literal
-``SystemMessage``s (how ``create_agent`` and ``create_react_agent`` hold their prompt), strings
-of your own code whose name says they are prompts (module globals, ``module.NAME`` attributes,
-closure variables, attributes of your node objects), configuration and context field defaults,
-in nodes, chains, tools, conditional edges and subgraphs, and ``gg.prompt`` calls. Prose kept
-under other names, and string literals inside functions, are *candidates*: a probe run
-(``LangGraphSystem(graph, probe=example)``) makes each one that reaches a model a module.
+What is found (the walk is described in ``walk``): chat and string templates and their partial
+variables, literal ``SystemMessage``s (how ``create_agent`` and ``create_react_agent`` hold
+their prompt), strings of your own code (module globals, ``module.NAME`` attributes, closure
+variables, attributes of your node objects, string literals in functions), prompt files the code
+names, configuration and context field defaults, in nodes, chains, bound arguments, tools,
+conditional edges, subgraphs and tasks, and ``gg.prompt`` calls. Strings whose name does not say
+"prompt" are *candidates*: they count only where a probe run shows them reaching a model.
 """
 
 from __future__ import annotations

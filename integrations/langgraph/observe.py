@@ -105,26 +105,22 @@ class Observed:
 
 
 def observe(
-    runs: Iterable[tuple[list[ObservedCall], list[str], list[str]]],
+    runs: Iterable[tuple[list[ObservedCall], list[str], list[list[str]]]],
 ) -> list[Observed]:
-    """The system and human message positions of every call of the probe ``runs`` (each run:
-    its calls, the strings of the example's input, and every model and tool output), grouped
-    by site. A message that is a whole output is data; inside a message, input strings and
-    outputs of some length are masked (``mask``)."""
+    """The system and human message positions of every call of the probe ``runs``, grouped by
+    site. Each run: its calls, the strings of the example's input, and for each call the model
+    and tool outputs that came before it. A message that is a whole earlier output is data;
+    inside a message, input strings and earlier outputs of some length are masked (``mask``):
+    a model that quotes its prompt back does not make the prompt data."""
     groups: dict[tuple[str, int, str], Observed] = {}
-    for calls, data, outputs in runs:
-        outputs = {
-            *(text.strip() for text in outputs),
-            *(
-                text.strip()
-                for call in calls
-                for role, text in call.messages
-                if role in ("ai", "tool")
-            ),
-        }
-        long = [text for text in outputs if len(text) >= 12]
-        dynamic = sorted({*data, *long}, key=len, reverse=True)
-        for call in calls:
+    for calls, data, earlier in runs:
+        for call, before in zip(calls, earlier, strict=True):
+            outputs = {
+                *(text.strip() for text in before),
+                *(text.strip() for role, text in call.messages if role in ("ai", "tool")),
+            }
+            long = [text for text in outputs if len(text) >= 12]
+            dynamic = sorted({*data, *long}, key=len, reverse=True)
             for position, (role, text) in enumerate(call.messages):
                 if role not in INSTRUCTION_ROLES or not text.strip() or text.strip() in outputs:
                     continue
@@ -135,6 +131,21 @@ def observe(
                 group.texts.append(text)
                 group.data.append(dynamic)
     return list(groups.values())
+
+
+def earlier_outputs(records: Iterable[Any], calls: int) -> list[list[str]]:
+    """For each of a run's ``calls`` model calls, the outputs of the model calls and tools
+    that started before it (trace records in start order, one ``llm`` record per call)."""
+    seen: list[str] = []
+    found: list[list[str]] = []
+    for record in records:
+        if record.kind == "llm":
+            found.append(list(seen))
+        if record.kind in ("llm", "tool"):
+            seen.extend(input_strings(record.outputs))
+    if len(found) != calls:  # calls the trace does not show one by one: history only
+        return [[] for _ in range(calls)]
+    return found
 
 
 def constant_template(texts: list[str]) -> tuple[str, str]:

@@ -1,10 +1,12 @@
-"""LangGraphSystem: a compiled LangGraph graph as a ``gepa_graph.System``.
+"""LangGraphSystem: a compiled LangGraph graph (or any LangChain Runnable) as a ``gepa_graph.System``.
 
-Modules are the graph's prompts (``discover``; candidates confirmed by ``probe``). A rollout runs
+Modules are what reaches a model: ``probe`` runs the seed on a few examples and keeps every
+instruction its calls carried (``observe``), named and homed where the code keeps it
+(``discover``); before a probe, the prompts found in the code stand in. A rollout runs
 the user's own graph with ``ainvoke``: the candidate travels in the run's config as a
 ``boundary.Substitution`` (rewritten where it reaches a model, whichever node, tool or edge makes
-the call), context-schema prompts in ``context=`` and configuration prompts in
-``configurable`` -- LangGraph's own ways, nothing copied. A ``TraceCollector`` records one record
+the call); the user's own ``context``/``config`` travel as given, a prompt field overlaid only
+where the model boundary cannot rewrite it -- LangGraph's own ways, nothing copied or built. A ``TraceCollector`` records one record
 per node step, model call and tool call, each model call attributed to the modules whose prompt
 it carried, which is what a module's reflection reads.
 
@@ -302,9 +304,9 @@ class LangGraphSystem:
         for example, (rollout, collector) in zip(examples, outcomes, strict=True):
             if rollout.error is not None:
                 failures.append((rollout.error, getattr(collector, "failure", None)))
-            outputs = [r.outputs for r in rollout.trace.records if r.kind in ("llm", "tool")]
             data = observe.input_strings(self.graph_input(example))
-            runs.append((collector.calls, data, observe.input_strings(outputs)))
+            earlier = observe.earlier_outputs(rollout.trace.records, len(collector.calls))
+            runs.append((collector.calls, data, earlier))
             cost += rollout.trace.usage().cost_usd or 0.0
         if len(failures) == len(examples):
             error, exception = failures[0]

@@ -1,21 +1,23 @@
 """One read-only traversal of everything a compiled graph runs, to find the prompts in it.
 
 A *leaf* is a place that holds prompt text: a ``PromptTemplate`` (alone or inside a
-``ChatPromptTemplate``), a literal ``SystemMessage``, a string in a closure cell, a module global
-or a module attribute (``prompts.MAIN_PROMPT``), an attribute of your own object, a field default
-of a configuration class your code reads, a string literal inside a function, or a
-``gg.prompt`` call.
+``ChatPromptTemplate``) or one of its partial variables, a literal ``SystemMessage``, a string in
+a closure cell, a module global or a module attribute (``prompts.MAIN_PROMPT``), an attribute of
+your own object, a field default of a configuration class your code reads, a string literal
+inside a function, a prompt file the code names, or a ``gg.prompt`` call.
 
-``Walker().walk(graph)`` visits the graph's nodes and conditional edges and, recursively, the
-runnables, tools, functions, closure cells, module globals and user objects they reach, and
+``Walker().walk(graph)`` visits the graph's nodes and conditional edges (those leaving ``START``
+too) and, recursively, the runnables and their bound arguments, tools, functions, Functional API
+tasks, closure cells, module globals and user objects they reach, and
 records every leaf with the node paths it was reached from. It never changes anything: rollouts
 substitute prompts at the model boundary (``boundary``); a leaf's ``write`` is the one in-place
 change (``Result.apply``).
 
 Leaves are *strong* when the code says they are prompts (template and message objects, names
 matching ``PROMPT_NAME``, ``gg.prompt``) and *weak* otherwise (prose held under another name, a
-string literal in a function): a weak leaf becomes a module only when a probe run shows it
-reaching a model. Strings count only in your own code (not in langchain/langgraph/stdlib).
+string literal in a function, a file): a weak leaf becomes a module only when a probe run shows
+it reaching a model. Strings count only in your own code (not in the stdlib or an installed
+library such as langchain, langgraph or jinja2, unless that package defines the graph's nodes).
 """
 
 from __future__ import annotations
