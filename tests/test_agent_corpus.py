@@ -15,9 +15,15 @@ from tests.agents import _checks
 
 AGENTS = _checks.agent_names()
 
-# (stage, agent) -> the capability the fix still lacks, as an xfail(strict) reason. Empty: every
-# agent works end to end on the merged fix branches.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
+# (stage, agent) -> the capability the fix still lacks, as an xfail(strict) reason.
+SUBAGENT_IN_TOOL = (
+    "a compiled graph invoked inside a tool of create_agent is named after the node that binds "
+    "the tool ('model/model') instead of the tool node that runs it ('tools/model', the README's "
+    "naming rule); every stage looks modules up by the expected name"
+)
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    (stage, "agent_as_tool"): SUBAGENT_IN_TOOL for stage in ("discovery", "rewrites", "optimize")
+}
 
 
 def agents(stage):
