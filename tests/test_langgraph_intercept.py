@@ -264,6 +264,39 @@ def test_chat_litellm_is_rewritten_once_and_recorded_once(provider):
     assert [c.entry for c in collector.calls] == ["langchain.chat"]
 
 
+def test_concurrent_rollouts_keep_their_own_prompts_on_the_sdk_path(provider):
+    """Sync nodes run in worker threads, async ones in tasks: each run's LiteLLM call gets its
+    own candidate, and each collector records only its own run's call."""
+    boundary.install()
+    sync_graph = one_node(lambda q: litellm.completion(f"{PROVIDER}/m", chat_messages(q)).id)
+
+    async def work(question):
+        reply = await litellm.acompletion(model=f"{PROVIDER}/m", messages=chat_messages(question))
+        return reply.id
+
+    async_graph = one_node(work, is_async=True)
+
+    async def one(graph, n):
+        substitution = boundary.Substitution(SEEDS, {"planner": f"Variant {n}."})
+        collector = TraceCollector(substitution)
+        config = {"callbacks": [collector], "configurable": {boundary.CONFIG_KEY: substitution}}
+        await graph.ainvoke({"question": f"q{n}"}, config)
+        return collector
+
+    async def many():
+        return await asyncio.gather(
+            *[one(sync_graph if n % 2 else async_graph, n) for n in range(16)]
+        )
+
+    collectors = asyncio.run(many())
+    pairs = sorted((m[1]["content"], m[0]["content"]) for m in provider.received)
+    assert pairs == sorted((f"q{n}", f"Variant {n}.") for n in range(16))
+    for n, collector in enumerate(collectors):
+        assert [c.messages for c in collector.calls] == [
+            (("system", f"Variant {n}."), ("human", f"q{n}"))
+        ]
+
+
 def test_a_litellm_call_outside_a_run_is_untouched(provider):
     boundary.install()
     litellm.completion(model=f"{PROVIDER}/m", messages=chat_messages("q"))
