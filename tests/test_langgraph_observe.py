@@ -242,7 +242,7 @@ def test_a_chain_wrapping_a_graph_is_a_system_and_with_prompts_returns_a_runnabl
 
 
 def test_a_non_runnable_is_a_one_line_error():
-    with pytest.raises(TypeError, match="Runnable, got int"):
+    with pytest.raises(TypeError, match="expected a compiled LangGraph graph, got int"):
         LangGraphSystem(3)
 
 

@@ -36,6 +36,7 @@ import asyncio
 import copy
 import dataclasses
 import pathlib
+import re
 import uuid
 import warnings
 import weakref
@@ -202,8 +203,9 @@ class LangGraphSystem:
     @property
     def needs_probe(self) -> bool:
         """Whether the modules still wait for the probe runs: what reaches a model decides
-        them (``aprobe``)."""
-        return self.probe_report is None
+        them (``aprobe``). A graph whose code holds no text that could be a prompt at all
+        fails at once instead (``modules``: NoPromptsFound), before any paid call."""
+        return self.probe_report is None and bool(self._found)
 
     # -- the System protocol
 
@@ -357,6 +359,26 @@ class LangGraphSystem:
         self._select({n for n in self._found if self._wanted(n)})
         _remember(self.graph, self._found)
         return self.probe_report
+
+    def check_names(self, names: Iterable[str]) -> None:
+        """Raise UnknownName (before any probe run) for a module name no probe could give:
+        one that is no found prompt and does not start with a node of the graph."""
+        nodes = (
+            {*self._found, *_internals.node_runnables(self.graph)}
+            if isinstance(self.graph, Pregel)
+            else set(self._found)
+        )
+        nodes |= {n for slot in self._found.values() for n in slot.nodes}
+        unknown = [
+            name
+            for name in names
+            if name not in self._found and re.split(r"[./]", name)[0] not in nodes
+        ]
+        if unknown:
+            raise InvalidInput(
+                f"unknown module {unknown[0]!r}: no prompt of the graph has that name, nor could "
+                f"a probe run give it (prompts are named after nodes); found: {sorted(self._found)}"
+            )
 
     def _wanted(self, name: str) -> bool:
         if not self._found[name].library:
