@@ -11,6 +11,10 @@ framework cost. Sequential (concurrency 1) on the same examples:
   path (the model-boundary rewrite of a changed prompt, no tracing);
 * ``gepa_graph rollout``: ``LangGraphSystem.arun`` with a non-seed candidate: the rewrite at
   the model boundary + tracing attributed by prompt;
+* ``interception layer on / off``: the same rollouts with the interception layer installed and
+  with every patch put back (``intercept.disabled()``), in interleaved trials; the ratio is the
+  layer's per-rollout cost (off, the model gets the seed and the audit says so: the leak is
+  caught and the rollout counted, so both sides do the same work);
 * ``gepa_graph optimize``: a whole ``gg.optimize`` run (concurrency 1), wall / rollouts: the
   above plus metric, ledger, journal, checkpoints, reflection, events;
 * ``gepa optimize``: gepa 0.1.4 with its LangChainAdapter (1 thread), wall / metric calls;
@@ -114,6 +118,36 @@ def time_system_rollout(graph: Any, task: Any, repeats: int) -> float:
     return asyncio.run(go()) / (repeats * len(examples))
 
 
+def time_interception(graph: Any, task: Any, repeats: int, trials: int) -> dict[str, float]:
+    """ms per ``LangGraphSystem.arun`` with the interception layer on and off (medians of
+    interleaved trials), and their ratio."""
+    from gepa_graph.errors import SubstitutionLeak
+    from gepa_graph.integrations.langgraph import LangGraphSystem, intercept
+
+    system = LangGraphSystem(graph)
+    candidate = _candidate(system)
+    examples = task.train + task.val
+
+    async def rollouts() -> float:
+        started = time.perf_counter()
+        for _ in range(repeats):
+            for example in examples:
+                try:
+                    await system.arun(candidate, example)
+                except SubstitutionLeak:  # off: the seed reached the model, as expected
+                    pass
+        return (time.perf_counter() - started) / (repeats * len(examples)) * 1000
+
+    asyncio.run(rollouts())  # warm: the candidate's patterns are compiled once
+    on, off = [], []
+    for _ in range(trials):
+        on.append(asyncio.run(rollouts()))
+        with intercept.disabled():
+            off.append(asyncio.run(rollouts()))
+    on_ms, off_ms = statistics.median(on), statistics.median(off)
+    return {"on_ms": on_ms, "off_ms": off_ms, "ratio": on_ms / off_ms}
+
+
 def time_optimize(task: Any, budget: int, tracking: Any = None) -> dict[str, Any]:
     import gepa_graph as gg
 
@@ -207,6 +241,14 @@ def markdown(results: dict[str, Any]) -> str:
         m["system_rollout_ms"],
         "rewrite at the model boundary + tracing by prompt",
     )
+    if "interception" in m:
+        layer = m["interception"]
+        for key, state in (("on_ms", "on"), ("off_ms", "off (patches put back)")):
+            row(
+                f"rollout, interception layer {state}",
+                layer[key],
+                f"on/off = {layer['ratio']:.3f}" if key == "on_ms" else "interleaved trials",
+            )
     row(
         "gepa_graph `optimize`, per rollout",
         m["optimize"]["per_rollout"] * 1000,
@@ -280,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "hooked_invoke_ms": med(time_hooked_invoke, graph, inputs, args.repeats) * 1000,
         "with_prompts_invoke_ms": med(time_with_prompts_invoke, graph, inputs, args.repeats) * 1000,
         "system_rollout_ms": med(time_system_rollout, graph, task, args.repeats) * 1000,
+        "interception": time_interception(graph, task, args.repeats, max(args.trials, 3)),
         "optimize": med(time_optimize, task, args.budget),
         "gepa": med(time_gepa, task, args.budget),
     }
@@ -304,6 +347,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "measurements": m,
     }
     publish(args.out, results, markdown(results))
+    layer = m["interception"]
+    print(
+        f"interception layer per rollout: on {layer['on_ms']:.2f} ms, off {layer['off_ms']:.2f} "
+        f"ms, ratio {layer['ratio']:.3f}"
+    )
     print(f"results in {args.out}")
     return results
 

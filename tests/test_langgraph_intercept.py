@@ -205,6 +205,37 @@ def test_litellm_completion_in_a_node_is_rewritten_and_traced(provider):
     assert step.modules == ["planner"]  # the node step around the call is attributed too
 
 
+def test_a_litellm_name_bound_before_the_layer_was_installed_is_reached(provider):
+    """``from litellm import completion`` at the top of an agent module, imported before any
+    LangGraphSystem existed: the function is patched in place, so that name is reached."""
+    from gepa_graph.integrations.langgraph import intercept
+
+    with intercept.disabled():
+        from litellm import completion as bound_before  # the function as litellm made it
+    _, collector = rollout(one_node(lambda q: bound_before(f"{PROVIDER}/m", chat_messages(q)).id))
+    assert provider.received[0][0] == {"role": "system", "content": NEW}
+    assert [c.entry for c in collector.calls] == ["litellm.completion"]
+
+
+def test_disabled_puts_every_patched_method_back_until_it_ends(provider):
+    from langchain_core.language_models import BaseChatModel
+
+    from gepa_graph.integrations.langgraph import intercept
+
+    completions = openai.resources.chat.completions.Completions
+    boundary.install()
+    patched = (litellm.completion.__code__, completions.create)
+    with intercept.disabled():
+        assert "batch" not in vars(BaseChatModel)  # inherited again
+        assert litellm.completion.__code__ is not patched[0]
+        assert completions.create is not patched[1]
+        boundary.install()  # a no-op while disabled
+        _, collector = rollout(one_node(lambda q: echo_system().invoke([SystemMessage(SEED)]).text))
+        assert collector.calls[0].messages == (("system", SEED),)  # not rewritten
+        assert "batch" not in vars(BaseChatModel)
+    assert litellm.completion.__code__ is patched[0] and "batch" in vars(BaseChatModel)
+
+
 def test_litellm_acompletion_is_rewritten_and_mock_responses_too(provider):
     async def work(question):
         await litellm.acompletion(model=f"{PROVIDER}/m", messages=chat_messages(question))
@@ -233,6 +264,39 @@ def test_chat_litellm_is_rewritten_once_and_recorded_once(provider):
     assert [c.entry for c in collector.calls] == ["langchain.chat"]
 
 
+def test_concurrent_rollouts_keep_their_own_prompts_on_the_sdk_path(provider):
+    """Sync nodes run in worker threads, async ones in tasks: each run's LiteLLM call gets its
+    own candidate, and each collector records only its own run's call."""
+    boundary.install()
+    sync_graph = one_node(lambda q: litellm.completion(f"{PROVIDER}/m", chat_messages(q)).id)
+
+    async def work(question):
+        reply = await litellm.acompletion(model=f"{PROVIDER}/m", messages=chat_messages(question))
+        return reply.id
+
+    async_graph = one_node(work, is_async=True)
+
+    async def one(graph, n):
+        substitution = boundary.Substitution(SEEDS, {"planner": f"Variant {n}."})
+        collector = TraceCollector(substitution)
+        config = {"callbacks": [collector], "configurable": {boundary.CONFIG_KEY: substitution}}
+        await graph.ainvoke({"question": f"q{n}"}, config)
+        return collector
+
+    async def many():
+        return await asyncio.gather(
+            *[one(sync_graph if n % 2 else async_graph, n) for n in range(16)]
+        )
+
+    collectors = asyncio.run(many())
+    pairs = sorted((m[1]["content"], m[0]["content"]) for m in provider.received)
+    assert pairs == sorted((f"q{n}", f"Variant {n}.") for n in range(16))
+    for n, collector in enumerate(collectors):
+        assert [c.messages for c in collector.calls] == [
+            (("system", f"Variant {n}."), ("human", f"q{n}"))
+        ]
+
+
 def test_a_litellm_call_outside_a_run_is_untouched(provider):
     boundary.install()
     litellm.completion(model=f"{PROVIDER}/m", messages=chat_messages("q"))
@@ -258,7 +322,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": "from chat"},
+                        "message": {
+                            "role": "assistant",
+                            "content": '{"answer": "parsed"}'
+                            if "response_format" in body
+                            else "from chat",
+                        },
                     }
                 ],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
@@ -338,6 +407,27 @@ def test_openai_chat_completions_and_responses_are_rewritten_and_traced(server):
     assert responses.outputs["message"]["content"] == "from responses"
     assert (responses.usage.prompt_tokens, responses.usage.completion_tokens) == (5, 3)
     assert chat.usage.cost_usd is not None  # gpt-4o-mini has a price
+
+
+def test_openai_parse_is_rewritten_once(server):
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        answer: str
+
+    base_url, bodies = server
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+
+    def work(question):
+        parsed = client.chat.completions.parse(
+            model="m", messages=chat_messages(question), response_format=Answer
+        )
+        return parsed.choices[0].message.parsed.answer
+
+    output, collector = rollout(one_node(work))
+    assert output["answer"] == "parsed"
+    assert [b["messages"][0]["content"] for _, b in bodies] == [NEW]
+    assert [c.entry for c in collector.calls] == ["openai.chat.completions"]
 
 
 def test_the_async_openai_client_is_rewritten(server):

@@ -319,3 +319,19 @@ def test_a_planner_and_replanner_graph_runs_each_candidate_only_where_it_belongs
     assert sent == ["Plan boldly.", REPLANNER_SENT]
     calls = [r for r in rollout.trace.records if r.kind == "llm"]
     assert [(r.node, r.modules) for r in calls] == [("plan", [planner]), ("replan", [replanner])]
+
+
+def test_a_text_that_already_runs_the_candidate_is_left_as_it_is():
+    """A context or configurable prompt reaches the model already substituted; a seed ending
+    in a variable matches that text too (the variable takes the rest) but must not rewrite it
+    again, and the audit must not call it a leak."""
+    from gepa_graph.integrations.langgraph.boundary import PromptSpec, Substitution
+    from gepa_graph.integrations.langgraph.tracing import ObservedCall
+
+    seed = "Be helpful.\nSystem time: {time}"
+    substitution = Substitution({"m": PromptSpec(seed)}, {"m": seed + "\nAnswer in capitals."})
+    runs = "Be helpful.\nSystem time: 10:00\nAnswer in capitals."
+    assert substitution.rewrite_text(runs) == runs
+    assert substitution.rewrite_text("Be helpful.\nSystem time: 10:00") == runs
+    call = ObservedCall(node="n", entry="langchain.chat", messages=(("system", runs),))
+    assert substitution.leaks([call]) == [] and substitution.modules_in([runs]) == ["m"]

@@ -15,6 +15,8 @@ import copy
 import dataclasses
 import functools
 import inspect
+import threading
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -216,7 +218,67 @@ InputHook = typing.Callable[[PromptValue, Mapping[str, Any]], PromptValue | None
 """(a model's input, the run's ``configurable``) -> the input to send; None outside a run
 whose calls are rewritten (then the call is left exactly as it was)."""
 
-_HOOKED = "_gepa_graph_input_hook"
+# (id(place), name) -> how to put it back
+_PATCHES: dict[tuple[int, str], typing.Callable[[], None]] = {}
+_PATCH_LOCK = threading.Lock()
+
+
+def patch(owner: Any, name: str, wrap: typing.Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` (a class's method) with ``wrap(current)``, once: patching the
+    same place again does nothing (thread-safe)."""
+    with _PATCH_LOCK:
+        if (id(owner), name) in _PATCHES:
+            return
+        current = getattr(owner, name)
+        if name in vars(owner):
+            _PATCHES[(id(owner), name)] = functools.partial(setattr, owner, name, current)
+        else:  # inherited: inherited again once put back
+            _PATCHES[(id(owner), name)] = functools.partial(delattr, owner, name)
+        setattr(owner, name, wrap(current))
+
+
+def _trampoline(*args: Any, _gepa_graph_target: Any = None, **kwargs: Any) -> Any:
+    return _gepa_graph_target(*args, **kwargs)
+
+
+async def _async_trampoline(*args: Any, _gepa_graph_target: Any = None, **kwargs: Any) -> Any:
+    return await _gepa_graph_target(*args, **kwargs)
+
+
+def patch_function(function: types.FunctionType, wrap: typing.Callable[[Any], Any]) -> None:
+    """Make ``function`` itself run ``wrap(a copy of the original)``, once: its code becomes a
+    trampoline to the wrapper, so every name bound to it (``from litellm import completion``
+    made before the patch included) is reached. For functions without a closure (TypeError)."""
+    with _PATCH_LOCK:
+        if (id(function), "__code__") in _PATCHES:
+            return
+        if not isinstance(function, types.FunctionType) or function.__code__.co_freevars:
+            raise TypeError(f"cannot patch {function!r} in place")
+        original = types.FunctionType(
+            function.__code__, function.__globals__, function.__name__, function.__defaults__
+        )
+        original.__kwdefaults__ = function.__kwdefaults__
+        original.__qualname__ = function.__qualname__
+        saved = (function.__code__, function.__defaults__, function.__kwdefaults__)
+        target = wrap(original)
+        async_ = inspect.iscoroutinefunction(function)
+        function.__code__ = (_async_trampoline if async_ else _trampoline).__code__
+        function.__defaults__ = None
+        function.__kwdefaults__ = {"_gepa_graph_target": target}
+
+        def restore() -> None:
+            function.__code__, function.__defaults__, function.__kwdefaults__ = saved
+
+        _PATCHES[(id(function), "__code__")] = restore
+
+
+def unpatch_all() -> None:
+    """Put back everything ``patch`` and ``patch_function`` replaced."""
+    with _PATCH_LOCK:
+        for restore in _PATCHES.values():
+            restore()
+        _PATCHES.clear()
+
 
 # Set while a model call that was already intercepted runs: the calls it makes in turn (a
 # chat model's ``stream`` falling back to ``invoke``, ``batch`` calling ``invoke`` per input,
@@ -253,11 +315,9 @@ def install_input_hook(hook: InputHook) -> None:
     ``hook`` returns None outside an optimization run.
     """
     for cls in (BaseChatModel, BaseLLM):
-        if cls.__dict__.get(_HOOKED, False):
-            continue
         for name, rewrite in ENTRY_POINTS.items():
-            setattr(cls, name, hooked(getattr(cls, name), functools.partial(rewrite, hook)))
-        setattr(cls, _HOOKED, True)
+            step = functools.partial(rewrite, hook)
+            patch(cls, name, lambda method, step=step: hooked(method, step))
 
 
 def _configurable(config: Any) -> Mapping[str, Any]:
@@ -278,45 +338,52 @@ def _replace(args: tuple, kwargs: dict, position: int, name: str, value: Any) ->
     return args, {**kwargs, name: value}
 
 
-def _rewrite_one(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+Arguments = tuple[tuple, dict]
+
+
+def _rewrite_one(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """invoke/ainvoke/stream/astream(input, config)."""
     given, model_input = _argument(args, kwargs, 0, "input")
     configurable = _configurable(_argument(args, kwargs, 1, "config")[1])
-    value = (
-        hook(model._convert_input(model_input), configurable) if given and configurable else None
-    )
-    return (args, kwargs) if value is None else _replace(args, kwargs, 0, "input", value)
+    if not given or not configurable:
+        return None
+    value = hook(model._convert_input(model_input), configurable)
+    return None if value is None else _replace(args, kwargs, 0, "input", value)
 
 
-def _rewrite_many(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+def _rewrite_many(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """batch/abatch(inputs, config or one config per input)."""
     given, inputs = _argument(args, kwargs, 0, "inputs")
     config = _argument(args, kwargs, 1, "config")[1]
     if not given or not isinstance(inputs, list):
-        return args, kwargs
+        return None
     configs = config if isinstance(config, list) else [config] * len(inputs)
-    rewritten = []
+    values = []
     for model_input, item_config in zip(inputs, configs, strict=False):
         configurable = _configurable(item_config)
-        value = hook(model._convert_input(model_input), configurable) if configurable else None
-        rewritten.append(model_input if value is None else value)
+        values.append(
+            hook(model._convert_input(model_input), configurable) if configurable else None
+        )
+    if all(value is None for value in values):
+        return None
+    rewritten = [i if v is None else v for i, v in zip(inputs, values, strict=False)]
     rewritten += inputs[len(rewritten) :]
     return _replace(args, kwargs, 0, "inputs", rewritten)
 
 
-def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """generate/agenerate(message lists) of a chat model, (strings) of an LLM."""
     name = "messages" if isinstance(model, BaseChatModel) else "prompts"
     given, batch = _argument(args, kwargs, 0, name)
     configurable = current_configurable()
-    if not given or not configurable or not isinstance(batch, list):
-        return args, kwargs
+    if not given or not configurable or not isinstance(batch, list) or not batch:
+        return None
     if name == "prompts":
         values = [hook(StringPromptValue(text=p), configurable) for p in batch]
     else:
         values = [hook(model._convert_input(m), configurable) for m in batch]
-    if not values or values[0] is None:
-        return args, kwargs
+    if values[0] is None:
+        return None
     if name == "prompts":
         rewritten: list = [v.to_string() for v in values]
     else:
@@ -324,19 +391,19 @@ def _rewrite_generate(hook: InputHook, model: Any, args: tuple, kwargs: dict) ->
     return _with_run_callbacks(*_replace(args, kwargs, 0, name, rewritten))
 
 
-def _rewrite_prompts(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> tuple:
+def _rewrite_prompts(hook: InputHook, model: Any, args: tuple, kwargs: dict) -> Arguments | None:
     """generate_prompt/agenerate_prompt(prompt values)."""
     given, prompts = _argument(args, kwargs, 0, "prompts")
     configurable = current_configurable()
-    if not given or not configurable or not isinstance(prompts, list):
-        return args, kwargs
+    if not given or not configurable or not isinstance(prompts, list) or not prompts:
+        return None
     rewritten = [hook(p, configurable) for p in prompts]
-    if not rewritten or rewritten[0] is None:
-        return args, kwargs
+    if rewritten[0] is None:
+        return None
     return _with_run_callbacks(*_replace(args, kwargs, 0, "prompts", rewritten))
 
 
-def _with_run_callbacks(args: tuple, kwargs: dict) -> tuple:
+def _with_run_callbacks(args: tuple, kwargs: dict) -> Arguments:
     """``generate(...)`` takes no config, and LangChain gives a call without ``callbacks``
     none: inside a rewritten run, the running runnable's callbacks record it (as ``invoke``
     would), so the run's trace sees it."""
@@ -362,23 +429,30 @@ ENTRY_POINTS = {
 """The LangChain model methods wrapped, and how each one's input is found and replaced."""
 
 
-def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> Any:
+def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], Arguments | None]) -> Any:
     """``method`` (a function, coroutine function, generator or async generator function)
-    with ``rewrite(self, args, kwargs) -> (args, kwargs)`` applied to its arguments when no
-    intercepted model call runs around it, and ``model_call`` marked while it runs."""
+    with ``rewrite(self, args, kwargs)`` applied to its arguments when no intercepted model
+    call runs around it: inside a rewritten run it returns the arguments to call with, and the
+    call is marked (``model_call``) while it runs; outside one it returns None and the call
+    goes through untouched."""
     if inspect.isasyncgenfunction(method):
 
         async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            stream = method(self, *args, **kwargs)
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                async for item in method(self, *args, **kwargs):
+                    yield item
+                return
+            stream = method(self, *arguments[0], **arguments[1])
             try:
                 while True:
-                    with model_call():
-                        try:
-                            item = await stream.__anext__()
-                        except StopAsyncIteration:
-                            return
+                    token = _IN_MODEL_CALL.set(True)
+                    try:
+                        item = await stream.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        _IN_MODEL_CALL.reset(token)
                     yield item
             finally:
                 await stream.aclose()
@@ -386,16 +460,20 @@ def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> 
     elif inspect.isgeneratorfunction(method):
 
         def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            stream = method(self, *args, **kwargs)
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
+                yield from method(self, *args, **kwargs)
+                return
+            stream = method(self, *arguments[0], **arguments[1])
             try:
                 while True:
-                    with model_call():
-                        try:
-                            item = next(stream)
-                        except StopIteration:
-                            return
+                    token = _IN_MODEL_CALL.set(True)
+                    try:
+                        item = next(stream)
+                    except StopIteration:
+                        return
+                    finally:
+                        _IN_MODEL_CALL.reset(token)
                     yield item
             finally:
                 stream.close()
@@ -403,18 +481,26 @@ def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], tuple]) -> 
     elif inspect.iscoroutinefunction(method):
 
         async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            with model_call():
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
                 return await method(self, *args, **kwargs)
+            token = _IN_MODEL_CALL.set(True)
+            try:
+                return await method(self, *arguments[0], **arguments[1])
+            finally:
+                _IN_MODEL_CALL.reset(token)
 
     else:
 
         def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not in_model_call():
-                args, kwargs = rewrite(self, args, kwargs)
-            with model_call():
+            arguments = None if in_model_call() else rewrite(self, args, kwargs)
+            if arguments is None:
                 return method(self, *args, **kwargs)
+            token = _IN_MODEL_CALL.set(True)
+            try:
+                return method(self, *arguments[0], **arguments[1])
+            finally:
+                _IN_MODEL_CALL.reset(token)
 
     functools.update_wrapper(entry, method)
     return entry

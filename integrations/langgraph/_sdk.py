@@ -3,7 +3,8 @@
 An agent may reach a model without LangChain: ``litellm.completion``/``acompletion``, or the
 OpenAI SDK's ``chat.completions.create`` and ``responses.create`` (sync and async clients).
 ``install_sdk_hook`` wraps each of them once -- the OpenAI resource classes' ``create`` methods,
-so clients made before and after are both reached, and LiteLLM's public functions -- and hands
+so clients made before and after are both reached, and LiteLLM's public functions, in place,
+so a name bound by ``from litellm import completion`` before the patch is reached too -- and hands
 each call's keyword arguments to a hook that may rewrite them and returns what to do with the
 result. A call made inside a model call already intercepted (ChatOpenAI calling the OpenAI SDK,
 LiteLLM calling it for an OpenAI model) passes through untouched.
@@ -18,10 +19,16 @@ import functools
 import importlib
 import inspect
 import json
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gepa_graph.integrations.langgraph._internals import in_model_call, model_call
+from gepa_graph.integrations.langgraph._internals import (
+    in_model_call,
+    model_call,
+    patch,
+    patch_function,
+)
 
 Finish = Callable[[Any, BaseException | None], None]
 """Called once with a call's result (or None and the error it raised)."""
@@ -34,26 +41,31 @@ CHAT = "chat"  # a request with chat ``messages``
 RESPONSES = "responses"  # a Responses API request: ``instructions`` and ``input``
 
 # (module, attribute path, entry point, request kind): functions on a module, methods on a class.
+_CHAT_MODULE, _RESPONSES_MODULE = "openai.resources.chat.completions", "openai.resources.responses"
 PATCH_POINTS = (
     ("litellm", "completion", "litellm.completion", CHAT),
     ("litellm", "acompletion", "litellm.completion", CHAT),
-    ("openai.resources.chat.completions", "Completions.create", "openai.chat.completions", CHAT),
-    (
-        "openai.resources.chat.completions",
-        "AsyncCompletions.create",
-        "openai.chat.completions",
-        CHAT,
+    *(
+        (_CHAT_MODULE, f"{cls}.{method}", "openai.chat.completions", CHAT)
+        for cls in ("Completions", "AsyncCompletions")
+        for method in ("create", "parse")  # ``stream`` calls ``create`` when it starts
     ),
-    ("openai.resources.responses", "Responses.create", "openai.responses", RESPONSES),
-    ("openai.resources.responses", "AsyncResponses.create", "openai.responses", RESPONSES),
+    *(
+        (_RESPONSES_MODULE, f"{cls}.{method}", "openai.responses", RESPONSES)
+        for cls in ("Responses", "AsyncResponses")
+        for method in ("create", "parse")
+    ),
 )
-_HOOKED = "_gepa_graph_sdk_hook"
 _POSITIONAL = {"litellm.completion": ("model", "messages")}  # litellm.completion(model, messages)
 
 
 def install_sdk_hook(hook: SdkHook) -> None:
-    """Wrap every ``PATCH_POINTS`` function that is importable (once; idempotent)."""
+    """Wrap the ``PATCH_POINTS`` of every SDK the process has imported (once each; cheap
+    to call again, so a run can pick up an SDK imported since; ``_internals.unpatch_all``
+    puts them back). An SDK nobody imported is not imported here: LiteLLM takes seconds."""
     for module_name, path, entry, kind in PATCH_POINTS:
+        if module_name.split(".", 1)[0] not in sys.modules:
+            continue
         try:
             owner: Any = importlib.import_module(module_name)
         except ImportError:
@@ -61,12 +73,17 @@ def install_sdk_hook(hook: SdkHook) -> None:
         *parents, name = path.split(".")
         for parent in parents:
             owner = getattr(owner, parent)
-        function = getattr(owner, name)
-        if getattr(function, _HOOKED, False):
+        if not hasattr(owner, name):  # an SDK version without it (``parse`` is recent)
             continue
-        wrapper = _intercepted(function, entry, kind, hook, method=isinstance(owner, type))
-        setattr(wrapper, _HOOKED, True)
-        setattr(owner, name, wrapper)
+        method = isinstance(owner, type)
+        wrap = functools.partial(_intercepted, entry=entry, kind=kind, hook=hook, method=method)
+        if method:  # a class attribute: every client, made before or after, looks it up
+            patch(owner, name, wrap)
+        else:  # a module's function: patched in place, so names bound to it are reached too
+            try:
+                patch_function(getattr(owner, name), wrap)
+            except TypeError:  # not a plain function: the module attribute at least
+                patch(owner, name, wrap)
 
 
 def _intercepted(function: Any, entry: str, kind: str, hook: SdkHook, method: bool) -> Any:

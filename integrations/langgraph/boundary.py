@@ -1,15 +1,19 @@
-"""Prompt substitution at the chat-model boundary: wherever a prompt lives, rewrite it where it arrives.
+"""Prompt substitution at the model boundary: wherever a prompt lives, rewrite it where it arrives.
 
 A run that carries a ``Substitution`` in its config (``configurable[CONFIG_KEY]``: a rollout, or a
-graph from ``with_prompts``) has every LangChain model call inside it -- in a node, a tool, an
-edge function, a subgraph, a model made at run time -- rewritten on the way in: where a module's
-seed template occurs in a message, it is re-rendered with the candidate's template and the values
-its variables had (``patterns``). LangChain hands the running node's config to everything called
-inside it through a context variable, so concurrent runs (threads and tasks) never see each
-other's prompts, and outside such a run nothing changes.
+graph from ``with_prompts``) has every model call inside it -- in a node, a tool, an edge
+function, a subgraph, a model made at run time; through LangChain, LiteLLM or the OpenAI SDK
+(``intercept``) -- rewritten on the way in: where a module's seed template occurs in a message,
+it is re-rendered with the candidate's template and the values its variables had
+(``patterns``), by identity (``Substitution``: a prompt contained in another's is not rewritten
+inside it). LangChain hands the running node's config to everything called inside it through a
+context variable, so concurrent runs (threads and tasks) never see each other's prompts, and
+outside such a run nothing changes.
 
 The same patterns, made from the texts the run actually uses, attribute each model call to the
-modules whose prompt it carried (``modules_in``): that is what a module's reflection reads.
+modules whose prompt it carried (``modules_in``): that is what a module's reflection reads. After
+a rollout, ``audit`` stops the run (``SubstitutionLeak``) if a recorded call still carried the
+seed of a module the candidate changed: a path the rewrite did not reach is never scored.
 """
 
 from __future__ import annotations
@@ -53,17 +57,24 @@ class PromptSpec:
             ) from None
 
 
+RUN, SEED = "run", "seed"  # what a key of Substitution._keyed names: a module's text as this
+# run uses it, or the seed text it replaces
+
+
 class Substitution:
     """The prompts one run uses (module -> text), and the seeds they stand in for.
 
-    Identity, not substring: in each message text, the templates of all modules are matched
-    and only the outermost matches count -- sorted by start, a longer match first at the same
-    start, a match that begins inside one already taken is dropped. A module's prompt that is
-    contained in another's (a replanner template opening with the planner's whole prompt, a
-    sub-agent prompt equal to the tail of an orchestrator's) is therefore part of the other
-    module there: never rewritten inside it, never attributed to it. Text inside a variable of
-    a taken match (a value the code filled in) is read again by the same rule. ``rewrite``
-    (with the seeds) and ``modules_in`` (with the texts this run uses) apply it alike.
+    Identity, not substring. In each message text, every module's template as this run uses it
+    (and, for a module the run changes, its seed too) is matched, and only the outermost matches
+    count: by start, the longer first at the same start, a match beginning inside one already
+    taken is dropped; where a changed module's own text and its seed both match at the same
+    start, its own text wins (the text already runs the candidate). So a prompt contained in
+    another's (a replanner template opening with the planner's whole prompt, a sub-agent prompt
+    equal to the tail of an orchestrator's) belongs to the other module there: it is never
+    rewritten inside it, never attributed to it. Text inside a variable of a taken match (a
+    value the code filled in) is read again by the same rule. ``rewrite`` re-renders the taken
+    seed matches, ``modules_in`` names the modules of the taken matches, and ``leaks`` names the
+    seeds still taken after a rewrite.
     """
 
     def __init__(self, seeds: Mapping[str, PromptSpec], prompts: Mapping[str, str]) -> None:
@@ -71,41 +82,64 @@ class Substitution:
         self.prompts = {name: prompts.get(name, spec.text) for name, spec in self.seeds.items()}
         for name, spec in self.seeds.items():
             spec.check(name, self.prompts[name])
-        self._seed_patterns = {
-            name: spec.pattern() for name, spec in self.seeds.items() if spec.pattern().matchable
+        self._keyed: dict[tuple[str, str], PromptPattern] = {
+            (RUN, name): spec.pattern(self.prompts[name]) for name, spec in self.seeds.items()
         }
-        self._candidates = {
-            name: spec.pattern(self.prompts[name])
-            for name, spec in self.seeds.items()
-            if self.prompts[name] != spec.text and name in self._seed_patterns
-        }
-        self._patterns = {
-            name: spec.pattern(self.prompts[name]) for name, spec in self.seeds.items()
-        }
+        self._keyed.update(
+            ((SEED, name), self.seeds[name].pattern())
+            for name in self.changed
+            if self.seeds[name].pattern().matchable
+        )
+        self._rewrites = any(kind == SEED for kind, _ in self._keyed)
+        install()  # cheap when done; reaches an SDK the process imported since the last run
 
     @property
     def changed(self) -> list[str]:
         """The modules whose text this run changes (and whose seed it rewrites)."""
         return [name for name in self.seeds if self.prompts[name] != self.seeds[name].text]
 
+    def _outermost(self, text: str) -> list[tuple[tuple[str, str], re.Match[str]]]:
+        found = [
+            (match.start(), match.start() - match.end(), order, key, match)
+            for order, (key, pattern) in enumerate(self._keyed.items())
+            for match in pattern.matches(text)
+        ]
+        own = {(key[1], start) for start, _, _, key, _ in found if key[0] == RUN}
+        found = [f for f in found if f[3][0] == RUN or (f[3][1], f[0]) not in own]
+        found.sort(key=lambda item: item[:3])
+        taken = []
+        end = 0
+        for start, _, _, key, match in found:
+            if start >= end:
+                taken.append((key, match))
+                end = match.end()
+        return taken
+
+    def _carried(self, text: str) -> Iterator[tuple[str, str]]:
+        """(kind, module) of every taken match in ``text``, the values of taken matches read
+        again."""
+        for key, match in self._outermost(text):
+            yield key
+            for value in self._keyed[key].captured(match).values():
+                yield from self._carried(value)
+
     # -- rewriting
 
     def rewrite_text(self, text: str) -> str:
-        """``text`` with each outermost seed template it carries re-rendered as the candidate's
-        (with the values its variables had, themselves rewritten by the same rule)."""
-        return self._rewrite(text) if self._candidates else text
+        """``text`` with each taken seed match re-rendered as the candidate's template (with the
+        values its variables had, themselves rewritten by the same rule)."""
+        return self._rewrite(text) if self._rewrites else text
 
     def _rewrite(self, text: str) -> str:
         pieces: list[str] = []
         position = 0
-        for name, match in outermost(text, self._seed_patterns):
-            seed = self._seed_patterns[name]
-            captured = seed.captured(match)
+        for (kind, name), match in self._outermost(text):
+            pattern = self._keyed[(kind, name)]
+            captured = pattern.captured(match)
             values = {key: self._rewrite(value) for key, value in captured.items()}
-            candidate = self._candidates.get(name)
-            rendered = candidate.render(values) if candidate is not None else None
-            if rendered is None:  # unchanged module (or a variable the rewrite lacks)
-                rendered = _with_values(match, seed, values) if values != captured else None
+            rendered = self._keyed[(RUN, name)].render(values) if kind == SEED else None
+            if rendered is None and values != captured:  # a value carried a prompt
+                rendered = _with_values(match, pattern, values)
             pieces += [
                 text[position : match.start()],
                 match.group(0) if rendered is None else rendered,
@@ -116,7 +150,7 @@ class Substitution:
 
     def rewrite(self, value: PromptValue) -> PromptValue:
         """A prompt value on its way to a model, rewritten (``rewrite_text``) message by message."""
-        if not self._candidates:
+        if not self._rewrites:
             return value
         if isinstance(value, StringPromptValue):
             text = self.rewrite_text(value.text)
@@ -150,11 +184,10 @@ class Substitution:
     # -- attribution
 
     def modules_in(self, texts: Iterable[str]) -> list[str]:
-        """The modules whose text (as this run uses it) ``texts`` carry, by the outermost rule."""
-        found: set[str] = set()
-        for text in texts:
-            found.update(name for name, _ in carried(text, self._patterns))
-        return [name for name in self._patterns if name in found]
+        """The modules whose prompt (this run's text, or a seed it changed) ``texts`` carry,
+        by the outermost rule."""
+        found = {name for text in texts for _, name in self._carried(text)}
+        return [name for name in self.seeds if name in found]
 
     # -- the audit
 
@@ -162,23 +195,16 @@ class Substitution:
         """(call, module) for each observed call (``tracing.ObservedCall``) whose system or
         human messages still carry, by the outermost rule, the seed of a module this run
         changed; a candidate that contains its own seed is no leak."""
-        changed = self.changed
-        if not changed:
-            return []
-        # Keys ("run", module) first: the text a run uses wins a tie with its seed's.
-        patterns = {("run", name): pattern for name, pattern in self._patterns.items()}
-        patterns.update(
-            (("seed", name), self._seed_patterns[name])
-            for name in changed
-            if name in self._seed_patterns
-        )
         found = []
         for call in calls:
-            texts = [text for role, text in call.messages if role in ("system", "human")]
             names = {
-                key[1] for text in texts for key, _ in carried(text, patterns) if key[0] == "seed"
+                name
+                for role, text in call.messages
+                if role in ("system", "human")
+                for kind, name in self._carried(text)
+                if kind == SEED
             }
-            found += [(call, name) for name in changed if name in names]
+            found += [(call, name) for name in self.changed if name in names]
         return found
 
     def audit(self, calls: Iterable[Any]) -> None:
@@ -190,34 +216,6 @@ class Substitution:
                 f"{module!r}, which the candidate changed: this call path was not rewritten, "
                 "so the candidate cannot be scored on what it ran"
             )
-
-
-def outermost(text: str, patterns: Mapping[Any, PromptPattern]) -> list[tuple[Any, re.Match[str]]]:
-    """The matches of ``patterns`` in ``text`` that lie inside no other: by start, the longer
-    first at the same start, then in ``patterns`` order; one beginning inside a taken match
-    is dropped."""
-    found = [
-        (match.start(), match.start() - match.end(), order, key, match)
-        for order, (key, pattern) in enumerate(patterns.items())
-        for match in pattern.matches(text)
-    ]
-    found.sort(key=lambda item: item[:3])
-    taken: list[tuple[Any, re.Match[str]]] = []
-    end = 0
-    for start, _, _, key, match in found:
-        if start >= end:
-            taken.append((key, match))
-            end = match.end()
-    return taken
-
-
-def carried(text: str, patterns: Mapping[Any, PromptPattern]) -> Iterator[tuple[Any, str]]:
-    """(key, matched text) of every template ``text`` carries by the outermost rule, the
-    values of taken matches read again."""
-    for key, match in outermost(text, patterns):
-        yield key, match.group(0)
-        for value in patterns[key].captured(match).values():
-            yield from carried(value, patterns)
 
 
 def _with_values(match: re.Match[str], pattern: PromptPattern, values: Mapping[str, str]) -> str:

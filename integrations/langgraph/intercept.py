@@ -13,7 +13,8 @@ is recorded by the wrapper itself, in the same shapes (an ``llm`` record and an 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from langchain_core.prompt_values import PromptValue
@@ -21,11 +22,29 @@ from langchain_core.prompt_values import PromptValue
 from gepa_graph.integrations.langgraph import _internals, _sdk, boundary
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
 
+_disabled = False
+
 
 def install() -> None:
     """Put the rewrite and the recording on every model call path (idempotent)."""
+    if _disabled:
+        return
     _internals.install_input_hook(_rewrite_langchain_input)
     _sdk.install_sdk_hook(_sdk_call)
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Every patched method put back, and ``install`` a no-op, while inside (benchmarks time
+    a rollout without the layer); installed again on the way out."""
+    global _disabled
+    _internals.unpatch_all()
+    _disabled = True
+    try:
+        yield
+    finally:
+        _disabled = False
+        install()
 
 
 def _rewrite_langchain_input(

@@ -124,8 +124,6 @@ _ROLE_OF = {
     "tool": "tool",
     "function": "tool",
 }
-
-
 _CHAT_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 
 
@@ -146,7 +144,7 @@ def message_pairs(messages: Iterable[Any]) -> tuple[tuple[str, str], ...]:
         kind = getattr(message, "type", None)
         if kind == "chat":  # ChatMessage: the role is free text
             kind = getattr(message, "role", None)
-        pairs.append((role_of(kind), "\n".join(texts_of([message]))))
+        pairs.append((role_of(kind), content_text(getattr(message, "content", None))))
     return tuple(pairs)
 
 
