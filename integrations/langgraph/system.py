@@ -163,7 +163,7 @@ class LangGraphSystem:
             library_prompts if isinstance(library_prompts, bool) else set(library_prompts)
         )
         self._excluded = set(exclude)
-        unknown = sorted(self._excluded - set(self._found))
+        unknown = self._impossible(self._excluded)  # a probe may still name the others
         if unknown:
             raise UnknownName(
                 f"cannot exclude unknown module(s) {unknown}; modules are {sorted(self._found)}"
@@ -190,7 +190,11 @@ class LangGraphSystem:
         names = set(names)
         unknown = sorted(names - set(self._found))
         if unknown:
-            raise KeyError(f"unknown module(s) {unknown}; found {sorted(self._found)}")
+            raise KeyError(
+                f"unknown module(s) {unknown} (found {sorted(self._found)}): the probe run that "
+                "named them saw instructions this process's code does not hold; pass the system "
+                "object itself, not its import path"
+            )
         self._select(names)
 
     def _select(self, names: set[str]) -> None:
@@ -361,24 +365,24 @@ class LangGraphSystem:
         return self.probe_report
 
     def check_names(self, names: Iterable[str]) -> None:
-        """Raise UnknownName (before any probe run) for a module name no probe could give:
+        """Raise InvalidInput (before any probe run) for a module name no probe could give:
         one that is no found prompt and does not start with a node of the graph."""
-        nodes = (
-            {*self._found, *_internals.node_runnables(self.graph)}
-            if isinstance(self.graph, Pregel)
-            else set(self._found)
-        )
-        nodes |= {n for slot in self._found.values() for n in slot.nodes}
-        unknown = [
-            name
-            for name in names
-            if name not in self._found and re.split(r"[./]", name)[0] not in nodes
-        ]
+        unknown = self._impossible(names)
         if unknown:
             raise InvalidInput(
                 f"unknown module {unknown[0]!r}: no prompt of the graph has that name, nor could "
                 f"a probe run give it (prompts are named after nodes); found: {sorted(self._found)}"
             )
+
+    def _impossible(self, names: Iterable[str]) -> list[str]:
+        nodes = {*self._found, *(n for slot in self._found.values() for n in slot.nodes)}
+        if isinstance(self.graph, Pregel):
+            nodes.update(_internals.node_runnables(self.graph))
+        return sorted(
+            name
+            for name in names
+            if name not in self._found and re.split(r"[./]", name)[0] not in nodes
+        )
 
     def _wanted(self, name: str) -> bool:
         if not self._found[name].library:
