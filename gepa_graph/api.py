@@ -148,6 +148,8 @@ async def aoptimize(
     system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
+    if seeds is None and seed_prompts and hasattr(system, "check_names"):
+        system.check_names(seed_prompts)  # a name no probe could make fails before paying
     train = as_dataset(trainset, "trainset")
     val = as_dataset(valset, "valset") if valset is not None else train
     test = as_dataset(testset, "testset") if testset is not None else []

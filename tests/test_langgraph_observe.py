@@ -242,7 +242,7 @@ def test_a_chain_wrapping_a_graph_is_a_system_and_with_prompts_returns_a_runnabl
 
 
 def test_a_non_runnable_is_a_one_line_error():
-    with pytest.raises(TypeError, match="Runnable, got int"):
+    with pytest.raises(TypeError, match="expected a compiled LangGraph graph, got int"):
         LangGraphSystem(3)
 
 
@@ -519,3 +519,25 @@ def test_optimize_then_export_with_prompts_and_apply_on_observed_modules(tmp_pat
     model.reset()
     graph.invoke({"topic": "dunes"})
     assert [m.text for call in model.calls for m in call] == sent
+
+
+def test_a_module_only_a_probe_names_can_be_excluded_up_front():
+    model = echo()
+
+    def write(state):
+        text = " ".join(["You write", "about", state["topic"], "in plain words."])
+        return {"notes": model.invoke([SystemMessage(text), "go"]).text}
+
+    def edit(state):
+        return {"report": model.invoke([SystemMessage("Edit the notes."), state["notes"]]).text}
+
+    builder = StateGraph(Topic)
+    builder.add_node("write", write)
+    builder.add_node("edit", edit)
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "edit")
+    with pytest.raises(KeyError, match="nope"):
+        LangGraphSystem(builder.compile(), exclude=["nope"])
+    system = probed(builder.compile(), exclude=["write"])
+    assert system.modules() == {"edit": "Edit the notes."}
+    assert "write" in system._found  # found, observed, and left alone as asked

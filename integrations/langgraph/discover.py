@@ -100,10 +100,7 @@ def ensure_compiled(graph: object) -> Runnable:
     if isinstance(graph, StateGraph):
         raise WrongType("got an uncompiled StateGraph; pass graph.compile() instead")
     if not isinstance(graph, Runnable):
-        raise WrongType(
-            f"expected a compiled LangGraph graph or another LangChain Runnable, got "
-            f"{type(graph).__name__}"
-        )
+        raise WrongType(f"expected a compiled LangGraph graph, got {type(graph).__name__}")
     return graph
 
 

@@ -36,6 +36,7 @@ import asyncio
 import copy
 import dataclasses
 import pathlib
+import re
 import uuid
 import warnings
 import weakref
@@ -162,7 +163,7 @@ class LangGraphSystem:
             library_prompts if isinstance(library_prompts, bool) else set(library_prompts)
         )
         self._excluded = set(exclude)
-        unknown = sorted(self._excluded - set(self._found))
+        unknown = self._impossible(self._excluded)  # a probe may still name the others
         if unknown:
             raise UnknownName(
                 f"cannot exclude unknown module(s) {unknown}; modules are {sorted(self._found)}"
@@ -189,7 +190,11 @@ class LangGraphSystem:
         names = set(names)
         unknown = sorted(names - set(self._found))
         if unknown:
-            raise KeyError(f"unknown module(s) {unknown}; found {sorted(self._found)}")
+            raise KeyError(
+                f"unknown module(s) {unknown} (found {sorted(self._found)}): the probe run that "
+                "named them saw instructions this process's code does not hold; pass the system "
+                "object itself, not its import path"
+            )
         self._select(names)
 
     def _select(self, names: set[str]) -> None:
@@ -202,8 +207,9 @@ class LangGraphSystem:
     @property
     def needs_probe(self) -> bool:
         """Whether the modules still wait for the probe runs: what reaches a model decides
-        them (``aprobe``)."""
-        return self.probe_report is None
+        them (``aprobe``). A graph whose code holds no text that could be a prompt at all
+        fails at once instead (``modules``: NoPromptsFound), before any paid call."""
+        return self.probe_report is None and bool(self._found)
 
     # -- the System protocol
 
@@ -357,6 +363,26 @@ class LangGraphSystem:
         self._select({n for n in self._found if self._wanted(n)})
         _remember(self.graph, self._found)
         return self.probe_report
+
+    def check_names(self, names: Iterable[str]) -> None:
+        """Raise InvalidInput (before any probe run) for a module name no probe could give:
+        one that is no found prompt and does not start with a node of the graph."""
+        unknown = self._impossible(names)
+        if unknown:
+            raise InvalidInput(
+                f"unknown module {unknown[0]!r}: no prompt of the graph has that name, nor could "
+                f"a probe run give it (prompts are named after nodes); found: {sorted(self._found)}"
+            )
+
+    def _impossible(self, names: Iterable[str]) -> list[str]:
+        nodes = {*self._found, *(n for slot in self._found.values() for n in slot.nodes)}
+        if isinstance(self.graph, Pregel):
+            nodes.update(_internals.node_runnables(self.graph))
+        return sorted(
+            name
+            for name in names
+            if name not in self._found and re.split(r"[./]", name)[0] not in nodes
+        )
 
     def _wanted(self, name: str) -> bool:
         if not self._found[name].library:
