@@ -21,6 +21,7 @@ import importlib
 import inspect
 import re
 import sys
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,8 @@ def run_in_production(graph: Any, system: Any, case: AgentCase) -> list[str]:
         if "context" in kwargs:  # the example's own context, as the user would pass it
             kwargs["context"] = type(kwargs["context"])(**example.get("context", {}))
         config = kwargs.setdefault("config", {})
-        if "thread_id" in config.get("configurable", {}):
-            config["configurable"]["thread_id"] += f"-{n}"
+        if "thread_id" in config.get("configurable", {}):  # a new conversation each time
+            config["configurable"]["thread_id"] += f"-{n}-{uuid.uuid4().hex[:8]}"
         graph.invoke(system.graph_input(gg.Example(**example)), **kwargs)
         while getattr(graph, "checkpointer", None) is not None and graph.get_state(config).next:
             graph.invoke(None, **kwargs)  # the user approves what the interrupt paused
