@@ -148,6 +148,8 @@ async def aoptimize(
     system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
+    if seeds is None and seed_prompts and hasattr(system, "check_names"):
+        system.check_names(seed_prompts)  # a name no probe could make fails before paying
     train = as_dataset(trainset, "trainset")
     val = as_dataset(valset, "valset") if valset is not None else train
     test = as_dataset(testset, "testset") if testset is not None else []
@@ -160,7 +162,7 @@ async def aoptimize(
                 except ValueError as exc:
                     raise InvalidInput(f"{name}[{index}] ({example.key}): {exc}") from None
     metric_arity(metric)
-    probe = 1 if seeds is None else 0  # a system that needs a probe runs once more
+    probe = min(PROBE_EXAMPLES, len(train)) if seeds is None else 0  # the probe's own runs
     if config.max_rollouts is not None and config.max_rollouts < len(val) + probe:
         raise InvalidInput(
             f"max_rollouts={config.max_rollouts} cannot even evaluate the seed on the "
@@ -254,8 +256,8 @@ async def _run(
 
     bus = EventBus(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
-    if probe_cost is not None:  # the probe ran the system once: a rollout like any other
-        budget.reserve_rollouts(1)
+    if probe_cost is not None:  # the probe's runs are rollouts like any other
+        budget.reserve_rollouts(min(PROBE_EXAMPLES, len(train)))
         budget.add_task_cost(probe_cost or None)
     lm.deadline = budget.seconds_left
     lm.budget = budget  # reflection retries and failures are counted in the ledger
@@ -381,13 +383,18 @@ async def _score_testset(
     )
 
 
+PROBE_EXAMPLES = 3
+"""Training examples a probe runs the seed on (``needs_probe``): what reaches a model in them
+decides a LangGraph system's modules."""
+
+
 async def _probe(system: System, train: list[Example]) -> float | None:
-    """A system whose prompts only a run can confirm (``needs_probe``, e.g. prose kept under
-    another name in a LangGraph agent) runs its seed once on the first training example;
-    the USD cost of that run (0.0 where unknown), None when it had been probed already."""
+    """A system whose prompts only runs can show (``needs_probe``: a LangGraph agent) runs its
+    seed on the first ``PROBE_EXAMPLES`` training examples; the USD cost of those runs (0.0
+    where unknown), None when it had been probed already."""
     if getattr(system, "probe_report", None) is not None:
         return None
-    report = await system.aprobe(train[0])
+    report = await system.aprobe(train[:PROBE_EXAMPLES])
     for note in report.notes():
         log.info("probe: %s", note)
     return report.cost_usd or 0.0
@@ -435,7 +442,29 @@ def apply_prompts(
         for name, text in prompts.items()
         if name not in found
     }
-    return apply(graph, prompts, declared, store)
+    return apply(graph, prompts, declared, store=store)
+
+
+def export_prompts(
+    target: Any, directory: str | Path, prompts: Mapping[str, str], seeds: Mapping[str, str]
+) -> dict[str, str]:
+    """Write the file-based prompts of ``prompts`` to copies of their files under
+    ``directory`` (``Result.export`` without a System); module -> path written. The files are
+    those of ``target`` (a graph), else of the graphs probed in this process whose prompt of
+    that name has the seed text ``seeds`` gives."""
+    from gepa_graph.integrations.langgraph import export, is_langgraph
+    from gepa_graph.integrations.langgraph.discover import find_slots
+    from gepa_graph.integrations.langgraph.system import probed_slots
+
+    if target is None:
+        slots = {n: s for n, s in probed_slots().items() if seeds.get(n) == s.text}
+        return export(slots, prompts, directory)
+    if not is_langgraph(target):
+        raise WrongType(
+            f"cannot find the prompt files of a {type(target).__name__}: pass the graph or the "
+            "System that ran the optimization"
+        )
+    return export({**find_slots(target), **probed_slots(target)}, prompts, directory)
 
 
 def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:

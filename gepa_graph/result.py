@@ -94,3 +94,18 @@ class Result(BaseModel):
         from gepa_graph.api import apply_prompts
 
         return apply_prompts(target, self.best_candidate, self.seed_candidate, store)
+
+    def export(self, directory: Any, source: Any = None) -> dict[str, str]:
+        """Write the best text of each prompt kept in a file (a Markdown or Jinja2 template
+        the code reads) to a copy of that file under ``directory``; module -> path written.
+
+        ``source`` is the System that ran the optimization (its ``export(directory, prompts)``)
+        or the graph; by default, the graphs probed in this process. Your files stay as they
+        are: copy the ones you want over them.
+        """
+        exporter = getattr(source, "export", None)
+        if callable(exporter) and hasattr(source, "modules"):
+            return exporter(directory, self.best_candidate)
+        from gepa_graph.api import export_prompts  # the composition root knows the integrations
+
+        return export_prompts(source, directory, self.best_candidate, self.seed_candidate)

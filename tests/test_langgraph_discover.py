@@ -185,6 +185,6 @@ def test_describe_lists_modules_nodes_kinds_and_variables():
     text = describe(function_graph())
     lines = text.splitlines()
     assert lines[0] == "2 prompt(s) in graph 'LangGraph'"
-    assert lines[1].split() == ["module", "node", "kind", "where", "variables", "text"]
+    assert lines[1].split() == ["module", "kind", "nodes", "home", "variables", "text"]
     review = next(line for line in lines if line.startswith("review"))
-    assert "string" in review and "REVIEW_PROMPT" in review and "audience, draft" in review
+    assert "user" in review and "REVIEW_PROMPT" in review and "audience, draft" in review

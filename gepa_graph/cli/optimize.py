@@ -111,16 +111,20 @@ def optimize(
 
 @app.command("inspect")
 def inspect_graph(
-    graph: str = typer.Argument(..., help="module:attr of a compiled LangGraph graph"),
+    graph: str = typer.Argument(
+        ..., help="module:attr of a compiled LangGraph graph or another Runnable"
+    ),
     probe: Path | None = typer.Option(
         None,
-        help="a .jsonl file: run the seed on its first example to confirm which prompts "
-        "reach a model and list the system messages no module holds (one paid run)",
+        help="a .jsonl file: run the seed on its first three examples (paid runs) and list "
+        "what reached a model, as optimize does: each prompt with its kind (user or library), "
+        "home and the nodes whose calls carried it",
     ),
 ) -> None:
-    """List the prompts (modules) found in a graph."""
+    """List the prompts (modules) of a graph: found in its code, or with --probe, observed."""
     with user_errors():
+        from gepa_graph.api import PROBE_EXAMPLES
         from gepa_graph.integrations.langgraph import describe
 
-        example = read_jsonl(probe, "probe")[0] if probe is not None else None
-        say(describe(load_object(graph, "graph"), probe=example))
+        examples = read_jsonl(probe, "probe")[:PROBE_EXAMPLES] if probe is not None else None
+        say(describe(load_object(graph, "graph"), probe=examples))

@@ -76,14 +76,10 @@ def pending_interrupts(output: Any) -> list[Any]:
 
 
 def branch_runnables(graph: Pregel) -> list[tuple[str, Runnable]]:
-    """(source node, the path function's runnable) of each conditional edge of a StateGraph."""
+    """(source node, the path function's runnable) of each conditional edge of a StateGraph,
+    those leaving ``START`` (a router that picks the first node) included."""
     branches = getattr(getattr(graph, "builder", None), "branches", None) or {}
-    return [
-        (source, spec.path)
-        for source, specs in branches.items()
-        for spec in specs.values()
-        if source != START
-    ]
+    return [(source, spec.path) for source, specs in branches.items() for spec in specs.values()]
 
 
 def node_tools(runnable: Any) -> list[Any] | None:
@@ -535,3 +531,39 @@ def config_handlers(config: Mapping[str, Any]) -> list[Any]:
 def config_parent_run_id(config: Mapping[str, Any]) -> Any:
     """The run id of the runnable a config belongs to (its callback manager's parent run)."""
     return getattr(config.get("callbacks"), "parent_run_id", None)
+
+
+# ----------------------------------------------------------------------------- discovery helpers
+
+
+def task_function(value: Any) -> tuple[str, Any] | None:
+    """(name, function) of a Functional API ``@task`` (``langgraph.func``'s private
+    ``_TaskFunction``: its function in ``func``), or None for anything else."""
+    if type(value).__module__ != "langgraph.func" or not callable(getattr(value, "func", None)):
+        return None
+    return getattr(value, "__name__", None) or value.func.__name__, value.func
+
+
+def graphs_inside(runnable: Any) -> list[Pregel]:
+    """The compiled graphs a wrapper runnable holds (sequence steps, bindings, parallel
+    branches, fallbacks), depth first; not those a node calls from inside a function."""
+    found: list[Pregel] = []
+    stack = [runnable]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, Pregel):
+            found.append(current)
+            continue
+        for attribute in ("steps", "bound", "runnable", "fallbacks", "steps__"):
+            value = getattr(current, attribute, None)
+            if isinstance(value, Mapping):
+                stack.extend(value.values())
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
+            elif isinstance(value, Runnable):
+                stack.append(value)
+    return found

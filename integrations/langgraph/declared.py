@@ -4,9 +4,11 @@ Inside any node (or a tool, or a function a node calls) write::
 
     instructions = gg.prompt("grader", "Grade the answer from 1 to 5 ...")
 
-Outside an optimization it returns ``default``. During a rollout it returns the candidate's text,
-which LangGraph hands to the node through the run's config (the run's ``boundary.Substitution``),
-so concurrent rollouts never see each other's text and no user object is mutated.
+Outside an optimization it returns ``default``. During a rollout the candidate's text replaces it
+where it reaches a model (the model boundary rewrites the default there, once); a default too
+short to be recognised there is replaced here instead, from the run's config (the run's
+``boundary.Substitution``), so concurrent rollouts never see each other's text and no user
+object is mutated.
 
 Discovery finds these calls by reading the source of the functions a graph's nodes reach (see
 ``walk.declared_calls``) when the name and default are literals or module-level constants. Where
@@ -31,4 +33,7 @@ def prompt(name: str, default: str) -> str:
     substitution = boundary.active()
     if substitution is None:  # outside a run that substitutes prompts
         return default
+    seed = substitution.seeds.get(name)
+    if seed is not None and seed.text == default and seed.pattern().matchable:
+        return default  # the model boundary rewrites it where it arrives, once
     return substitution.prompts.get(name, default)

@@ -1,10 +1,12 @@
-"""LangGraphSystem: a compiled LangGraph graph as a ``gepa_graph.System``.
+"""LangGraphSystem: a compiled LangGraph graph (or any LangChain Runnable) as a ``gepa_graph.System``.
 
-Modules are the graph's prompts (``discover``; candidates confirmed by ``probe``). A rollout runs
+Modules are what reaches a model: ``probe`` runs the seed on a few examples and keeps every
+instruction its calls carried (``observe``), named and homed where the code keeps it
+(``discover``); before a probe, the prompts found in the code stand in. A rollout runs
 the user's own graph with ``ainvoke``: the candidate travels in the run's config as a
 ``boundary.Substitution`` (rewritten where it reaches a model, whichever node, tool or edge makes
-the call), context-schema prompts in ``context=`` and configuration prompts in
-``configurable`` -- LangGraph's own ways, nothing copied. A ``TraceCollector`` records one record
+the call); the user's own ``context``/``config`` travel as given, a prompt field overlaid only
+where the model boundary cannot rewrite it -- LangGraph's own ways, nothing copied or built. A ``TraceCollector`` records one record
 per node step, model call and tool call, each model call attributed to the modules whose prompt
 it carried, which is what a module's reflection reads.
 
@@ -31,14 +33,18 @@ LangGraph's ``recursion_limit`` (yours, else its default of 25) bounds every rol
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
+import pathlib
+import re
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.cache.base import BaseCache
 from langgraph.cache.memory import InMemoryCache
@@ -48,7 +54,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, UnknownName, WrongType
-from gepa_graph.integrations.langgraph import _internals, boundary, isolation
+from gepa_graph.integrations.langgraph import _internals, boundary, isolation, observe
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
@@ -56,6 +62,7 @@ from gepa_graph.integrations.langgraph.discover import (
     ensure_compiled,
     find_slots,
     no_prompts_message,
+    scan,
     table,
 )
 from gepa_graph.integrations.langgraph.execution import (
@@ -66,9 +73,9 @@ from gepa_graph.integrations.langgraph.execution import (
     switched_message,
 )
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
-from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace
+from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace, FileLeaf
 from gepa_graph.lm import is_transient
-from gepa_graph.system import Rollout
+from gepa_graph.system import PromptNeverUsed, Rollout
 from gepa_graph.usercode import call_user
 
 LABEL_FIELDS = frozenset(
@@ -93,32 +100,46 @@ DEFAULT_RECURSION_LIMIT = 25  # LangGraph's own default
 
 @dataclasses.dataclass
 class ProbeReport:
-    """What one seed run showed: which prompts reached a model, and what else did."""
+    """What the probe runs of the seed showed: which prompts reached a model, and from where."""
 
     reached: dict[str, list[str]]  # module -> nodes whose model calls carried it
-    confirmed: list[str]  # candidates that became modules
-    unreached: list[str]  # modules found in the code whose prompt reached no model
-    unclaimed: list[str]  # system-message texts that reached a model and belong to no module
-    error: str | None = None
-    cost_usd: float | None = None  # of the probe run's model calls, where LiteLLM knows prices
+    confirmed: list[str]  # candidates (prose under another name) that became modules
+    unreached: list[str]  # prompts found in the code that reached no model: dropped
+    unclaimed: list[str]  # instruction text that reached a model but fits no template
+    error: str | None = None  # the first failed probe run's error
+    cost_usd: float | None = None  # of the probe runs' model calls, where LiteLLM knows prices
+    observed: list[str] = dataclasses.field(default_factory=list)  # modules with no home
+    library: list[str] = dataclasses.field(default_factory=list)  # library prompts found
+    rollouts: int = 1  # probe runs made
+    failed: int = 0  # of which failed
 
     def notes(self) -> list[str]:
-        """What the probe run showed, as lines for ``describe``: an error, the confirmed
-        candidates, the modules that reached no model, the system messages no module holds."""
+        """What the probe runs showed, as lines for ``describe`` and the log."""
         lines = []
         if self.error:
-            lines.append(f"probe run failed: {self.error}")
+            lines.append(f"{self.failed} of {self.rollouts} probe run(s) failed: {self.error}")
         if self.confirmed:
             lines.append(f"confirmed by the probe run: {self.confirmed}")
+        if self.observed:
+            lines.append(
+                f"found only in what reached a model (no home in the code; apply carries them "
+                f"in graph.config): {self.observed}"
+            )
+        if self.library:
+            lines.append(
+                f"library prompts (optimized only with LangGraphSystem(graph, "
+                f"library_prompts=True) or by name): {self.library}"
+            )
         if self.unreached:
             lines.append(
-                f"found in the code but reached no model in the probe run: {self.unreached}"
+                f"dropped: found in the code but reached no model in {self.rollouts} probe "
+                f"run(s): {self.unreached}"
             )
         for text in self.unclaimed:
             flat = " ".join(text.split())
             lines.append(
-                f"a system message no module holds reached a model: {flat[:70]!r}; to optimize "
-                'it, wrap the text where the code builds it in gg.prompt("name", <text>)'
+                f"an instruction reached a model but fits no template: {flat[:70]!r}; to "
+                'optimize it, wrap the text where the code builds it in gg.prompt("name", <text>)'
             )
         return lines
 
@@ -130,6 +151,8 @@ class LangGraphSystem:
     values, ``recursion_limit``...). ``context``: the runtime context every run gets (a dict or
     an instance of the graph's ``context_schema``). ``prompts``: ``gg.prompt`` names with default
     text the source scan cannot see. ``exclude``: modules to leave alone.
+    ``library_prompts``: True to optimize the prompts library code wrote too (a middleware's,
+    a tool's), or the names of those to optimize; by default they are listed, not optimized.
 
     ``store``: the store rollouts read (default: the graph's own), a ``BaseStore`` or a
     zero-argument function returning one per rollout (e.g. a seeded test store); each rollout
@@ -149,14 +172,15 @@ class LangGraphSystem:
         context: Any = None,
         prompts: Mapping[str, str] | None = None,
         exclude: Iterable[str] = (),
+        library_prompts: bool | Iterable[str] = False,
         store: Any = None,
         execution: str = "auto",
         tools: Mapping[str, Any] | None = None,
         store_prompts: Iterable[Any] = (),
     ) -> None:
         boundary.install()
-        self.graph: Pregel = ensure_compiled(graph)
-        self._store = isolation.store_source(store, default=self.graph.store)
+        self.graph: Runnable = ensure_compiled(graph)
+        self._store = isolation.store_source(store, default=getattr(self.graph, "store", None))
         self._execution = execution_mode(execution)
         self._tools = isolation.ToolStandIns(tools) if tools is not None else None
         self._store_prompts = in_store.store_prompts(store_prompts)
@@ -164,9 +188,12 @@ class LangGraphSystem:
             **(prompts or {}),
             **in_store.seed_texts(self._store_prompts, self._store),
         }
-        self._found = find_slots(self.graph, self._declared)
+        self._found, self._packages = scan(self.graph, self._declared)
+        self._library_prompts = (
+            library_prompts if isinstance(library_prompts, bool) else set(library_prompts)
+        )
         self._excluded = set(exclude)
-        unknown = sorted(self._excluded - set(self._found))
+        unknown = self._impossible(self._excluded)  # a probe may still name the others
         if unknown:
             raise UnknownName(
                 f"cannot exclude unknown module(s) {unknown}; modules are {sorted(self._found)}"
@@ -175,7 +202,8 @@ class LangGraphSystem:
         self._select({name for name, slot in self._found.items() if slot.strong})
         self._input_fn = input_fn
         self._config = config
-        self._context = _as_dict(context)
+        _check_context(context)
+        self._context = context
         self._context_schema = _internals.context_schema(self.graph)
         self._fields = _internals.input_fields(self.graph)
         self._run_graph = self._graph_for_rollouts()
@@ -192,7 +220,11 @@ class LangGraphSystem:
         names = set(names)
         unknown = sorted(names - set(self._found))
         if unknown:
-            raise KeyError(f"unknown module(s) {unknown}; found {sorted(self._found)}")
+            raise KeyError(
+                f"unknown module(s) {unknown} (found {sorted(self._found)}): the probe run that "
+                "named them saw instructions this process's code does not hold; pass the system "
+                "object itself, not its import path"
+            )
         self._select(names)
 
     def _select(self, names: set[str]) -> None:
@@ -204,9 +236,10 @@ class LangGraphSystem:
 
     @property
     def needs_probe(self) -> bool:
-        """Whether candidates wait for a probe run to confirm them (a graph with nothing at all
-        to confirm fails at once, before any paid call)."""
-        return any(not slot.strong for slot in self._found.values())
+        """Whether the modules still wait for the probe runs: what reaches a model decides
+        them (``aprobe``). A graph whose code holds no text that could be a prompt at all
+        fails at once instead (``modules``: NoPromptsFound), before any paid call."""
+        return self.probe_report is None and bool(self._found)
 
     # -- the System protocol
 
@@ -228,7 +261,19 @@ class LangGraphSystem:
 
     def apply(self, target: Any, prompts: Mapping[str, str]) -> None:
         """Write ``prompts`` into ``target`` where they live (``Result.apply``)."""
-        apply(ensure_compiled(target), prompts, self._declared)
+        apply(ensure_compiled(target), prompts, self._declared, self._observed(target))
+
+    def export(self, directory: Any, prompts: Mapping[str, str]) -> dict[str, str]:
+        """Write each file-based prompt of ``prompts`` to a copy of its file under
+        ``directory`` (``Result.export``); module -> the path written."""
+        return export(self.slots, prompts, directory)
+
+    def _observed(self, target: Any) -> dict[str, PromptSlot]:
+        """The probe's modules that hold for ``target``: all of them for the graph it ran, the
+        ones without a home (carried in the config) for another copy of the agent."""
+        if target is self.graph:
+            return dict(self._found)
+        return {n: s for n, s in self._found.items() if s.kind == "observed"}
 
     def validate_example(self, example: Any) -> None:
         """Raise InvalidInput (a ValueError) for an example whose graph input lacks what the graph requires."""
@@ -274,57 +319,133 @@ class LangGraphSystem:
 
     # -- the probe run
 
-    async def aprobe(self, example: Any) -> ProbeReport:
-        """Run the seed on ``example`` to see which found prompts reach a model.
+    async def aprobe(self, examples: Any) -> ProbeReport:
+        """Run the seed on ``examples`` (one example or a list; ``optimize`` gives the first
+        three training examples) and make the modules what reached a model (``observe``).
 
-        Candidates that reached a model as an instruction (in a system message, or opening a
-        call's first message) become modules -- text that only fills another prompt's variable
-        does not; every other found prompt stays a module, and ``probe_report`` lists what
-        reached no model and the system messages no module holds.
+        Found prompts that reached a model stay modules (their home is where the code keeps
+        them), instructions with no home in the code become modules carried in the config, a
+        found prompt that reached no model is dropped with a notice, and library prompts are
+        listed but optimized only on request. A declared prompt (``gg.prompt``, ``prompts=``)
+        that reached no model is an error (PromptNeverUsed), and when every run fails their
+        first error is raised as it is.
         """
-        substitution = boundary.Substitution({n: s.spec for n, s in self._found.items()}, {})
-        rollout, collector = await self._invoke(substitution, example)
-        reached: dict[str, list[str]] = {}
-        for record in rollout.trace.records:
-            for module in record.modules or () if record.kind == "llm" else ():
-                nodes = reached.setdefault(module, [])
-                if record.node and record.node not in nodes:
-                    nodes.append(record.node)
-        system_texts = list(dict.fromkeys(collector.system_texts))
-        instructions = list(dict.fromkeys(collector.instruction_texts))
-        confirmed = [
-            name
-            for name, slot in self._found.items()
-            if not slot.strong and _instructs(slot, system_texts, instructions)
-        ]
-        strong = [n for n, s in self._found.items() if s.strong]
-        claimed = [s.spec.pattern() for n, s in self._found.items() if n in reached]
+        examples = list(examples) if isinstance(examples, (list, tuple)) else [examples]
+        if not examples:
+            raise InvalidInput("the probe needs at least one example")
+        found = {n: s for n, s in self._found.items() if s.kind != "observed"}
+        substitution = boundary.Substitution({n: s.spec for n, s in found.items()}, {})
+        outcomes = await asyncio.gather(*(self._invoke(substitution, e) for e in examples))
+        runs, failures, cost = [], [], 0.0
+        for example, (rollout, collector) in zip(examples, outcomes, strict=True):
+            if rollout.error is not None:
+                failures.append((rollout.error, getattr(collector, "failure", None)))
+            data = observe.input_strings(self.graph_input(example))
+            earlier = observe.earlier_outputs(rollout.trace.records, len(collector.calls))
+            runs.append((collector.calls, data, earlier))
+            cost += rollout.trace.usage().cost_usd or 0.0
+        if len(failures) == len(examples):
+            error, exception = failures[0]
+            if exception is not None:
+                raise exception
+            raise RuntimeError(error)
+        library = observe.LibraryTexts(self._packages)
+        derived = observe.derive(found, observe.observe(runs), library)
+        declared = [n for n, s in found.items() if s.kind == "declared"]
+        never = [n for n in declared if n not in derived.renamed and n not in self._excluded]
+        if never:
+            raise PromptNeverUsed(
+                f"declared prompt(s) {never} reached no model in {len(examples)} probe run(s) of "
+                "the seed; check the name and default text (they must match what the code "
+                "sends), or drop the declaration"
+            )
+        self._excluded |= {derived.renamed[n] for n in self._excluded if n in derived.renamed}
+        self._found = {}
+        for name, slot in {**derived.kept, **derived.observed}.items():
+            if not slot.library and slot.kind != "declared" and library.owns(slot.text):
+                slot = dataclasses.replace(slot, library=True)
+            self._found[name] = slot
         self.probe_report = ProbeReport(
-            reached=reached,
-            confirmed=confirmed,
-            unreached=[n for n in strong if n not in reached and n not in self._excluded],
-            unclaimed=[
-                t for t in system_texts if t.strip() and not any(p.occurs_in(t) for p in claimed)
+            reached={
+                **derived.reached,
+                **{n: list(s.nodes) for n, s in derived.observed.items()},
+            },
+            confirmed=[derived.renamed[n] for n in derived.renamed if not found[n].strong],
+            unreached=[
+                n
+                for n, slot in found.items()
+                if slot.strong and n not in derived.renamed and n not in self._excluded
             ],
-            error=rollout.error,
-            cost_usd=rollout.trace.usage().cost_usd,
+            unclaimed=derived.untemplated,
+            error=failures[0][0] if failures else None,
+            cost_usd=cost,
+            observed=[n for n, s in self._found.items() if s.kind == "observed" and not s.library],
+            library=[n for n, s in self._found.items() if s.library],
+            rollouts=len(examples),
+            failed=len(failures),
         )
-        self._select({*strong, *confirmed})
+        if self.probe_report.unreached:
+            warnings.warn(
+                f"prompt(s) {self.probe_report.unreached} found in the code reached no model in "
+                f"{len(examples)} probe run(s) of the seed; they are left out of the optimization",
+                stacklevel=2,
+            )
+        self._select({n for n in self._found if self._wanted(n)})
+        _remember(self.graph, self._found)
         return self.probe_report
 
-    def probe(self, example: Any) -> ProbeReport:
+    def check_names(self, names: Iterable[str]) -> None:
+        """Raise InvalidInput (before any probe run) for a module name no probe could give:
+        one that is no found prompt and does not start with a node of the graph."""
+        unknown = self._impossible(names)
+        if unknown:
+            raise InvalidInput(
+                f"unknown module {unknown[0]!r}: no prompt of the graph has that name, nor could "
+                f"a probe run give it (prompts are named after nodes); found: {sorted(self._found)}"
+            )
+
+    def _impossible(self, names: Iterable[str]) -> list[str]:
+        nodes = {*self._found, *(n for slot in self._found.values() for n in slot.nodes)}
+        if isinstance(self.graph, Pregel):
+            nodes.update(_internals.node_runnables(self.graph))
+        return sorted(
+            name
+            for name in names
+            if name not in self._found and re.split(r"[./]", name)[0] not in nodes
+        )
+
+    def _wanted(self, name: str) -> bool:
+        if not self._found[name].library:
+            return True
+        chosen = self._library_prompts
+        return chosen is True or (isinstance(chosen, set) and name in chosen)
+
+    def probe(self, examples: Any) -> ProbeReport:
         """``aprobe`` for code that is not async."""
-        return asyncio.run(self.aprobe(example))
+        return asyncio.run(self.aprobe(examples))
 
     def describe(self) -> str:
-        """The modules as a table, with what a probe run showed (NoPromptsFound when none)."""
+        """The modules as a table (library prompts not optimized listed too), with what the
+        probe runs showed (NoPromptsFound when there is no module)."""
         self.modules()
         title = f"{len(self.slots)} prompt(s) in graph {self.graph.get_name()!r}"
+        shown = dict(self.slots)
         notes = self.probe_report.notes() if self.probe_report else []
-        candidates = [n for n, s in self._found.items() if not s.strong and n not in self.slots]
-        if candidates and self.probe_report is None:
-            notes.append(f"candidates a probe run may confirm (--probe EXAMPLE): {candidates}")
-        return table(self.slots, title, notes)
+        if self.probe_report is None:
+            candidates = [n for n, s in self._found.items() if not s.strong]
+            if candidates:
+                notes.append(f"candidates a probe run may confirm (--probe EXAMPLES): {candidates}")
+            notes.append(
+                "found by reading the code; a probe run (--probe EXAMPLES) shows what reaches "
+                "a model, which is what optimize keeps"
+            )
+        else:
+            listed = [n for n in self.probe_report.library if n not in self.slots]
+            shown.update({n: self._found[n] for n in listed})
+            if listed:
+                title += f", and {len(listed)} library prompt(s) listed but not optimized"
+        reached = self.probe_report.reached if self.probe_report else None
+        return table(shown, title, notes, reached)
 
     # -- running the graph
 
@@ -359,7 +480,7 @@ class LangGraphSystem:
         graph = self._run_graph
         served = in_store.served(self._store_prompts, substitution.prompts)
         store = isolation.rollout_store(self._store, served)  # a factory's wrong type: raised
-        if store is not None or self.graph.cache is not None:
+        if isinstance(graph, Pregel) and (store is not None or self.graph.cache is not None):
             graph = _internals.copy_graph(graph, store=store, cache=_fresh_cache(self.graph))
         failure: Exception | None = None
         try:
@@ -386,6 +507,7 @@ class LangGraphSystem:
                 )
         except Exception as exc:  # a failed rollout is a scored failure, never a crash
             failure = exc
+            collector.failure = exc  # the probe raises it as it is when every run fails
             rollout = Rollout(
                 output=None,
                 trace=collector.trace,
@@ -395,7 +517,9 @@ class LangGraphSystem:
         else:
             rollout = Rollout(output=output, trace=collector.trace)
         finally:
-            if graph.checkpointer is not self.graph.checkpointer:
+            if getattr(graph, "checkpointer", None) is not getattr(
+                self.graph, "checkpointer", None
+            ):
                 graph.checkpointer.delete_thread(thread_id)
         return rollout, collector, failure
 
@@ -410,8 +534,11 @@ class LangGraphSystem:
                 stacklevel=3,
             )
             changes.update(interrupt_before_nodes=[], interrupt_after_nodes=[])
-        if isinstance(self.graph.checkpointer, BaseCheckpointSaver) or interrupts:
+        if isinstance(getattr(self.graph, "checkpointer", None), BaseCheckpointSaver) or interrupts:
             changes["checkpointer"] = InMemorySaver()
+        if not isinstance(self.graph, Pregel):
+            _refuse_shared_state(self.graph)
+            return self.graph
         if self._store is not None or self.graph.cache is not None:
             changes.update(store=None, cache=None)  # each rollout gets its own (``_attempt``)
         return _internals.copy_graph(self.graph, **changes) if changes else self.graph
@@ -451,11 +578,13 @@ class LangGraphSystem:
         example: Any,
     ) -> RunnableConfig:
         configurable: dict[str, Any] = {boundary.CONFIG_KEY: substitution}
-        for name in self.slots:
+        given = merge_configs(self._config, self._run_field(example, "config"))
+        for name, slot in self.slots.items():
             kind, _, field = name.partition(".")
-            if kind in ("context", "configurable") and self.slots[name].kind == kind:
-                configurable[field] = substitution.prompts[name]
-        if self._run_graph.checkpointer is not None:
+            if kind in ("context", "configurable") and slot.kind == kind:
+                if _overlaid(slot, (given.get("configurable") or {}).get(field, slot.text)):
+                    configurable[field] = substitution.prompts[name]
+        if getattr(self._run_graph, "checkpointer", None) is not None:
             configurable["thread_id"] = thread_id
         run: RunnableConfig = {"callbacks": [collector], "configurable": configurable}
         config = merge_configs(self._config, self._run_field(example, "config"), run)
@@ -463,13 +592,21 @@ class LangGraphSystem:
         return config
 
     def _run_context(self, substitution: boundary.Substitution, example: Any) -> Any:
-        values = {**self._context, **(self._run_field(example, "context") or {})}
-        if self._context_schema is None:
-            return values or None
-        for name, slot in self.slots.items():
-            if getattr(slot.leaf, "owner", None) is self._context_schema:
-                values[slot.leaf.name] = substitution.prompts[name]
-        return values
+        """The context exactly as the user gives it (``context=``, overlaid by the example's),
+        with only the prompt fields replaced; never one made from the context class here (its
+        required fields are the user's to give). None when the user gives none."""
+        given = self._run_field(example, "context")
+        if self._context is None and given is None:
+            return None
+        context = _overlay(self._context, given or {})
+        fields = {
+            slot.leaf.name: substitution.prompts[name]
+            for name, slot in self.slots.items()
+            if self._context_schema is not None
+            and getattr(slot.leaf, "owner", None) is self._context_schema
+            and _overlaid(slot, _field(context, slot.leaf.name, slot.text))
+        }
+        return _overlay(context, fields)
 
     def _check_candidate(self, candidate: Mapping[str, str]) -> None:
         unknown = sorted(set(candidate) - set(self._found))
@@ -487,33 +624,63 @@ class LangGraphSystem:
             ) from None
 
 
-def _fresh_cache(graph: Pregel) -> BaseCache | None:
+def _refuse_shared_state(wrapper: Runnable) -> None:
+    """A compiled graph inside a wrapper (``preprocess | graph``) keeps its own store, cache and
+    checkpointer, which rollouts cannot swap for private ones: refuse, rather than let them write
+    into the user's long-term memory."""
+    for graph in _internals.graphs_inside(wrapper):
+        shared = [name for name in ("store", "cache", "checkpointer") if getattr(graph, name, None)]
+        if shared:
+            raise InvalidInput(
+                f"the graph {graph.get_name()!r} inside this {type(wrapper).__name__} has its own "
+                f"{' and '.join(shared)}, which rollouts would write into: optimize the compiled "
+                "graph itself (input_fn= can do the wrapper's preprocessing)"
+            )
+
+
+def _fresh_cache(graph: Any) -> BaseCache | None:
     """A rollout's own node cache: a hit in a shared one would skip the node, and the
     candidate prompt with it, and would write rollouts' results into the user's cache."""
-    return InMemoryCache() if graph.cache is not None else None
+    return InMemoryCache() if getattr(graph, "cache", None) is not None else None
 
 
-def _as_dict(context: Any) -> dict[str, Any]:
-    if context is None:
-        return {}
+def _check_context(context: Any) -> None:
+    if context is None or isinstance(context, Mapping) or dataclasses.is_dataclass(context):
+        return
+    if not hasattr(context, "model_copy"):
+        raise WrongType(
+            "context must be a mapping, a dataclass or a pydantic model, got "
+            f"{type(context).__name__}"
+        )
+
+
+def _overlaid(slot: PromptSlot, given: Any) -> bool:
+    """Whether a run must put the candidate's text into a prompt field itself: when the user
+    gives the field another text than the seed, or the seed cannot be recognised where it
+    reaches a model. Otherwise the seed reaches the model boundary, which rewrites it there
+    once (setting the field too would rewrite the candidate a second time)."""
+    return given != slot.text or not slot.spec.pattern().matchable
+
+
+def _field(context: Any, name: str, default: Any) -> Any:
     if isinstance(context, Mapping):
-        return dict(context)
-    if dataclasses.is_dataclass(context):
-        return {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
-    if hasattr(context, "model_dump"):
-        return {name: getattr(context, name) for name in type(context).model_fields}
-    raise WrongType(
-        f"context must be a mapping, a dataclass or a pydantic model, got {type(context).__name__}"
-    )
+        return context.get(name, default)
+    return getattr(context, name, default)
 
 
-def _instructs(slot: PromptSlot, system_texts: list[str], instructions: list[str]) -> bool:
-    pattern = slot.spec.pattern()
-    if any(pattern.occurs_in(text) for text in system_texts):
-        return True
-    return any(
-        pattern.regex.match(text.lstrip()) for text in instructions if pattern.occurs_in(text)
-    )
+def _overlay(context: Any, values: Mapping[str, Any]) -> Any:
+    """``context`` (a mapping, dataclass or pydantic instance, or None) with ``values`` set,
+    as a copy of the same kind: the user's object is never changed nor rebuilt from scratch."""
+    if context is None or isinstance(context, Mapping):
+        return {**(context or {}), **values}
+    if not values:
+        return context
+    if hasattr(context, "model_copy"):
+        return context.model_copy(update=dict(values))
+    clone = copy.copy(context)
+    for name, value in values.items():
+        object.__setattr__(clone, name, value)  # frozen dataclasses too
+    return clone
 
 
 def _interrupted(output: Any) -> bool:
@@ -527,8 +694,9 @@ def _interrupt_text(output: Any) -> str:
 # ----------------------------------------------------------------------------- production
 
 
-def describe(graph: Pregel, declared: Mapping[str, str] | None = None, probe: Any = None) -> str:
-    """A table of ``graph``'s prompts; with ``probe`` (an example), after a probe run of the seed."""
+def describe(graph: Any, declared: Mapping[str, str] | None = None, probe: Any = None) -> str:
+    """A table of ``graph``'s prompts; with ``probe`` (an example or a list), after probe runs
+    of the seed."""
     system = LangGraphSystem(graph, prompts=declared)
     if probe is not None:
         system.probe(probe)
@@ -545,10 +713,10 @@ def _check_names(slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]) ->
 
 
 def _with_substitution(
-    graph: Pregel, slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]
+    config: Mapping[str, Any] | None, slots: Mapping[str, PromptSlot], prompts: Mapping[str, str]
 ) -> dict[str, Any]:
-    """``graph.config`` with a Substitution for ``prompts`` added to the one it may carry."""
-    config = dict(graph.config or {})
+    """``config`` with a Substitution for ``prompts`` added to the one it may carry."""
+    config = dict(config or {})
     configurable = dict(config.get("configurable") or {})
     previous = configurable.get(boundary.CONFIG_KEY)
     texts = dict(previous.prompts) if isinstance(previous, boundary.Substitution) else {}
@@ -559,25 +727,65 @@ def _with_substitution(
     return config
 
 
+_PROBED: weakref.WeakKeyDictionary[Any, dict[str, PromptSlot]] = weakref.WeakKeyDictionary()
+"""The modules a probe run made of each graph object in this process (names, homes and the
+instructions with no home in the code), for ``with_prompts``, ``apply`` and ``export`` on it."""
+
+
+def _remember(graph: Runnable, slots: Mapping[str, PromptSlot]) -> None:
+    try:
+        _PROBED[graph] = dict(slots)
+    except TypeError:  # an object that cannot be weakly referenced: nothing to remember
+        pass
+
+
+def probed_slots(graph: Any = None) -> dict[str, PromptSlot]:
+    """What a probe run in this process made of ``graph`` (of every probed graph when None)."""
+    if graph is not None:
+        try:
+            return dict(_PROBED.get(graph) or {})
+        except TypeError:
+            return {}
+    return {name: slot for slots in list(_PROBED.values()) for name, slot in slots.items()}
+
+
+def _slots_of(
+    graph: Runnable,
+    declared: Mapping[str, str] | None,
+    observed: Mapping[str, PromptSlot] | None,
+) -> dict[str, PromptSlot]:
+    """The prompts of ``graph`` its code holds, and what a probe run of it (this process's,
+    or ``observed``) made of them: the names it gave, and instructions found nowhere in it."""
+    slots = find_slots(graph, declared)
+    return {**slots, **probed_slots(graph), **(observed or {})}
+
+
 def with_prompts(
-    graph: Pregel, prompts: Mapping[str, str], declared: Mapping[str, str] | None = None
-) -> Pregel:
+    graph: Runnable,
+    prompts: Mapping[str, str],
+    declared: Mapping[str, str] | None = None,
+    observed: Mapping[str, PromptSlot] | None = None,
+) -> Runnable:
     """A copy of ``graph`` that runs ``prompts`` (module -> text); the original is left alone.
 
     Works for every kind of prompt, exactly as rollouts substitute them: the copy's config
-    carries the texts, which reach every model call the copy's runs make.
+    carries the texts, which reach every model call the copy's runs make. ``observed``: the
+    modules a probe run found with no home in the code (``LangGraphSystem``'s).
     """
     boundary.install()
     graph = ensure_compiled(graph)
-    slots = find_slots(graph, declared)
+    slots = _slots_of(graph, declared, observed)
     _check_names(slots, prompts)
-    return _internals.copy_graph(graph, config=_with_substitution(graph, slots, prompts))
+    if isinstance(graph, Pregel):
+        return _internals.copy_graph(graph, config=_with_substitution(graph.config, slots, prompts))
+    return graph.with_config(_with_substitution(None, slots, prompts))
 
 
 def apply(
-    graph: Pregel,
+    graph: Runnable,
     prompts: Mapping[str, str],
     declared: Mapping[str, str] | None = None,
+    observed: Mapping[str, PromptSlot] | None = None,
     store: Any = None,
 ) -> dict[str, str]:
     """Write ``prompts`` into ``graph`` and the objects it uses, in place; module -> where.
@@ -585,16 +793,19 @@ def apply(
     Templates and messages change where they are, closure variables, module constants and
     attributes and object attributes are reassigned, configuration and context classes get new
     field defaults. Prompts with no such place (string literals in a function, ``gg.prompt``
-    calls) go into ``graph.config``, which LangGraph merges into every run of this graph object.
-    Store prompts (``store_prompts``) are written into ``store`` when one is given (only the
-    items whose text changes), else carried in ``graph.config`` like the others.
+    calls, files, instructions a probe run found nowhere in the code) go into
+    ``graph.config``, which LangGraph merges into every run of this graph object; a wrapper
+    that is not a compiled graph has no such config (use ``with_prompts``). Store prompts
+    (``store_prompts``) are written into ``store`` when one is given (only the items whose
+    text changes), else carried in ``graph.config`` like the others.
     """
     boundary.install()
+    graph = ensure_compiled(graph)
     written: dict[str, str] = {}
     if store is not None:
         written.update(in_store.write(store, prompts))
         prompts = {n: t for n, t in prompts.items() if in_store.StorePrompt.parse(n) is None}
-    slots = find_slots(graph, declared)
+    slots = _slots_of(graph, declared, observed)
     _check_names(slots, prompts)
     carried: dict[str, str] = {}
     for name, text in prompts.items():
@@ -608,5 +819,29 @@ def apply(
             carried[name] = text
             written[name] = "graph.config (no place in the code to write it)"
     if carried:
-        graph.config = _with_substitution(graph, slots, carried)
+        if not isinstance(graph, Pregel):
+            raise WrongType(
+                f"prompt(s) {sorted(carried)} have no place in the code of this "
+                f"{type(graph).__name__} to write them; run with_prompts(graph, prompts) instead"
+            )
+        graph.config = _with_substitution(graph.config, slots, carried)
+    return written
+
+
+def export(
+    slots: Mapping[str, PromptSlot], prompts: Mapping[str, str], directory: Any
+) -> dict[str, str]:
+    """Write the text of each file-based prompt in ``prompts`` to a file of the same name
+    under ``directory`` (created); module -> the path written. The user's files stay as they
+    are: copy the ones you want over them."""
+    target = pathlib.Path(directory)
+    written: dict[str, str] = {}
+    for name, text in prompts.items():
+        slot = slots.get(name)
+        if slot is None or not isinstance(slot.leaf, FileLeaf):
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / slot.leaf.path.name
+        path.write_text(text, encoding="utf-8")
+        written[name] = str(path)
     return written

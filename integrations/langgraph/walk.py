@@ -1,21 +1,23 @@
 """One read-only traversal of everything a compiled graph runs, to find the prompts in it.
 
 A *leaf* is a place that holds prompt text: a ``PromptTemplate`` (alone or inside a
-``ChatPromptTemplate``), a literal ``SystemMessage``, a string in a closure cell, a module global
-or a module attribute (``prompts.MAIN_PROMPT``), an attribute of your own object, a field default
-of a configuration class your code reads, a string literal inside a function, or a
-``gg.prompt`` call.
+``ChatPromptTemplate``) or one of its partial variables, a literal ``SystemMessage``, a string in
+a closure cell, a module global or a module attribute (``prompts.MAIN_PROMPT``), an attribute of
+your own object, a field default of a configuration class your code reads, a string literal
+inside a function, a prompt file the code names, or a ``gg.prompt`` call.
 
-``Walker().walk(graph)`` visits the graph's nodes and conditional edges and, recursively, the
-runnables, tools, functions, closure cells, module globals and user objects they reach, and
+``Walker().walk(graph)`` visits the graph's nodes and conditional edges (those leaving ``START``
+too) and, recursively, the runnables and their bound arguments, tools, functions, Functional API
+tasks, closure cells, module globals and user objects they reach, and
 records every leaf with the node paths it was reached from. It never changes anything: rollouts
 substitute prompts at the model boundary (``boundary``); a leaf's ``write`` is the one in-place
 change (``Result.apply``).
 
 Leaves are *strong* when the code says they are prompts (template and message objects, names
 matching ``PROMPT_NAME``, ``gg.prompt``) and *weak* otherwise (prose held under another name, a
-string literal in a function): a weak leaf becomes a module only when a probe run shows it
-reaching a model. Strings count only in your own code (not in langchain/langgraph/stdlib).
+string literal in a function, a file): a weak leaf becomes a module only when a probe run shows
+it reaching a model. Strings count only in your own code (not in the stdlib or an installed
+library such as langchain, langgraph or jinja2, unless that package defines the graph's nodes).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import pathlib
 import re
 import sys
 import textwrap
@@ -45,6 +48,7 @@ from langchain_core.runnables.base import RunnableBindingBase, RunnableEachBase
 from langchain_core.runnables.passthrough import RunnableAssign
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.constants import START
 from langgraph.pregel import Pregel
 
 from gepa_graph.integrations.langgraph import _internals
@@ -57,15 +61,31 @@ PROMPT_NAME = re.compile(r"prompt|instruction|template|system|persona|guideline|
 _FRAMEWORK_PACKAGES = frozenset({"langsmith", "pydantic", "gepa_graph", "litellm", "openai"})
 
 
+USER_PACKAGES: set[str] = set()
+"""Top-level packages that define a walked graph's nodes: the user's, wherever installed."""
+
+
 def is_user_code(obj: Any) -> bool:
-    """Whether a function, class or module was written by the user, not a library or the stdlib."""
+    """Whether a function, class or module was written by the user, not a library or the stdlib:
+    a package installed into site-packages is a library unless it defines a graph's nodes."""
     name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
     top = (name or "").split(".")[0]
-    return bool(top) and not (
+    if not top or top in USER_PACKAGES:
+        return bool(top)
+    return not (
         top in sys.stdlib_module_names
         or top in _FRAMEWORK_PACKAGES
         or top.startswith(("langchain", "langgraph", "_pytest", "pytest", "builtins"))
+        or _installed(top)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _installed(top: str) -> bool:
+    """Whether a top-level package lives in site-packages (a dependency, not the user's code)."""
+    module = sys.modules.get(top)
+    path = getattr(module, "__file__", None) or ""
+    return "site-packages" in path or "dist-packages" in path
 
 
 def named_prompt(name: str, text: str) -> bool | None:
@@ -196,6 +216,47 @@ class FieldLeaf(Leaf):
 
     def write(self, text: str) -> None:
         _internals.set_field_default(self.owner, self.name, text)
+
+
+@dataclass(eq=False)
+class PartialLeaf(Leaf):
+    """A partial variable of a prompt template (``template.partial(name=text)``)."""
+
+    owner: Any = field(default=None, repr=False)
+    name: str = ""
+
+    def write(self, text: str) -> None:
+        self.owner.partial_variables = {**self.owner.partial_variables, self.name: text}
+
+
+@dataclass(eq=False)
+class FileLeaf(Leaf):
+    """A prompt kept in a file the code reads (a Markdown, text or Jinja2 template): the run
+    carries a new text in its config, ``Result.export`` writes it to a copy of the file."""
+
+    path: pathlib.Path = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, path: pathlib.Path) -> FileLeaf:
+        """The leaf for a prompt file: Jinja2 and ``{{var}}`` files are mustache templates."""
+        text = path.read_text(encoding="utf-8")
+        jinja = path.suffix in (".j2", ".jinja", ".jinja2") or "{{" in text
+        return cls(
+            kind="file",
+            label=path.stem.replace(".", "_"),
+            where=f"file {path.name}",
+            text=text,
+            key=("file", str(path)),
+            template_format="mustache" if jinja else "f-string",
+            strong=bool(PROMPT_NAME.search(path.stem)),
+            path=path,
+        )
+
+    def write(self, text: str) -> None:
+        raise CannotWriteInPlace(
+            f"{self.path} is a file your code reads; result.export(directory) writes the new "
+            "text to a copy of it (the graph carries it in graph.config meanwhile)"
+        )
 
 
 @dataclass(eq=False)
@@ -356,6 +417,7 @@ class Walker:
         self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
         self._stack: list[set[Hashable]] = []
+        self.packages: set[str] = set()  # the libraries whose objects the graph runs
 
     def walk(self, graph: Pregel) -> None:
         """Visit ``graph`` and everything it reaches, filling ``leaves`` and ``nodes``."""
@@ -390,6 +452,12 @@ class Walker:
             return
         self._seen.add(oid)
         self._keep_alive.append(value)
+        owner = value if isinstance(value, (type, types.FunctionType)) else type(value)
+        package = (getattr(owner, "__module__", None) or "").split(".")[0]
+        if package not in ("", "gepa_graph", "builtins", *sys.stdlib_module_names) and not (
+            is_user_code(owner)
+        ):
+            self.packages.add(package)
         self._stack.append(set())
         try:
             self._dispatch(value, node, label)
@@ -407,7 +475,9 @@ class Walker:
         elif isinstance(value, ChatPromptTemplate):
             self._chat(value, node)
         elif isinstance(value, PromptTemplate):
-            self._leaf(TemplateLeaf.of(value, label, f"PromptTemplate `{label}`"), node)
+            if _has_words(value.template):  # "{page_content}" is plumbing, not a prompt
+                self._leaf(TemplateLeaf.of(value, label, f"PromptTemplate `{label}`"), node)
+            self._partials(value, node)
         elif isinstance(value, SystemMessage):
             self._message(value, node, f"SystemMessage held by `{label}`")
         elif isinstance(value, RunnableSequence):
@@ -418,6 +488,8 @@ class Walker:
                 self.visit(step, node, key)
         elif isinstance(value, (RunnableBinding, RunnableBindingBase, RunnableEachBase)):
             self.visit(value.bound, node, label)
+            for key, argument in (getattr(value, "kwargs", None) or {}).items():
+                self.visit(argument, node, key)  # RunnableLambda(f).bind(chain=...)
         elif isinstance(value, RunnableWithFallbacks):
             for runnable in [value.runnable, *value.fallbacks]:
                 self.visit(runnable, node, label)
@@ -436,6 +508,9 @@ class Walker:
                 self._object(value, node)
         elif isinstance(value, types.FunctionType):
             self._function(value, node)
+        elif (task := _internals.task_function(value)) is not None:  # Functional API @task
+            name, function = task
+            self.visit(function, f"{node}/{name}" if node else name, name)
         elif isinstance(value, types.MethodType):
             self.visit(value.__func__, node, label)
             self.visit(value.__self__, node, label)
@@ -457,12 +532,27 @@ class Walker:
                     self._leaf(leaf, node)
         elif not isinstance(value, types.ModuleType) and is_user_code(type(value)):
             self._object(value, node)
+        elif isinstance(getattr(value, "__wrapped__", None), types.FunctionType):
+            self.visit(value.__wrapped__, node, label)  # a library decorator around a function
 
     def _graph(self, graph: Pregel, node: str | None) -> None:
+        for runnable in _internals.node_runnables(graph).values():
+            for function in (_internals.function_parts(runnable) or {}).values():
+                package = (getattr(function, "__module__", None) or "").split(".")[0]
+                if package and not _installed(package) or package in USER_PACKAGES:
+                    continue
+                if (
+                    package
+                    and package not in sys.stdlib_module_names
+                    and not (package.startswith(("langchain", "langgraph")))
+                ):
+                    USER_PACKAGES.add(package)  # an installed agent package defines the nodes
         for name, runnable in _internals.node_runnables(graph).items():
             path = f"{node}/{name}" if node else name
             self.visit(runnable, path, name)
         for source, path_runnable in _internals.branch_runnables(graph):
+            if source == START:  # a router leaving START: named after its function
+                source = path_runnable.get_name()
             self.visit(path_runnable, f"{node}/{source}" if node else source, source)
 
     def _object(self, value: Any, node: str | None) -> None:
@@ -479,7 +569,27 @@ class Walker:
         if isinstance(call, types.FunctionType) and is_user_code(call):
             self.visit(call, node, type(value).__name__)
 
+    def _partials(self, template: Any, node: str | None) -> None:
+        """``template.partial(name=text)``: each text is a prompt of its own."""
+        for name, value in (template.partial_variables or {}).items():
+            if isinstance(value, str) and _has_words(value):
+                self._leaf(
+                    PartialLeaf(
+                        kind="partial",
+                        label=name,
+                        where=f"partial variable `{name}` of a {type(template).__name__}",
+                        text=value,
+                        key=("partial", id(template), name),
+                        template_format="plain",
+                        strong=bool(PROMPT_NAME.search(name)) or looks_like_prose(value),
+                        owner=template,
+                        name=name,
+                    ),
+                    node,
+                )
+
     def _chat(self, chat: ChatPromptTemplate, node: str | None) -> None:
+        self._partials(chat, node)
         for index, message in enumerate(chat.messages):
             if isinstance(message, SystemMessage):
                 self._message(message, node, f"ChatPromptTemplate message {index} (system)")
@@ -533,8 +643,11 @@ class Walker:
             )
         assigned = _assigned_names(code)
         defaults = {default for _, default in declared}  # already modules, by their names
-        for text in _literals(code):
-            if looks_like_prose(text) and text not in defaults:
+        literals = _literals(code)
+        self._files(function, literals, node)
+        for text in literals:
+            # Short ones too ("Write a report section."): a probe run decides what reached a model.
+            if _has_words(text) and len(text.split()) >= 2 and text not in defaults:
                 variable = assigned.get(text)
                 self._leaf(
                     Leaf(
@@ -548,6 +661,29 @@ class Walker:
                     ),
                     node,
                 )
+
+    def _files(self, function: types.FunctionType, literals: list[str], node: str | None) -> None:
+        """Prompt files the function names (``"writer.md"``, ``env.get_template("a.j2")``, a
+        ``Path`` in a constant or closure variable): each existing file is a leaf holding its
+        text. A bare file name is looked for next to the code and in the folders it names."""
+        values = [function.__globals__.get(name) for name in _referenced_names(function.__code__)]
+        for cell in function.__closure__ or ():
+            try:
+                values.append(cell.cell_contents)
+            except ValueError:  # a cell not yet filled
+                continue
+        names = list(literals)
+        module = sys.modules.get(function.__module__)
+        homes = [pathlib.Path(getattr(module, "__file__", None) or ".").parent]
+        for value in values:
+            if isinstance(value, (str, pathlib.PurePath)) and len(str(value)) < 300:
+                names.append(str(value))
+                if "\n" not in str(value) and pathlib.Path(value).is_dir():
+                    homes.append(pathlib.Path(value))
+        for name in names:
+            path = next((p for home in homes if (p := _prompt_file(name, home))), None)
+            if path is not None:
+                self._leaf(FileLeaf.of(path), node)
 
     def _cell(self, cell: types.CellType, node: str | None, name: str, user: bool) -> None:
         try:
@@ -605,6 +741,24 @@ class Walker:
                     self._leaf(leaf, node)
             elif value is not None and not isinstance(value, types.ModuleType):
                 self.visit(value, node, name)
+
+
+PROMPT_FILE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".prompt", ".tmpl", ".mustache")
+
+
+def _prompt_file(name: str, home: pathlib.Path) -> pathlib.Path | None:
+    """The existing prompt file ``name`` names: as given, next to the code, or below it."""
+    if not name.endswith(PROMPT_FILE_SUFFIXES) or len(name) > 300 or "\n" in name:
+        return None
+    given = pathlib.Path(name)
+    for path in (given, home / given):
+        if path.is_file():
+            return path.resolve()
+    for depth in ("*", "*/*", "*/*/*"):
+        found = sorted(home.glob(f"{depth}/{given.name}"))
+        if found:
+            return found[0].resolve()
+    return None
 
 
 def _has_words(text: str) -> bool:

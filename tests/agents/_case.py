@@ -30,6 +30,15 @@ class AgentCase:
     needs_probe: bool = False  # only a probe run can find a prompt
     # module name -> phrase that, added to that module's prompt, makes its check pass
     fixes: dict[str, str] = field(default_factory=dict)
+    # module -> key of ``models`` whose calls (and only those) carry it: for a prompt whose whole
+    # text also occurs inside another module's prompt, where a substring cannot tell them apart
+    owners: dict[str, str] = field(default_factory=dict)
+    # substrings of a library's own prompts that reach a model: listed as library, never modules
+    library: list[str] = field(default_factory=list)
+    # texts that reach a model or the code but are no prompt (a document template, a stop phrase)
+    not_modules: list[str] = field(default_factory=list)
+    # module -> the file its seed prompt is read from (``result.export`` writes a copy)
+    files: dict[str, Any] = field(default_factory=dict)
 
 
 CAPITALS = {
