@@ -257,8 +257,7 @@ async def _run(
     bus = EventBus(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
     if probe_cost is not None:  # the probe's runs are rollouts like any other
-        budget.reserve_rollouts(min(PROBE_EXAMPLES, len(train)))
-        budget.add_task_cost(probe_cost or None)
+        budget.add_probe(min(PROBE_EXAMPLES, len(train)), probe_cost or None)
     lm.deadline = budget.seconds_left
     lm.budget = budget  # reflection retries and failures are counted in the ledger
     evaluator = Evaluator(

@@ -80,6 +80,13 @@ class Budget:
         self.held -= hold.left
         hold.left = 0
 
+    def add_probe(self, rollouts: int, cost_usd: float | None) -> None:
+        """Book a probe's seed runs: rollouts like any other (reserved, so the limit holds),
+        counted apart because the journal does not hold them."""
+        self.reserve_rollouts(rollouts)
+        self.ledger.probe_rollouts += rollouts
+        self.add_task_cost(cost_usd)
+
     def reserve_rollouts(self, count: int) -> None:
         """Spend ``count`` rollouts now, or raise without spending any.
 

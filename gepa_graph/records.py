@@ -74,7 +74,9 @@ class Ledger(BaseModel):
     ``lm_retries`` and ``lm_failures`` (reflection LM calls retried, and given up on after the
     retries), ``failed_rollouts`` (rollouts scored ``failure_score`` because the system or
     metric failed), ``rollout_retries`` (extra attempts of retryable rollout failures),
-    ``seconds`` (wall time including the time before a resume, as of the last snapshot).
+    ``seconds`` (wall time including the time before a resume, as of the last snapshot),
+    ``probe_rollouts`` (the seed runs a probe made to see which prompts reach a model: in
+    ``rollouts_used``, but not in the journal, so a resumed run probes again).
     """
 
     rollouts_used: int = 0
@@ -88,3 +90,4 @@ class Ledger(BaseModel):
     failed_rollouts: int = 0
     rollout_retries: int = 0
     seconds: float = 0.0
+    probe_rollouts: int = 0
