@@ -21,17 +21,9 @@ SUBAGENT_IN_TOOL = (
     "the tool ('model/model') instead of the tool node that runs it ('tools/model', the README's "
     "naming rule); every stage looks modules up by the expected name"
 )
-POOL_THREADS = (
-    "model calls from a ThreadPoolExecutor's own threads run without LangChain's context "
-    "variable: the probe observes none of them, CHECKER_PROMPT is dropped as unreached and "
-    "discovery ends in NoPromptsFound"
-)
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     (stage, name): reason
-    for name, reason in (
-        ("agent_as_tool", SUBAGENT_IN_TOOL),
-        ("thread_pool", POOL_THREADS),
-    )
+    for name, reason in (("agent_as_tool", SUBAGENT_IN_TOOL),)
     for stage in _checks.STAGES
 }
 
