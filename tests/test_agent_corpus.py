@@ -16,16 +16,7 @@ from tests.agents import _checks
 AGENTS = _checks.agent_names()
 
 # (stage, agent) -> the capability the fix still lacks, as an xfail(strict) reason.
-SUBAGENT_IN_TOOL = (
-    "a compiled graph invoked inside a tool of create_agent is named after the node that binds "
-    "the tool ('model/model') instead of the tool node that runs it ('tools/model', the README's "
-    "naming rule); every stage looks modules up by the expected name"
-)
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (stage, name): reason
-    for name, reason in (("agent_as_tool", SUBAGENT_IN_TOOL),)
-    for stage in _checks.STAGES
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def agents(stage):

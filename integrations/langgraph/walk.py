@@ -416,6 +416,7 @@ class Walker:
         self._seen: set[int] = set()
         self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
+        self._first: dict[int, str | None] = {}  # id -> the node path it was first reached from
         self._stack: list[set[Hashable]] = []
         self.packages: set[str] = set()  # the libraries whose objects the graph runs
 
@@ -440,6 +441,21 @@ class Walker:
             if self._stack:
                 self._stack[-1].add(key)
 
+    def _reached_again(self, oid: int, node: str | None) -> None:
+        """An object already visited, reached again from ``node``: its leaves are reached from
+        there too, and so are those of the graphs inside it, under ``node`` instead of the
+        path it was first reached from (a subgraph in a tool both the agent's model node binds
+        and its tool node runs: "model/<sub>" and "tools/<sub>")."""
+        under = self._under.get(oid, ())
+        self._note(under, node)
+        first = self._first.get(oid)
+        if first is None or node is None or node == first:
+            return
+        for key in under:
+            for path in list(self.nodes.get(key, ())):
+                if path is not None and path.startswith(f"{first}/"):
+                    self._note([key], node + path[len(first) :])
+
     def visit(self, value: Any, node: str | None, label: str) -> None:
         """Record the leaves reachable from ``value``; ``label`` names the binding."""
         if isinstance(value, _OPAQUE) or isinstance(value, (str, bytes, int, float, bool)):
@@ -448,9 +464,10 @@ class Walker:
             return
         oid = id(value)
         if oid in self._seen:  # shared object, or a cycle back to one still being visited
-            self._note(self._under.get(oid, ()), node)
+            self._reached_again(oid, node)
             return
         self._seen.add(oid)
+        self._first[oid] = node
         self._keep_alive.append(value)
         owner = value if isinstance(value, (type, types.FunctionType)) else type(value)
         package = (getattr(owner, "__module__", None) or "").split(".")[0]
