@@ -155,6 +155,20 @@ def test_a_graph_two_nodes_invoke_is_reached_under_each_of_them():
     assert {"first/model", "second/model"} <= set(slot.nodes)
 
 
+def test_a_graph_run_by_a_tool_of_create_agent_is_named_after_the_tool_node():
+    """The model node binds the tool (and holds the tool node), the tool node runs it."""
+    inner = create_agent(model(), [add], system_prompt="You add numbers.")
+
+    @tool
+    def ask(question: str) -> str:
+        """Ask the adder."""
+        return inner.invoke({"messages": [("user", question)]})["messages"][-1].text
+
+    slots = discover(create_agent(model(), [ask], system_prompt="You delegate sums."))
+    assert sorted(slots) == ["model", "tools/model"]
+    assert slots["tools/model"].text == "You add numbers."
+
+
 def test_gg_prompt_calls_are_found_in_node_source():
     slots = discover(declared_graph())
     assert list(slots) == ["grader"]

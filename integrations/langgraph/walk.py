@@ -9,7 +9,9 @@ inside a function, a prompt file the code names, or a ``gg.prompt`` call.
 ``Walker().walk(graph)`` visits the graph's nodes and conditional edges (those leaving ``START``
 too) and, recursively, the runnables and their bound arguments, tools, functions, Functional API
 tasks, closure cells, module globals and user objects they reach, and
-records every leaf with the node paths it was reached from. It never changes anything: rollouts
+records every leaf with the node paths it was reached from (an object reached from several nodes:
+under each of them; a tool under the tool node that runs it, wherever else it is bound or held).
+It never changes anything: rollouts
 substitute prompts at the model boundary (``boundary``); a leaf's ``write`` is the one in-place
 change (``Result.apply``).
 
@@ -417,6 +419,7 @@ class Walker:
         self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
         self._first: dict[int, str | None] = {}  # id -> the node path it was first reached from
+        self._tool_nodes: dict[int, str] = {}  # id of a graph's ToolNode -> its node path
         self._stack: list[set[Hashable]] = []
         self.packages: set[str] = set()  # the libraries whose objects the graph runs
 
@@ -444,8 +447,7 @@ class Walker:
     def _reached_again(self, oid: int, node: str | None) -> None:
         """An object already visited, reached again from ``node``: its leaves are reached from
         there too, and so are those of the graphs inside it, under ``node`` instead of the
-        path it was first reached from (a subgraph in a tool both the agent's model node binds
-        and its tool node runs: "model/<sub>" and "tools/<sub>")."""
+        path it was first reached from (a graph two nodes invoke: "a/<sub>" and "b/<sub>")."""
         under = self._under.get(oid, ())
         self._note(under, node)
         first = self._first.get(oid)
@@ -515,6 +517,7 @@ class Walker:
         elif isinstance(value, BaseTool):
             pass  # a tool's code runs where a tool node runs it (below), not where it is bound
         elif (tools := _internals.node_tools(value)) is not None:  # ToolNode
+            node = self._tool_nodes.get(id(value), node)  # a graph's node: its tools run there
             for tool in tools:
                 for function in _internals.tool_functions(tool):
                     self.visit(function, node, tool.name)
@@ -553,6 +556,9 @@ class Walker:
             self.visit(value.__wrapped__, node, label)  # a library decorator around a function
 
     def _graph(self, graph: Pregel, node: str | None) -> None:
+        for name, runnable in _internals.node_runnables(graph).items():
+            if _internals.node_tools(runnable) is not None:  # other nodes may hold it too
+                self._tool_nodes[id(runnable)] = f"{node}/{name}" if node else name
         for runnable in _internals.node_runnables(graph).values():
             for function in (_internals.function_parts(runnable) or {}).values():
                 package = (getattr(function, "__module__", None) or "").split(".")[0]
