@@ -465,6 +465,7 @@ class Walker:
         if value is None:
             return
         oid = id(value)
+        node = self._tool_nodes.get(oid, node)  # a graph's tool node: its tools run there
         if oid in self._seen:  # shared object, or a cycle back to one still being visited
             self._reached_again(oid, node)
             return
@@ -517,7 +518,6 @@ class Walker:
         elif isinstance(value, BaseTool):
             pass  # a tool's code runs where a tool node runs it (below), not where it is bound
         elif (tools := _internals.node_tools(value)) is not None:  # ToolNode
-            node = self._tool_nodes.get(id(value), node)  # a graph's node: its tools run there
             for tool in tools:
                 for function in _internals.tool_functions(tool):
                     self.visit(function, node, tool.name)
