@@ -16,30 +16,7 @@ from tests.agents import _checks
 AGENTS = _checks.agent_names()
 
 # (stage, agent) -> the capability the fix still lacks, as an xfail(strict) reason.
-SUBAGENT_IN_TOOL = (
-    "a compiled graph invoked inside a tool of create_agent is named after the node that binds "
-    "the tool ('model/model') instead of the tool node that runs it ('tools/model', the README's "
-    "naming rule); every stage looks modules up by the expected name"
-)
-DATA_FILE_PROMPTS = (
-    "prompts loaded from a YAML file into a dict are text the code does not hold: the fail-fast "
-    "of cdf8c53 ('a graph whose code holds no text skips the probe') raises NoPromptsFound "
-    "without probing (works at 0e7b851, before it)"
-)
-POOL_THREADS = (
-    "model calls from a ThreadPoolExecutor's own threads run without LangChain's context "
-    "variable: the probe observes none of them, CHECKER_PROMPT is dropped as unreached and "
-    "discovery ends in NoPromptsFound"
-)
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (stage, name): reason
-    for name, reason in (
-        ("agent_as_tool", SUBAGENT_IN_TOOL),
-        ("yaml_prompts", DATA_FILE_PROMPTS),
-        ("thread_pool", POOL_THREADS),
-    )
-    for stage in _checks.STAGES
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def agents(stage):

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import gepa_graph as gg
 from gepa_graph.cli import app
+from gepa_graph.integrations.langgraph import NoPromptsFound
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 
@@ -65,7 +66,6 @@ CASES = {
         TypeError,
         "must accept .example, prediction",
     ),
-    "graph with no discoverable prompt": (dict(graph="no_prompt"), ValueError, "gg.prompt"),
     "unknown module name": (
         dict(seed_prompts={"answr": "x"}),
         ValueError,
@@ -121,6 +121,26 @@ def test_bad_input_fails_fast_with_one_clear_line(case, tmp_path):
     assert "\n" not in str(info.value).strip()
     assert model.calls == [] and reflections == []
     assert not (tmp_path / "run").exists()
+
+
+def test_a_graph_whose_probe_sends_no_instruction_stops_after_the_probe(tmp_path):
+    """Code that holds no text may still load its prompts (data files, the environment): the
+    probe runs, and only what reached no model makes it NoPromptsFound, before any reflection."""
+    model = ScriptedChatModel(script=lambda messages: "a")
+    reflections = []
+    with pytest.raises(NoPromptsFound, match="gg.prompt") as info:
+        gg.optimize(
+            build_graph(model, with_prompt=False),
+            GOOD,
+            metric=metric,
+            reflection_lm=lambda prompt: reflections.append(prompt) or "```\nx\n```",
+            max_rollouts=50,
+            run_dir=tmp_path / "run",
+            progress=False,
+        )
+    assert "\n" not in str(info.value).strip()
+    assert sorted(m.content for call in model.calls for m in call) == ["q0", "q1", "q2"]
+    assert reflections == []
 
 
 @pytest.mark.parametrize("case", ["broken JSONL line", "module:attr that does not import"])

@@ -140,6 +140,35 @@ def test_subgraph_prompts_are_prefixed_by_the_parent_node():
     assert slots["math/model"].node == "math/model"
 
 
+def test_a_graph_two_nodes_invoke_is_reached_under_each_of_them():
+    """The code reaches the inner graph's prompt from both nodes, so a probe can name it after
+    whichever one's calls carried it (a sub-agent in a tool: the tool node, not the model
+    node that binds the tool)."""
+    inner = create_agent(model(), [add], system_prompt="You add numbers.")
+    graph = StateGraph(MessagesState)
+    graph.add_node("first", lambda state: inner.invoke(state))
+    graph.add_node("second", lambda state: inner.invoke(state))
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    [slot] = discover(graph.compile()).values()
+    assert slot.name == "first/model"
+    assert {"first/model", "second/model"} <= set(slot.nodes)
+
+
+def test_a_graph_run_by_a_tool_of_create_agent_is_named_after_the_tool_node():
+    """The model node binds the tool (and holds the tool node), the tool node runs it."""
+    inner = create_agent(model(), [add], system_prompt="You add numbers.")
+
+    @tool
+    def ask(question: str) -> str:
+        """Ask the adder."""
+        return inner.invoke({"messages": [("user", question)]})["messages"][-1].text
+
+    slots = discover(create_agent(model(), [ask], system_prompt="You delegate sums."))
+    assert sorted(slots) == ["model", "tools/model"]
+    assert slots["tools/model"].text == "You add numbers."
+
+
 def test_gg_prompt_calls_are_found_in_node_source():
     slots = discover(declared_graph())
     assert list(slots) == ["grader"]

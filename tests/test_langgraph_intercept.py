@@ -2,6 +2,7 @@
 left alone outside one (LangChain entry points, LiteLLM, the OpenAI SDK's two APIs)."""
 
 import asyncio
+import concurrent.futures
 import http.server
 import json
 import threading
@@ -137,6 +138,52 @@ def test_outside_a_run_nothing_is_rewritten():
     model = echo_system()
     assert model.invoke([SystemMessage(SEED)]).text == SEED
     assert model.generate([[SystemMessage(SEED)]]).generations[0][0].text == SEED
+
+
+def pool_map(model, q):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        calls = [[SystemMessage(SEED), HumanMessage(q)]] * 2
+        return "".join(r.text for r in pool.map(model.invoke, calls))
+
+
+def plain_thread(model, q):
+    answers = []
+    thread = threading.Thread(
+        target=lambda: answers.append(model.invoke([SystemMessage(SEED), HumanMessage(q)]).text)
+    )
+    thread.start()
+    thread.join()
+    return answers[0]
+
+
+@pytest.mark.parametrize("call", [pool_map, plain_thread], ids=["pool", "thread"])
+def test_calls_from_threads_a_node_starts_are_rewritten_and_recorded(call):
+    model = echo_system()
+    output, collector = rollout(one_node(lambda q: call(model, q)))
+    assert NEW in output["answer"] and SEED not in output["answer"]
+    assert {m[0].text for m in model.calls} == {NEW}
+    assert collector.calls and all(c.node == "plan" for c in collector.calls)
+    assert all(c.modules == ("planner",) for c in collector.calls)
+
+
+def test_a_pool_first_used_in_a_run_keeps_no_run_in_its_threads():
+    """Its workers start inside the rollout's first submission, yet later work submitted
+    outside any run is left alone; executor work from an async node is rewritten too."""
+    model = echo_system()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    async def work(q):
+        loop = asyncio.get_running_loop()
+        reply = await loop.run_in_executor(
+            pool, model.invoke, [SystemMessage(SEED), HumanMessage(q)]
+        )
+        return reply.text
+
+    with pool:
+        output, _ = rollout(one_node(work, is_async=True))
+        assert output["answer"] == NEW
+        later = pool.submit(model.invoke, [SystemMessage(SEED)]).result()
+    assert later.text == SEED
 
 
 # ----------------------------------------------------------------------------- LiteLLM

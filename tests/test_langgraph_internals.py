@@ -6,8 +6,10 @@ would otherwise silently find nothing or run the wrong prompts).
 """
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import functools
+import threading
 from typing import TypedDict
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -155,6 +157,46 @@ def test_model_call_marks_nested_calls_and_the_running_config_is_readable():
         1, {"configurable": {"k": 1}, "callbacks": [handler]}
     )
     assert configurable == {"k": 1} and handler in handlers and parent is not None
+
+
+def test_pools_submit_each_item_and_start_their_workers_inside_submit_and_threads_call_run():
+    """``propagate_context`` wraps ``ThreadPoolExecutor.submit`` (``map`` goes through it, and
+    the pool starts its worker threads inside it) and replaces a started thread's ``run`` by
+    an instance attribute (what ``Thread`` calls); LangChain's config does not cross into a
+    pool thread by itself."""
+    submitted, started = [], []
+
+    class Watched(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(args)
+            return super().submit(fn, *args, **kwargs)
+
+    start = threading.Thread.start
+
+    def watched_start(thread):
+        started.append(list(submitted))
+        start(thread)
+
+    threading.Thread.start = watched_start
+    try:
+        with Watched(max_workers=1) as pool:
+            assert list(pool.map(str, [1, 2])) == ["1", "2"]
+    finally:
+        threading.Thread.start = start
+    assert submitted == [(1,), (2,)] and started == [[(1,)]]  # the worker: in the 1st submit
+
+    ran = []
+    thread = threading.Thread(target=lambda: ran.append("target"))
+    thread.run = lambda: ran.append("instance run")
+    thread.start()
+    thread.join()
+    assert ran == ["instance run"]
+
+    def in_pool(_):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(_internals.current_configurable).result()
+
+    assert RunnableLambda(in_pool).invoke(1, {"configurable": {"k": 1}}) == {}
 
 
 def test_sdk_patch_points_exist_with_the_request_keywords_the_hook_reads():

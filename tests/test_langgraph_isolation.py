@@ -207,16 +207,13 @@ def test_optimize_probe_and_gate_leave_a_sqlite_store_and_its_file_untouched(tmp
 
     result = optimize_memory_agent(case, tmp_path, fix=True)
     assert result.best_score == 1.0  # rollouts read the profile and their own new memory
-    # gepa-graph inspect --probe, with the runtime context production passes
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        probed = LangGraphSystem(case.graph, **case.system_kwargs)
-    probed.probe(case.examples[:3])
-    assert "context.system_prompt" in probed.describe()
     from gepa_graph.tracking.gate import score_prompt_sets
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        inspected = LangGraphSystem(case.graph, **case.system_kwargs)
+        inspected.probe(case.examples[0])  # as `gepa-graph inspect --probe`, with the context
+        assert "context.system_prompt" in inspected.describe()
         system = LangGraphSystem(case.graph, **case.system_kwargs)
     (results,), _ = score_prompt_sets(system, [result.best_candidate], case.examples, case.metric)
     assert [r.score for r in results] == [1.0] * len(case.examples)

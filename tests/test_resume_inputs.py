@@ -110,8 +110,8 @@ class ProbedSystem(gg.FunctionSystem):
         super().__init__(TASK.seed_prompts(), TASK.answer)
         self.probes = probes
 
-    async def aprobe(self, example):
-        self.probes.append(example.key)  # a paid model call in a real graph
+    async def aprobe(self, examples):
+        self.probes.append([e.key for e in examples])  # paid model calls in a real graph
 
         class Report:
             cost_usd = 0.0

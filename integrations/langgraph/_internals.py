@@ -9,6 +9,7 @@ silently optimizing nothing.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import copy
@@ -504,6 +505,50 @@ def hooked(method: Any, rewrite: typing.Callable[[Any, tuple, dict], Arguments |
 
     functools.update_wrapper(entry, method)
     return entry
+
+
+# Set while ``ThreadPoolExecutor.submit`` runs: the worker threads it starts serve every later
+# submission too, so they keep the context they would have had (see ``propagate_context``).
+_IN_SUBMIT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gepa_graph_in_submit", default=False
+)
+
+
+def propagate_context(inside: typing.Callable[[], bool]) -> None:
+    """Run work handed to other threads inside a run in a copy of the handing thread's context
+    (once), as LangChain's own executor does: a function given to a
+    ``concurrent.futures.ThreadPoolExecutor`` (``submit``, hence ``map`` and
+    ``loop.run_in_executor``) or a ``threading.Thread`` started while ``inside()`` holds
+    (the running runnable's config carries a run whose calls are rewritten) sees that config,
+    so the model calls it makes are rewritten and recorded. Elsewhere nothing changes; a pool's
+    worker threads never keep a run's context (each submission brings its own)."""
+
+    def submit(method: Any) -> Any:
+        @functools.wraps(method)
+        def entry(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if _IN_SUBMIT.get() or not inside():
+                return method(self, fn, *args, **kwargs)
+            context = contextvars.copy_context()
+            token = _IN_SUBMIT.set(True)
+            try:
+                return method(self, context.run, fn, *args, **kwargs)
+            finally:
+                _IN_SUBMIT.reset(token)
+
+        return entry
+
+    def start(method: Any) -> Any:
+        @functools.wraps(method)
+        def entry(self: Any) -> Any:
+            if not _IN_SUBMIT.get() and inside():
+                # An instance attribute: a subclass's own ``run`` is reached too.
+                self.run = functools.partial(contextvars.copy_context().run, self.run)
+            return method(self)
+
+        return entry
+
+    patch(concurrent.futures.ThreadPoolExecutor, "submit", submit)
+    patch(threading.Thread, "start", start)
 
 
 def current_config() -> Mapping[str, Any]:

@@ -5,7 +5,8 @@ provider SDK calls (``_sdk``: LiteLLM, the OpenAI SDK's chat completions and res
 Outside a run that carries a ``boundary.Substitution`` in its config each wrapper only calls
 through. Inside one -- a rollout, a probe, a graph from ``with_prompts``; found through
 LangChain's context variable for the running runnable's config, so concurrent runs in threads
-and tasks never see each other's -- the outermost wrapper a call goes through rewrites its
+and tasks never see each other's, and carried into the thread pools and threads a run starts
+(``_internals.propagate_context``) -- the outermost wrapper a call goes through rewrites its
 messages with the Substitution, and nested calls (ChatOpenAI calling the OpenAI SDK) pass
 through. LangChain calls are recorded by the run's ``TraceCollector`` as callbacks; an SDK call
 is recorded by the wrapper itself, in the same shapes (an ``llm`` record and an ObservedCall).
@@ -31,6 +32,12 @@ def install() -> None:
         return
     _internals.install_input_hook(_rewrite_langchain_input)
     _sdk.install_sdk_hook(_sdk_call)
+    _internals.propagate_context(_in_run)
+
+
+def _in_run() -> bool:
+    """Whether the running runnable belongs to a run whose model calls are rewritten."""
+    return boundary.active() is not None
 
 
 @contextlib.contextmanager

@@ -237,9 +237,9 @@ class LangGraphSystem:
     @property
     def needs_probe(self) -> bool:
         """Whether the modules still wait for the probe runs: what reaches a model decides
-        them (``aprobe``). A graph whose code holds no text that could be a prompt at all
-        fails at once instead (``modules``: NoPromptsFound), before any paid call."""
-        return self.probe_report is None and bool(self._found)
+        them (``aprobe``), even where the code holds no text at all: prompts loaded from data
+        files, a database or the environment reach a model all the same."""
+        return self.probe_report is None
 
     # -- the System protocol
 

@@ -9,7 +9,9 @@ inside a function, a prompt file the code names, or a ``gg.prompt`` call.
 ``Walker().walk(graph)`` visits the graph's nodes and conditional edges (those leaving ``START``
 too) and, recursively, the runnables and their bound arguments, tools, functions, Functional API
 tasks, closure cells, module globals and user objects they reach, and
-records every leaf with the node paths it was reached from. It never changes anything: rollouts
+records every leaf with the node paths it was reached from (an object reached from several nodes:
+under each of them; a tool under the tool node that runs it, wherever else it is bound or held).
+It never changes anything: rollouts
 substitute prompts at the model boundary (``boundary``); a leaf's ``write`` is the one in-place
 change (``Result.apply``).
 
@@ -416,6 +418,8 @@ class Walker:
         self._seen: set[int] = set()
         self._keep_alive: list[Any] = []  # ids in _seen must not be reused during a walk
         self._under: dict[int, set[Hashable]] = {}
+        self._first: dict[int, str | None] = {}  # id -> the node path it was first reached from
+        self._tool_nodes: dict[int, str] = {}  # id of a graph's ToolNode -> its node path
         self._stack: list[set[Hashable]] = []
         self.packages: set[str] = set()  # the libraries whose objects the graph runs
 
@@ -440,6 +444,20 @@ class Walker:
             if self._stack:
                 self._stack[-1].add(key)
 
+    def _reached_again(self, oid: int, node: str | None) -> None:
+        """An object already visited, reached again from ``node``: its leaves are reached from
+        there too, and so are those of the graphs inside it, under ``node`` instead of the
+        path it was first reached from (a graph two nodes invoke: "a/<sub>" and "b/<sub>")."""
+        under = self._under.get(oid, ())
+        self._note(under, node)
+        first = self._first.get(oid)
+        if first is None or node is None or node == first:
+            return
+        for key in under:
+            for path in list(self.nodes.get(key, ())):
+                if path is not None and path.startswith(f"{first}/"):
+                    self._note([key], node + path[len(first) :])
+
     def visit(self, value: Any, node: str | None, label: str) -> None:
         """Record the leaves reachable from ``value``; ``label`` names the binding."""
         if isinstance(value, _OPAQUE) or isinstance(value, (str, bytes, int, float, bool)):
@@ -447,10 +465,12 @@ class Walker:
         if value is None:
             return
         oid = id(value)
+        node = self._tool_nodes.get(oid, node)  # a graph's tool node: its tools run there
         if oid in self._seen:  # shared object, or a cycle back to one still being visited
-            self._note(self._under.get(oid, ()), node)
+            self._reached_again(oid, node)
             return
         self._seen.add(oid)
+        self._first[oid] = node
         self._keep_alive.append(value)
         owner = value if isinstance(value, (type, types.FunctionType)) else type(value)
         package = (getattr(owner, "__module__", None) or "").split(".")[0]
@@ -536,6 +556,9 @@ class Walker:
             self.visit(value.__wrapped__, node, label)  # a library decorator around a function
 
     def _graph(self, graph: Pregel, node: str | None) -> None:
+        for name, runnable in _internals.node_runnables(graph).items():
+            if _internals.node_tools(runnable) is not None:  # other nodes may hold it too
+                self._tool_nodes[id(runnable)] = f"{node}/{name}" if node else name
         for runnable in _internals.node_runnables(graph).values():
             for function in (_internals.function_parts(runnable) or {}).values():
                 package = (getattr(function, "__module__", None) or "").split(".")[0]
