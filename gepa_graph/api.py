@@ -32,7 +32,7 @@ from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
-from gepa_graph.usercode import run_watched
+from gepa_graph.usercode import loop_deadline, run_watched
 
 log = logging.getLogger("gepa_graph")
 
@@ -203,7 +203,7 @@ async def aoptimize(
             lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
-                probe_cost = await _probe(system, train)
+                probe_cost = await _probe(system, train, config.rollout_timeout_s)
                 seeds = _seed_prompts(system, seed_prompts)
                 store.check(resume, fingerprint(config, seeds, train, val, model, metric))
             return await _run(
@@ -387,13 +387,15 @@ PROBE_EXAMPLES = 3
 decides a LangGraph system's modules."""
 
 
-async def _probe(system: System, train: list[Example]) -> float | None:
+async def _probe(system: System, train: list[Example], timeout: float | None) -> float | None:
     """A system whose prompts only runs can show (``needs_probe``: a LangGraph agent) runs its
     seed on the first ``PROBE_EXAMPLES`` training examples; the USD cost of those runs (0.0
-    where unknown), None when it had been probed already."""
+    where unknown), None when it had been probed already. An async node that blocks the loop
+    past a rollout's time limit stops the probe as it stops a rollout (``LoopBlocked``)."""
     if getattr(system, "probe_report", None) is not None:
         return None
-    report = await system.aprobe(train[:PROBE_EXAMPLES])
+    with loop_deadline(timeout):
+        report = await system.aprobe(train[:PROBE_EXAMPLES])
     for note in report.notes():
         log.info("probe: %s", note)
     return report.cost_usd or 0.0

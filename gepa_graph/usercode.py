@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import queue
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from gepa_graph.errors import GepaGraphError
@@ -254,6 +255,22 @@ async def run_bounded(awaitable: Awaitable[Any], timeout: float | None) -> async
         _abandon(task)
         return None
     return task
+
+
+@contextlib.contextmanager
+def loop_deadline(seconds: float | None) -> Iterator[None]:
+    """Under ``run_watched``, a time limit the loop must stay responsive to while the block
+    runs, without cutting the block off: a loop blocked past it stops the run (LoopBlocked)."""
+    watch = _WATCH.get()
+    if watch is None or seconds is None:
+        yield
+        return
+    key = object()
+    watch.deadlines[id(key)] = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        watch.deadlines.pop(id(key), None)
 
 
 def check_threads() -> None:
