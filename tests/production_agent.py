@@ -115,11 +115,14 @@ def serve_traffic(name: str, experiment: str, tracking_uri: str, asked: list[str
     attach what people said: the expected answer and a thumbs-down with its reason when the
     reply was not the bare number. Returns the trace ids."""
     import mlflow
+    from mlflow.tracking import fluent
 
     from gepa_graph.tracking import registry
 
     # Restore what was set, not the resolved default: None keeps later tests on their cwd.
     previous = os.environ.get("MLFLOW_TRACKING_URI")
+    # The active experiment too: prompts registered later would be linked to this one's id.
+    previous_experiment = (fluent._active_experiment_id, os.environ.get("MLFLOW_EXPERIMENT_ID"))
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     mlflow.langchain.autolog(silent=True)
@@ -144,4 +147,9 @@ def serve_traffic(name: str, experiment: str, tracking_uri: str, asked: list[str
     finally:
         mlflow.langchain.autolog(disable=True)
         mlflow.set_tracking_uri(previous)
+        fluent._active_experiment_id = previous_experiment[0]
+        if previous_experiment[1] is None:
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        else:
+            os.environ["MLFLOW_EXPERIMENT_ID"] = previous_experiment[1]
     return trace_ids

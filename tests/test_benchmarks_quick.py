@@ -180,7 +180,7 @@ def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch
         monkeypatch.setattr(real_model, "unavailable_reason", lambda: None)
         out = tmp_path / "real_model.json"
         results = real_model.main(
-            ["--budget", "14", "--n-train", "3", "--n-val", "4", "--n-test", "4", "--out", str(out)]
+            ["--budget", "17", "--n-train", "3", "--n-val", "4", "--n-test", "4", "--out", str(out)]
         )
     finally:
         lm.set_engine(old)

@@ -46,7 +46,9 @@ def _improve(uri: str, run_dir: str, *extra: str):
         "--reflection-lm",
         "production_agent:reflect",
         "--max-rollouts",
-        "40",
+        # The split follows random trace ids (up to ~20 validation examples), and the probe's
+        # 3 seed runs come first: room for the seed's validation and a few proposals.
+        "80",
         "--test",
         str(TEST),
         "--val",

@@ -203,7 +203,9 @@ def test_a_langgraph_system_pickles_and_substitutes_prompts_in_the_workers(clust
     # The candidate prompt reached the worker's model: the score could only rise that way.
     assert remote.seed_score == 0.0 and remote.best_score == 1.0
     assert "UPPERCASE" in remote.best_candidate["capital"]
-    assert driver_model.calls == []  # every model call happened in a worker
+    # Every rollout's model call happened in a worker: the driver made only the probe's, one
+    # per training example (the probe runs here, before the search).
+    assert len(driver_model.calls) == remote.ledger.probe_rollouts == 3
     local = _capital(ray_agent.make_graph(), tmp_path, "local", "local")
     assert remote.best_candidate == local.best_candidate
     assert remote.rollouts_used == local.rollouts_used
