@@ -189,7 +189,7 @@ def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch
     for run in data["runs"].values():
         assert run["seed_val"] == 0.0 and run["best_val"] == 1.0 and run["test"] == 1.0
         assert run["best_prompt"] == rule
-    assert results["params"]["budget"] == 14
+    assert results["params"]["budget"] == 17
     assert "| optimizer |" in real_model.markdown(data)
 
 
