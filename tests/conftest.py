@@ -3,6 +3,9 @@ import os
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Under `uv run`, Ray starts each worker with `uv run` in the shipped working directory (its uv
+# runtime-env hook), which cannot resolve offline and never registers: workers use this venv.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
 @pytest.fixture(autouse=True)
