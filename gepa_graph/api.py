@@ -321,17 +321,7 @@ async def _finished(
                 reflection_lm=state.reflection_lm,
             )
         )
-        bus.emit(
-            OptimizationFinished(
-                stop_reason=result.stop_reason,
-                best_id=result.best_id,
-                best_score=result.best_score,
-                seed_score=result.seed_score,
-                ledger=result.ledger,
-                iterations=result.iterations,
-                result=result,
-            )
-        )
+        bus.emit(OptimizationFinished.of(result))
         await _score_testset(system, metric, config, result, test, bus, executor, store, journaled)
     finally:
         bus.close()

@@ -285,17 +285,7 @@ class Engine:
                 self._checkpoint()
             self.journal.close()
         result = self.state.to_result(self.run_dir)
-        self.emit(
-            OptimizationFinished(
-                stop_reason=stop_reason,
-                best_id=result.best_id,
-                best_score=result.best_score,
-                seed_score=result.seed_score,
-                ledger=result.ledger,
-                iterations=result.iterations,
-                result=result,
-            )
-        )
+        self.emit(OptimizationFinished.of(result))
         return result
 
     async def _steady_state(self) -> str:

@@ -179,6 +179,19 @@ class OptimizationFinished(Event):
     iterations: int
     result: Result | None = None  # for listeners that write a final report
 
+    @classmethod
+    def of(cls, result: Result) -> OptimizationFinished:
+        """The event for a finished run's ``result`` (its fields repeated, the result attached)."""
+        return cls(
+            stop_reason=result.stop_reason,
+            best_id=result.best_id,
+            best_score=result.best_score,
+            seed_score=result.seed_score,
+            ledger=result.ledger,
+            iterations=result.iterations,
+            result=result,
+        )
+
 
 class TestsetEvaluated(Event):
     """Held-out examples (``optimize(testset=...)``) scored for the seed and the best candidate
