@@ -96,7 +96,7 @@ class Evaluator:
         # Rollouts a killed run already paid for: free to run, but counted again when first
         # used so the resumed ledger matches an uninterrupted one exactly.
         self._journaled = dict(journaled or {})
-        self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._metric_warned = False
         self.pending = 0  # rollouts waiting for a slot or running
@@ -114,7 +114,7 @@ class Evaluator:
         nothing) when the rollouts not yet cached do not fit in the budget. A rollout another
         caller has already started is awaited, not run twice."""
         missing: dict[str, Example] = {}
-        waiting: list[asyncio.Future] = []
+        waiting: list[asyncio.Future[None]] = []
         for example in examples:
             key = (candidate.id, example.uid)
             if key in self._cache or example.uid in missing:

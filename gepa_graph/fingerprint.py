@@ -47,13 +47,13 @@ def fingerprint(
     val: Sequence[Example],
     reflection_lm: str | None,
     metric: Callable[..., object] | None = None,
-) -> dict:
+) -> dict[str, str | None]:
     """A hash per input that decides what the run computes (budgets left out: a resume may
     extend them); ``run.json`` holds it and a resume must match it. ``seed_prompts`` None (a
     system whose prompts a probe confirms, not yet probed) leaves them out, to be compared
     once known."""
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in BUDGET_FIELDS}
-    found = {
+    found: dict[str, str | None] = {
         "config": _digest(settings),
         "trainset": _digest([example.to_dict() for example in train]),
         "valset": _digest([example.to_dict() for example in val]),
@@ -78,6 +78,7 @@ def metric_identity(metric: Callable[..., object]) -> str:
     target = metric if inspect.isroutine(metric) else type(metric)
     target = getattr(target, "__func__", target)  # a bound method: its function
     name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    source: str | list[object]
     try:
         source = inspect.getsource(target)
     except (OSError, TypeError):  # defined where no source is kept (a REPL, a C function)

@@ -9,6 +9,7 @@ format; ``gepa_graph.store.RunStore`` owns the file (``store.journal``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -39,7 +40,7 @@ class Journal:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._file = None
+        self._file: io.FileIO | None = None
         self._size = 0  # bytes of whole records in the file
         self.failed: str | None = None  # why a write failed; nothing is appended after it
         self.turns: list[str] = []  # the engine's steps in the order they acted (turns.py)
@@ -181,11 +182,11 @@ class Journal:
 
 def _read(
     record: Any,
-    rollouts: dict,
-    legacy: dict,
-    by_key: dict,
-    reflections: dict,
-    turns: list,
+    rollouts: dict[tuple[str, str], dict[str, Any]],
+    legacy: dict[tuple[str, str], dict[str, Any]],
+    by_key: dict[tuple[str, str], dict[str, Any]],
+    reflections: dict[str, dict[str, Any]],
+    turns: list[str],
     check_rollout: Check | None,
     check_reflection: Check | None,
 ) -> None:
@@ -194,14 +195,15 @@ def _read(
     kind = record.get("type")
     if kind == "rollout":
         # No "example": a record written before uids, keyed by the example's key (see load).
-        uid = record.get("example", record["example_key"])
-        key = (record["candidate_id"], record["example_key"], uid)
-        if not all(isinstance(part, str) for part in key) or not isinstance(record["result"], dict):
+        candidate_id, example_key = record["candidate_id"], record["example_key"]
+        uid = record.get("example", example_key)
+        strings = isinstance(candidate_id, str) and isinstance(example_key, str)
+        if not (strings and isinstance(uid, str)) or not isinstance(record["result"], dict):
             raise ValueError("rollout ids must be strings and its result an object")
         if check_rollout is not None:
             check_rollout(record["result"])
         found = rollouts if "example" in record else legacy
-        found[(key[0], uid)] = by_key[key[:2]] = record["result"]
+        found[(candidate_id, uid)] = by_key[(candidate_id, example_key)] = record["result"]
     elif kind == "reflection":
         if not isinstance(record["key"], str) or not isinstance(record["response"], dict):
             raise ValueError("reflection key must be a string and its response an object")

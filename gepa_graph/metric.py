@@ -90,10 +90,12 @@ def to_score(value: Any) -> Score:
     """Validate a metric's return value; anything unusable is a MetricError, never a silent 0."""
     if isinstance(value, Score):
         score = value
-    elif _real(value) is not None:
-        score = Score(value=_real(value))
-    elif isinstance(value, dict) and "value" in value and _real(value["value"]) is not None:
-        score = Score(**{**value, "value": _real(value["value"])})
+    elif (real := _real(value)) is not None:
+        score = Score(value=real)
+    elif (
+        isinstance(value, dict) and "value" in value and (real := _real(value["value"])) is not None
+    ):
+        score = Score(**{**value, "value": real})
     else:
         try:
             shown = repr(value)[:80]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from gepa_graph.events import (
     BudgetUpdated,
@@ -21,7 +21,7 @@ class ProgressDisplay(Listener):
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None  # the bar, while _progress shows it
 
     def on_optimization_started(self, event: OptimizationStarted) -> None:
         """Print what is optimized and start the bar."""
@@ -38,7 +38,7 @@ class ProgressDisplay(Listener):
 
     def on_budget_updated(self, event: BudgetUpdated) -> None:
         """Move the bar."""
-        if self._progress is None:
+        if self._progress is None or self._task is None:
             return
         ledger = event.ledger
         self._progress.update(

@@ -53,7 +53,8 @@ _SECRET_VALUE = re.compile(
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-_ENV_CACHE: list = [None, []]  # [the environment last scanned, its secrets]
+# The environment last scanned and its secrets.
+_ENV_CACHE: tuple[dict[str, str], list[str]] | None = None
 
 
 def env_secrets() -> list[str]:
@@ -61,8 +62,9 @@ def env_secrets() -> list[str]:
     inside URL-valued variables (DATABASE_URL), longest first.
 
     Scanned again only when the environment changed: this runs for every stored record."""
+    global _ENV_CACHE
     environ = dict(os.environ)
-    if environ == _ENV_CACHE[0]:
+    if _ENV_CACHE is not None and environ == _ENV_CACHE[0]:
         return _ENV_CACHE[1]
     found: set[str] = set()
     for name, value in os.environ.items():
@@ -72,8 +74,9 @@ def env_secrets() -> list[str]:
             password = match.group(1)
             if len(password) >= 4:
                 found.update({password, unquote(password)})
-    _ENV_CACHE[:] = [environ, sorted(found, key=len, reverse=True)]
-    return _ENV_CACHE[1]
+    secrets = sorted(found, key=len, reverse=True)
+    _ENV_CACHE = (environ, secrets)
+    return secrets
 
 
 def is_secret_key(name: str) -> bool:

@@ -42,7 +42,7 @@ class Turns:
     def __init__(self, journal: Journal, journaled: Iterable[str] = ()) -> None:
         self._journal = journal
         self._log = deque(journaled)
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def replaying(self) -> bool:
@@ -104,7 +104,7 @@ class Turns:
         self._log.clear()
         self._wake()
 
-    def changed(self) -> asyncio.Future:
+    def changed(self) -> asyncio.Future[None]:
         """A future done when the replay moves on by one step (registered now, so a step
         taken before the caller awaits it is not missed)."""
         waiter = asyncio.get_running_loop().create_future()

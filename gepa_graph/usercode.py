@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from gepa_graph.errors import GepaGraphError
 
@@ -69,7 +69,7 @@ def _tame(exc: BaseException) -> BaseException:
     return exc
 
 
-def _guarded(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+def _guarded(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """In any executor: what cannot cross a Future (StopIteration) arrives as UserCodeError."""
     try:
         return fn(*args, **kwargs)
@@ -80,7 +80,7 @@ def _guarded(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         raise tamed from None
 
 
-class _Call(concurrent.futures.Future):
+class _Call(concurrent.futures.Future[Any]):
     """A call's future that remembers a cancel: asyncio cancels it when the awaiting side gave
     up (a time limit), which for a running call means its thread is abandoned."""
 
@@ -91,7 +91,13 @@ class _Call(concurrent.futures.Future):
         return super().cancel()
 
 
-def _run(future: _Call, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+# A call handed to a DaemonExecutor's thread: its future, the function and its arguments.
+_Work = tuple[_Call, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def _run(
+    future: _Call, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     if not future.set_running_or_notify_cancel():
         return
     try:
@@ -117,7 +123,7 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
         super().__init__(max_workers=1, thread_name_prefix=name)  # its own pool stays unused
         self._name = name
         self._idle_s = idle_s
-        self._idle: list[tuple[queue.SimpleQueue, threading.Thread]] = []
+        self._idle: list[tuple[queue.SimpleQueue[_Work | None], threading.Thread]] = []
         self._guard = threading.Lock()
         self._closed = False
         self._started = 0
@@ -143,10 +149,10 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
-    ) -> concurrent.futures.Future:
+    ) -> concurrent.futures.Future[Any]:
         self.check()
         future = _Call()
-        work = (future, fn, args, kwargs)
+        work: _Work = (future, fn, args, kwargs)
         with self._guard:
             if self._closed:
                 raise RuntimeError("cannot schedule new calls after shutdown")
@@ -156,7 +162,7 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
                 return future
             self._started += 1
             name = f"{self._name}-{self._started}"
-        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         inbox.put(work)
         try:
             threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
@@ -170,7 +176,7 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
             raise HungThreads(self.failure) from None
         return future
 
-    def _work(self, inbox: queue.SimpleQueue) -> None:
+    def _work(self, inbox: queue.SimpleQueue[_Work | None]) -> None:
         me = (inbox, threading.current_thread())
         work = inbox.get()
         while work is not None:
@@ -227,13 +233,16 @@ async def call_user(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return value
 
 
-def _abandon(task: asyncio.Future) -> None:
+def _abandon(task: asyncio.Future[Any]) -> None:
     task.cancel()
     # An abandoned call's late failure is not an "exception never retrieved".
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
-async def run_bounded(awaitable: Awaitable[Any], timeout: float | None) -> asyncio.Future | None:
+_T = TypeVar("_T")
+
+
+async def run_bounded(awaitable: Awaitable[_T], timeout: float | None) -> asyncio.Future[_T] | None:
     """Run ``awaitable`` for at most ``timeout`` seconds. Returns the finished task (read its
     ``cancelled()``, ``exception()``, ``result()``), or None when time ran out: the task is then
     cancelled and abandoned, never awaited, since code that ignores cancellation (or a thread
@@ -290,7 +299,7 @@ class _Watch:
         self.deadlines: dict[int, float] = {}
         self.threads = DaemonExecutor(name)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
         self.thread: threading.Thread | None = None
 
     def ping(self) -> None:
@@ -353,7 +362,7 @@ def run_watched(coroutine: Coroutine[Any, Any, Any], name: str = "gepa-graph") -
     default executor is a DaemonExecutor (LangGraph runs sync nodes there), whose threads are
     never joined."""
     watch = _Watch(name)
-    outcome: concurrent.futures.Future = concurrent.futures.Future()
+    outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
     async def owned() -> Any:
         _WATCH.set(watch)

@@ -177,7 +177,10 @@ def _object_arguments(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "tool_calls": calls}
 
 
-BACKENDS: dict[str, type] = {"xllamacpp": XllamacppBackend, "llama-cpp": LlamaCppBackend}
+BACKENDS: dict[str, type[XllamacppBackend] | type[LlamaCppBackend]] = {
+    "xllamacpp": XllamacppBackend,
+    "llama-cpp": LlamaCppBackend,
+}
 INSTALL = {
     "xllamacpp": 'pip install ".[local]" (a prebuilt wheel)',
     "llama-cpp": "pip install llama-cpp-python (it builds from source, about 12 minutes on 2 "

@@ -92,16 +92,16 @@ class LocalEngine:
             request.pop("seed", None)
         if request.get("max_tokens") is None:
             request["max_tokens"] = SAMPLING_DEFAULTS["max_tokens"]
-        use_tools = bool(tools) and tool_choice != "none"
+        offered = tools if tools and tool_choice != "none" else None
         request["messages"] = [_message_for_template(m) for m in messages]
-        if use_tools:
-            request["tools"] = tools
+        if offered:
+            request["tools"] = offered
         backend = self.backend()
         with self._serial if backend.slots <= 1 else nullcontext():
             response = backend.chat(request)
-        if use_tools:
+        if offered:
             response = with_parsed_tool_calls(
-                response, {t["function"]["name"] for t in tools if "function" in t}
+                response, {t["function"]["name"] for t in offered if "function" in t}
             )
         return response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gepa_graph import pareto
 from gepa_graph.candidate import Candidate
-from gepa_graph.strategies.base import Search
+from gepa_graph.strategies.base import ParentSelector, Search
 
 
 def _open(search: Search) -> list[str]:
@@ -33,4 +33,7 @@ class CurrentBestSelector:
         return search.candidates[search.best_id]
 
 
-SELECTORS = {"pareto": ParetoSelector, "current_best": CurrentBestSelector}
+SELECTORS: dict[str, type[ParentSelector]] = {
+    "pareto": ParetoSelector,
+    "current_best": CurrentBestSelector,
+}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gepa_graph import pareto
-from gepa_graph.strategies.base import Search
+from gepa_graph.strategies.base import Search, StopCondition
 
 # Iterations in a row that spent no rollout (every proposal a repeat, every minibatch already
 # known) even after varying the minibatch, showing the reflection LM its rejected attempts and
@@ -47,7 +47,7 @@ class Budgets:
 class StopAll:
     """Several stop conditions: the first that fires stops the run."""
 
-    def __init__(self, *conditions) -> None:
+    def __init__(self, *conditions: StopCondition) -> None:
         self.conditions = conditions
 
     def stop_reason(self, search: Search) -> str | None:
