@@ -88,10 +88,11 @@ def _real(value: Any) -> float | None:
 
 def to_score(value: Any) -> Score:
     """Validate a metric's return value; anything unusable is a MetricError, never a silent 0."""
+    real = _real(value)
     if isinstance(value, Score):
         score = value
-    elif _real(value) is not None:
-        score = Score(value=_real(value))
+    elif real is not None:
+        score = Score(value=real)
     elif isinstance(value, dict) and "value" in value and _real(value["value"]) is not None:
         score = Score(**{**value, "value": _real(value["value"])})
     else:
