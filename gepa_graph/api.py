@@ -150,7 +150,7 @@ async def aoptimize(
     # A system whose prompts only a run can confirm is probed once every input is checked.
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
     if seeds is not None:
-        Guidance.of(config).check_seeds(seeds)  # a probed system's: once the probe found them
+        Guidance.of(config).check_seeds(seeds)  # a probed system's once the probe finds them
     if seeds is None and seed_prompts and hasattr(system, "check_names"):
         system.check_names(seed_prompts)  # a name no probe could make fails before paying
     train = as_dataset(trainset, "trainset")
