@@ -1,5 +1,5 @@
-"""Benchmark 10: a noisy judge, scored once or several times (``score_repeats``), with GEPA's
-strict minibatch acceptance or ``confident_improvement``.
+"""Noisy-metric benchmark: a noisy judge, scored once or several times (``score_repeats``),
+with GEPA's strict minibatch acceptance or ``confident_improvement``.
 
 The tasks are the rule family's (rule_family.py) with its metric replaced by a judge that
 flips its pass/fail verdict with probability ``--flip`` on each call (an LLM judge's noise),
