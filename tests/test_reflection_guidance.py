@@ -15,7 +15,7 @@ from gepa_graph.config import ConfigError
 from gepa_graph.guidance import Guidance
 from gepa_graph.lm import LMResponse
 from gepa_graph.reflection import InvalidProposal, render_reflection_prompt
-from gepa_graph.testing.reflection import fenced
+from gepa_graph.testing.reflection import ScriptedReflectionLM, fenced
 
 SHORTEN = "You are shortening one instruction"
 
@@ -217,3 +217,15 @@ def test_guidance_that_does_not_fit_the_seeds_fails_before_any_call(
             progress=False,
         )
     assert calls == [] and lm.reflections == [] and not (tmp_path / "run").exists()
+
+
+def test_the_scripted_reflection_lm_reads_a_compression_request(tmp_path: Path) -> None:
+    def rewrite(current: str, prompt: str) -> str:
+        if prompt.startswith(SHORTEN):  # shown the over-long proposal: keep its first line
+            return current.splitlines()[0]
+        return "RULE.\n" + "Explain every step in detail.\n" * 3
+
+    lm = ScriptedReflectionLM(rewrite)
+    result = run(tmp_path, lm, max_prompt_chars=40)
+    assert [p.startswith(SHORTEN) for p in lm.calls] == [False, True]
+    assert result.best_candidate == {"agent": "RULE."}
