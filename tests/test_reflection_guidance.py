@@ -3,6 +3,7 @@ proposal over max_prompt_chars is compressed once, then rejected if still over."
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +13,13 @@ import pytest
 
 import gepa_graph as gg
 from gepa_graph.config import ConfigError
+from gepa_graph.evaluation import EvalResult
+from gepa_graph.example import Example
 from gepa_graph.guidance import Guidance
-from gepa_graph.lm import LMResponse
+from gepa_graph.lm import LMResponse, ReflectionLM
+from gepa_graph.proposers.reflective import ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal, render_reflection_prompt
+from gepa_graph.replay import ReflectionReplay
 from gepa_graph.testing.reflection import ScriptedReflectionLM, fenced
 
 SHORTEN = "You are shortening one instruction"
@@ -229,3 +234,34 @@ def test_the_scripted_reflection_lm_reads_a_compression_request(tmp_path: Path) 
     result = run(tmp_path, lm, max_prompt_chars=40)
     assert [p.startswith(SHORTEN) for p in lm.calls] == [False, True]
     assert result.best_candidate == {"agent": "RULE."}
+
+
+class Journal:
+    """Keeps the reflection replies a run journals."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, dict[str, Any]] = {}
+
+    def record_reflection(self, key: str, reply: dict[str, Any]) -> None:
+        self.replies[key] = reply
+
+
+def test_a_resumed_run_replays_the_compression_from_the_journal() -> None:
+    lm = Reflector("RULE. " + "Be thorough and careful. " * 4, compressed="RULE. Be careful.")
+    parent = gg.Candidate(prompts={"agent": "Answer."})
+    examples = [Example({"id": i, "question": f"q{i}"}) for i in range(3)]
+    results = [EvalResult(example_key=ex.key, score=0.0, feedback="say RULE") for ex in examples]
+
+    def reflect(journaled: dict[str, dict[str, Any]]) -> tuple[Any, Journal, ReflectiveProposer]:
+        journal = Journal()
+        replay = ReflectionReplay(journal, journaled)  # type: ignore[arg-type]
+        proposer = ReflectiveProposer(ReflectionLM(lm), replay, 2000, Guidance(max_prompt_chars=60))
+        done = asyncio.run(proposer.reflect(parent, "agent", None, examples, results))
+        return done, journal, proposer
+
+    first, journal, _ = reflect({})
+    assert len(journal.replies) == 2  # the reflection and its compression, both journaled
+    again, _, proposer = reflect(dict(journal.replies))
+    assert len(lm.reflections) == len(lm.compressions) == 1  # nothing asked twice
+    assert again == first and len(again.calls) == 2
+    assert proposer.proposal(parent, "agent", again) == "RULE. Be careful."
