@@ -236,3 +236,15 @@ def test_a_killed_noisy_run_resumes_exactly(tmp_path: Path) -> None:
     assert resumed["ledger"] == whole["ledger"]
     # Rollouts finished before the kill were journaled: the resumed run judged only the rest.
     assert resumed["judged"] < whole["judged"] - 90
+
+
+def test_a_failed_rollout_adds_no_noise() -> None:
+    noisy = EvalResult(example_key="x", score=0.5, samples=[0.0, 1.0])
+    failed = EvalResult(example_key="x", score=0.0, error="boom")
+    judged_zero = EvalResult(example_key="x", score=0.0)
+    sure = EvalResult(example_key="x", score=1.0, samples=[1.0, 1.0])
+    # Gain 1.5; pooled variance (0.5 + 0 + 0) / 3. Three judged scores: SE 0.5 (gain 3 SE);
+    # with a judged 0 in place of the failure, four: SE 0.577 (gain 2.6 SE).
+    rule = ConfidentImprovement(2.8)
+    assert rule.reject_reason([noisy, failed], [sure, sure]) is None
+    assert rule.reject_reason([noisy, judged_zero], [sure, sure]) is not None

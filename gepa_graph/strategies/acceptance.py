@@ -34,8 +34,9 @@ class ConfidentImprovement:
 
     Parent and child run on the same examples, so only the metric's noise separates them
     beyond their true difference: its variance is pooled over both minibatches' repeats
-    (``noise_variance``) and each score, a mean of ``n`` calls, contributes variance / n.
-    Scored once, the noise is unknown and the rule is StrictImprovement's.
+    (``noise_variance``) and each score, a mean of ``n`` calls, contributes variance / n (a
+    failed rollout's ``failure_score`` contributes none). Scored once, the noise is unknown
+    and the rule is StrictImprovement's.
     """
 
     def __init__(self, z: float = 1.0) -> None:
@@ -49,8 +50,9 @@ class ConfidentImprovement:
         """None when the child's sum beats the parent's by more than ``z`` standard errors,
         else the sums and the margin it needed."""
         before, after = sum(r.score for r in parent), sum(r.score for r in child)
-        variance = noise_variance([*parent, *child])
-        spread = math.sqrt(sum(variance / r.score_count for r in [*parent, *child]))
+        judged = [r for r in [*parent, *child] if r.error is None]  # a failure is no verdict
+        variance = noise_variance(judged)
+        spread = math.sqrt(sum(variance / r.score_count for r in judged))
         if after - before > self.z * spread:
             return None
         return (
