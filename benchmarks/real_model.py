@@ -13,7 +13,13 @@ Expected run time with the defaults (budget 30 rollouts each, 6 train / 6 valida
 examples): roughly 10-20 minutes on a 2-core CPU, dominated by the reflection replies
 (up to 512 tokens each); see benchmarks/README.md.
 
+With ``--seeds N`` it repeats the whole comparison for seeds ``--seed`` .. ``--seed + N - 1``
+(each seed its own train/validation/test split and optimizer seed) and reports, per optimizer,
+the seed prompt's and the best candidate's validation and held-out test scores as mean ± sd
+over the seeds.
+
     python -m benchmarks.real_model
+    python -m benchmarks.real_model --seeds 3
     python -m benchmarks.real_model --budget 60 --optimizers gepa_graph
 """
 
@@ -30,6 +36,7 @@ from benchmarks._common import (
     RESULTS,
     command,
     machine,
+    mean_sd,
     publish,
     table,
 )
@@ -114,7 +121,10 @@ def score(example: dict[str, Any], answer: str) -> tuple[float, str]:
     )
 
 
-def split(seed: int, n_train: int, n_val: int, n_test: int) -> tuple[list, list, list]:
+Rows = list[dict[str, Any]]
+
+
+def split(seed: int, n_train: int, n_val: int, n_test: int) -> tuple[Rows, Rows, Rows]:
     import random
 
     rows = [{"id": f"s{i}", "text": t, "label": y} for i, (t, y) in enumerate(DATA)]
@@ -133,7 +143,7 @@ def test_score(prompt: str, test: list[dict[str, Any]], max_tokens: int) -> floa
     )
 
 
-def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
+def run_gepa_graph(args: Any, train: Rows, val: Rows) -> dict[str, Any]:
     import gepa_graph as gg
     from gepa_graph import local
 
@@ -179,7 +189,7 @@ def run_gepa_graph(args: Any, train: list, val: list) -> dict[str, Any]:
     }
 
 
-def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
+def run_gepa(args: Any, train: Rows, val: Rows) -> dict[str, Any]:
     import gepa
     from gepa.adapters.langchain_adapter import LangChainAdapter
 
@@ -192,7 +202,8 @@ def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
         prompt = candidate[module]
         if prompt not in graphs:
             graphs[prompt] = build_graph(prompt, args.max_tokens)
-        return graphs[prompt].invoke({"text": example["text"]})
+        state: dict[str, Any] = graphs[prompt].invoke({"text": example["text"]})
+        return state
 
     def eval_fn(example: Any, state: dict[str, Any]) -> tuple[float, str]:
         return score(example, state.get("answer", ""))
@@ -202,7 +213,7 @@ def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
             pass
 
     started = time.perf_counter()
-    result = gepa.optimize(
+    result: Any = gepa.optimize(  # type: ignore[attr-defined]
         seed_candidate={module: SEED_PROMPT},
         trainset=train,
         valset=val,
@@ -226,50 +237,83 @@ def run_gepa(args: Any, train: list, val: list) -> dict[str, Any]:
     }
 
 
+def by_optimizer(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each optimizer's runs, one per seed (a single-seed result file holds one run each)."""
+    return {
+        name: runs if isinstance(runs, list) else [runs] for name, runs in results["runs"].items()
+    }
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """``mean ± sd`` over seeds, the value alone for one seed, n/a for none."""
+    if not values:
+        return "n/a"
+    mean, sd = mean_sd(values)
+    return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def aggregate(results: dict[str, Any]) -> list[list[Any]]:
+    """One row per optimizer: seeds, mean wall time and rollouts, then seed-prompt and best
+    validation and test scores, and the test gain, each mean ± sd over the seeds."""
+    rows = []
+    for name, runs in by_optimizer(results).items():
+        seed_test = [r["seed_test"] for r in runs if "seed_test" in r]
+        gains = [r["test"] - r["seed_test"] for r in runs if "seed_test" in r]
+        rows.append(
+            [
+                name,
+                len(runs),
+                f"{mean_sd(r['seconds'] for r in runs)[0] / 60:.1f} min",
+                f"{mean_sd(r['rollouts'] for r in runs)[0]:.0f}",
+                spread([r["seed_val"] for r in runs]),
+                spread([r["best_val"] for r in runs]),
+                spread(seed_test),
+                spread([r["test"] for r in runs]),
+                spread(gains),
+                f"{mean_sd(r['candidates'] for r in runs)[0]:.1f}",
+            ]
+        )
+    return rows
+
+
 def markdown(results: dict[str, Any]) -> str:
+    """The benchmark's table: per optimizer, mean ± sd over seeds."""
     if results.get("skipped"):
         return f"Not run: {results['skipped']}"
     p = results["params"]
-    rows = [
-        [
-            name,
-            f"{r['seconds'] / 60:.1f} min",
-            r["rollouts"],
-            f"{r['seed_val']:.2f}",
-            f"{r['best_val']:.2f}",
-            f"{r['test']:.2f}",
-            r["candidates"],
-        ]
-        for name, r in results["runs"].items()
+    seeds = p.get("seeds", [p.get("seed")])
+    header = [
+        "optimizer",
+        "seeds",
+        "wall (mean)",
+        "rollouts (mean)",
+        "seed val",
+        "best val",
+        "seed test",
+        "best test",
+        "test gain",
+        "candidates",
     ]
     return "\n".join(
         [
             (
-                f"Local {p['model']} as task model and reflection LM; {p['n_train']} train / {p['n_val']} "
-                f"validation / {p['n_test']} test examples; budget {p['budget']} rollouts; seed {p['seed']}; "
-                f"total {results['seconds'] / 60:.1f} min."
+                f"Local {p['model']} as task model and reflection LM; {p['n_train']} train / "
+                f"{p['n_val']} validation / {p['n_test']} test examples; budget {p['budget']} "
+                f"rollouts; seeds {', '.join(map(str, seeds))} (mean ± sd over seeds); total "
+                f"{results['seconds'] / 60:.1f} min."
             ),
             "",
-            table(
-                [
-                    "optimizer",
-                    "wall",
-                    "rollouts",
-                    "seed val",
-                    "best val",
-                    "best test",
-                    "candidates",
-                ],
-                rows,
-            ),
+            table(header, aggregate(results)),
         ]
     )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    """Run the comparison for each seed and publish the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed on")
     parser.add_argument("--n-train", type=int, default=6)
     parser.add_argument("--n-val", type=int, default=6)
     parser.add_argument("--n-test", type=int, default=12)
@@ -285,19 +329,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return None
     from gepa_graph import local
 
-    train, val, test = split(args.seed, args.n_train, args.n_val, args.n_test)
+    first = args.seed
     started = time.perf_counter()
-    runs = {}
-    for name in args.optimizers:
-        runner = run_gepa_graph if name == "gepa_graph" else run_gepa
-        run = runner(args, train, val)
-        run["test"] = test_score(run["best_prompt"], test, args.max_tokens)
-        runs[name] = run
-        print(
-            f"{name}: {run['seconds']:.0f} s, best val {run['best_val']:.2f}, "
-            f"test {run['test']:.2f}",
-            flush=True,
-        )
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in args.optimizers}
+    for seed in range(first, first + args.seeds):
+        args.seed = seed
+        train, val, test = split(seed, args.n_train, args.n_val, args.n_test)
+        seed_test = test_score(SEED_PROMPT, test, args.max_tokens)
+        for name in args.optimizers:
+            runner = run_gepa_graph if name == "gepa_graph" else run_gepa
+            run = runner(args, train, val)
+            run.update(seed=seed, seed_test=seed_test)
+            run["test"] = test_score(run["best_prompt"], test, args.max_tokens)
+            runs[name].append(run)
+            print(
+                f"seed {seed}, {name}: {run['seconds']:.0f} s, val {run['seed_val']:.2f} -> "
+                f"{run['best_val']:.2f}, test {seed_test:.2f} -> {run['test']:.2f}",
+                flush=True,
+            )
     results = {
         "benchmark": "real_model",
         "command": command("real_model", argv),
@@ -305,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "seconds": time.perf_counter() - started,
         "params": {
             "budget": args.budget,
-            "seed": args.seed,
+            "seeds": list(range(first, first + args.seeds)),
             "n_train": len(train),
             "n_val": len(val),
             "n_test": len(test),

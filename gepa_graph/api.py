@@ -20,6 +20,7 @@ from gepa_graph.events import EventBus, ListenerLike, OptimizationFinished, Opti
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
+from gepa_graph.guidance import Guidance
 from gepa_graph.lm import LMResponse, ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.proposers.merge import Merge
@@ -148,6 +149,8 @@ async def aoptimize(
     system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
     seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
+    if seeds is not None:
+        Guidance.of(config).check_seeds(seeds)  # a probed system's once the probe finds them
     if seeds is None and seed_prompts and hasattr(system, "check_names"):
         system.check_names(seed_prompts)  # a name no probe could make fails before paying
     train = as_dataset(trainset, "trainset")
@@ -205,6 +208,7 @@ async def aoptimize(
             if seeds is None:  # the probe runs here: it changes the system the workers get
                 probe_cost = await _probe(system, train, config.rollout_timeout_s)
                 seeds = _seed_prompts(system, seed_prompts)
+                Guidance.of(config).check_seeds(seeds)
                 store.check(resume, fingerprint(config, seeds, train, val, model, metric))
             return await _run(
                 system,
@@ -264,7 +268,10 @@ async def _run(
         system, metric, config, budget, store.journal, journaled_rollouts, executor=executor
     )
     writer = ReflectiveProposer(
-        lm, ReflectionReplay(store.journal, journaled_reflections), config.max_chars_per_field
+        lm,
+        ReflectionReplay(store.journal, journaled_reflections),
+        config.max_chars_per_field,
+        Guidance.of(config),
     )
     engine = Engine(
         system=system,

@@ -119,6 +119,10 @@ class Budget:
         """Count one reflection reply the search used (a replayed one included)."""
         self.ledger.reflection_calls += 1
 
+    def add_metric_calls(self, count: int) -> None:
+        """Count calls of the metric (``score_repeats`` per scored rollout; no rollout)."""
+        self.ledger.metric_calls += count
+
     def add_failed_rollout(self) -> None:
         """Count one rollout scored as a failure (the system or the metric failed)."""
         self.ledger.failed_rollouts += 1

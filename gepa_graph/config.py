@@ -176,6 +176,39 @@ class OptimizeConfig(BaseModel):
         2000, gt=0, description="long trace fields are cut to this in the reflection prompt"
     )
 
+    # Reflection guidance (gepa_graph/guidance.py) and repeated scoring (evaluation.py).
+    reflection_instructions: str | dict[str, str] | None = Field(
+        None,
+        description="standing instructions for the reflection LM (domain rules, style, "
+        "length limits), shown in every reflection prompt; a dict gives them per module",
+    )
+    max_prompt_chars: int | None = Field(
+        None,
+        gt=0,
+        description="the most characters a module's prompt may have: a longer proposal is "
+        "compressed by one more reflection call, then rejected (over_length_cap) if still over",
+    )
+    score_repeats: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="metric calls per rollout output (a noisy judge): the score is their "
+        "mean, the spread is kept; the rollout itself runs once",
+    )
+    acceptance: Literal["strict_improvement", "confident_improvement"] = Field(
+        "strict_improvement",
+        description="strict_improvement: the child's minibatch sum beats the parent's; "
+        "confident_improvement: by more than the repeats' standard error (score_repeats > 1)",
+    )
+
+    @model_validator(mode="after")
+    def _guidance_is_usable(self) -> OptimizeConfig:
+        given = self.reflection_instructions
+        texts = [given] if isinstance(given, str) else list((given or {}).values())
+        if any(not text.strip() for text in texts):
+            raise ValueError("reflection_instructions holds an empty text; leave it out instead")
+        return self
+
     @model_validator(mode="after")
     def _scores_are_consistent(self) -> OptimizeConfig:
         if self.score_range is not None:

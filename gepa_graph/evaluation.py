@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -44,7 +45,10 @@ class EvalResult(BaseModel):
     reflection; on a failure, the error), ``module_feedback`` (per-module feedback, None when the
     metric gave none), ``output`` (the system's output, JSON-safe), ``trace`` (its LM calls and
     records), ``error`` (None on success; else the system's or the metric's error, secrets
-    masked and size-bounded), ``usage`` (tokens and USD of every attempt, retries included).
+    masked and size-bounded), ``usage`` (tokens and USD of every attempt, retries included),
+    ``metric_calls`` (how often the metric judged this output: ``score_repeats``, 0 when the
+    system failed), ``samples`` (with ``score_repeats`` > 1, every value the metric gave, in
+    order: ``score`` is their mean, ``feedback`` the first call's; empty when scored once).
     """
 
     example_key: str
@@ -55,6 +59,19 @@ class EvalResult(BaseModel):
     trace: Trace = Field(default_factory=Trace)
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    metric_calls: int = 0
+    samples: list[float] = Field(default_factory=list)
+
+    @property
+    def score_count(self) -> int:
+        """How many metric values ``score`` is the mean of."""
+        return max(1, len(self.samples))
+
+    @property
+    def score_sd(self) -> float:
+        """The sample standard deviation of the metric's values (0 when scored once): the
+        metric's own noise on this output."""
+        return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
 
     def feedback_for(self, module: str) -> str:
         """The feedback a reflection on ``module`` reads: its own, else the general one."""
@@ -151,6 +168,7 @@ class Evaluator:
     ) -> None:
         self._cache[(candidate.id, example.uid)] = result
         self.budget.add_task_cost(result.usage.cost_usd)
+        self.budget.add_metric_calls(result.metric_calls)
         if result.error is not None:
             self.budget.add_failed_rollout()
         if journal:
@@ -229,7 +247,7 @@ class Evaluator:
             raise MetricError(f"no result after {limit:g}s")
         if task.cancelled():
             raise MetricError("the metric raised CancelledError")
-        score = task.result()
+        score: Score = task.result()
         low_high = self.config.score_range
         if low_high is not None and not low_high[0] <= score.value <= low_high[1]:
             raise MetricError(
@@ -251,8 +269,9 @@ class Evaluator:
             return EvalResult(
                 score=failure, feedback=f"The system failed with {error}", error=error, **base
             )
+        repeats = self.config.score_repeats
         try:
-            score = await self._metric(example, rollout)
+            scores = await self._metric_repeats(example, rollout, repeats)
         except Exception as exc:
             error = _stored(f"metric failed on example {example.key!r}: {describe(exc)}")
             if not self._metric_warned:
@@ -261,13 +280,35 @@ class Evaluator:
                     "%s (scored %s; later metric failures are recorded silently)", error, failure
                 )
             base["trace"].records.append(TraceRecord(kind="error", error=error))
-            return EvalResult(score=failure, feedback=error, error=error, **base)
+            return EvalResult(
+                score=failure, feedback=error, error=error, metric_calls=repeats, **base
+            )
+        values = [score.value for score in scores]
         return EvalResult(
-            score=score.value,
-            feedback=to_jsonable(score.feedback),
-            module_feedback=to_jsonable(score.module_feedback),
+            score=statistics.fmean(values),
+            feedback=to_jsonable(scores[0].feedback),
+            module_feedback=to_jsonable(scores[0].module_feedback),
+            metric_calls=repeats,
+            samples=values if repeats > 1 else [],
             **base,
         )
+
+    async def _metric_repeats(
+        self, example: Example, rollout: Rollout, repeats: int
+    ) -> list[Score]:
+        """The metric's verdicts on one output, ``repeats`` calls at once (an LLM judge's
+        calls overlap); any failing call fails them all, as one failing call would."""
+        if repeats == 1:
+            return [await self._metric(example, rollout)]
+        outcomes = await asyncio.gather(
+            *(self._metric(example, rollout) for _ in range(repeats)), return_exceptions=True
+        )
+        scores: list[Score] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            scores.append(outcome)
+        return scores
 
 
 def _stored(text: str) -> str:

@@ -76,7 +76,8 @@ class Ledger(BaseModel):
     metric failed), ``rollout_retries`` (extra attempts of retryable rollout failures),
     ``seconds`` (wall time including the time before a resume, as of the last snapshot),
     ``probe_rollouts`` (the seed runs a probe made to see which prompts reach a model: in
-    ``rollouts_used``, but not in the journal, so a resumed run probes again).
+    ``rollouts_used``, but not in the journal, so a resumed run probes again), ``metric_calls``
+    (calls of the metric: one per scored rollout, ``score_repeats`` with repeated scoring).
     """
 
     rollouts_used: int = 0
@@ -91,3 +92,4 @@ class Ledger(BaseModel):
     rollout_retries: int = 0
     seconds: float = 0.0
     probe_rollouts: int = 0
+    metric_calls: int = 0

@@ -136,10 +136,13 @@ def render_reflection_prompt(
     dataset: Sequence[dict[str, Any]],
     max_chars_per_field: int,
     rejected: Sequence[tuple[str, str]] = (),
+    instructions: str = "",
+    max_prompt_chars: int | None = None,
 ) -> str:
     """The prompt asking for a new ``current``; ``rejected`` lists (text, why) of earlier
-    rewrites of this instruction that did not make it, so the LM tries something else."""
-    variables = sorted(template_variables(current))
+    rewrites of this instruction that did not make it, so the LM tries something else;
+    ``instructions`` are the user's standing instructions (a section of their own) and
+    ``max_prompt_chars`` the length the new instruction must stay within (gepa_graph/guidance.py)."""
     current_fence = "````" if "```" in current else "```"
     parts = [
         "You are improving one instruction inside an AI system. The instruction belongs to the "
@@ -161,6 +164,8 @@ def render_reflection_prompt(
             "were tried and did not do better. Do not repeat them; try a different "
             "improvement.\n\n" + "\n\n".join(tried)
         )
+    if instructions:
+        parts.append(_standing(instructions))
     rules = [
         "Read the examples and the feedback carefully. Work out what the instruction misses or "
         "gets wrong, and what general rules, domain facts and strategies would make the module "
@@ -168,6 +173,27 @@ def render_reflection_prompt(
         "Then write the complete new instruction. Keep what already works. Where the feedback "
         "asks for an exact output form (a format, a label set, a length), state it explicitly.",
     ]
+    if instructions:
+        rules.append("Follow the standing instructions from the user above.")
+    if max_prompt_chars is not None:
+        rules.append(
+            f"The new instruction must have at most {max_prompt_chars} characters (spaces and "
+            f"line breaks included; the current one has {len(current.strip())})."
+        )
+    parts.append(_task(rules, current))
+    return "\n\n".join(parts)
+
+
+def _standing(instructions: str) -> str:
+    return (
+        "## Standing instructions from the user\nThe user who owns this system asks every "
+        f"rewrite to follow these instructions:\n\n{instructions}"
+    )
+
+
+def _task(rules: list[str], current: str) -> str:
+    """The closing task section: ``rules``, then the template and reply-format rules."""
+    variables = sorted(template_variables(current))
     if variables:
         listed = ", ".join("{" + name + "}" for name in variables)
         rules.append(
@@ -178,7 +204,29 @@ def render_reflection_prompt(
         "Put the new instruction, and nothing else, inside one ``` fenced block at the end of "
         "your reply (if the instruction itself contains ``` lines, fence it with ```` instead)."
     )
-    parts.append("## Your task\n" + "\n".join(f"- {rule}" for rule in rules))
+    return "## Your task\n" + "\n".join(f"- {rule}" for rule in rules)
+
+
+def render_compression_prompt(module: str, text: str, max_chars: int, instructions: str) -> str:
+    """The one call that asks for a proposal over ``max_chars`` characters within them,
+    keeping every rule it states (gepa_graph/guidance.py)."""
+    fence = "````" if "```" in text else "```"
+    parts = [
+        "You are shortening one instruction inside an AI system. The instruction belongs to "
+        f"the module `{module}`. This new version of it has {len(text)} characters, more than "
+        f"the limit of {max_chars}:",
+        f"{fence}\n{text}\n{fence}",
+    ]
+    if instructions:
+        parts.append(_standing(instructions))
+    rules = [
+        f"Rewrite it in at most {max_chars} characters (spaces and line breaks included).",
+        "Keep every rule, constraint, output format and domain fact it states; cut repetition, "
+        "filler, long examples and wording first. Change nothing it asks for.",
+    ]
+    if instructions:
+        rules.append("Keep following the standing instructions from the user above.")
+    parts.append(_task(rules, text))
     return "\n\n".join(parts)
 
 

@@ -186,8 +186,9 @@ def test_real_model_runs_end_to_end_on_a_fake_local_engine(tmp_path, monkeypatch
         lm.set_engine(old)
     data = json.loads(out.read_text())
     assert set(data["runs"]) == {"gepa_graph", "gepa"}
-    for run in data["runs"].values():
+    for (run,) in data["runs"].values():  # one seed: one run per optimizer
         assert run["seed_val"] == 0.0 and run["best_val"] == 1.0 and run["test"] == 1.0
+        assert run["seed_test"] == 0.0 and run["seed"] == 0
         assert run["best_prompt"] == rule
     assert results["params"]["budget"] == 17
     assert "| optimizer |" in real_model.markdown(data)

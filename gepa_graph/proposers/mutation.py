@@ -314,18 +314,19 @@ class ReflectiveMutation:
             plan.iteration, plan.parent, "parent", plan.minibatch, outcome.parent_results
         )
         for module, reflection in outcome.reflections:
-            search.budget.add_reflection_call()
-            search.budget.add_reflection_cost(reflection.response.usage.cost_usd)
-            search.emit(
-                ReflectionCalled(
-                    iteration=plan.iteration,
-                    module=module,
-                    parent_id=plan.parent.id,
-                    prompt=reflection.prompt,
-                    reply=reflection.response.text,
-                    cost_usd=reflection.response.usage.cost_usd,
+            for call in reflection.calls:  # the reflection, and its compression if it had one
+                search.budget.add_reflection_call()
+                search.budget.add_reflection_cost(call.response.usage.cost_usd)
+                search.emit(
+                    ReflectionCalled(
+                        iteration=plan.iteration,
+                        module=module,
+                        parent_id=plan.parent.id,
+                        prompt=call.prompt,
+                        reply=call.response.text,
+                        cost_usd=call.response.usage.cost_usd,
+                    )
                 )
-            )
         if outcome.child_results is not None:
             search.emit_minibatch(
                 plan.iteration, child, "child", plan.minibatch, outcome.child_results

@@ -7,7 +7,7 @@ ones a run uses, and ``gg.optimize(..., strategies={...})`` replaces any of them
     sampler           minibatch_sampler     epoch, failure_aware
     parent_selector   candidate_selection   pareto, current_best
     module_selector   module_selection      round_robin, all, adaptive, bandit
-    acceptance        (fixed)               strict_improvement
+    acceptance        acceptance            strict_improvement, confident_improvement
     validation        validation            full, screening, racing
     merge_scheduler   merge_schedule        after_accept, diversity
     stop              (always the budgets)  extra conditions given as objects are added
@@ -21,7 +21,11 @@ from typing import Any
 
 from gepa_graph.config import OptimizeConfig
 from gepa_graph.errors import InvalidInput, WrongType
-from gepa_graph.strategies.acceptance import ACCEPTANCES, StrictImprovement
+from gepa_graph.strategies.acceptance import (
+    ACCEPTANCES,
+    ConfidentImprovement,
+    StrictImprovement,
+)
 from gepa_graph.strategies.base import (
     Acceptance,
     MergeScheduler,
@@ -54,6 +58,7 @@ __all__ = [
     "AllModules",
     "Bandit",
     "Budgets",
+    "ConfidentImprovement",
     "CurrentBestSelector",
     "EpochSampler",
     "FailureAwareSampler",
@@ -122,7 +127,7 @@ def build(config: OptimizeConfig, given: Mapping[str, Any] | None = None) -> Str
         sampler=SAMPLERS[config.minibatch_sampler](),
         parent_selector=SELECTORS[config.candidate_selection](),
         module_selector=MODULE_SELECTORS[config.module_selection](),
-        acceptance=ACCEPTANCES["strict_improvement"](),
+        acceptance=ACCEPTANCES[config.acceptance](),
         validation=VALIDATIONS["screening" if config.adaptive_validation else config.validation](),
         merge_scheduler=MERGE_SCHEDULERS[config.merge_schedule](),
         stop=stop,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 
+from gepa_graph.errors import InvalidInput
 from gepa_graph.evaluation import EvalResult
 
 
@@ -18,4 +21,47 @@ class StrictImprovement:
         return None if after > before else f"minibatch score {after:g} vs parent {before:g}"
 
 
-ACCEPTANCES = {"strict_improvement": StrictImprovement}
+def noise_variance(results: Sequence[EvalResult]) -> float:
+    """The metric's own variance on one output, pooled over every result scored more than
+    once (the mean of their sample variances); 0 when none was (nothing says it is noisy)."""
+    variances = [statistics.variance(r.samples) for r in results if len(r.samples) > 1]
+    return statistics.fmean(variances) if variances else 0.0
+
+
+class ConfidentImprovement:
+    """For a noisy metric scored several times per output (``score_repeats``): the child's
+    minibatch sum must beat the parent's by more than ``z`` standard errors of the difference.
+
+    Parent and child run on the same examples, so only the metric's noise separates them
+    beyond their true difference: its variance is pooled over both minibatches' repeats
+    (``noise_variance``) and each score, a mean of ``n`` calls, contributes variance / n (a
+    failed rollout's ``failure_score`` contributes none). Scored once, the noise is unknown
+    and the rule is StrictImprovement's.
+    """
+
+    def __init__(self, z: float = 1.0) -> None:
+        if not (math.isfinite(z) and z >= 0):
+            raise InvalidInput(f"ConfidentImprovement z={z} must be a finite number >= 0")
+        self.z = z
+
+    def reject_reason(
+        self, parent: Sequence[EvalResult], child: Sequence[EvalResult]
+    ) -> str | None:
+        """None when the child's sum beats the parent's by more than ``z`` standard errors,
+        else the sums and the margin it needed."""
+        before, after = sum(r.score for r in parent), sum(r.score for r in child)
+        judged = [r for r in [*parent, *child] if r.error is None]  # a failure is no verdict
+        variance = noise_variance(judged)
+        spread = math.sqrt(sum(variance / r.score_count for r in judged))
+        if after - before > self.z * spread:
+            return None
+        return (
+            f"minibatch score {after:g} vs parent {before:g}, needs a gain over "
+            f"{self.z:g} x {spread:.3g} (standard error)"
+        )
+
+
+ACCEPTANCES = {
+    "strict_improvement": StrictImprovement,
+    "confident_improvement": ConfidentImprovement,
+}

@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 _MODULE = re.compile(r"belongs to the module `([^`]+)`")
-_CURRENT = re.compile(r"exactly as the module uses it now:\n\n(`{3,4})\n(.*?)\n\1\n", re.S)
+_CURRENT = re.compile(
+    r"(?:exactly as the module uses it now|more than the limit of \d+):\n\n(`{3,4})\n(.*?)\n\1\n",
+    re.S,
+)
 
 
 def current_prompt(reflection_prompt: str) -> str:
-    """The prompt being improved, as shown in a gepa_graph reflection prompt."""
+    """The prompt being improved, as shown in a gepa_graph reflection prompt (or, in a
+    request to shorten a proposal over ``max_prompt_chars``, the proposal)."""
     match = _CURRENT.search(reflection_prompt)
     if match is None:
         raise ValueError("not a gepa_graph reflection prompt")
