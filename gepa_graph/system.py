@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
+from gepa_graph.failures import is_transient
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.usercode import call_user, describe
 
@@ -146,8 +147,6 @@ MAX_TRACEBACK_CHARS = 6000
 def failed_rollout(exc: BaseException, trace: Trace | None = None) -> Rollout:
     """The Rollout of a run that raised: the error (masked, bounded) and its traceback added
     to ``trace``; retryable when the failure is transient (rate limit, timeout, connection)."""
-    from gepa_graph.lm import is_transient  # lm imports this module
-
     trace = trace if trace is not None else Trace()
     stack = "".join(traceback.format_exception(exc, limit=8))
     trace.add("error", error=clip(redact_text(stack), MAX_TRACEBACK_CHARS))
