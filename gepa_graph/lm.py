@@ -177,7 +177,7 @@ class ReflectionLM:
                         raise TimeoutError(f"no reply after {limit:g}s (reflection_timeout_s)")
                     if task.cancelled():
                         raise LMCallFailed("reflection LM failed: it raised CancelledError")
-                    response = task.result()
+                    response: LMResponse = task.result()
                     spent = spent + response.usage
                     if not response.text.strip() and response.finish_reason != "length":
                         raise EmptyReply("the reflection LM returned an empty reply")

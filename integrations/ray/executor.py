@@ -36,6 +36,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from gepa_graph.adapters import system_from_path
 from gepa_graph.errors import GepaGraphError
 from gepa_graph.integrations.ray.pickling import dumps, loads, unpicklable_part
 from gepa_graph.system import MAX_ERROR_CHARS, Rollout, System, failed_rollout
@@ -216,19 +217,10 @@ _LOOP_GUARD = threading.Lock()
 def _build(payload: tuple) -> System:
     if payload[0] == "pickle":
         return loads(payload[1])
-    from gepa_graph.api import system_from_path
-
     _, path, names = payload
     system = system_from_path(path)
     if names is not None:
-        use = getattr(system, "use_modules", None)
-        if use is not None:  # the prompts a probe run on the driver confirmed
-            use(names)
-        elif sorted(system.modules()) != names:
-            raise RuntimeError(
-                f"{path!r} built here has modules {sorted(system.modules())}, "
-                f"the driver's has {names}"
-            )
+        system.use_modules(names)  # the prompts a probe run on the driver confirmed
     return system
 
 
