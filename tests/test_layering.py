@@ -6,8 +6,9 @@
   ``gepa_graph.tracking``, ``gepa_graph.cli``, ``gepa_graph.local``, nor LangGraph, LangChain,
   MLflow or Ray, at module level or inside a function.
 - **``api.py``** wires the core to the outside, always inside a function (importing
-  ``gepa_graph`` stays free of MLflow and LangGraph): ``gepa_graph.integrations.langgraph`` (a
-  graph is adapted), ``gepa_graph.integrations.ray`` (``executor="ray"``),
+  ``gepa_graph`` stays free of MLflow and LangGraph): ``gepa_graph.integrations.adapters``
+  (registered with ``gepa_graph.adapters`` on import, so the core takes a graph),
+  ``gepa_graph.integrations.langgraph``, ``gepa_graph.integrations.ray`` (``executor="ray"``),
   ``gepa_graph.tracking`` (listeners), and the one documented reach into the
   embedded model, ``from gepa_graph.local import register`` for a ``local/...`` reflection LM
   (README: "the provider registers itself"). Never the CLI.
@@ -15,6 +16,12 @@
   ``prompt`` are lazy attributes.
 - **Integrations and tracking** build on the core, never on the apps (``cli``, ``local``).
 - **``local`` and ``testing``** build on the core, never on the CLI, integrations or tracking.
+- **Nothing below ``api``** (all but ``api``, ``__init__`` and the CLI) imports ``api`` or the
+  package root (which imports it): integrations and tracking resolve systems and write prompts
+  through ``gepa_graph.adapters``. **Tracking** never imports integrations; **strategies** never
+  import proposers.
+- **No cycle**: the import graph of every module, deferred and ``TYPE_CHECKING`` imports
+  included, has no cycle; a failure names one cycle of each group of modules in a circle.
 
 Imports are read from the source (``import``, ``from``, relative ``from .``, and
 ``importlib.import_module``/``__import__`` with a literal name), wherever they are written.
