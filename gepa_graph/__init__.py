@@ -1,14 +1,6 @@
 """gepa_graph: GEPA reflective prompt evolution for LangGraph agents."""
 
-from pathlib import Path
 from typing import Any
-
-# integrations/ and tracking/ sit beside this folder in the repository and install as
-# gepa_graph.integrations and gepa_graph.tracking; run from a source checkout (python -m pytest,
-# a script in the repository), the checkout's own folders serve those names.
-_CHECKOUT = Path(__file__).resolve().parent.parent
-if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "integrations").is_dir():
-    __path__.append(str(_CHECKOUT))
 
 from gepa_graph.api import aoptimize, load_result, optimize
 from gepa_graph.candidate import Candidate
@@ -18,9 +10,18 @@ from gepa_graph.example import Example
 from gepa_graph.executor import Executor, LocalExecutor
 from gepa_graph.metric import Score
 from gepa_graph.result import CandidateRecord, Result
-from gepa_graph.system import FunctionSystem, Rollout, System, Trace, TraceRecord, Usage
+from gepa_graph.system import (
+    BaseSystem,
+    FunctionSystem,
+    Rollout,
+    System,
+    Trace,
+    TraceRecord,
+    Usage,
+)
 
 __all__ = [
+    "BaseSystem",
     "Candidate",
     "CandidateRecord",
     "Example",

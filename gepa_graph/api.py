@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gepa_graph.adapters import as_system, register, system_from_path
 from gepa_graph.budget import Budget
 from gepa_graph.config import ConfigError, OptimizeConfig
 from gepa_graph.engine import Engine
@@ -18,7 +19,7 @@ from gepa_graph.errors import InvalidInput, WrongType
 from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import EventBus, ListenerLike, OptimizationFinished, OptimizationStarted
 from gepa_graph.example import Example, as_dataset
-from gepa_graph.executor import Executor, LocalExecutor, import_object
+from gepa_graph.executor import Executor, LocalExecutor
 from gepa_graph.fingerprint import fingerprint
 from gepa_graph.guidance import Guidance
 from gepa_graph.lm import LMResponse, ReflectionLM
@@ -32,10 +33,22 @@ from gepa_graph.result import Result
 from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
-from gepa_graph.system import System
+from gepa_graph.system import BaseSystem, System
 from gepa_graph.usercode import loop_deadline, run_watched
 
 log = logging.getLogger("gepa_graph")
+
+
+def _register_integrations() -> None:
+    """Let the core take the integrated frameworks' objects (``gepa_graph.adapters``); their
+    adapters import no framework until asked."""
+    from gepa_graph.integrations.adapters import ADAPTERS
+
+    for adapter in ADAPTERS:
+        register(adapter)
+
+
+_register_integrations()
 
 
 def optimize(
@@ -148,22 +161,20 @@ async def aoptimize(
     source = system if isinstance(system, str) else None
     system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
-    seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
+    seeds = None if system.needs_probe else _seed_prompts(system, seed_prompts)
     if seeds is not None:
         Guidance.of(config).check_seeds(seeds)  # a probed system's once the probe finds them
-    if seeds is None and seed_prompts and hasattr(system, "check_names"):
+    if seeds is None and seed_prompts:
         system.check_names(seed_prompts)  # a name no probe could make fails before paying
     train = as_dataset(trainset, "trainset")
     val = as_dataset(valset, "valset") if valset is not None else train
     test = as_dataset(testset, "testset") if testset is not None else []
-    validate = getattr(system, "validate_example", None)
-    if validate is not None:
-        for name, dataset in (("trainset", train), ("valset", val), ("testset", test)):
-            for index, example in enumerate(dataset):
-                try:
-                    validate(example)
-                except ValueError as exc:
-                    raise InvalidInput(f"{name}[{index}] ({example.key}): {exc}") from None
+    for name, dataset in (("trainset", train), ("valset", val), ("testset", test)):
+        for index, example in enumerate(dataset):
+            try:
+                system.validate_example(example)
+            except ValueError as exc:
+                raise InvalidInput(f"{name}[{index}] ({example.key}): {exc}") from None
     metric_arity(metric)
     probe = min(PROBE_EXAMPLES, len(train)) if seeds is None else 0  # the probe's own runs
     if config.max_rollouts is not None and config.max_rollouts < len(val) + probe:
@@ -384,85 +395,18 @@ PROBE_EXAMPLES = 3
 decides a LangGraph system's modules."""
 
 
-async def _probe(system: System, train: list[Example], timeout: float | None) -> float | None:
+async def _probe(system: BaseSystem, train: list[Example], timeout: float | None) -> float | None:
     """A system whose prompts only runs can show (``needs_probe``: a LangGraph agent) runs its
     seed on the first ``PROBE_EXAMPLES`` training examples; the USD cost of those runs (0.0
     where unknown), None when it had been probed already. An async node that blocks the loop
     past a rollout's time limit stops the probe as it stops a rollout (``LoopBlocked``)."""
-    if getattr(system, "probe_report", None) is not None:
+    if system.probe_report is not None:
         return None
     with loop_deadline(timeout):
         report = await system.aprobe(train[:PROBE_EXAMPLES])
     for note in report.notes():
         log.info("probe: %s", note)
     return report.cost_usd or 0.0
-
-
-def as_system(system: Any) -> System:
-    """A gg.System as is; a compiled LangGraph graph adapted; anything else a TypeError."""
-    if isinstance(system, System):
-        return system
-    from gepa_graph.integrations.langgraph import LangGraphSystem, is_langgraph
-
-    if is_langgraph(system):
-        return LangGraphSystem(system)
-    raise WrongType(
-        f"cannot optimize a {type(system).__name__}: pass a compiled LangGraph graph, a "
-        "gg.System, or wrap a function with gg.FunctionSystem(modules=..., fn=...)"
-    )
-
-
-def apply_prompts(
-    target: Any,
-    prompts: Mapping[str, str],
-    seed_prompts: Mapping[str, str] | None = None,
-    store: Any = None,
-) -> dict[str, str]:
-    """Write ``prompts`` into ``target`` in place: what ``Result.apply`` does without a System;
-    module -> where it was written.
-
-    A LangGraph graph gets them through the LangGraph integration; a module its code scan cannot
-    see (a ``prompts=`` default given to LangGraphSystem) is declared with its seed text; prompts
-    that live in a store item go into ``store`` when one is given."""
-    from gepa_graph.integrations.langgraph import apply, is_langgraph
-    from gepa_graph.integrations.langgraph.discover import ensure_compiled, find_slots
-
-    if not is_langgraph(target):
-        raise WrongType(
-            f"cannot write prompts into a {type(target).__name__}: pass a compiled LangGraph "
-            "graph, or the System that ran the optimization (result.apply(target, system=...)), "
-            "or use result.best_candidate directly"
-        )
-    graph = ensure_compiled(target)
-    found = find_slots(graph)
-    declared = {
-        name: (seed_prompts or {}).get(name, text)
-        for name, text in prompts.items()
-        if name not in found
-    }
-    return apply(graph, prompts, declared, store=store)
-
-
-def export_prompts(
-    target: Any, directory: str | Path, prompts: Mapping[str, str], seeds: Mapping[str, str]
-) -> dict[str, str]:
-    """Write the file-based prompts of ``prompts`` to copies of their files under
-    ``directory`` (``Result.export`` without a System); module -> path written. The files are
-    those of ``target`` (a graph), else of the graphs probed in this process whose prompt of
-    that name has the seed text ``seeds`` gives."""
-    from gepa_graph.integrations.langgraph import export, is_langgraph
-    from gepa_graph.integrations.langgraph.discover import find_slots
-    from gepa_graph.integrations.langgraph.system import probed_slots
-
-    if target is None:
-        slots = {n: s for n, s in probed_slots().items() if seeds.get(n) == s.text}
-        return export(slots, prompts, directory)
-    if not is_langgraph(target):
-        raise WrongType(
-            f"cannot find the prompt files of a {type(target).__name__}: pass the graph or the "
-            "System that ran the optimization"
-        )
-    return export({**find_slots(target), **probed_slots(target)}, prompts, directory)
 
 
 def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
@@ -483,27 +427,6 @@ def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def system_from_path(path: str) -> System:
-    """The system at import path ``"package.module:attribute"``: a gg.System or a LangGraph
-    graph, or a factory called with no arguments that returns one (so what does not pickle is
-    built in each process that imports it). One-line GepaGraphError when it names nothing."""
-    from gepa_graph.integrations.langgraph import is_langgraph
-
-    value = import_object(path)
-    if callable(value) and not isinstance(value, System) and not is_langgraph(value):
-        try:
-            value = value()
-        except Exception as exc:
-            text = " ".join(str(exc).split())
-            raise ConfigError(
-                f"the system factory {path!r} raised {type(exc).__name__}: {text}"
-            ) from None
-    try:
-        return as_system(value)
-    except TypeError as exc:
-        raise ConfigError(f"{path!r}: {exc}") from None
 
 
 def as_executor(executor: Any) -> tuple[Executor, bool]:

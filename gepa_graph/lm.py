@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import random
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 
 from gepa_graph.budget import call_limit
 from gepa_graph.errors import GepaGraphError, WrongType
+from gepa_graph.failures import class_names, is_config_error, is_transient
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.system import Usage
 from gepa_graph.usercode import call_user, describe, run_bounded
@@ -44,54 +44,6 @@ class PromptTooLong(LMCallFailed):
 
 class LMConfigError(GepaGraphError, ValueError):
     """The LM cannot work at all: unknown model, missing or bad credentials, bad request."""
-
-
-# Exception class names that mean "try again later" across LiteLLM, OpenAI, Anthropic and
-# httpx, matched anywhere in the class hierarchy so no provider SDK needs importing.
-_TRANSIENT_NAMES = frozenset(
-    {
-        "RateLimitError",
-        "Timeout",
-        "APITimeoutError",
-        "TimeoutException",
-        "APIConnectionError",
-        "ServiceUnavailableError",
-        "InternalServerError",
-        "OverloadedError",
-        "ConnectError",
-        "ReadTimeout",
-        "RemoteProtocolError",
-        "BadGatewayError",
-    }
-)
-_TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
-# Errors that will fail every call the same way: the run stops at the first one, in one line.
-_CONFIG_NAMES = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError"})
-_CREDENTIALS = re.compile(
-    r"missing credentials|api[_ -]?key|no key is set|unauthori[sz]ed|authenticat", re.IGNORECASE
-)
-
-
-def _names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: rate limits, timeouts, dropped connections, 5xx."""
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return True
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500):
-        return True
-    return bool(_names(exc) & _TRANSIENT_NAMES)
-
-
-def is_config_error(exc: BaseException) -> bool:
-    """An unknown model or missing/bad credentials: every later call would fail the same way
-    (OpenAI reports a missing key as a 500, so the message is read too)."""
-    if _names(exc) & _CONFIG_NAMES:
-        return True
-    return not isinstance(exc, TimeoutError) and bool(_CREDENTIALS.search(describe(exc)))
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -225,7 +177,7 @@ class ReflectionLM:
                         raise TimeoutError(f"no reply after {limit:g}s (reflection_timeout_s)")
                     if task.cancelled():
                         raise LMCallFailed("reflection LM failed: it raised CancelledError")
-                    response = task.result()
+                    response: LMResponse = task.result()
                     spent = spent + response.usage
                     if not response.text.strip() and response.finish_reason != "length":
                         raise EmptyReply("the reflection LM returned an empty reply")
@@ -267,7 +219,7 @@ class ReflectionLM:
         """Return for a failure worth retrying; raise what a retry cannot fix."""
         if isinstance(exc, EmptyReply):
             return
-        names = _names(exc)
+        names = class_names(exc)
         if "ContextWindowExceededError" in names:
             self._failed()
             raise PromptTooLong(_one_line(f"reflection prompt too long: {describe(exc)}")) from exc

@@ -1,15 +1,20 @@
 """Result of an optimization: the best prompts, the whole pool with lineage, and the ledger.
 
 A Result is plain data: the same object comes back from ``optimize``, from a run folder and from
-an MLflow run (``gg.load_result``), and each can ``apply`` its best prompts to a graph.
+an MLflow run (``gg.load_result``), and each can ``apply`` its best prompts to a graph (through
+``gepa_graph.adapters``, which the composition root fills with the integrations' adapters).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from gepa_graph.adapters import apply_prompts, export_prompts
+from gepa_graph.errors import WrongType
 from gepa_graph.records import CandidateRecord, Ledger, Rejection
 
 __all__ = ["CandidateRecord", "Result"]
@@ -72,7 +77,9 @@ class Result(BaseModel):
             if self.seed_candidate.get(name) != text
         }
 
-    def apply(self, target: Any, system: Any = None, store: Any = None) -> dict[str, str] | None:
+    def apply(
+        self, target: Any, system: PromptApplier | None = None, store: Any = None
+    ) -> dict[str, str] | None:
         """Write the best prompts into ``target`` in place (e.g. the user's compiled graph).
 
         A LangGraph graph needs nothing more, whether this result came from ``optimize`` or from
@@ -81,21 +88,17 @@ class Result(BaseModel):
         Any other target needs ``system``: the gg.System that ran the optimization, if it
         defines ``apply(target, prompts)``.
         """
-        if system is not None:
-            applier = getattr(system, "apply", None)
-            if applier is None:
-                raise TypeError(
-                    f"a {type(system).__name__} cannot write prompts into an object (it has no "
-                    "apply(target, prompts)); use result.best_candidate directly"
-                )
-            applier(target, self.best_candidate)
-            return None
-        # The composition root knows the integrations; the core reaches them only through it.
-        from gepa_graph.api import apply_prompts
+        if system is None:
+            return apply_prompts(target, self.best_candidate, self.seed_candidate, store)
+        if not isinstance(system, PromptApplier):
+            raise WrongType(
+                f"a {type(system).__name__} cannot write prompts into an object (it has no "
+                "apply(target, prompts)); use result.best_candidate directly"
+            )
+        system.apply(target, self.best_candidate)
+        return None
 
-        return apply_prompts(target, self.best_candidate, self.seed_candidate, store)
-
-    def export(self, directory: Any, source: Any = None) -> dict[str, str]:
+    def export(self, directory: str | Path, source: Any = None) -> dict[str, str]:
         """Write the best text of each prompt kept in a file (a Markdown or Jinja2 template
         the code reads) to a copy of that file under ``directory``; module -> path written.
 
@@ -103,9 +106,28 @@ class Result(BaseModel):
         or the graph; by default, the graphs probed in this process. Your files stay as they
         are: copy the ones you want over them.
         """
-        exporter = getattr(source, "export", None)
-        if callable(exporter) and hasattr(source, "modules"):
-            return exporter(directory, self.best_candidate)
-        from gepa_graph.api import export_prompts  # the composition root knows the integrations
-
+        if isinstance(source, PromptExporter):
+            return source.export(directory, self.best_candidate)
         return export_prompts(source, directory, self.best_candidate, self.seed_candidate)
+
+
+@runtime_checkable
+class PromptApplier(Protocol):
+    """What ``Result.apply(target, system=...)`` takes: a System that writes prompts."""
+
+    def apply(self, target: Any, prompts: Mapping[str, str]) -> None:
+        """Write ``prompts`` into ``target``."""
+        ...
+
+
+@runtime_checkable
+class PromptExporter(Protocol):
+    """What ``Result.export(directory, source)`` calls for a System: its own export."""
+
+    def modules(self) -> dict[str, str]:
+        """The system's seed prompts."""
+        ...
+
+    def export(self, directory: Any, prompts: Mapping[str, str]) -> dict[str, str]:
+        """Write the file-based ``prompts`` to copies under ``directory``."""
+        ...

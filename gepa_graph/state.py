@@ -64,24 +64,3 @@ class OptimizerState(BaseModel):
             run_dir=str(run_dir) if run_dir is not None else None,
             val_keys=list(self.val_keys),
         )
-
-
-# Names that lived here before the run folder got its one owner (gepa_graph.store).
-_MOVED = (
-    "STATE_FILE",
-    "JOURNAL_FILE",
-    "LOCK_FILE",
-    "MAX_REJECTED_CHARS",
-    "RunDirError",
-    "save_state",
-    "load_state",
-    "load_result",
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from gepa_graph import store
-
-        return getattr(store, name)
-    raise AttributeError(f"module 'gepa_graph.state' has no attribute {name!r}")

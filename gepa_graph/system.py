@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
+from gepa_graph.failures import is_transient
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.usercode import call_user, describe
 
@@ -121,12 +123,11 @@ class Rollout(BaseModel):
 
 @runtime_checkable
 class System(Protocol):
-    """Anything with named prompts that can run one example.
+    """Anything with named prompts that can run one example: the two methods a user writes.
 
-    Optional extras a System may define (the engine checks with ``getattr``):
-    ``node_of(module) -> str | None``: which trace node a module's reflection should look at;
-    ``validate_example(example) -> None``: raise ValueError for an example it cannot run;
-    ``apply(target, prompts) -> None``: write prompts into a user object (``Result.apply``).
+    The optional hooks (a module's trace node, example checks, a probe run, writing prompts
+    back) are declared, with their defaults, by ``BaseSystem``: subclass it to define them.
+    ``optimize`` runs any other System through a BaseSystem that gives it the defaults.
     """
 
     def modules(self) -> dict[str, str]:
@@ -139,6 +140,103 @@ class System(Protocol):
         ...
 
 
+class ProbeOutcome(Protocol):
+    """What a probe run (``BaseSystem.aprobe``) tells ``optimize``: the USD cost of its model
+    calls (None where unknown) and notes to log."""
+
+    cost_usd: float | None
+
+    def notes(self) -> list[str]:
+        """Lines worth logging about what the probe found."""
+        ...
+
+
+class BaseSystem(ABC):
+    """The System every part of gepa_graph calls: ``modules`` and ``arun`` to write, and every
+    hook the optimizer, the Ray workers and ``Result`` call, each with its default.
+
+    ``FunctionSystem`` and ``LangGraphSystem`` subclass it; so does your own system when it
+    needs a hook (``optimize`` gives any other ``gg.System`` the defaults).
+    """
+
+    probe_report: ProbeOutcome | None = None
+    """The report of the probe run once made (``aprobe``); None before (and without one)."""
+
+    @abstractmethod
+    def modules(self) -> dict[str, str]:
+        """The seed prompts by module name: what the optimization starts from."""
+
+    @abstractmethod
+    async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
+        """Run ``example`` with the candidate's prompts in place of the seed's; a failure is a
+        Rollout with ``error`` set, never an exception."""
+
+    @property
+    def needs_probe(self) -> bool:
+        """True while the modules wait for a probe run (``aprobe``) on training examples:
+        what reaches a model decides them. Default: False."""
+        return False
+
+    async def aprobe(self, examples: Sequence[Any]) -> ProbeOutcome:
+        """Run the seed on ``examples`` and settle the modules (only called while
+        ``needs_probe``); sets ``probe_report``."""
+        raise NotImplementedError(f"{type(self).__name__} needs a probe but has no aprobe()")
+
+    def check_names(self, names: Iterable[str]) -> None:
+        """Before a probe run: raise InvalidInput for a module name no probe could give.
+        Default: every name may be right."""
+        return None
+
+    def validate_example(self, example: Any) -> None:
+        """Raise ValueError (InvalidInput) for an example this system cannot run, before any
+        paid call. Default: every example is accepted."""
+        return None
+
+    def node_of(self, module: str) -> str | None:
+        """The trace node a module's reflection reads (``Trace.for_node``). Default: None,
+        every record."""
+        return None
+
+    def use_modules(self, names: Iterable[str]) -> None:
+        """Make exactly ``names`` the modules: what a probe run in another process confirmed,
+        for a system rebuilt there from its import path (a Ray worker). Default: they must
+        already be the modules."""
+        if sorted(set(names)) != sorted(self.modules()):
+            raise InvalidInput(
+                f"this {type(self).__name__} has modules {sorted(self.modules())}, not "
+                f"{sorted(set(names))}"
+            )
+
+    def apply(self, target: Any, prompts: Mapping[str, str]) -> None:
+        """Write ``prompts`` into ``target`` (``Result.apply``). Default: WrongType."""
+        raise WrongType(
+            f"a {type(self).__name__} cannot write prompts into an object (it has no "
+            "apply(target, prompts)); use result.best_candidate directly"
+        )
+
+    def export(self, directory: Any, prompts: Mapping[str, str]) -> dict[str, str]:
+        """Write each prompt kept in a file to a copy under ``directory`` (``Result.export``);
+        module -> path written. Default: WrongType."""
+        raise WrongType(
+            f"a {type(self).__name__} keeps no prompt in files (it has no export(directory, "
+            "prompts)); use result.best_candidate directly"
+        )
+
+
+HOOKS = (
+    "probe_report",
+    "needs_probe",
+    "aprobe",
+    "check_names",
+    "validate_example",
+    "node_of",
+    "use_modules",
+    "apply",
+    "export",
+)
+"""Every hook ``BaseSystem`` declares beyond ``modules`` and ``arun``."""
+
+
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 6000
 
@@ -146,8 +244,6 @@ MAX_TRACEBACK_CHARS = 6000
 def failed_rollout(exc: BaseException, trace: Trace | None = None) -> Rollout:
     """The Rollout of a run that raised: the error (masked, bounded) and its traceback added
     to ``trace``; retryable when the failure is transient (rate limit, timeout, connection)."""
-    from gepa_graph.lm import is_transient  # lm imports this module
-
     trace = trace if trace is not None else Trace()
     stack = "".join(traceback.format_exception(exc, limit=8))
     trace.add("error", error=clip(redact_text(stack), MAX_TRACEBACK_CHARS))
@@ -200,12 +296,12 @@ def check_modules_used(modules: Sequence[str], traces: Sequence[Trace]) -> None:
 
 
 def node_of(system: System, module: str) -> str | None:
-    """The trace node a module's reflection reads, if the system says (``node_of``)."""
-    finder = getattr(system, "node_of", None)
-    return finder(module) if finder is not None else None
+    """The trace node a module's reflection reads (``BaseSystem.node_of``; None for a System
+    without hooks)."""
+    return system.node_of(module) if isinstance(system, BaseSystem) else None
 
 
-class FunctionSystem:
+class FunctionSystem(BaseSystem):
     """Wraps a plain function ``fn(prompts, example)`` (sync or async) as a System.
 
     The function may return the output, or a Rollout when it wants to report a trace. If it

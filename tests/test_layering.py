@@ -6,8 +6,9 @@
   ``gepa_graph.tracking``, ``gepa_graph.cli``, ``gepa_graph.local``, nor LangGraph, LangChain,
   MLflow or Ray, at module level or inside a function.
 - **``api.py``** wires the core to the outside, always inside a function (importing
-  ``gepa_graph`` stays free of MLflow and LangGraph): ``gepa_graph.integrations.langgraph`` (a
-  graph is adapted), ``gepa_graph.integrations.ray`` (``executor="ray"``),
+  ``gepa_graph`` stays free of MLflow and LangGraph): ``gepa_graph.integrations.adapters``
+  (registered with ``gepa_graph.adapters`` on import, so the core takes a graph),
+  ``gepa_graph.integrations.langgraph``, ``gepa_graph.integrations.ray`` (``executor="ray"``),
   ``gepa_graph.tracking`` (listeners), and the one documented reach into the
   embedded model, ``from gepa_graph.local import register`` for a ``local/...`` reflection LM
   (README: "the provider registers itself"). Never the CLI.
@@ -15,6 +16,12 @@
   ``prompt`` are lazy attributes.
 - **Integrations and tracking** build on the core, never on the apps (``cli``, ``local``).
 - **``local`` and ``testing``** build on the core, never on the CLI, integrations or tracking.
+- **Nothing below ``api``** (all but ``api``, ``__init__`` and the CLI) imports ``api`` or the
+  package root (which imports it): integrations and tracking resolve systems and write prompts
+  through ``gepa_graph.adapters``. **Tracking** never imports integrations; **strategies** never
+  import proposers.
+- **No cycle**: the import graph of every module, deferred and ``TYPE_CHECKING`` imports
+  included, has no cycle; a failure names one cycle of each group of modules in a circle.
 
 Imports are read from the source (``import``, ``from``, relative ``from .``, and
 ``importlib.import_module``/``__import__`` with a literal name), wherever they are written.
@@ -34,10 +41,10 @@ NOT_CORE_PACKAGES = ("cli", "local", "testing")
 ROOTS = ("api.py", "__init__.py")
 
 
-def module_name(path: Path) -> str:
-    """The dotted name a file is imported as (integrations/ and tracking/ install under
-    gepa_graph)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """The dotted name a file under ``root`` is imported as (integrations/ and tracking/
+    install under gepa_graph)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[0] in ("integrations", "tracking"):
         parts.insert(0, "gepa_graph")
     if parts[-1] == "__init__":
@@ -45,12 +52,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path, package: str | None = None) -> list[tuple[str, str | None, bool]]:
+def imports(
+    path: Path, package: str | None = None, root: Path = ROOT
+) -> list[tuple[str, str | None, bool]]:
     """(module, imported name or None, at module level) for every import in ``path``;
     ``package`` (default: the file's own) anchors relative imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     if package is None:
-        package = module_name(path)
+        package = module_name(path, root)
         if path.name != "__init__.py":
             package = package.rpartition(".")[0]
     top_level = {id(node) for node in tree.body}
@@ -112,6 +121,7 @@ def test_api_reaches_out_only_inside_functions_and_only_where_documented():
         allowed = within(
             name,
             (
+                "gepa_graph.integrations.adapters",
                 "gepa_graph.integrations.langgraph",
                 "gepa_graph.integrations.ray",
                 "gepa_graph.tracking",
@@ -192,3 +202,161 @@ def test_the_reader_sees_every_kind_of_import(tmp_path):
         "mlflow",
     ]
     assert ("gepa_graph.strategies.base", None, True) in imports(probe, "gepa_graph.strategies")
+
+
+# ---------------------------------------------------------------------------------------------
+# The import graph of the whole package, deferred and TYPE_CHECKING imports included.
+
+SOURCES = sorted(
+    [
+        *PACKAGE.rglob("*.py"),
+        *(ROOT / "integrations").rglob("*.py"),
+        *(ROOT / "tracking").rglob("*.py"),
+    ]
+)
+
+
+def import_graph(paths: list[Path] = SOURCES, root: Path = ROOT) -> dict[str, set[str]]:
+    """Module -> the package modules it imports, wherever the import is written (a function,
+    ``if TYPE_CHECKING``). ``from a import b`` is an edge to ``a.b`` when that is a module, else
+    to ``a``; a package's ``__init__`` that runs implicitly before its submodule is no edge."""
+    names = {module_name(p, root): p for p in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        targets = graph.setdefault(name, set())
+        for imported, attribute, _ in imports(path, root=root):
+            if attribute is None:
+                if imported in names:
+                    targets.add(imported)
+            elif f"{imported}.{attribute}" not in names and imported in names:
+                targets.add(imported)
+        targets.discard(name)
+    return graph
+
+
+def cycle_groups(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other in a circle (strongly connected components
+    of more than one module, by Tarjan's algorithm), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (a path back to its start) through each group of ``cycle_groups``, so a
+    failure names edges to cut."""
+    return [_path_through(graph, set(group)) for group in cycle_groups(graph)]
+
+
+def _path_through(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """A shortest cycle from the group's first module back to it, inside the group."""
+    start = min(group)
+    previous: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for nxt in sorted(graph[node] & group):
+                if nxt == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(previous[path[-1]])
+                    return [start, *reversed(path[:-1]), start] if len(path) > 1 else [start, start]
+                if nxt not in previous:
+                    previous[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    raise AssertionError(f"no cycle in {sorted(group)}")
+
+
+def test_the_package_imports_in_no_cycle():
+    graph = import_graph()
+    groups = cycle_groups(graph)
+    assert not groups, "import cycles (deferred imports counted): " + "; ".join(
+        " -> ".join(_path_through(graph, set(group))) + f" (one of {len(group)} modules: {group})"
+        for group in groups
+    )
+
+
+def _importers_of(forbidden: tuple[str, ...], importers: tuple[str, ...]) -> list[str]:
+    graph = import_graph()
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if within(module, importers)
+        for target in targets
+        if within(target, forbidden)
+    )
+
+
+ABOVE_API = ("gepa_graph.api", "gepa_graph.cli")
+
+
+def test_nothing_below_api_imports_api_or_the_package_root():
+    """``gepa_graph`` itself imports api: importing it from below is importing api."""
+    graph = import_graph()
+    offenders = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module != "gepa_graph" and not within(module, ABOVE_API)
+        for target in targets
+        if target in ("gepa_graph", "gepa_graph.api")
+    )
+    assert offenders == []
+
+
+def test_integrations_and_tracking_never_import_api():
+    assert (
+        _importers_of(("gepa_graph.api",), ("gepa_graph.integrations", "gepa_graph.tracking")) == []
+    )
+
+
+def test_tracking_never_imports_integrations():
+    assert _importers_of(("gepa_graph.integrations",), ("gepa_graph.tracking",)) == []
+
+
+def test_strategies_never_import_proposers():
+    assert _importers_of(("gepa_graph.proposers",), ("gepa_graph.strategies",)) == []
+
+
+def test_the_cycle_finder_names_each_cycle(tmp_path):
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e2"}, "e2": {"e"}}
+    assert cycles(graph) == [["a", "b", "c", "a"], ["e", "e2", "e"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    # read from source: a deferred import and a TYPE_CHECKING one are edges too
+    (tmp_path / "gepa_graph").mkdir()
+    one = tmp_path / "gepa_graph" / "one.py"
+    two = tmp_path / "gepa_graph" / "two.py"
+    one.write_text("def f():\n    from gepa_graph.two import g\n", encoding="utf-8")
+    two.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from gepa_graph import one\n",
+        encoding="utf-8",
+    )
+    assert cycles(import_graph([one, two], tmp_path)) == [
+        ["gepa_graph.one", "gepa_graph.two", "gepa_graph.one"]
+    ]

@@ -113,7 +113,7 @@ def score_prompt_sets(
     ``examples`` (modules a set does not name keep the system's own prompts), and the example
     keys. Every set runs on the same examples with the same seed; failures are scored as in an
     optimization."""
-    from gepa_graph.api import as_system
+    from gepa_graph.adapters import as_system
     from gepa_graph.budget import Budget
     from gepa_graph.candidate import Candidate
     from gepa_graph.config import OptimizeConfig

@@ -588,7 +588,7 @@ def with_registry_prompts(graph: Any, ref: str, tracking_uri: str | None = None)
 
     When MLflow tracing is on, each trace of the returned graph is linked to the prompt
     versions it ran (the trace's Prompts in the MLflow UI)."""
-    from gepa_graph.integrations.langgraph import with_prompts
+    from gepa_graph.adapters import with_prompts
     from gepa_graph.tracking.trace_link import link_traces
 
     versions = load_versions(ref, tracking_uri)

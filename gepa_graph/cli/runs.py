@@ -165,7 +165,7 @@ def show(
         fail("give either a run folder or --run-id")
     with user_errors():
         if run_dir is not None:
-            from gepa_graph.state import load_result
+            from gepa_graph.store import load_result
 
             show_result(load_result(run_dir), f"candidates ({run_dir})")
         else:

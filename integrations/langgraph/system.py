@@ -75,7 +75,7 @@ from gepa_graph.integrations.langgraph.execution import (
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
 from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace, FileLeaf
 from gepa_graph.lm import is_transient
-from gepa_graph.system import PromptNeverUsed, Rollout
+from gepa_graph.system import BaseSystem, PromptNeverUsed, Rollout
 from gepa_graph.usercode import call_user
 
 LABEL_FIELDS = frozenset(
@@ -144,7 +144,7 @@ class ProbeReport:
         return lines
 
 
-class LangGraphSystem:
+class LangGraphSystem(BaseSystem):
     """Optimize the prompts of a compiled LangGraph graph; see the module docstring.
 
     ``input_fn``: example -> graph input. ``config``: merged into every run (``configurable``

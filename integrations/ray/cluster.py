@@ -24,7 +24,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class LocalCluster:
@@ -39,7 +40,7 @@ class LocalCluster:
         self,
         num_cpus: int = 2,
         *,
-        pythonpath: Sequence[str | os.PathLike] = (),
+        pythonpath: Sequence[str | os.PathLike[str]] = (),
         env: Mapping[str, str] | None = None,
         start_timeout_s: float = 120.0,
     ) -> None:
@@ -48,8 +49,8 @@ class LocalCluster:
         self.env = dict(env or {})
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None
-        self.process: subprocess.Popen | None = None
-        self._temp: tempfile.TemporaryDirectory | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._log: Any = None
 
     @property
@@ -140,11 +141,12 @@ class LocalCluster:
 
 def _descendants(pid: int) -> list[Any]:
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return []
     try:
-        return psutil.Process(pid).children(recursive=True)
+        children: list[Any] = psutil.Process(pid).children(recursive=True)
+        return children
     except psutil.Error:
         return []
 
@@ -162,6 +164,6 @@ def _alive(process: Any) -> bool:
     import psutil
 
     try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False

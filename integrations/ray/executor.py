@@ -36,6 +36,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from gepa_graph.adapters import system_from_path
 from gepa_graph.errors import GepaGraphError
 from gepa_graph.integrations.ray.pickling import dumps, loads, unpicklable_part
 from gepa_graph.system import MAX_ERROR_CHARS, Rollout, System, failed_rollout
@@ -51,6 +52,10 @@ WORKER_DEATHS = (
     RayActorError,
     RaySystemError,
 )
+
+
+Payload = tuple[Any, ...]
+"""How a system travels to the workers: ("pickle", bytes) or ("import", path, module names)."""
 
 
 class RayExecutorError(GepaGraphError, RuntimeError):
@@ -160,9 +165,10 @@ class RayExecutor:
         except RayError as exc:
             return failed_rollout(exc)
         try:
-            return loads(data)
+            rollout: Rollout = loads(data)
         except Exception as exc:
             return Rollout(error=f"cannot read the rollout a Ray worker sent back: {describe(exc)}")
+        return rollout
 
     def close(self) -> None:
         """Forget shipped systems; disconnect if this executor connected (the cluster stays)."""
@@ -184,7 +190,7 @@ class RayExecutor:
             self._shipped[id(system)] = entry
         return entry[1], entry[2]
 
-    def _payload(self, system: System, modules: bool) -> tuple:
+    def _payload(self, system: System, modules: bool) -> Payload:
         """("import", path, module names) for a system given by import path, else
         ("pickle", bytes); RayExecutorError naming the part that does not pickle."""
         known = self._sources.get(id(system))
@@ -213,26 +219,18 @@ _LOOP: asyncio.AbstractEventLoop | None = None
 _LOOP_GUARD = threading.Lock()
 
 
-def _build(payload: tuple) -> System:
+def _build(payload: Payload) -> System:
     if payload[0] == "pickle":
-        return loads(payload[1])
-    from gepa_graph.api import system_from_path
-
+        unpickled: System = loads(payload[1])
+        return unpickled
     _, path, names = payload
     system = system_from_path(path)
     if names is not None:
-        use = getattr(system, "use_modules", None)
-        if use is not None:  # the prompts a probe run on the driver confirmed
-            use(names)
-        elif sorted(system.modules()) != names:
-            raise RuntimeError(
-                f"{path!r} built here has modules {sorted(system.modules())}, "
-                f"the driver's has {names}"
-            )
+        system.use_modules(names)  # the prompts a probe run on the driver confirmed
     return system
 
 
-def _system(token: str, payload: tuple) -> System:
+def _system(token: str, payload: Payload) -> System:
     system = _SYSTEMS.get(token)
     if system is None:
         system = _build(payload)
@@ -266,7 +264,7 @@ async def _arun(system: System, prompts: dict[str, str], example: Any) -> Any:
         return failed_rollout(exc)
 
 
-def rollout_task(token: str, payload: tuple, prompts: dict[str, str], example: Any) -> bytes:
+def rollout_task(token: str, payload: Payload, prompts: dict[str, str], example: Any) -> bytes:
     """On a worker: the pickled Rollout of ``system.arun(prompts, example)``."""
     try:
         system = _system(token, payload)
@@ -283,7 +281,7 @@ def rollout_task(token: str, payload: tuple, prompts: dict[str, str], example: A
         return dumps(Rollout(error=error[:MAX_ERROR_CHARS]))
 
 
-def load_check_task(payload: tuple) -> tuple[int, str | None]:
+def load_check_task(payload: Payload) -> tuple[int, str | None]:
     """On a worker: (its pid, why the system cannot be loaded there or None)."""
     try:
         _build(payload)
