@@ -75,7 +75,7 @@ class Sequential:
         high = _high(search)
         order = sorted(order, key=lambda ex: anchor.get(ex.key, -math.inf) >= high)
         room = sum(anchor.get(ex.key, -math.inf) < high for ex in order)
-        return order, sorted({max(1, room), *(e for e in ends if e > room)})
+        return order, sorted({max(1, room), *ends})
 
     def target_total(self, search: Search, candidate: Candidate) -> float | None:
         """What the child's full total must beat; None where the test does not apply (a
