@@ -4,6 +4,8 @@ where the truth is known, partial vectors, and final selection completing the co
 
 import asyncio
 import random
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,9 @@ from gepa_graph.strategies import (
     ParentTest,
     Predicted,
     Racing,
+    Search,
+    Sequential,
+    ValidationPolicy,
     Verdict,
     contenders,
 )
@@ -27,7 +32,9 @@ from tests.fake_search import FakeSearch
 # ---------------------------------------------------------------- racing validation
 
 
-def _racing_search(child_scores, best_scores):
+def _racing_search(
+    child_scores: list[float], best_scores: list[float]
+) -> tuple[FakeSearch, Candidate]:
     val = [f"v{i}" for i in range(16)]
     seed = Candidate(prompts={"a": "seed"})
     child = seed.mutate("a", "child")
@@ -37,7 +44,7 @@ def _racing_search(child_scores, best_scores):
     return search, child
 
 
-def test_racing_stops_a_child_that_can_neither_lead_nor_set_a_per_example_best():
+def test_racing_stops_a_child_that_can_neither_lead_nor_set_a_per_example_best() -> None:
     # The pool already scores 1 everywhere but one example; the child scores 0 everywhere.
     search, child = _racing_search([0.0] * 16, [1.0] * 15 + [0.0])
     verdict = asyncio.run(Racing().validate(search, [child]))[0]
@@ -48,7 +55,7 @@ def test_racing_stops_a_child_that_can_neither_lead_nor_set_a_per_example_best()
     assert sum(len(keys) for _, keys in search.ran) == len(verdict.scores)
 
 
-def test_racing_runs_a_promising_child_on_everything():
+def test_racing_runs_a_promising_child_on_everything() -> None:
     search, child = _racing_search([1.0] * 16, [0.5] * 16)
     verdict = asyncio.run(Racing().validate(search, [child]))[0]
     assert len(verdict.scores) == 16
@@ -58,7 +65,7 @@ def test_racing_runs_a_promising_child_on_everything():
     assert all(later[: len(earlier)] == earlier for earlier, later in zip(stages, stages[1:]))
 
 
-def test_racing_keeps_going_while_a_new_per_example_best_is_possible():
+def test_racing_keeps_going_while_a_new_per_example_best_is_possible() -> None:
     # The child cannot beat the best mean, but no candidate has solved v15 yet.
     search, child = _racing_search([0.0] * 15 + [1.0], [1.0] * 15 + [0.0])
     verdict = asyncio.run(Racing().validate(search, [child]))[0]
@@ -68,7 +75,7 @@ def test_racing_keeps_going_while_a_new_per_example_best_is_possible():
 # ---------------------------------------------------------------- partial vectors
 
 
-def test_partial_vectors_on_fronts_but_never_best():
+def test_partial_vectors_on_fronts_but_never_best() -> None:
     keys = ["x", "y", "z"]
     scores = {"full": {"x": 0.5, "y": 0.5, "z": 0.5}, "part": {"x": 1.0}}
     assert pareto.fronts(scores, keys) == {"x": {"part"}, "y": {"full"}, "z": {"full"}}
@@ -82,7 +89,7 @@ def test_partial_vectors_on_fronts_but_never_best():
 # ---------------------------------------------------------------- the bound
 
 
-def test_upper_total_is_exact_when_complete_and_never_above_the_top_score():
+def test_upper_total_is_exact_when_complete_and_never_above_the_top_score() -> None:
     keys = ["a", "b", "c", "d"]
     anchor = dict.fromkeys(keys, 1.0)
     assert upper_total({k: 0.5 for k in keys}, anchor, keys) == 2.0
@@ -96,7 +103,11 @@ def test_upper_total_is_exact_when_complete_and_never_above_the_top_score():
 # ---------------------------------------------------------------- sequential policies
 
 
-def _pool(parent_scores, best_scores=None, child_scores=None):
+def _pool(
+    parent_scores: list[float],
+    best_scores: list[float] | None = None,
+    child_scores: list[float] | None = None,
+) -> tuple[FakeSearch, Candidate]:
     """A pool of the seed (the best) and a parent, and a child with scripted outcomes."""
     val = [f"v{i}" for i in range(len(parent_scores))]
     seed = Candidate(prompts={"a": "seed"})
@@ -111,11 +122,11 @@ def _pool(parent_scores, best_scores=None, child_scores=None):
     return search, child
 
 
-def _verdict(policy, search, child) -> Verdict:
+def _verdict(policy: ValidationPolicy, search: FakeSearch, child: Candidate) -> Verdict:
     return asyncio.run(policy.validate(search, [child]))[0]
 
 
-def test_best_bound_runs_the_parents_failures_first_and_stops_a_child_that_cannot_lead():
+def test_best_bound_runs_the_parents_failures_first_and_stops_a_child_that_cannot_lead() -> None:
     # The parent fails v0..v3; the best (seed) scores 28/30; the child fixes one failure.
     parent = [0.0] * 4 + [1.0] * 26
     search, child = _pool(parent, [0.0, 0.0] + [1.0] * 28, [1.0] + [0.0] * 3 + [1.0] * 26)
@@ -126,14 +137,15 @@ def test_best_bound_runs_the_parents_failures_first_and_stops_a_child_that_canno
     assert sorted(verdict.scores) == ["v0", "v1", "v2", "v3"] and search.rollouts == 4
 
 
-def test_parent_test_rejects_a_child_that_fixes_none_of_its_parents_failures():
+def test_parent_test_rejects_a_child_that_fixes_none_of_its_parents_failures() -> None:
     parent = [0.0] * 4 + [1.0] * 26
     search, child = _pool(parent, child_scores=[0.0] * 4 + [1.0] * 26)
     verdict = _verdict(ParentTest(), search, child)
-    assert verdict.rejection[0] == "cannot_beat_on_validation" and search.rollouts == 4
+    assert verdict.rejection is not None and search.rollouts == 4
+    assert verdict.rejection[0] == "cannot_beat_on_validation"
 
 
-def test_a_child_that_can_lead_runs_on_everything_in_nested_stages():
+def test_a_child_that_can_lead_runs_on_everything_in_nested_stages() -> None:
     parent = [0.0] * 4 + [1.0] * 26
     search, child = _pool(parent, child_scores=[1.0] * 30)
     verdict = _verdict(BestBound(), search, child)
@@ -143,7 +155,7 @@ def test_a_child_that_can_lead_runs_on_everything_in_nested_stages():
     assert set(stages[0]) == {"v0", "v1", "v2", "v3"}
 
 
-def test_the_seed_and_small_validation_sets_run_on_everything():
+def test_the_seed_and_small_validation_sets_run_on_everything() -> None:
     search, _ = _pool([1.0] * 4)
     seed = next(iter(search.candidates.values()))
     search.outcomes[seed.id] = dict.fromkeys(search.val_keys, 1.0)
@@ -155,7 +167,9 @@ def test_the_seed_and_small_validation_sets_run_on_everything():
 N_VAL, CHILDREN = 30, 400
 
 
-def _synthetic(seed):
+def _synthetic(
+    seed: int,
+) -> tuple[list[str], dict[str, float], dict[str, float], list[dict[str, float]]]:
     """A pool whose best and parent have known vectors, and children drawn around the parent:
     each fixes a parent failure with probability ``gain`` and breaks a success with
     probability ``loss`` (both drawn per child), so the truth (the child's full total against
@@ -176,7 +190,7 @@ def _synthetic(seed):
     return val, best, parent, children
 
 
-def _rates(policy_class, seed):
+def _rates(policy_class: type[Sequential], seed: int) -> dict[str, float]:
     val, best, parent, children = _synthetic(seed)
     seed_c = Candidate(prompts={"a": "best"})
     parent_c = seed_c.mutate("a", "parent")
@@ -211,8 +225,8 @@ def _rates(policy_class, seed):
     ("policy", "false_admission", "saved"), [(BestBound, 0.15, 0.25), (ParentTest, 0.2, 0.15)]
 )
 def test_exact_policies_never_stop_a_truly_better_child_and_save_rollouts(
-    policy, false_admission, saved
-):
+    policy: type[Sequential], false_admission: float, saved: float
+) -> None:
     rates = [_rates(policy, seed) for seed in (0, 1, 2)]
     assert all(r["better"] >= 5 for r in rates)  # each matrix holds children of both kinds
     assert all(r["false_rejection"] == 0.0 for r in rates)  # the bound is exact
@@ -223,7 +237,9 @@ def test_exact_policies_never_stop_a_truly_better_child_and_save_rollouts(
 @pytest.mark.parametrize(
     ("policy", "false_rejection", "saved"), [(Predicted, 0.35, 0.2), (Lazy, 0.9, 0.5)]
 )
-def test_statistical_policies_trade_false_rejections_for_rollouts(policy, false_rejection, saved):
+def test_statistical_policies_trade_false_rejections_for_rollouts(
+    policy: type[Sequential], false_rejection: float, saved: float
+) -> None:
     rates = [_rates(policy, seed) for seed in (0, 1, 2)]
     assert 0.0 < max(r["false_rejection"] for r in rates) <= false_rejection
     assert min(r["saved"] for r in rates) >= saved
@@ -232,7 +248,7 @@ def test_statistical_policies_trade_false_rejections_for_rollouts(policy, false_
 # ---------------------------------------------------------------- final selection
 
 
-def test_contenders_are_partial_candidates_whose_bound_beats_the_best():
+def test_contenders_are_partial_candidates_whose_bound_beats_the_best() -> None:
     val = [f"v{i}" for i in range(10)]
     seed = Candidate(prompts={"a": "s"})
     hopeful, hopeless = seed.mutate("a", "h"), seed.mutate("a", "x")
@@ -250,7 +266,8 @@ def test_contenders_are_partial_candidates_whose_bound_beats_the_best():
 class FirstThree:
     """A validation policy that runs mutation children on three examples only."""
 
-    async def validate(self, search, candidates):
+    async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Seed: everything; any other candidate: the first three examples."""
         verdicts = []
         for c in candidates:
             examples = search.valset if c.origin == "seed" else search.valset[:3]
@@ -258,7 +275,9 @@ class FirstThree:
         return verdicts
 
 
-def test_final_selection_completes_the_contenders_so_the_best_is_on_the_full_set(tmp_path):
+def test_final_selection_completes_the_contenders_so_the_best_is_on_the_full_set(
+    tmp_path: Path,
+) -> None:
     task = RuleTask(n_types=6, modules=("a", "b"))
     val = task.examples(12, seed=2, prefix="v")
     result = gg.optimize(

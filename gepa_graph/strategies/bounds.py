@@ -115,7 +115,7 @@ def contenders(search: Search, z: float = Z) -> list[Candidate]:
     promising first: the ones final selection completes so that the returned best is the best
     on the whole validation set, not a partial mean."""
     target = best_total(search)
-    ranked = []
+    ranked: list[tuple[float, int, str]] = []
     for cid, scores in search.scores.items():
         if pareto.is_complete(scores, search.val_keys):
             continue
