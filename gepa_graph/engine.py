@@ -462,12 +462,12 @@ class Engine:
             if self.budget.available is None
             or self.unknown(c, self.valset) <= self.budget.available
         ]:
-            scores = scores_of(await self.evaluate(fits[0], self.valset))
-            self.scores[fits[0].id] = {k: scores[k] for k in self.val_keys}
+            done = scores_of(await self.evaluate(fits[0], self.valset))
+            self.scores[fits[0].id] = done
             at = next(i for i, r in enumerate(self.state.candidates) if r.id == fits[0].id)
             self.state.candidates[at] = self.state.candidates[at].model_copy(
                 update={
-                    "val_scores": self.scores[fits[0].id],
+                    "val_scores": done,
                     "mean_score": self.mean(fits[0].id),
                     "rollouts_at_discovery": self.budget.ledger.rollouts_used,
                 }

@@ -2,16 +2,15 @@
 full vector could no longer change anything (bounds.py), so validation's rollouts go to the
 children that can.
 
-Every policy here runs the seed (and any candidate of a validation set under ``MIN_EXAMPLES``)
-on everything, and every other candidate on nested prefixes of one fixed, seeded order of the
-validation set (so partial vectors overlap as much as they can), and differs in what a child
-must still be able to beat and what happens to one that cannot:
+Every policy runs the seed (and every candidate of a validation set under ``MIN_EXAMPLES``) on
+everything. They differ in the order a child runs the examples, the bound that stops it, what
+it must still be able to beat, and what happens to a child that cannot:
 
-    name          must be able to beat   predicted from     a stopped child
-    parent_test   its parent             its parent         is rejected
-    best_bound    the best               its parent         joins with its partial vector
-    predicted     the best               nearest neighbour  joins with its partial vector
-    lazy          the best (estimate)    its parent         joins on a quarter
+    name          order, bound                                  must beat   a stopped child
+    parent_test   its parent's failures first; exact            its parent  is rejected
+    best_bound    its parent's failures first; exact            the best    joins partially
+    predicted     random; nearest neighbour + margin (bounds)   the best    joins partially
+    lazy          random, a quarter then all; parent, no margin the best    joins partially
 
 A partial vector counts on the fronts of the examples it ran and is never the best; final
 selection completes the contenders (``bounds.contenders``).
