@@ -131,7 +131,7 @@ def _high(search: Search) -> float:
 
 class ParentTest(Sequential):
     """A sequential test of the child against its parent (the better one for a merge):
-    rejected once it cannot beat the parent on the full set with confidence."""
+    rejected once it provably cannot beat the parent on the full set."""
 
     target = "parent"
     reject_stopped = True
