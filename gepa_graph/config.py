@@ -93,10 +93,14 @@ class OptimizeConfig(BaseModel):
         description="failure_aware: fill minibatches with the parent's known failures "
         "and skip examples it is known to get right",
     )
-    validation: Literal["full", "screening", "racing"] = Field(
+    validation: Literal[
+        "full", "screening", "racing", "parent_test", "best_bound", "predicted", "lazy"
+    ] = Field(
         "full",
         description="screening: a quarter first (same as adaptive_validation); racing: "
-        "stages of 1/4, 1/2, all, stopping a child that can no longer lead",
+        "stages of 1/4, 1/2, all, stopping a child that can no longer lead; parent_test, "
+        "best_bound, predicted, lazy: stages stopped by a confidence bound on the child's full "
+        "score (gepa_graph/strategies/sequential.py)",
     )
     merge_schedule: Literal["after_accept", "diversity"] = Field(
         "after_accept",

@@ -43,7 +43,8 @@ from gepa_graph.proposers.base import Proposer, shown
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
-from gepa_graph.strategies import Strategies, build
+from gepa_graph.strategies import Strategies, build, contenders
+from gepa_graph.strategies.base import scores_of
 from gepa_graph.system import System, check_modules_used
 from gepa_graph.turns import Turns
 
@@ -265,6 +266,7 @@ class Engine:
             )
             self._best_seen = self.mean(self.best_id)
             stop_reason = await self._steady_state()
+            await self._complete_contenders()
         except BudgetExhausted:
             stop_reason = self.budget.stop_reason() or "max_rollouts"
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -448,6 +450,29 @@ class Engine:
             iteration=iteration,
         )
         return False
+
+    async def _complete_contenders(self) -> None:
+        """Final selection: run the partial candidates that could still beat the best
+        (``strategies.contenders``) on the rest of the validation set, the most promising
+        first, while the budget allows, so the best is the best on the whole set."""
+        self.turns.own("final")
+        while fits := [
+            c
+            for c in contenders(self)
+            if self.budget.available is None
+            or self.unknown(c, self.valset) <= self.budget.available
+        ]:
+            done = scores_of(await self.evaluate(fits[0], self.valset))
+            self.scores[fits[0].id] = done
+            at = next(i for i, r in enumerate(self.state.candidates) if r.id == fits[0].id)
+            self.state.candidates[at] = self.state.candidates[at].model_copy(
+                update={
+                    "val_scores": done,
+                    "mean_score": self.mean(fits[0].id),
+                    "rollouts_at_discovery": self.budget.ledger.rollouts_used,
+                }
+            )
+            self.state.best_id = self.best_id
 
     def _register(self, candidate: Candidate, scores: dict[str, float], iteration: int) -> None:
         best_before = self.mean(self.best_id) if self.scores else None

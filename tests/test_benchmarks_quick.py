@@ -77,20 +77,28 @@ def test_search_efficiency_quick(tmp_path):
     results = search_efficiency.main(["--quick", "--out", str(out)])
     data = json.loads(out.read_text())
     assert data == json.loads(json.dumps(results))
-    assert {r["optimizer"] for r in data["runs"]} == {"gepa_graph", "gepa"}
+    variant = "gg validation=best_bound"
+    assert {r["optimizer"] for r in data["runs"]} == {"gepa_graph", "gepa", variant}
     for run in data["runs"]:
         assert run["candidates"] and all(
             _finite(c["val"]) and _finite(c["test"]) for c in run["candidates"]
         )
         assert run["rollouts_used"] > 0 and run["unparsed_prompts"] == 0
+        # Rollouts counted at the student, by split: some went to validation, not all.
+        assert 0 < run["validation_share"] < 1
     (summary,) = data["summaries"]
     assert summary["seeds"] == data["params"]["seeds"]
-    assert [row["budget"] for row in summary["checkpoints"]] == data["params"]["checkpoints"]
+    budget = str(summary["budget"])  # JSON keys are strings
+    assert [row["budget"] for row in summary["checkpoints"]] == data["params"]["checkpoints"][
+        budget
+    ]
     for row in summary["checkpoints"]:
-        for optimizer in ("gepa_graph", "gepa"):
+        for optimizer in ("gepa_graph", "gepa", variant):
             assert all(_finite(v) for v in row[optimizer]["val"] + row[optimizer]["test"])
-    assert 0 <= summary["reach_gepa_final"]["gepa_graph"]["reached"] <= summary["seeds"]
-    assert "| task |" in search_efficiency.markdown(data)
+    for optimizer in ("gepa_graph", variant):
+        assert 0 <= summary["reach_gepa_final"][optimizer]["reached"] <= summary["seeds"]
+    text = search_efficiency.markdown(data)
+    assert "| task |" in text and "| optimizer | budget |" in text and variant in text
 
 
 def test_wall_clock_quick(tmp_path):

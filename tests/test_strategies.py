@@ -1,69 +1,25 @@
 """The search strategies (gepa_graph/strategies/) on their own, and the search features of
-issue 12 end to end: failure-aware minibatches, racing validation, joint proposals, no early
+issue 12 end to end: failure-aware minibatches, joint proposals, no early
 stalls, search mode, strategies given as objects."""
 
-import asyncio
 import random
-from types import SimpleNamespace
 
 import pytest
 
 import gepa_graph as gg
-from gepa_graph import pareto
 from gepa_graph.candidate import Candidate
-from gepa_graph.evaluation import EvalResult
 from gepa_graph.events import IterationStarted, MinibatchEvaluated, ReflectionCalled
-from gepa_graph.example import Example
 from gepa_graph.metric import Score
 from gepa_graph.strategies import (
     Adaptive,
     FailureAwareSampler,
     ProposalOutcome,
-    Racing,
     RoundRobin,
     build,
 )
 from gepa_graph.testing.reflection import ScriptedReflectionLM
 from gepa_graph.testing.rules import RuleTask
-
-
-class FakeSearch(SimpleNamespace):
-    """Just enough of the engine for a strategy: a pool, scores, and scripted rollouts."""
-
-    def __init__(self, train=(), val=(), outcomes=None, cache=None, **config):
-        super().__init__(
-            config=gg.OptimizeConfig(**config),
-            rng=random.Random(0),
-            trainset=[Example(id=k) for k in train],
-            valset=[Example(id=k) for k in val],
-            val_keys=list(val),
-            modules=["a", "b"],
-            candidates={},
-            scores={},
-        )
-        self.outcomes = outcomes or {}  # candidate id -> example key -> score
-        self.cache = cache or {}  # candidate id -> example key -> score
-        self.ran: list[tuple[str, tuple[str, ...]]] = []
-
-    @property
-    def best_id(self):
-        return pareto.best_candidate(self.scores, self.val_keys, list(self.scores))
-
-    def mean(self, cid):
-        return pareto.mean_score(self.scores[cid], self.val_keys)
-
-    def known(self, cid, examples):
-        return {
-            ex.key: self.cache[cid][ex.key] for ex in examples if ex.key in self.cache.get(cid, {})
-        }
-
-    async def evaluate(self, candidate, examples):
-        self.ran.append((candidate.id, tuple(ex.key for ex in examples)))
-        return [
-            EvalResult(example_key=ex.key, score=self.outcomes[candidate.id][ex.key])
-            for ex in examples
-        ]
-
+from tests.fake_search import FakeSearch
 
 # ---------------------------------------------------------------- failure-aware minibatches
 
@@ -105,61 +61,6 @@ def test_failure_aware_sampler_covers_every_example_for_a_new_parent():
     keys = [ex.key for _ in range(7) for ex in sampler.sample(search, parent)]
     # 21 draws of 7 examples: three full epochs, each example exactly three times.
     assert sorted(keys) == sorted(train * 3)
-
-
-# ---------------------------------------------------------------- racing validation
-
-
-def _racing_search(child_scores, best_scores):
-    val = [f"v{i}" for i in range(16)]
-    seed = Candidate(prompts={"a": "seed"})
-    child = seed.mutate("a", "child")
-    search = FakeSearch(val=val, outcomes={child.id: dict(zip(val, child_scores))})
-    search.candidates[seed.id] = seed
-    search.scores[seed.id] = dict(zip(val, best_scores))
-    return search, child
-
-
-def test_racing_stops_a_child_that_can_neither_lead_nor_set_a_per_example_best():
-    # The pool already scores 1 everywhere but one example; the child scores 0 everywhere.
-    search, child = _racing_search([0.0] * 16, [1.0] * 15 + [0.0])
-    verdict = asyncio.run(Racing().validate(search, [child]))[0]
-    assert verdict.rejection is None and len(verdict.scores) < 16
-    # The quarter stage (4 examples) leaves 12: the best it could still reach is 12/16 < 15/16,
-    # but the unsolved example may be among them; it stops once it has run that one or the
-    # half stage leaves it unable to lead.
-    assert sum(len(keys) for _, keys in search.ran) == len(verdict.scores)
-
-
-def test_racing_runs_a_promising_child_on_everything():
-    search, child = _racing_search([1.0] * 16, [0.5] * 16)
-    verdict = asyncio.run(Racing().validate(search, [child]))[0]
-    assert len(verdict.scores) == 16
-    # Stages are nested (each a prefix of the next; the evaluator's cache runs each example once).
-    stages = [keys for _, keys in search.ran]
-    assert [len(k) for k in stages] == [4, 8, 16]
-    assert all(later[: len(earlier)] == earlier for earlier, later in zip(stages, stages[1:]))
-
-
-def test_racing_keeps_going_while_a_new_per_example_best_is_possible():
-    # The child cannot beat the best mean, but no candidate has solved v15 yet.
-    search, child = _racing_search([0.0] * 15 + [1.0], [1.0] * 15 + [0.0])
-    verdict = asyncio.run(Racing().validate(search, [child]))[0]
-    assert verdict.scores.get("v15", 1.0) == 1.0  # it ran until it found the example (or all)
-
-
-# ---------------------------------------------------------------- partial vectors
-
-
-def test_partial_vectors_on_fronts_but_never_best():
-    keys = ["x", "y", "z"]
-    scores = {"full": {"x": 0.5, "y": 0.5, "z": 0.5}, "part": {"x": 1.0}}
-    assert pareto.fronts(scores, keys) == {"x": {"part"}, "y": {"full"}, "z": {"full"}}
-    assert pareto.mean_score(scores["part"], keys) == 1.0  # mean of what it ran
-    assert pareto.best_candidate(scores, keys, ["full", "part"]) == "full"
-    assert pareto.front_weights(scores, keys, ["full", "part"]) == {"full": 2, "part": 1}
-    assert pareto.pareto_aggregate(scores, keys) == pytest.approx((1.0 + 0.5 + 0.5) / 3)
-    assert not pareto.is_complete(scores["part"], keys) and pareto.is_complete(scores["full"], keys)
 
 
 # ---------------------------------------------------------------- module selection

@@ -8,7 +8,8 @@ ones a run uses, and ``gg.optimize(..., strategies={...})`` replaces any of them
     parent_selector   candidate_selection   pareto, current_best
     module_selector   module_selection      round_robin, all, adaptive, bandit
     acceptance        acceptance            strict_improvement, confident_improvement
-    validation        validation            full, screening, racing
+    validation        validation            full, screening, racing, parent_test, best_bound,
+                                            predicted, lazy (sequential.py, bounds.py)
     merge_scheduler   merge_schedule        after_accept, diversity
     stop              (always the budgets)  extra conditions given as objects are added
 """
@@ -38,6 +39,7 @@ from gepa_graph.strategies.base import (
     ValidationPolicy,
     Verdict,
 )
+from gepa_graph.strategies.bounds import contenders
 from gepa_graph.strategies.merging import MERGE_SCHEDULERS, AfterAccept, OnDiversity
 from gepa_graph.strategies.modules import (
     MODULE_SELECTORS,
@@ -48,6 +50,7 @@ from gepa_graph.strategies.modules import (
 )
 from gepa_graph.strategies.sampling import SAMPLERS, EpochSampler, FailureAwareSampler
 from gepa_graph.strategies.selection import SELECTORS, CurrentBestSelector, ParetoSelector
+from gepa_graph.strategies.sequential import BestBound, Lazy, ParentTest, Predicted, Sequential
 from gepa_graph.strategies.stopping import Budgets, StopAll
 from gepa_graph.strategies.validation import VALIDATIONS, FullValidation, Racing, Screening
 
@@ -57,29 +60,35 @@ __all__ = [
     "AfterAccept",
     "AllModules",
     "Bandit",
+    "BestBound",
     "Budgets",
     "ConfidentImprovement",
     "CurrentBestSelector",
     "EpochSampler",
     "FailureAwareSampler",
     "FullValidation",
+    "Lazy",
     "MergeScheduler",
     "MinibatchSampler",
     "ModuleSelector",
     "OnDiversity",
     "ParentSelector",
+    "ParentTest",
     "ParetoSelector",
+    "Predicted",
     "ProposalOutcome",
     "Racing",
     "RoundRobin",
     "Screening",
     "Search",
+    "Sequential",
     "StopCondition",
     "StrictImprovement",
     "Strategies",
     "ValidationPolicy",
     "Verdict",
     "build",
+    "contenders",
 ]
 
 

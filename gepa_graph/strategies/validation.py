@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from gepa_graph.candidate import Candidate
 from gepa_graph.strategies.base import Search, Verdict, scores_of
+from gepa_graph.strategies.sequential import BestBound, Lazy, ParentTest, Predicted
 
 
 class FullValidation:
@@ -103,4 +104,12 @@ def _tops(search: Search, keys) -> dict[str, float]:
     }
 
 
-VALIDATIONS = {"full": FullValidation, "screening": Screening, "racing": Racing}
+VALIDATIONS: dict[str, type] = {
+    "full": FullValidation,
+    "screening": Screening,
+    "racing": Racing,
+    "parent_test": ParentTest,
+    "best_bound": BestBound,
+    "predicted": Predicted,
+    "lazy": Lazy,
+}
