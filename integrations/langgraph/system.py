@@ -54,8 +54,9 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, UnknownName, WrongType
-from gepa_graph.integrations.langgraph import _internals, boundary, isolation, observe
+from gepa_graph.integrations.langgraph import boundary, isolation, observe
 from gepa_graph.integrations.langgraph import store_prompts as in_store
+from gepa_graph.integrations.langgraph._internals import graphs, schemas
 from gepa_graph.integrations.langgraph.discover import (
     NoPromptsFound,
     PromptSlot,
@@ -204,8 +205,8 @@ class LangGraphSystem:
         self._config = config
         _check_context(context)
         self._context = context
-        self._context_schema = _internals.context_schema(self.graph)
-        self._fields = _internals.input_fields(self.graph)
+        self._context_schema = schemas.context_schema(self.graph)
+        self._fields = schemas.input_fields(self.graph)
         self._run_graph = self._graph_for_rollouts()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -407,7 +408,7 @@ class LangGraphSystem:
     def _impossible(self, names: Iterable[str]) -> list[str]:
         nodes = {*self._found, *(n for slot in self._found.values() for n in slot.nodes)}
         if isinstance(self.graph, Pregel):
-            nodes.update(_internals.node_runnables(self.graph))
+            nodes.update(graphs.node_runnables(self.graph))
         return sorted(
             name
             for name in names
@@ -481,7 +482,7 @@ class LangGraphSystem:
         served = in_store.served(self._store_prompts, substitution.prompts)
         store = isolation.rollout_store(self._store, served)  # a factory's wrong type: raised
         if isinstance(graph, Pregel) and (store is not None or self.graph.cache is not None):
-            graph = _internals.copy_graph(graph, store=store, cache=_fresh_cache(self.graph))
+            graph = graphs.copy_graph(graph, store=store, cache=_fresh_cache(self.graph))
         failure: Exception | None = None
         try:
             config = self._run_config(collector, thread_id, substitution, example)
@@ -526,7 +527,7 @@ class LangGraphSystem:
     def _graph_for_rollouts(self) -> Pregel:
         """The user's graph, or a shallow copy without interrupts and with a private saver."""
         changes: dict[str, Any] = {}
-        interrupts = _internals.interrupt_nodes(self.graph)
+        interrupts = graphs.interrupt_nodes(self.graph)
         if interrupts:
             warnings.warn(
                 f"the graph interrupts at {interrupts}; rollouts run through to the end "
@@ -541,7 +542,7 @@ class LangGraphSystem:
             return self.graph
         if self._store is not None or self.graph.cache is not None:
             changes.update(store=None, cache=None)  # each rollout gets its own (``_attempt``)
-        return _internals.copy_graph(self.graph, **changes) if changes else self.graph
+        return graphs.copy_graph(self.graph, **changes) if changes else self.graph
 
     def graph_input(self, example: Any) -> Any:
         """The graph input for ``example`` (the convention is in the module docstring)."""
@@ -628,7 +629,7 @@ def _refuse_shared_state(wrapper: Runnable) -> None:
     """A compiled graph inside a wrapper (``preprocess | graph``) keeps its own store, cache and
     checkpointer, which rollouts cannot swap for private ones: refuse, rather than let them write
     into the user's long-term memory."""
-    for graph in _internals.graphs_inside(wrapper):
+    for graph in graphs.graphs_inside(wrapper):
         shared = [name for name in ("store", "cache", "checkpointer") if getattr(graph, name, None)]
         if shared:
             raise InvalidInput(
@@ -684,11 +685,11 @@ def _overlay(context: Any, values: Mapping[str, Any]) -> Any:
 
 
 def _interrupted(output: Any) -> bool:
-    return bool(_internals.pending_interrupts(output))
+    return bool(graphs.pending_interrupts(output))
 
 
 def _interrupt_text(output: Any) -> str:
-    return "; ".join(str(v)[:80] for v in _internals.pending_interrupts(output))
+    return "; ".join(str(v)[:80] for v in graphs.pending_interrupts(output))
 
 
 # ----------------------------------------------------------------------------- production
@@ -777,7 +778,7 @@ def with_prompts(
     slots = _slots_of(graph, declared, observed)
     _check_names(slots, prompts)
     if isinstance(graph, Pregel):
-        return _internals.copy_graph(graph, config=_with_substitution(graph.config, slots, prompts))
+        return graphs.copy_graph(graph, config=_with_substitution(graph.config, slots, prompts))
     return graph.with_config(_with_substitution(None, slots, prompts))
 
 

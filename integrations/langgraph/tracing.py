@@ -9,7 +9,7 @@ Records (all values JSON-friendly, messages as ``{"role", "content", "tool_calls
 - ``tool``: each tool call with its name and arguments and its output or error.
 
 Attribution: a run's node comes from LangGraph's metadata at its start
-(``_internals.node_path_of``: "node", or "parent/child" inside a subgraph); runs without that
+(``_internals.graphs.node_path_of``: "node", or "parent/child" inside a subgraph); runs without that
 metadata inherit their parent run's node. End and error events carry no metadata, so records are
 found by run id. Records are appended at start, so they are in start order.
 
@@ -37,7 +37,7 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
 
-from gepa_graph.integrations.langgraph._internals import node_path_of
+from gepa_graph.integrations.langgraph._internals.graphs import node_path_of
 from gepa_graph.integrations.langgraph.boundary import Substitution, texts_of
 from gepa_graph.jsonable import to_jsonable
 from gepa_graph.system import Trace, TraceRecord, Usage

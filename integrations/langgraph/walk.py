@@ -53,7 +53,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.constants import START
 from langgraph.pregel import Pregel
 
-from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph._internals import graphs, schemas
 from gepa_graph.integrations.langgraph.declared import prompt as declared_prompt
 from gepa_graph.templates import variables as template_vars
 
@@ -217,7 +217,7 @@ class FieldLeaf(Leaf):
     name: str = ""
 
     def write(self, text: str) -> None:
-        _internals.set_field_default(self.owner, self.name, text)
+        schemas.set_field_default(self.owner, self.name, text)
 
 
 @dataclass(eq=False)
@@ -303,7 +303,7 @@ def string_leaf(owner: Any, name: str, text: str, where: str) -> Leaf | None:
 def field_leaves(schema: Any, kind: str) -> list[Leaf]:
     """Leaves for the string defaults of a dataclass or pydantic class's fields."""
     leaves = []
-    for name, default in _internals.field_defaults(schema).items():
+    for name, default in schemas.field_defaults(schema).items():
         strong = named_prompt(name, default) if isinstance(default, str) else None
         if strong is not None:
             leaves.append(
@@ -517,18 +517,18 @@ class Walker:
             self.visit(value.mapper, node, label)
         elif isinstance(value, BaseTool):
             pass  # a tool's code runs where a tool node runs it (below), not where it is bound
-        elif (tools := _internals.node_tools(value)) is not None:  # ToolNode
+        elif (tools := graphs.node_tools(value)) is not None:  # ToolNode
             for tool in tools:
-                for function in _internals.tool_functions(tool):
+                for function in graphs.tool_functions(tool):
                     self.visit(function, node, tool.name)
-        elif (parts := _internals.function_parts(value)) is not None:
+        elif (parts := graphs.function_parts(value)) is not None:
             for function in parts.values():
                 self.visit(function, node, label)
             if is_user_code(type(value)):
                 self._object(value, node)
         elif isinstance(value, types.FunctionType):
             self._function(value, node)
-        elif (task := _internals.task_function(value)) is not None:  # Functional API @task
+        elif (task := graphs.task_function(value)) is not None:  # Functional API @task
             name, function = task
             self.visit(function, f"{node}/{name}" if node else name, name)
         elif isinstance(value, types.MethodType):
@@ -556,11 +556,11 @@ class Walker:
             self.visit(value.__wrapped__, node, label)  # a library decorator around a function
 
     def _graph(self, graph: Pregel, node: str | None) -> None:
-        for name, runnable in _internals.node_runnables(graph).items():
-            if _internals.node_tools(runnable) is not None:  # other nodes may hold it too
+        for name, runnable in graphs.node_runnables(graph).items():
+            if graphs.node_tools(runnable) is not None:  # other nodes may hold it too
                 self._tool_nodes[id(runnable)] = f"{node}/{name}" if node else name
-        for runnable in _internals.node_runnables(graph).values():
-            for function in (_internals.function_parts(runnable) or {}).values():
+        for runnable in graphs.node_runnables(graph).values():
+            for function in (graphs.function_parts(runnable) or {}).values():
                 package = (getattr(function, "__module__", None) or "").split(".")[0]
                 if package and not _installed(package) or package in USER_PACKAGES:
                     continue
@@ -570,17 +570,17 @@ class Walker:
                     and not (package.startswith(("langchain", "langgraph")))
                 ):
                     USER_PACKAGES.add(package)  # an installed agent package defines the nodes
-        for name, runnable in _internals.node_runnables(graph).items():
+        for name, runnable in graphs.node_runnables(graph).items():
             path = f"{node}/{name}" if node else name
             self.visit(runnable, path, name)
-        for source, path_runnable in _internals.branch_runnables(graph):
+        for source, path_runnable in graphs.branch_runnables(graph):
             if source == START:  # a router leaving START: named after its function
                 source = path_runnable.get_name()
             self.visit(path_runnable, f"{node}/{source}" if node else source, source)
 
     def _object(self, value: Any, node: str | None) -> None:
         """An instance of the user's own class: its attributes and its methods' code."""
-        for name, attribute in _internals.instance_attributes(value).items():
+        for name, attribute in schemas.instance_attributes(value).items():
             if isinstance(attribute, str):
                 where = f"attribute {type(value).__name__}.{name}"
                 leaf = string_leaf(value, name, attribute, where)
