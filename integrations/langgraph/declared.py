@@ -11,7 +11,7 @@ short to be recognised there is replaced here instead, from the run's config (th
 object is mutated.
 
 Discovery finds these calls by reading the source of the functions a graph's nodes reach (see
-``walk.declared_calls``) when the name and default are literals or module-level constants. Where
+``user_code.declared_calls``) when the name and default are literals or module-level constants. Where
 that is impossible (source unavailable, computed names, a conditional-edge function), declare
 them: ``LangGraphSystem(graph, prompts={"grader": "Grade the answer ..."})``.
 """

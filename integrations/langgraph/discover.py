@@ -38,12 +38,8 @@ from langgraph.pregel import Pregel
 from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
 from gepa_graph.integrations.langgraph import boundary
 from gepa_graph.integrations.langgraph._internals import graphs, schemas
-from gepa_graph.integrations.langgraph.walk import (
-    DeclaredLeaf,
-    Leaf,
-    Walker,
-    field_leaves,
-)
+from gepa_graph.integrations.langgraph.leaves import DeclaredLeaf, Leaf, field_leaves
+from gepa_graph.integrations.langgraph.walk import Walker
 from gepa_graph.templates import variables as template_vars
 
 HOW_TO_MARK = (

@@ -73,8 +73,8 @@ from gepa_graph.integrations.langgraph.execution import (
     neither_message,
     switched_message,
 )
+from gepa_graph.integrations.langgraph.leaves import CannotWriteInPlace, FileLeaf
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
-from gepa_graph.integrations.langgraph.walk import CannotWriteInPlace, FileLeaf
 from gepa_graph.lm import is_transient
 from gepa_graph.system import PromptNeverUsed, Rollout
 from gepa_graph.usercode import call_user
