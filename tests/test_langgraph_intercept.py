@@ -519,7 +519,7 @@ def test_a_langgraph_system_rollout_rewrites_a_generate_call():
 
 
 def observed(*messages, entry="litellm.completion", node="plan"):
-    from gepa_graph.integrations.langgraph.tracing import ObservedCall
+    from gepa_graph.integrations.langgraph.model_calls import ObservedCall
 
     return ObservedCall(node=node, entry=entry, messages=tuple(messages))
 

@@ -32,8 +32,8 @@ from typing import Any
 from gepa_graph.integrations.langgraph.boundary import PromptSpec
 from gepa_graph.integrations.langgraph.discover import PromptSlot, rename
 from gepa_graph.integrations.langgraph.leaves import FileLeaf, Leaf, looks_like_prose
+from gepa_graph.integrations.langgraph.model_calls import ObservedCall
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
-from gepa_graph.integrations.langgraph.tracing import ObservedCall
 
 INSTRUCTION_ROLES = ("system", "human")
 SENTINEL = re.compile(r"\x00\d+\x00")
