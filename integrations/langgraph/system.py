@@ -54,7 +54,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, UnknownName, WrongType
-from gepa_graph.integrations.langgraph import boundary, isolation, observe
+from gepa_graph.integrations.langgraph import boundary, derive, isolation, observe
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph._internals import graphs, schemas
 from gepa_graph.integrations.langgraph.discover import (
@@ -74,6 +74,7 @@ from gepa_graph.integrations.langgraph.execution import (
     switched_message,
 )
 from gepa_graph.integrations.langgraph.leaves import CannotWriteInPlace, FileLeaf
+from gepa_graph.integrations.langgraph.library_texts import LibraryTexts
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
 from gepa_graph.lm import is_transient
 from gepa_graph.system import PromptNeverUsed, Rollout
@@ -350,8 +351,8 @@ class LangGraphSystem:
             if exception is not None:
                 raise exception
             raise RuntimeError(error)
-        library = observe.LibraryTexts(self._packages)
-        derived = observe.derive(found, observe.observe(runs), library)
+        library = LibraryTexts(self._packages)
+        derived = derive.derive(found, observe.observe(runs), library)
         declared = [n for n, s in found.items() if s.kind == "declared"]
         never = [n for n in declared if n not in derived.renamed and n not in self._excluded]
         if never:
