@@ -445,7 +445,7 @@ def export_prompts(
     that name has the seed text ``seeds`` gives."""
     from gepa_graph.integrations.langgraph import export, is_langgraph
     from gepa_graph.integrations.langgraph.discover import find_slots
-    from gepa_graph.integrations.langgraph.system import probed_slots
+    from gepa_graph.integrations.langgraph.probe import probed_slots
 
     if target is None:
         slots = {n: s for n, s in probed_slots().items() if seeds.get(n) == s.text}
