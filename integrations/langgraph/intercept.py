@@ -9,8 +9,9 @@ the running runnable's config, so concurrent runs in threads and tasks never see
 and carried into the thread pools and threads a run starts
 (``_internals.run_context.propagate_context``) -- the outermost wrapper a call goes through
 rewrites its messages with the Substitution, and nested calls (ChatOpenAI calling the OpenAI
-SDK) pass through. LangChain calls are recorded by the run's ``TraceCollector`` as callbacks; an SDK call
-is recorded by the wrapper itself, in the same shapes (an ``llm`` record and an ObservedCall).
+SDK) pass through. LangChain calls are recorded by the run's ``TraceCollector`` as callbacks;
+an SDK call is recorded by the wrapper itself, in the same shapes (an ``llm`` record and an
+ObservedCall).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Text written in library code, told apart from the user's: a library prompt is listed, not optimized.
+"""Text written in library code, told apart from the user's: library prompts are listed, not
+optimized.
 
 A middleware or a tool that a library ships (langchain's, deepagents') sends its own
 instructions to the model; the probe sees them reach a model like the user's own. ``LibraryTexts``

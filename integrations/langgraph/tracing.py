@@ -10,8 +10,8 @@ Records (all values JSON-friendly, messages as ``{"role", "content", "tool_calls
 
 Attribution: a run's node comes from LangGraph's metadata at its start
 (``_internals.graphs.node_path_of``: "node", or "parent/child" inside a subgraph); runs without
-that metadata inherit their parent run's node. End and error events carry no metadata, so records are
-found by run id. Records are appended at start, so they are in start order.
+that metadata inherit their parent run's node. End and error events carry no metadata, so
+records are found by run id. Records are appended at start, so they are in start order.
 
 Given the run's ``boundary.Substitution``, the trace is attributed by prompt: a model call's
 ``modules`` are those whose prompt its messages carried (whichever node, tool or edge made the
@@ -20,8 +20,8 @@ asked for (matched by tool-call id).
 
 Besides the trace, every model call, whatever path reached the model (LangChain callbacks here,
 provider SDK calls through ``record_sdk_call``), is kept as an ``ObservedCall``
-(``model_calls``) in ``TraceCollector.calls``: the messages as (role, text) pairs and a ``site`` key that is the same
-for the corresponding call of every example. That is what discovery and the substitution audit read.
+(``model_calls``) in ``TraceCollector.calls``: the messages as (role, text) pairs and a ``site``
+key that is the same for the corresponding call of every example. That is what discovery and the substitution audit read.
 """
 
 from __future__ import annotations
