@@ -56,7 +56,7 @@ class LangGraphAdapter:
         process whose prompt of that name has the seed text."""
         from gepa_graph.integrations.langgraph import export
         from gepa_graph.integrations.langgraph.discover import find_slots
-        from gepa_graph.integrations.langgraph.system import probed_slots
+        from gepa_graph.integrations.langgraph.probe import probed_slots
 
         if target is None:
             slots = {n: s for n, s in probed_slots().items() if seeds.get(n) == s.text}

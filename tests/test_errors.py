@@ -18,7 +18,7 @@ INTERNAL = {
     "gepa_graph.reflection.InvalidProposal": "one proposal is rejected",
     "gepa_graph.metric.MetricError": "scored as a failed rollout",
     "gepa_graph.usercode.UserCodeError": "user code's BaseException, recorded as a failure",
-    "gepa_graph.integrations.langgraph.walk.CannotWriteInPlace": "apply carries it in config",
+    "gepa_graph.integrations.langgraph.leaves.CannotWriteInPlace": "apply carries it in config",
     "gepa_graph.testing.chat_model.ScriptExhausted": "a test double's script ran out",
 }
 

@@ -1,7 +1,7 @@
 """The LangGraph details `_internals` relies on still hold in the installed LangGraph.
 
 Each test pins one assumption; a failure here after a LangGraph upgrade means
-`gepa_graph/integrations/langgraph/_internals.py` needs updating (discovery or substitution
+`integrations/langgraph/_internals/` needs updating (discovery or substitution
 would otherwise silently find nothing or run the wrong prompts).
 """
 
@@ -23,7 +23,13 @@ from langgraph.graph import StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
 
-from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph._internals import (
+    graphs,
+    langchain_models,
+    patching,
+    run_context,
+    schemas,
+)
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 
@@ -48,17 +54,17 @@ def graph(input_schema=None):
 
 
 def test_compiled_nodes_expose_the_user_function_as_func_and_afunc():
-    runnables = _internals.node_runnables(graph())
+    runnables = graphs.node_runnables(graph())
     assert list(runnables) == ["double"]
-    assert _internals.function_parts(runnables["double"])["func"] is double
+    assert graphs.function_parts(runnables["double"])["func"] is double
     async_lambda = RunnableLambda(func=double, afunc=None)
-    assert _internals.function_parts(async_lambda) == {"func": double}
+    assert graphs.function_parts(async_lambda) == {"func": double}
 
 
 def test_copy_graph_replaces_attributes_without_touching_the_original():
     original = graph()
     saver = InMemorySaver()
-    clone = _internals.copy_graph(original, checkpointer=saver, config={"tags": ["x"]})
+    clone = graphs.copy_graph(original, checkpointer=saver, config={"tags": ["x"]})
     assert isinstance(clone, Pregel) and clone is not original
     assert clone.checkpointer is saver and original.checkpointer is None
     assert original.config != {"tags": ["x"]}
@@ -71,8 +77,8 @@ def test_interrupt_nodes_of_a_compiled_graph():
     builder.add_node("double", double)
     builder.add_edge(START, "double")
     compiled = builder.compile(checkpointer=InMemorySaver(), interrupt_before=["double"])
-    assert _internals.interrupt_nodes(compiled) == ["double"]
-    assert _internals.interrupt_nodes(graph()) == []
+    assert graphs.interrupt_nodes(compiled) == ["double"]
+    assert graphs.interrupt_nodes(graph()) == []
 
 
 def test_branches_tool_nodes_context_schema_and_field_defaults():
@@ -95,14 +101,14 @@ def test_branches_tool_nodes_context_schema_and_field_defaults():
     builder.add_edge(START, "double")
     builder.add_conditional_edges("double", route, ["tools"])
     compiled = builder.compile()
-    [(source, path)] = _internals.branch_runnables(compiled)
-    assert source == "double" and _internals.function_parts(path)["func"] is route
-    tools = _internals.node_tools(_internals.node_runnables(compiled)["tools"])
+    [(source, path)] = graphs.branch_runnables(compiled)
+    assert source == "double" and graphs.function_parts(path)["func"] is route
+    tools = graphs.node_tools(graphs.node_runnables(compiled)["tools"])
     assert [t.name for t in tools] == ["ping"]
-    assert _internals.tool_functions(tools[0])[0].__name__ == "ping"
-    assert _internals.context_schema(compiled) is Context
-    assert _internals.field_defaults(Context) == {"system_prompt": "Seed.", "other": 1}
-    _internals.set_field_default(Context, "system_prompt", "Written.")
+    assert graphs.tool_functions(tools[0])[0].__name__ == "ping"
+    assert schemas.context_schema(compiled) is Context
+    assert schemas.field_defaults(Context) == {"system_prompt": "Seed.", "other": 1}
+    schemas.set_field_default(Context, "system_prompt", "Written.")
     assert Context().system_prompt == "Written." and Context(other=2).other == 2
 
 
@@ -117,9 +123,9 @@ def test_model_entry_points_hand_the_prompt_and_the_configurable_to_the_hook():
     class Hooked(ScriptedChatModel):
         pass
 
-    for name, rewrite in _internals.ENTRY_POINTS.items():
+    for name, rewrite in langchain_models.ENTRY_POINTS.items():
         method = getattr(ScriptedChatModel, name)
-        setattr(Hooked, name, _internals.hooked(method, functools.partial(rewrite, hook)))
+        setattr(Hooked, name, langchain_models.hooked(method, functools.partial(rewrite, hook)))
     model = Hooked(script=lambda messages: messages[-1].text)
     assert model.invoke("hi", {"configurable": {"k": 1}}).text == "rewritten"
     assert seen == [("hi", {"k": 1})]  # invoke's own generate call is not asked again
@@ -142,15 +148,15 @@ def test_model_entry_points_hand_the_prompt_and_the_configurable_to_the_hook():
 
 
 def test_model_call_marks_nested_calls_and_the_running_config_is_readable():
-    assert not _internals.in_model_call()
-    with _internals.model_call():
-        assert _internals.in_model_call()
-    assert _internals.current_config() == {}
+    assert not patching.in_model_call()
+    with patching.model_call():
+        assert patching.in_model_call()
+    assert run_context.current_config() == {}
 
     def look(_):
-        config = _internals.current_config()
-        handlers = _internals.config_handlers(config)
-        return config["configurable"], handlers, _internals.config_parent_run_id(config)
+        config = run_context.current_config()
+        handlers = run_context.config_handlers(config)
+        return config["configurable"], handlers, run_context.config_parent_run_id(config)
 
     handler = BaseCallbackHandler()
     configurable, handlers, parent = RunnableLambda(look).invoke(
@@ -194,7 +200,7 @@ def test_pools_submit_each_item_and_start_their_workers_inside_submit_and_thread
 
     def in_pool(_):
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(_internals.current_configurable).result()
+            return pool.submit(run_context.current_configurable).result()
 
     assert RunnableLambda(in_pool).invoke(1, {"configurable": {"k": 1}}) == {}
 
@@ -204,9 +210,9 @@ def test_sdk_patch_points_exist_with_the_request_keywords_the_hook_reads():
     import inspect
     import types
 
-    from gepa_graph.integrations.langgraph import _sdk
+    from gepa_graph.integrations.langgraph._internals import sdk
 
-    for module_name, path, _, kind in _sdk.PATCH_POINTS:
+    for module_name, path, _, kind in sdk.PATCH_POINTS:
         owner = importlib.import_module(module_name)
         for part in path.split("."):
             owner = getattr(owner, part)
@@ -214,7 +220,7 @@ def test_sdk_patch_points_exist_with_the_request_keywords_the_hook_reads():
             assert isinstance(owner, types.FunctionType), path
         function = inspect.unwrap(owner)
         parameters = inspect.signature(function).parameters
-        expected = ("messages", "model") if kind == _sdk.CHAT else ("input", "instructions")
+        expected = ("messages", "model") if kind == sdk.CHAT else ("input", "instructions")
         assert all(name in parameters for name in expected), (path, list(parameters)[:5])
     import litellm
 
@@ -226,7 +232,7 @@ def test_run_metadata_names_nodes_and_subgraph_namespaces():
 
     class Recorder(BaseCallbackHandler):
         def on_chain_start(self, serialized, inputs, *, metadata=None, **kwargs):
-            seen.append(_internals.node_path_of(metadata))
+            seen.append(graphs.node_path_of(metadata))
 
     parent = StateGraph(State)
     parent.add_node("outer", graph())
@@ -236,8 +242,8 @@ def test_run_metadata_names_nodes_and_subgraph_namespaces():
 
 
 def test_input_fields_come_from_the_builder_schemas():
-    assert _internals.input_fields(graph()) == (["x", "y"], [])
-    assert _internals.input_fields(graph(Inputs)) == (["x"], ["x"])
+    assert schemas.input_fields(graph()) == (["x", "y"], [])
+    assert schemas.input_fields(graph(Inputs)) == (["x"], ["x"])
 
 
 def test_an_invoke_that_stops_at_interrupt_reports_its_value():
@@ -251,5 +257,5 @@ def test_an_invoke_that_stops_at_interrupt_reports_its_value():
     builder.add_edge(START, "ask")
     compiled = builder.compile(checkpointer=InMemorySaver())
     output = compiled.invoke({"x": 1}, {"configurable": {"thread_id": "t"}})
-    assert _internals.pending_interrupts(output) == ["which x?"]
-    assert _internals.pending_interrupts({"x": 1}) == [] == _internals.pending_interrupts(None)
+    assert graphs.pending_interrupts(output) == ["which x?"]
+    assert graphs.pending_interrupts({"x": 1}) == [] == graphs.pending_interrupts(None)

@@ -326,7 +326,7 @@ def test_a_text_that_already_runs_the_candidate_is_left_as_it_is():
     in a variable matches that text too (the variable takes the rest) but must not rewrite it
     again, and the audit must not call it a leak."""
     from gepa_graph.integrations.langgraph.boundary import PromptSpec, Substitution
-    from gepa_graph.integrations.langgraph.tracing import ObservedCall
+    from gepa_graph.integrations.langgraph.model_calls import ObservedCall
 
     seed = "Be helpful.\nSystem time: {time}"
     substitution = Substitution({"m": PromptSpec(seed)}, {"m": seed + "\nAnswer in capitals."})

@@ -138,7 +138,7 @@ def test_traces_are_json_serialisable():
 def test_every_model_call_is_observed_with_roles_modules_and_a_site_per_call_place():
     from langchain_core.language_models import FakeListLLM
 
-    from gepa_graph.integrations.langgraph.tracing import ObservedCall
+    from gepa_graph.integrations.langgraph.model_calls import ObservedCall
 
     critic = ScriptedChatModel(script=lambda messages: "fine")
     drafter = FakeListLLM(responses=["draft"])

@@ -1,10 +1,9 @@
-"""The embedded local model's plumbing, offline: assembly and checksum, backend choice and
-settings, the LiteLLM provider over a fake backend (sampling defaults, serial or parallel calls,
-async), JSON tool-call parsing, ChatLiteLLM on top. The real model's tests are marked
-``local_model`` and run on every installed backend (xllamacpp always: it is in the local extra)."""
+"""The embedded local model's plumbing, offline: backend choice and settings, the LiteLLM
+provider over a fake backend (sampling defaults, serial or parallel calls, async), JSON
+tool-call parsing, ChatLiteLLM on top. The model file is ``test_local_model_file``'s; the
+real model's tests (``test_local_model_real``) are marked ``local_model``."""
 
 import asyncio
-import hashlib
 import json
 import threading
 import time
@@ -12,7 +11,7 @@ import time
 import pytest
 
 from gepa_graph import local as lm
-from gepa_graph.local import backends, model_file
+from gepa_graph.local import backends
 from gepa_graph.local.tool_calls import parse_tool_calls
 
 
@@ -70,109 +69,6 @@ def fake_engine():
     old = _install(fake)
     yield fake
     lm.set_engine(old)
-
-
-# --- assembly ---------------------------------------------------------------------------------
-
-
-def _parts(tmp_path, chunks):
-    paths = []
-    for number, data in enumerate(chunks, start=1):
-        path = tmp_path / f"part{number:02d}.bin"
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
-
-
-def test_assemble_concatenates_in_order_and_verifies(tmp_path):
-    chunks = [b"alpha-", b"beta-", b"gamma"]
-    whole = b"".join(chunks)
-    messages = []
-    out = model_file.assemble(
-        _parts(tmp_path, chunks),
-        tmp_path / "cache" / "m.gguf",
-        sha256=hashlib.sha256(whole).hexdigest(),
-        size=len(whole),
-        progress=messages.append,
-    )
-    assert out.read_bytes() == whole
-    assert "assembling the local model" in messages[0] and "ready" in messages[-1]
-    assert not [p for p in out.parent.iterdir() if p.name.endswith(".part")]
-
-
-def test_checksum_mismatch_fails_clearly_and_leaves_nothing(tmp_path):
-    destination = tmp_path / "cache" / "m.gguf"
-    with pytest.raises(lm.ModelChecksumError) as caught:
-        model_file.assemble(
-            _parts(tmp_path, [b"a", b"b"]), destination, sha256="0" * 64, size=2, progress=None
-        )
-    message = str(caught.value)
-    assert "does not match" in message and "0" * 64 in message
-    assert hashlib.sha256(b"ab").hexdigest() in message
-    assert "reinstall" in message and lm.ENV_MODEL in message
-    assert not destination.exists()
-    assert list(destination.parent.iterdir()) == []
-
-
-def test_size_mismatch_fails(tmp_path):
-    with pytest.raises(lm.ModelChecksumError):
-        model_file.assemble(
-            _parts(tmp_path, [b"ab"]),
-            tmp_path / "m.gguf",
-            sha256=hashlib.sha256(b"ab").hexdigest(),
-            size=3,
-            progress=None,
-        )
-
-
-def test_model_path_override_and_missing_override(tmp_path, monkeypatch):
-    model = tmp_path / "any.gguf"
-    model.write_bytes(b"gguf")
-    monkeypatch.setenv(lm.ENV_MODEL, str(model))
-    assert lm.model_path(progress=None) == model
-    monkeypatch.setenv(lm.ENV_MODEL, str(tmp_path / "nope.gguf"))
-    with pytest.raises(lm.LocalModelError, match="is not a file"):
-        lm.model_path(progress=None)
-
-
-def test_cache_dir_is_outside_the_repo(monkeypatch, tmp_path):
-    monkeypatch.delenv(model_file.ENV_CACHE, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert model_file.cache_dir() == tmp_path / "xdg" / "gepa_graph"
-    monkeypatch.setenv(model_file.ENV_CACHE, str(tmp_path / "mine"))
-    assert model_file.cached_model_path().parent == tmp_path / "mine" / "models"
-
-
-def test_model_path_reassembles_a_damaged_cache(tmp_path, monkeypatch):
-    """A cached file whose hash is wrong is thrown away and assembled again from the parts."""
-    whole = b"the-model"
-    parts = _parts(tmp_path, [b"the-", b"model"])
-    monkeypatch.delenv(lm.ENV_MODEL, raising=False)
-    monkeypatch.setenv(model_file.ENV_CACHE, str(tmp_path / "cache"))
-    monkeypatch.setattr(model_file, "MODEL_SHA256", hashlib.sha256(whole).hexdigest())
-    monkeypatch.setattr(model_file, "part_paths", lambda: parts)
-    original_assemble = model_file.assemble
-    monkeypatch.setattr(
-        model_file,
-        "assemble",
-        lambda p, d, progress=None: original_assemble(
-            p, d, sha256=model_file.MODEL_SHA256, size=len(whole), progress=progress
-        ),
-    )
-    path = lm.model_path(progress=None)
-    assert path.read_bytes() == whole
-    path.write_bytes(b"damaged!!")
-    messages = []
-    assert lm.model_path(progress=messages.append).read_bytes() == whole
-    assert any("assembling it again" in m for m in messages)
-
-
-def test_missing_parts_name_the_install_command(monkeypatch):
-    monkeypatch.setattr(
-        model_file, "PART_PACKAGES", ("gepa_graph_no_such_part_1", "gepa_graph_no_such_part_2")
-    )
-    with pytest.raises(lm.LocalModelError, match=r'pip install "\.\[local\]"'):
-        model_file.part_paths()
 
 
 # --- tool calls written as text -----------------------------------------------------------
@@ -369,142 +265,3 @@ def test_xllamacpp_settings_and_requests(monkeypatch):
     assert backend._server.requests[-1] == {**request, "cache_prompt": False}
     with pytest.raises(lm.LocalModelError, match="the local model failed: the slot failed"):
         backend.chat({"messages": "bad"})
-
-
-# --- the real model ---------------------------------------------------------------------------
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-
-
-@pytest.fixture(scope="module", params=list(backends.BACKENDS))
-def real_engine(request):
-    """The real model on each backend; one that is not installed is skipped (xllamacpp is in the
-    local extra; llama-cpp-python is optional)."""
-    name = request.param
-    problem = lm.runtime_problem(name)
-    if problem:
-        pytest.skip(problem)
-    try:
-        lm.model_path(progress=None)
-    except lm.LocalModelError as exc:
-        pytest.skip(str(exc))
-    engine = lm.LocalEngine(factory=lambda path: backends.open_backend(path, name))
-    old = lm.set_engine(engine)
-    lm.register()
-    yield engine
-    lm.set_engine(old)
-    engine.close()
-
-
-def _ask(content, system=None, **kwargs):
-    import litellm
-
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": content}
-    ]
-    return litellm.completion(model=lm.DEFAULT_MODEL, messages=messages, **kwargs)
-
-
-@pytest.mark.local_model
-def test_real_model_follows_the_chat_template_and_calls_tools(real_engine):
-    reply = _ask(
-        "The meeting is on 7 November 2023.",
-        max_tokens=16,
-        system="Reply with the date only, as YYYY-MM-DD.",
-    )
-    assert "2023-11-07" in reply.choices[0].message.content
-    reply = _ask(
-        "What is the weather in Paris? Use the tool.",
-        max_tokens=64,
-        tools=[WEATHER_TOOL],
-        tool_choice="auto",
-    )
-    message = reply.choices[0].message
-    calls = message.tool_calls
-    assert calls and calls[0].function.name == "get_weather"
-    assert json.loads(calls[0].function.arguments)["city"].lower() == "paris"
-    import litellm
-
-    answer = litellm.completion(
-        model=lm.DEFAULT_MODEL,
-        max_tokens=40,
-        tools=[WEATHER_TOOL],
-        messages=[
-            {"role": "user", "content": "What is the weather in Paris? Use the tool."},
-            message.model_dump(),
-            {"role": "tool", "tool_call_id": calls[0].id, "content": "Sunny, 24 degrees."},
-        ],
-    )
-    assert "24" in answer.choices[0].message.content
-
-
-@pytest.mark.local_model
-def test_real_model_honours_sampling_parameters(real_engine):
-    story = "Write a long story about a lighthouse keeper."
-    cut = _ask(story, max_tokens=5)
-    assert cut.usage.completion_tokens == 5 and cut.choices[0].finish_reason == "length"
-    counted = _ask("Count from 1 to 20, separated by commas.", max_tokens=80)
-    assert "7" in counted.choices[0].message.content
-    stopped = _ask("Count from 1 to 20, separated by commas.", max_tokens=80, stop=["7"])
-    assert "7" not in stopped.choices[0].message.content
-    assert stopped.usage.completion_tokens < counted.usage.completion_tokens
-    as_json = _ask(
-        "Describe a cat with the keys name and colour.",
-        max_tokens=60,
-        response_format={"type": "json_object"},
-    )
-    assert isinstance(json.loads(as_json.choices[0].message.content), dict)
-
-
-@pytest.mark.local_model
-def test_real_model_same_seed_same_reply(real_engine):
-    prompt = "Invent a name for a red bicycle shop. Answer with the name only."
-
-    def sample(seed):
-        return _ask(prompt, max_tokens=24, temperature=1.2, seed=seed).choices[0].message.content
-
-    first = sample(7)
-    assert sample(7) == first and sample(7) == first
-    assert len({first, sample(8), sample(9), sample(10)}) > 1  # the seed does steer the sample
-
-
-@pytest.mark.local_model
-def test_real_model_serves_concurrent_callers(real_engine):
-    import litellm
-
-    dates = {
-        "3 March 2021": "2021-03-03",
-        "14 July 2022": "2022-07-14",
-        "25 December 2023": "2023-12-25",
-        "1 February 2024": "2024-02-01",
-    }
-
-    async def ask_all():
-        return await asyncio.gather(
-            *[
-                litellm.acompletion(
-                    model=lm.DEFAULT_MODEL,
-                    max_tokens=16,
-                    messages=[
-                        {"role": "system", "content": "Reply with the date only, as YYYY-MM-DD."},
-                        {"role": "user", "content": f"The event is on {text}."},
-                    ],
-                )
-                for text in dates
-            ]
-        )
-
-    replies = asyncio.run(ask_all())
-    for reply, iso in zip(replies, dates.values(), strict=True):
-        assert iso in reply.choices[0].message.content

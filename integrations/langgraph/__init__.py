@@ -20,14 +20,9 @@ from gepa_graph.integrations.langgraph.discover import (
     PromptSlot,
     discover,
 )
-from gepa_graph.integrations.langgraph.system import (
-    LangGraphSystem,
-    ProbeReport,
-    apply,
-    describe,
-    export,
-    with_prompts,
-)
+from gepa_graph.integrations.langgraph.probe import ProbeReport
+from gepa_graph.integrations.langgraph.production import apply, export, with_prompts
+from gepa_graph.integrations.langgraph.system import LangGraphSystem, describe
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
 
 

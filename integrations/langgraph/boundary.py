@@ -28,7 +28,7 @@ from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPro
 
 from gepa_graph import templates
 from gepa_graph.errors import InvalidInput, SubstitutionLeak
-from gepa_graph.integrations.langgraph import _internals
+from gepa_graph.integrations.langgraph._internals import run_context
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
 
 CONFIG_KEY = "__gepa_graph_prompts"
@@ -247,7 +247,7 @@ def texts_of(messages: Iterable[Any]) -> Iterator[str]:
 def active(configurable: Mapping[str, Any] | None = None) -> Substitution | None:
     """The Substitution of the run now executing (or of ``configurable``), if any."""
     if configurable is None:
-        configurable = _internals.current_configurable()
+        configurable = run_context.current_configurable()
     value = configurable.get(CONFIG_KEY)
     return value if isinstance(value, Substitution) else None
 

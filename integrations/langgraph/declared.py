@@ -10,9 +10,9 @@ short to be recognised there is replaced here instead, from the run's config (th
 ``boundary.Substitution``), so concurrent rollouts never see each other's text and no user
 object is mutated.
 
-Discovery finds these calls by reading the source of the functions a graph's nodes reach (see
-``walk.declared_calls``) when the name and default are literals or module-level constants. Where
-that is impossible (source unavailable, computed names, a conditional-edge function), declare
+Discovery finds these calls by reading the source of the functions a graph's nodes reach
+(see ``user_code.declared_calls``) when the name and default are literals or module-level
+constants. Where that is impossible (source unavailable, computed names, a conditional-edge function), declare
 them: ``LangGraphSystem(graph, prompts={"grader": "Grade the answer ..."})``.
 """
 

@@ -36,13 +36,10 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
 from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
-from gepa_graph.integrations.langgraph import _internals, boundary
-from gepa_graph.integrations.langgraph.walk import (
-    DeclaredLeaf,
-    Leaf,
-    Walker,
-    field_leaves,
-)
+from gepa_graph.integrations.langgraph import boundary
+from gepa_graph.integrations.langgraph._internals import graphs, schemas
+from gepa_graph.integrations.langgraph.leaves import DeclaredLeaf, Leaf, field_leaves
+from gepa_graph.integrations.langgraph.walk import Walker
 from gepa_graph.templates import variables as template_vars
 
 HOW_TO_MARK = (
@@ -119,7 +116,7 @@ def scan(
     # The context schema's fields are "context.*" however the code reads them (runtime.context,
     # get_runtime, or from config["configurable"] as with the deprecated config_schema, which
     # LangGraph turns into the context schema); rollouts hand them over both ways.
-    schema = _internals.context_schema(graph)
+    schema = schemas.context_schema(graph)
     for leaf in field_leaves(schema, "context") if schema is not None else ():
         walker.leaves[leaf.key] = leaf
         walker.nodes.setdefault(leaf.key, [None])
@@ -177,9 +174,7 @@ def no_prompts_message(
 ) -> str:
     """Why nothing was found, in one line: the nodes inspected, unconfirmed candidates,
     and how to mark a prompt (``gg.prompt``) or find one with a probe run."""
-    nodes = (
-        ", ".join(_internals.node_runnables(graph) if isinstance(graph, Pregel) else ()) or "none"
-    )
+    nodes = ", ".join(graphs.node_runnables(graph) if isinstance(graph, Pregel) else ()) or "none"
     message = (
         f"found no prompt in graph {graph.get_name()!r} (inspected nodes {nodes}, their "
         "chains, tools, functions, objects and conditional edges"

@@ -1,15 +1,17 @@
 """The interception layer: every path by which an agent reaches a model, rewritten and recorded.
 
-``install()`` (idempotent) wraps the LangChain model entry points (``_internals``) and the
-provider SDK calls (``_sdk``: LiteLLM, the OpenAI SDK's chat completions and responses).
-Outside a run that carries a ``boundary.Substitution`` in its config each wrapper only calls
-through. Inside one -- a rollout, a probe, a graph from ``with_prompts``; found through
-LangChain's context variable for the running runnable's config, so concurrent runs in threads
-and tasks never see each other's, and carried into the thread pools and threads a run starts
-(``_internals.propagate_context``) -- the outermost wrapper a call goes through rewrites its
-messages with the Substitution, and nested calls (ChatOpenAI calling the OpenAI SDK) pass
-through. LangChain calls are recorded by the run's ``TraceCollector`` as callbacks; an SDK call
-is recorded by the wrapper itself, in the same shapes (an ``llm`` record and an ObservedCall).
+``install()`` (idempotent) wraps the LangChain model entry points
+(``_internals.langchain_models``) and the provider SDK calls (``_internals.sdk``: LiteLLM, the
+OpenAI SDK's chat completions and responses). Outside a run that carries a
+``boundary.Substitution`` in its config each wrapper only calls through. Inside one -- a
+rollout, a probe, a graph from ``with_prompts``; found through LangChain's context variable for
+the running runnable's config, so concurrent runs in threads and tasks never see each other's,
+and carried into the thread pools and threads a run starts
+(``_internals.run_context.propagate_context``) -- the outermost wrapper a call goes through
+rewrites its messages with the Substitution, and nested calls (ChatOpenAI calling the OpenAI
+SDK) pass through. LangChain calls are recorded by the run's ``TraceCollector`` as callbacks;
+an SDK call is recorded by the wrapper itself, in the same shapes (an ``llm`` record and an
+ObservedCall).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from typing import Any
 
 from langchain_core.prompt_values import PromptValue
 
-from gepa_graph.integrations.langgraph import _internals, _sdk, boundary
+from gepa_graph.integrations.langgraph import boundary
+from gepa_graph.integrations.langgraph._internals import (
+    langchain_models,
+    patching,
+    run_context,
+    sdk,
+)
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
 
 _disabled = False
@@ -30,9 +38,9 @@ def install() -> None:
     """Put the rewrite and the recording on every model call path (idempotent)."""
     if _disabled:
         return
-    _internals.install_input_hook(_rewrite_langchain_input)
-    _sdk.install_sdk_hook(_sdk_call)
-    _internals.propagate_context(_in_run)
+    langchain_models.install_input_hook(_rewrite_langchain_input)
+    sdk.install_sdk_hook(_sdk_call)
+    run_context.propagate_context(_in_run)
 
 
 def _in_run() -> bool:
@@ -45,7 +53,7 @@ def disabled() -> Iterator[None]:
     """Every patched method put back, and ``install`` a no-op, while inside (benchmarks time
     a rollout without the layer); installed again on the way out."""
     global _disabled
-    _internals.unpatch_all()
+    patching.unpatch_all()
     _disabled = True
     try:
         yield
@@ -63,25 +71,25 @@ def _rewrite_langchain_input(
 
 def _sdk_call(
     entry: str, kind: str, kwargs: dict[str, Any], *, rewrite: bool
-) -> tuple[dict[str, Any], _sdk.Finish | None]:
-    config = _internals.current_config()
+) -> tuple[dict[str, Any], sdk.Finish | None]:
+    config = run_context.current_config()
     substitution = boundary.active(config.get("configurable") or {})
     if substitution is None:
         return kwargs, None
     if rewrite:
-        kwargs = _sdk.rewrite_request(kind, kwargs, substitution.rewrite_text)
+        kwargs = sdk.rewrite_request(kind, kwargs, substitution.rewrite_text)
     collector = next(
-        (h for h in _internals.config_handlers(config) if isinstance(h, TraceCollector)), None
+        (h for h in run_context.config_handlers(config) if isinstance(h, TraceCollector)), None
     )
     if collector is None:  # a with_prompts run: rewritten, nothing to record into
         return kwargs, None
     model = kwargs.get("model")
     finish = collector.record_sdk_call(
         entry,
-        _sdk.request_messages(kind, kwargs),
+        sdk.request_messages(kind, kwargs),
         model=model if isinstance(model, str) else None,
         metadata=config.get("metadata"),
-        parent_run_id=_internals.config_parent_run_id(config),
+        parent_run_id=run_context.config_parent_run_id(config),
     )
 
     def done(result: Any, error: BaseException | None) -> None:
@@ -89,9 +97,9 @@ def _sdk_call(
             finish(None, None, None, error)
             return
         finish(
-            _sdk.response_message(kind, result),
-            _sdk.response_usage(result),
-            _sdk.response_model(result),
+            sdk.response_message(kind, result),
+            sdk.response_usage(result),
+            sdk.response_model(result),
             None,
         )
 

@@ -46,7 +46,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import InMemoryStore
 
 from gepa_graph.errors import WrongType
-from gepa_graph.integrations.langgraph._internals import current_configurable
+from gepa_graph.integrations.langgraph._internals.run_context import current_configurable
 
 Key = tuple[tuple[str, ...], str]  # (namespace, key)
 _Request = tuple[BaseStore, list[Op]]  # ops for the user's store or for the layer

@@ -13,32 +13,25 @@ message position by message position:
 - AI and tool messages are never instructions.
 
 ``Observed`` is one such message position with the texts it carried; ``constant_template``
-turns the texts into one template whose variables are the changing parts. ``LibraryTexts``
-tells text written in a library (a middleware's or a tool's own prompt) from the user's.
+turns the texts into one template whose variables are the changing parts. What the
+instructions make of the modules is ``derive``'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import itertools
 import re
-import sys
-import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gepa_graph.integrations.langgraph.boundary import PromptSpec
-from gepa_graph.integrations.langgraph.discover import PromptSlot, rename
-from gepa_graph.integrations.langgraph.patterns import PromptPattern
-from gepa_graph.integrations.langgraph.tracing import ObservedCall
-from gepa_graph.integrations.langgraph.walk import FileLeaf, Leaf, looks_like_prose
+from gepa_graph.integrations.langgraph.model_calls import ObservedCall
 
 INSTRUCTION_ROLES = ("system", "human")
 SENTINEL = re.compile(r"\x00\d+\x00")
 _TOKEN = re.compile(r"\x00\d+\x00|\w+|\s+|[^\w\s]")
-_WORD = re.compile(r"[^\W\d_]{2,}")
+WORD = re.compile(r"[^\W\d_]{2,}")
 _counter = itertools.count()
 MIN_MASKED = 4  # shorter input values ("a", "yes") are not masked: they occur everywhere
 
@@ -50,7 +43,7 @@ def sentinel() -> str:
 
 def words(text: str) -> int:
     """How many words ``text`` holds (placeholders and numbers left out)."""
-    return len(_WORD.findall(SENTINEL.sub(" ", text)))
+    return len(WORD.findall(SENTINEL.sub(" ", text)))
 
 
 def input_strings(value: Any) -> list[str]:
@@ -208,244 +201,3 @@ def literal_parts(template: str, template_format: str) -> list[str]:
         return [template]
     parts = re.split(r"(?<!\{)\{value_\d+\}(?!\})", template)
     return [part.replace("{{", "{").replace("}}", "}") for part in parts]
-
-
-# ----------------------------------------------------------------------------- library text
-
-
-class LibraryTexts:
-    """String constants written in library code (langchain, langgraph, deepagents...): a prompt
-    whose text comes from there is the library's, listed but optimized only on request."""
-
-    def __init__(self, packages: Iterable[str]) -> None:
-        self._pieces: set[str] = set()
-        for name, module in list(sys.modules.items()):
-            if name.split(".")[0] in packages and isinstance(module, types.ModuleType):
-                for text in _module_strings(module):
-                    self._pieces.update(_pieces(text))
-
-    def owns(self, text: str) -> bool:
-        """Whether library constants make up most of ``text``."""
-        flat = " ".join(SENTINEL.sub(" ", text).split())
-        if not flat or not self._pieces:
-            return False
-        covered = sum(len(piece) for piece in self._pieces if piece in flat)
-        return covered * 2 >= len(flat) or any(flat in piece for piece in self._pieces)
-
-
-def _pieces(text: str) -> list[str]:
-    """The long literal runs of a library string (its ``{variables}`` split out)."""
-    flat = " ".join(text.split())
-    if words(flat) < 3:
-        return []
-    return [p.strip() for p in re.split(r"\{[^{}]*\}", flat) if len(p.strip()) >= 20]
-
-
-def _module_strings(module: types.ModuleType) -> list[str]:
-    found: list[str] = []
-    for value in list(vars(module).values()):
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
-            found.extend(_code_strings(value.__code__))
-        elif isinstance(value, type) and value.__module__ == module.__name__:
-            for member in list(vars(value).values()):
-                if isinstance(member, str):
-                    found.append(member)
-                elif isinstance(member, types.FunctionType):
-                    found.extend(_code_strings(member.__code__))
-    return found
-
-
-def _code_strings(code: types.CodeType) -> list[str]:
-    found: list[str] = []
-    for constant in code.co_consts:
-        if isinstance(constant, str):
-            found.append(constant)
-        elif isinstance(constant, types.CodeType):
-            found.extend(_code_strings(constant))
-    return found
-
-
-# ----------------------------------------------------------------------------- modules
-
-
-@dataclass
-class Derived:
-    """What the probe's calls say about the prompts: which found prompt reached a model from
-    which nodes, the instructions with no home in the code (new modules), and instruction text
-    that could not be made into a template matching every call it came from."""
-
-    reached: dict[str, list[str]] = field(default_factory=dict)  # by the names in ``kept``
-    kept: dict[str, PromptSlot] = field(default_factory=dict)  # found ones, named again
-    renamed: dict[str, str] = field(default_factory=dict)  # a found name -> its name in kept
-    observed: dict[str, PromptSlot] = field(default_factory=dict)
-    untemplated: list[str] = field(default_factory=list)
-
-
-def derive(
-    found: Mapping[str, PromptSlot], groups: list[Observed], library: LibraryTexts
-) -> Derived:
-    """Match the found prompts against what reached a model, and make a module of every
-    instruction no found prompt holds (see the module docstring for what an instruction is).
-
-    A found prompt counts where it occurs in an instruction message and not inside a variable
-    or the match of another found prompt (text that merely fills another prompt's variable);
-    a candidate (weak) one must hold all the message's own words.
-    """
-    derived = Derived()
-    patterns = {name: slot.spec.pattern() for name, slot in found.items()}
-    instructions: list[tuple[Observed, str, str, bool]] = []
-    for group in groups:
-        leftovers: list[str] = []
-        matched = False
-        for text, data in zip(group.texts, group.data, strict=True):
-            spans = _matches(found, patterns, text, data, group.role)
-            for name in dict.fromkeys(name for name, _ in spans):
-                nodes = derived.reached.setdefault(name, [])
-                nodes.extend(n for n in group.nodes if n not in nodes)
-            matched = matched or bool(spans)
-            for _, (start, end) in sorted(spans, key=lambda s: -s[1][0]):
-                text = text[:start] + sentinel() + text[end:]
-            leftovers.append(mask(text, data))
-        template, template_format = constant_template(leftovers)
-        parts = [p for p in literal_parts(template, template_format) if p.strip()]
-        if not matched and any(_instructs(group.role, template_format, p) for p in parts):
-            texts = [(template, template_format)]
-        else:  # the phrases no found prompt holds, each a plain text
-            texts = [(p.strip(), "plain") for p in parts if words(p) >= 3 and looks_like_prose(p)]
-        for text, text_format in texts:
-            pattern = PromptSpec(text, text_format).pattern()
-            if not all(pattern.occurs_in(t) for t in group.texts):
-                derived.untemplated.append(text)
-                continue
-            instructions.append((group, text, text_format, library.owns(text)))
-    renamed = rename({n: found[n] for n in derived.reached}, derived.reached)
-    derived.renamed = {old: slot.name for old, slot in renamed.items()}
-    derived.kept = {slot.name: slot for slot in renamed.values()}
-    derived.reached = {derived.renamed[n]: nodes for n, nodes in derived.reached.items()}
-    taken = set(derived.kept)
-    files = [slot.leaf for slot in found.values() if isinstance(slot.leaf, FileLeaf)]
-    for group, text, text_format, owned in instructions:
-        home = _file_home(text, text_format, files)
-        _add_observed(derived, taken, group, text, text_format, owned, home)
-    derived.observed = {
-        name: dataclasses.replace(slot, nodes=tuple(slot.nodes))
-        for name, slot in derived.observed.items()
-    }
-    return derived
-
-
-def _instructs(role: str, template_format: str, part: str, rest: str = "") -> bool:
-    """Whether constant text in a message of ``role`` is an instruction: any words in a system
-    message, a phrase (three words) making up a whole human message, prose in a human message
-    around values that change (where a short constant is a label: "Product: {value_1}").
-    ``rest``: the message's other text, which must hold no words of its own."""
-    if words(SENTINEL.sub(" ", rest)):
-        return False
-    if role == "system":
-        return words(part) > 0
-    if template_format == "plain":
-        return words(part) >= 3
-    return looks_like_prose(part) and words(part) >= 3
-
-
-def _file_home(text: str, template_format: str, files: list[FileLeaf]) -> FileLeaf | None:
-    """The prompt file whose constant text holds every phrase of an instruction no template
-    matched (a Jinja2 file with loops or conditions renders so)."""
-    parts = [" ".join(_WORD.findall(p)) for p in literal_parts(text, template_format)]
-    parts = [part for part in parts if part]
-    for leaf in files:
-        flat = f" {' '.join(_WORD.findall(leaf.text))} "
-        if parts and all(f" {part} " in flat for part in parts):
-            return leaf
-    return None
-
-
-def _matches(
-    found: Mapping[str, PromptSlot],
-    patterns: Mapping[str, PromptPattern],
-    text: str,
-    data: list[str],
-    role: str,
-) -> list[tuple[str, tuple[int, int]]]:
-    """(module, span) of each found prompt in ``text`` that is not inside another's match; a
-    candidate must hold all the message's own words (the rest being ``data``), or it is only a
-    fragment of an instruction that the message as a whole makes."""
-    hits: list[tuple[str, tuple[int, int], list[tuple[int, int]]]] = []
-    for name, pattern in patterns.items():
-        if not pattern.matchable or pattern.anchor not in text:
-            continue
-        slot = found[name]
-        for match in pattern.regex.finditer(text):
-            rest = mask(text[: match.start()] + " " + text[match.end() :], data)
-            if not slot.strong and not _instructs(
-                role, "f-string" if SENTINEL.search(rest) else "plain", slot.text, rest
-            ):
-                continue
-            captures = [match.span(g) for g in range(1, (match.re.groups or 0) + 1)]
-            hits.append((name, match.span(), captures))
-    kept = []
-    for name, span, _ in hits:
-        inside = any(
-            other != name
-            and found[name].kind != "partial"
-            and (
-                (o_span[0] <= span[0] and span[1] <= o_span[1] and o_span != span)
-                or any(c[0] <= span[0] and span[1] <= c[1] for c in captures)
-            )
-            for other, o_span, captures in hits
-        )
-        duplicate = any(o_span == span and other != name for other, o_span in kept)
-        if not inside and not duplicate:
-            kept.append((name, span))
-    return kept
-
-
-def _add_observed(
-    derived: Derived,
-    taken: set[str],
-    group: Observed,
-    text: str,
-    template_format: str,
-    library: bool,
-    home: FileLeaf | None = None,
-) -> None:
-    for slot in derived.observed.values():
-        if slot.text == text:
-            slot.nodes.extend(n for n in group.nodes if n not in slot.nodes)
-            return
-    base = group.node
-    label = home.label if home is not None else group.role
-    name = base
-    if name in taken or any(t.startswith(f"{base}.") for t in taken):
-        name, n = f"{base}.{label}", 1
-        while name in taken:
-            n += 1
-            name = f"{base}.{label}_{n}"
-    taken.add(name)
-    where = f"{group.role} message sent from node {base} (no home found in the code)"
-    leaf = Leaf(
-        kind="observed",
-        label=group.role,
-        where=where,
-        text=text,
-        key=("observed", name),
-        template_format=template_format,
-    )
-    if home is not None:  # a template file with logic (loops): optimized as it renders
-        where = f"file {home.path.name} (as rendered: its logic's output is variables)"
-        leaf = FileLeaf("file", home.label, where, text, ("observed", name), template_format)
-        leaf.path = home.path
-    derived.observed[name] = PromptSlot(
-        name,
-        base,
-        group.nodes,  # a list: grows as other sites show the same text
-        leaf.kind,
-        where,
-        text,
-        template_format,
-        True,
-        leaf,
-        library,
-    )

@@ -5,13 +5,13 @@ Records (all values JSON-friendly, messages as ``{"role", "content", "tool_calls
 - ``node``: a node step, from its start (input state) to its end (the update it returned);
   a step that raised becomes an ``error`` record carrying the node's input and the exception;
 - ``llm``: each model call, with the messages sent and the message returned, token usage and
-  cost (LiteLLM's price table; None when the model is unknown to it), or the error;
+  cost (``usage``: LiteLLM's price table; None when the model is unknown to it), or the error;
 - ``tool``: each tool call with its name and arguments and its output or error.
 
 Attribution: a run's node comes from LangGraph's metadata at its start
-(``_internals.node_path_of``: "node", or "parent/child" inside a subgraph); runs without that
-metadata inherit their parent run's node. End and error events carry no metadata, so records are
-found by run id. Records are appended at start, so they are in start order.
+(``_internals.graphs.node_path_of``: "node", or "parent/child" inside a subgraph); runs without
+that metadata inherit their parent run's node. End and error events carry no metadata, so
+records are found by run id. Records are appended at start, so they are in start order.
 
 Given the run's ``boundary.Substitution``, the trace is attributed by prompt: a model call's
 ``modules`` are those whose prompt its messages carried (whichever node, tool or edge made the
@@ -19,16 +19,16 @@ call), the node step around the call gets them too, and so does every tool call 
 asked for (matched by tool-call id).
 
 Besides the trace, every model call, whatever path reached the model (LangChain callbacks here,
-provider SDK calls through ``record_sdk_call``), is kept as an ``ObservedCall`` in
-``TraceCollector.calls``: the messages as (role, text) pairs and a ``site`` key that is the same
-for the corresponding call of every example. That is what discovery and the substitution audit read.
+provider SDK calls through ``record_sdk_call``), is kept as an ``ObservedCall``
+(``model_calls``) in ``TraceCollector.calls``: the messages as (role, text) pairs and a ``site``
+key that is the same for the corresponding call of every example. That is what discovery and the substitution audit read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -37,8 +37,22 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
 
-from gepa_graph.integrations.langgraph._internals import node_path_of
+from gepa_graph.integrations.langgraph._internals.graphs import node_path_of
 from gepa_graph.integrations.langgraph.boundary import Substitution, texts_of
+from gepa_graph.integrations.langgraph.model_calls import (
+    CHAT_ROLES,
+    ObservedCall,
+    content_text,
+    message_pairs,
+    role_of,
+)
+from gepa_graph.integrations.langgraph.usage import (
+    cost,
+    model_identity,
+    model_name,
+    start_model,
+    usage_of,
+)
 from gepa_graph.jsonable import to_jsonable
 from gepa_graph.system import Trace, TraceRecord, Usage
 
@@ -46,151 +60,6 @@ from gepa_graph.system import Trace, TraceRecord, Usage
 def error_text(error: BaseException) -> str:
     """``Type: message`` of an error, as a trace records it."""
     return f"{type(error).__name__}: {error}"
-
-
-def usage_of(response: LLMResult, model: str | None) -> Usage | None:
-    """Token usage of an LLM response and its cost where LiteLLM knows the model's price."""
-    prompt_tokens = completion_tokens = None
-    generations = response.generations[0] if response.generations else []
-    message = getattr(generations[0], "message", None) if generations else None
-    usage_metadata = getattr(message, "usage_metadata", None)
-    if usage_metadata:
-        prompt_tokens = usage_metadata.get("input_tokens", 0)
-        completion_tokens = usage_metadata.get("output_tokens", 0)
-    else:
-        token_usage = (response.llm_output or {}).get("token_usage") or {}
-        if token_usage:
-            prompt_tokens = token_usage.get("prompt_tokens", 0)
-            completion_tokens = token_usage.get("completion_tokens", 0)
-    if prompt_tokens is None:
-        return None
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost_usd=_cost(model, prompt_tokens, completion_tokens),
-    )
-
-
-def _cost(model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
-    if not model:
-        return None
-    import litellm  # lazily: importing it is slow and most runs never need a price
-
-    # Look the model up first: asking LiteLLM about an unknown model prints a provider list.
-    known = next((m for m in (model, model.split("/", 1)[-1]) if m in litellm.model_cost), None)
-    if known is None:
-        return None
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=known, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-    except Exception:  # a price entry LiteLLM cannot use
-        return None
-    return float(prompt_cost + completion_cost)
-
-
-def _model_name(response: LLMResult, start_model: str | None) -> str | None:
-    name = (response.llm_output or {}).get("model_name")
-    if not name and response.generations and response.generations[0]:
-        message = getattr(response.generations[0][0], "message", None)
-        name = (getattr(message, "response_metadata", None) or {}).get("model_name")
-    return name or start_model
-
-
-def _start_model(kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> str | None:
-    params = kwargs.get("invocation_params") or {}
-    name = params.get("model") or params.get("model_name")
-    if not name and metadata:
-        name = metadata.get("ls_model_name")
-    return name if isinstance(name, str) else None
-
-
-def _model_identity(model: str | None, serialized: Mapping[str, Any] | None) -> str:
-    """The model's name, else the class name LangChain serialized it under."""
-    if model:
-        return model
-    path = (serialized or {}).get("id")
-    return str(path[-1]) if isinstance(path, list) and path else ""
-
-
-ROLES = ("system", "human", "ai", "tool")
-_ROLE_OF = {
-    "system": "system",
-    "developer": "system",
-    "human": "human",
-    "user": "human",
-    "ai": "ai",
-    "assistant": "ai",
-    "tool": "tool",
-    "function": "tool",
-}
-_CHAT_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-
-
-def role_of(kind: str | None) -> str:
-    """A LangChain message type or a provider role as one of ``ROLES`` (unknown: "human")."""
-    return _ROLE_OF.get(kind or "", "human")
-
-
-def content_text(content: Any) -> str:
-    """A message content's text: the string, or its text parts joined by newlines."""
-    return "\n".join(texts_of([content])) if content is not None else ""
-
-
-def message_pairs(messages: Iterable[Any]) -> tuple[tuple[str, str], ...]:
-    """LangChain messages as (role, text) pairs; a message's text blocks joined by newlines."""
-    pairs = []
-    for message in messages:
-        kind = getattr(message, "type", None)
-        if kind == "chat":  # ChatMessage: the role is free text
-            kind = getattr(message, "role", None)
-        pairs.append((role_of(kind), content_text(getattr(message, "content", None))))
-    return tuple(pairs)
-
-
-@dataclasses.dataclass(frozen=True)
-class ObservedCall:
-    """One model call as it reached the model, whatever path it took.
-
-    ``node``: the node path the call ran in ("node", "parent/child"; None outside any node).
-    ``entry``: the path to the model, one of ``ENTRY_POINTS``. ``messages``: what the model
-    received, in order, as (role, text) pairs with role in ``ROLES`` (a plain-text LLM prompt is
-    one "human" message; an OpenAI Responses ``instructions`` string is a "system" message).
-    ``modules``: the modules the run's Substitution attributes the call to (empty without one).
-    ``model``: the model's name where the call says it, else its class name. ``ordinal``: how many
-    calls to the same ``entry`` and ``model`` the same node step (one task of one node) made
-    before this one.
-
-    ``site`` groups corresponding calls across examples: ``node|entry|model|ordinal``. A node
-    that calls one model once per step has one site whichever step it is (an agent loop's model
-    node); a node that calls two models, or one model twice, has one site per call in order.
-    """
-
-    node: str | None
-    entry: str
-    messages: tuple[tuple[str, str], ...]
-    modules: tuple[str, ...] = ()
-    model: str = ""
-    ordinal: int = 0
-
-    @property
-    def site(self) -> str:
-        """The key shared by this call and its counterparts in other examples' runs."""
-        return f"{self.node or ''}|{self.entry}|{self.model}|{self.ordinal}"
-
-    def texts(self, role: str | None = None) -> list[str]:
-        """The messages' texts, in order (only those of ``role`` when given)."""
-        return [text for r, text in self.messages if role is None or r == role]
-
-
-ENTRY_POINTS = (
-    "langchain.chat",
-    "langchain.llm",
-    "litellm.completion",
-    "openai.chat.completions",
-    "openai.responses",
-)
-"""The paths by which a call reaches a model, as ``ObservedCall.entry`` names them."""
 
 
 @dataclasses.dataclass
@@ -220,6 +89,7 @@ class TraceCollector(BaseCallbackHandler):
         self._tool_call_modules: dict[str, list[str]] = {}
         self._runs: dict[UUID, _Run] = {}
         self._lock = threading.Lock()  # sync nodes run in worker threads
+        self.failure: Exception | None = None  # a failed rollout's error (``rollouts``)
 
     @property
     def system_texts(self) -> list[str]:
@@ -328,11 +198,11 @@ class TraceCollector(BaseCallbackHandler):
     ) -> None:
         batches = [[to_jsonable(m) for m in batch] for batch in messages]
         inputs = {"messages": batches[0] if len(batches) == 1 else batches}
-        model = _start_model(kwargs, metadata)
+        model = start_model(kwargs, metadata)
         flat = [message for batch in messages for message in batch]
         modules = self._substitution.modules_in(texts_of(flat)) if self._substitution else None
         self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
-        identity = _model_identity(model, serialized)
+        identity = model_identity(model, serialized)
         for batch in messages:
             self._observe(run_id, "langchain.chat", message_pairs(batch), modules, identity)
 
@@ -346,19 +216,19 @@ class TraceCollector(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        model = _start_model(kwargs, metadata)
+        model = start_model(kwargs, metadata)
         modules = self._substitution.modules_in(prompts) if self._substitution else None
         self._start(
             "llm", run_id, parent_run_id, metadata, {"prompts": list(prompts)}, model, modules
         )
-        identity = _model_identity(model, serialized)
+        identity = model_identity(model, serialized)
         for prompt in prompts:
             self._observe(run_id, "langchain.llm", (("human", prompt),), modules, identity)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             run = self._runs.get(run_id)
-        model = _model_name(response, run.model if run else None)
+        model = model_name(response, run.model if run else None)
         generation = (
             response.generations[0][0] if response.generations and response.generations[0] else None
         )
@@ -396,7 +266,7 @@ class TraceCollector(BaseCallbackHandler):
         modules = (
             self._substitution.modules_in(text for _, text in pairs) if self._substitution else None
         )
-        shown = [{**m, "role": _CHAT_ROLES[role_of(m.get("role"))]} for m in messages]
+        shown = [{**m, "role": CHAT_ROLES[role_of(m.get("role"))]} for m in messages]
         inputs = {"messages": to_jsonable(shown)}
         self._start("llm", run_id, parent_run_id, metadata, inputs, model, modules)
         self._observe(run_id, entry, pairs, modules, model or "")
@@ -422,7 +292,7 @@ class TraceCollector(BaseCallbackHandler):
                 fields["usage"] = Usage(
                     prompt_tokens=tokens[0],
                     completion_tokens=tokens[1],
-                    cost_usd=_cost(name, *tokens),
+                    cost_usd=cost(name, *tokens),
                 )
             self._end(run_id, **fields)
 

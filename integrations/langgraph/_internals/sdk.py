@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gepa_graph.integrations.langgraph._internals import (
+from gepa_graph.integrations.langgraph._internals.patching import (
     in_model_call,
     model_call,
     patch,
@@ -61,7 +61,7 @@ _POSITIONAL = {"litellm.completion": ("model", "messages")}  # litellm.completio
 
 def install_sdk_hook(hook: SdkHook) -> None:
     """Wrap the ``PATCH_POINTS`` of every SDK the process has imported (once each; cheap
-    to call again, so a run can pick up an SDK imported since; ``_internals.unpatch_all``
+    to call again, so a run can pick up an SDK imported since; ``patching.unpatch_all``
     puts them back). An SDK nobody imported is not imported here: LiteLLM takes seconds."""
     for module_name, path, entry, kind in PATCH_POINTS:
         if module_name.split(".", 1)[0] not in sys.modules:
@@ -103,7 +103,7 @@ def _intercepted(function: Any, entry: str, kind: str, hook: SdkHook, method: bo
 
     if inspect.iscoroutinefunction(function):
 
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
             args, kwargs, finish = prepare(args, kwargs)
             try:
                 with model_call():
@@ -116,9 +116,11 @@ def _intercepted(function: Any, entry: str, kind: str, hook: SdkHook, method: bo
                 finish(result, None)
             return result
 
+        wrapper: Callable[..., Any] = coroutine_wrapper
+
     else:
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def function_wrapper(*args: Any, **kwargs: Any) -> Any:
             args, kwargs, finish = prepare(args, kwargs)
             try:
                 with model_call():
@@ -130,6 +132,8 @@ def _intercepted(function: Any, entry: str, kind: str, hook: SdkHook, method: bo
             if finish:
                 finish(result, None)
             return result
+
+        wrapper = function_wrapper
 
     functools.update_wrapper(wrapper, function)
     return wrapper
@@ -214,7 +218,9 @@ def _rewrite_part(part: Any, rewrite: Callable[[str], str]) -> Any:
 
 
 def _call(item: Mapping[str, Any]) -> dict[str, Any]:
-    function = item.get("function") if isinstance(item.get("function"), Mapping) else item
+    function: Mapping[str, Any] = (
+        item["function"] if isinstance(item.get("function"), Mapping) else item
+    )
     arguments = function.get("arguments")
     try:
         arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
