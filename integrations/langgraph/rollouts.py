@@ -32,6 +32,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, WrongType
+from gepa_graph.failures import is_transient
 from gepa_graph.integrations.langgraph import boundary, isolation
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph._internals import graphs
@@ -44,7 +45,6 @@ from gepa_graph.integrations.langgraph.execution import (
 )
 from gepa_graph.integrations.langgraph.leaves import FieldLeaf
 from gepa_graph.integrations.langgraph.tracing import TraceCollector, error_text
-from gepa_graph.failures import is_transient
 from gepa_graph.system import Rollout
 from gepa_graph.usercode import call_user
 
