@@ -91,7 +91,6 @@ class Substitution:
             if self.seeds[name].pattern().matchable
         )
         self._rewrites = any(kind == SEED for kind, _ in self._keyed)
-        install()  # cheap when done; reaches an SDK the process imported since the last run
 
     @property
     def changed(self) -> list[str]:
@@ -230,31 +229,9 @@ def _with_values(match: re.Match[str], pattern: PromptPattern, values: Mapping[s
     return "".join(pieces)
 
 
-def texts_of(messages: Iterable[Any]) -> Iterator[str]:
-    """The text parts of LangChain messages (string content and text content blocks)."""
-    for message in messages:
-        content = getattr(message, "content", message)
-        if isinstance(content, str):
-            yield content
-            continue
-        for block in content if isinstance(content, list) else ():
-            if isinstance(block, str):
-                yield block
-            elif isinstance(block, dict) and isinstance(block.get("text"), str):
-                yield block["text"]
-
-
 def active(configurable: Mapping[str, Any] | None = None) -> Substitution | None:
     """The Substitution of the run now executing (or of ``configurable``), if any."""
     if configurable is None:
         configurable = run_context.current_configurable()
     value = configurable.get(CONFIG_KEY)
     return value if isinstance(value, Substitution) else None
-
-
-def install() -> None:
-    """Put the rewrite on every model call path (``intercept``; idempotent, a no-op outside
-    runs that carry a Substitution)."""
-    from gepa_graph.integrations.langgraph import intercept  # it builds on this module
-
-    intercept.install()

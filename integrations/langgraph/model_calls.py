@@ -8,10 +8,8 @@ apart from the collector that records them (``tracing``) because those readers n
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
-
-from gepa_graph.integrations.langgraph.boundary import texts_of
 
 ROLES = ("system", "human", "ai", "tool")
 _ROLE_OF = {
@@ -92,3 +90,17 @@ ENTRY_POINTS = (
     "openai.responses",
 )
 """The paths by which a call reaches a model, as ``ObservedCall.entry`` names them."""
+
+
+def texts_of(messages: Iterable[Any]) -> Iterator[str]:
+    """The text parts of LangChain messages (string content and text content blocks)."""
+    for message in messages:
+        content = getattr(message, "content", message)
+        if isinstance(content, str):
+            yield content
+            continue
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, str):
+                yield block
+            elif isinstance(block, dict) and isinstance(block.get("text"), str):
+                yield block["text"]

@@ -16,7 +16,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.pregel import Pregel
 
 from gepa_graph.errors import UnknownName, WrongType
-from gepa_graph.integrations.langgraph import boundary
+from gepa_graph.integrations.langgraph import boundary, intercept
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph._internals import graphs
 from gepa_graph.integrations.langgraph.discover import PromptSlot, ensure_compiled, find_slots
@@ -71,7 +71,7 @@ def with_prompts(
     carries the texts, which reach every model call the copy's runs make. ``observed``: the
     modules a probe run found with no home in the code (``LangGraphSystem``'s).
     """
-    boundary.install()
+    intercept.install()
     graph = ensure_compiled(graph)
     slots = _slots_of(graph, declared, observed)
     _check_names(slots, prompts)
@@ -98,7 +98,7 @@ def apply(
     (``store_prompts``) are written into ``store`` when one is given (only the items whose
     text changes), else carried in ``graph.config`` like the others.
     """
-    boundary.install()
+    intercept.install()
     graph = ensure_compiled(graph)
     written: dict[str, str] = {}
     if store is not None:

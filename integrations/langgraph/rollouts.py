@@ -33,7 +33,7 @@ from langgraph.types import Command
 
 from gepa_graph.errors import InvalidInput, WrongType
 from gepa_graph.failures import is_transient
-from gepa_graph.integrations.langgraph import boundary, isolation
+from gepa_graph.integrations.langgraph import boundary, intercept, isolation
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph._internals import graphs
 from gepa_graph.integrations.langgraph.discover import PromptSlot
@@ -79,6 +79,7 @@ class Rollouts:
         """One rollout, run as the graph runs: with ``ainvoke``, or ``invoke`` on a worker
         thread for a graph that supports only sync execution (found on its first rollout,
         usually the probe, when ``execution="auto"``)."""
+        intercept.install()  # cheap when done; reaches an SDK imported since the last run
         sync = self._execution == "sync"
         rollout, collector, failure = await self._attempt(substitution, example, sync)
         if self._execution == "auto" and failure is not None and cannot_run_async(failure):

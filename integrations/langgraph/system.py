@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.pregel import Pregel
 
 from gepa_graph.errors import InvalidInput, UnknownName
-from gepa_graph.integrations.langgraph import boundary, isolation
+from gepa_graph.integrations.langgraph import boundary, intercept, isolation
 from gepa_graph.integrations.langgraph import graph_input as inputs
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph._internals import graphs, schemas
@@ -76,7 +76,7 @@ class LangGraphSystem(Rollouts, BaseSystem):
         tools: Mapping[str, Any] | None = None,
         store_prompts: Iterable[Any] = (),
     ) -> None:
-        boundary.install()
+        intercept.install()
         self.graph: Runnable = ensure_compiled(graph)
         self._store = isolation.store_source(store, default=getattr(self.graph, "store", None))
         self._execution = execution_mode(execution)
@@ -109,7 +109,7 @@ class LangGraphSystem(Rollouts, BaseSystem):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickled in another process (a Ray worker): the prompt substitution at the model
         boundary is installed there too, as ``__init__`` installs it here."""
-        boundary.install()
+        intercept.install()
         self.__dict__.update(state)
 
     def use_modules(self, names: Iterable[str]) -> None:

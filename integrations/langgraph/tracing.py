@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -38,13 +38,13 @@ from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
 
 from gepa_graph.integrations.langgraph._internals.graphs import node_path_of
-from gepa_graph.integrations.langgraph.boundary import Substitution, texts_of
 from gepa_graph.integrations.langgraph.model_calls import (
     CHAT_ROLES,
     ObservedCall,
     content_text,
     message_pairs,
     role_of,
+    texts_of,
 )
 from gepa_graph.integrations.langgraph.usage import (
     cost,
@@ -63,6 +63,15 @@ def error_text(error: BaseException) -> str:
 
 
 @dataclasses.dataclass
+class Attribution(Protocol):
+    """What the collector needs of the run's ``boundary.Substitution``: which modules' prompts
+    some texts carry (a protocol, so this module does not import the boundary that installs it)."""
+
+    def modules_in(self, texts: Iterable[str]) -> list[str]:
+        """The modules whose prompt ``texts`` carry."""
+        ...
+
+
 class _Run:
     node: str | None
     record: TraceRecord | None = None
@@ -81,7 +90,7 @@ class TraceCollector(BaseCallbackHandler):
 
     run_inline = True  # called in order on the event loop for async runs; no thread hop
 
-    def __init__(self, substitution: Substitution | None = None) -> None:
+    def __init__(self, substitution: Attribution | None = None) -> None:
         self.trace = Trace(by_prompt=substitution is not None)
         self.calls: list[ObservedCall] = []
         self._substitution = substitution
