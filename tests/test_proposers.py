@@ -9,7 +9,6 @@ from gepa_graph.evaluation import Evaluator
 from gepa_graph.events import EventBus, IterationStarted
 from gepa_graph.example import Example
 from gepa_graph.lm import ReflectionLM
-from gepa_graph.proposers.base import Proposer
 from gepa_graph.proposers.merge import Merge
 from gepa_graph.proposers.mutation import ReflectiveMutation
 from gepa_graph.proposers.reflective import ReflectiveProposer
@@ -36,11 +35,6 @@ def build(task, proposers_for, events, **config):
         seed_prompts=task.seed_prompts(),
         store=store,
     )
-
-
-def test_both_proposers_follow_one_protocol():
-    assert isinstance(Merge(), Proposer)
-    assert isinstance(ReflectiveMutation(None), Proposer)
 
 
 def test_the_engine_runs_only_the_proposers_it_is_given():
