@@ -190,3 +190,54 @@ def test_room_below_a_merges_worst_case_plans_no_merge():
     view.strategies.merge_scheduler.on_accepted(view, 1)
     assert Merge().ask(view, room=7, alone=True) is None
     assert view.strategies.merge_scheduler.due == 1  # nothing was drawn
+
+
+def test_screening_rejects_a_child_a_newer_sibling_already_beats_on_its_minibatch():
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view.join(SEED)
+    proposer, _ = mutation(lambda current: current + " [t0]")
+    proposer.screen_newer = True
+    work = proposer.ask(view, None, True)
+    assert work.rollouts == 3 + 3 + 2 + 3  # and a newer rival's minibatch
+    # While it runs, a sibling with a better idea joins the pool.
+    sibling = SEED.mutate_many({"b": "seed b [t0] [t1] [v0]"})
+    view.join(sibling)
+    outcome = asyncio.run(work.run())
+    assert outcome.rejection[0] == "superseded_on_minibatch"
+    assert outcome.rejection[1] == f"minibatch score 1 vs 2 of {sibling.id}, newer than its parent"
+    assert sibling.id in {candidate for candidate, _ in view.ran}
+
+
+def test_screening_lets_through_a_child_that_beats_the_newer_sibling_too():
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view.join(SEED)
+    proposer, _ = mutation(lambda current: current + " [t0] [t1] [t2]")
+    proposer.screen_newer = True
+    work = proposer.ask(view, None, True)
+    view.join(SEED.mutate_many({"b": "seed b [t0] [v0]"}))
+    outcome = asyncio.run(work.run())
+    assert outcome.rejection is None and outcome.child is not None
+    # Without a newer sibling nothing extra runs: parent and child minibatches only.
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view.join(SEED)
+    proposer, _ = mutation(lambda current: current + " [t0] [t1] [t2]")
+    proposer.screen_newer = True
+    work = proposer.ask(view, None, True)
+    assert asyncio.run(work.run()).rejection is None and len(view.ran) == 2
+
+
+def test_rebasing_applies_the_rewrite_to_a_newer_sibling_that_left_its_module_alone():
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view.join(SEED)
+    proposer, _ = mutation(lambda current: current + " [t0]")
+    proposer.rebase_newer = True
+    work = proposer.ask(view, None, True)
+    assert work.modules == ("a",)
+    sibling = SEED.mutate_many({"b": "seed b [t1] [v0]"})  # joined while it ran
+    view.join(sibling)
+    outcome = asyncio.run(work.run())
+    child = outcome.child
+    assert outcome.rejection is None and child.parent_ids == (sibling.id,)
+    assert child.prompts == {"a": "seed a [t0]", "b": "seed b [t1] [v0]"}
+    # It was judged against the sibling (1 of 3) on the minibatch, not the old parent (0).
+    assert (sibling.id, ("t0", "t1", "t2")) in [(c, tuple(sorted(k))) for c, k in view.ran]

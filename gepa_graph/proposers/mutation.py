@@ -6,6 +6,11 @@ A child that won its minibatch is continued at once, while it is still being val
 sequential GEPA would most likely continue from the child it just accepted): the continuation's
 outcome asks the engine to wait for that verdict before validation (``Outcome.after``).
 
+With ``screen_newer``, a child that won its minibatch is also screened against the pool as it
+is now: if a better descendant of its parent joined while it ran (a sibling that had the same
+idea first), it must beat that one on the same minibatch too, or it is rejected before its
+validation is paid for (``superseded_on_minibatch``).
+
 The proposer's memory: what it reflected on (a repeat is not paid for twice), the rewrites of a
 module that lost (shown to the reflection LM when ``rejected_attempts_shown`` is set), the
 children it proposed, and the children being validated that it has not yet continued.
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING
 from gepa_graph import pareto
 from gepa_graph.candidate import Candidate
 from gepa_graph.example import Example
+from gepa_graph.lineage import ancestors
 from gepa_graph.lm import LMCallFailed
 from gepa_graph.proposers.base import MinibatchRun, Outcome, ProposerView, Told, Work, shown
 from gepa_graph.proposers.reflective import ReflectiveProposer
@@ -48,6 +54,7 @@ class _Proposal:
     fresh: bool  # the parent had not yet run some of the minibatch
     # When its parent was still being validated as it started: whether the parent joined.
     parent_verdict: asyncio.Future[bool] | None
+    pool_size: int  # candidates in the pool when it was planned
     outcome: Outcome | None = None
     validating: bool = False  # its child's validation started (its verdict is awaited)
     status: str = "passed"  # for the module selector: skipped, invalid, tied, worse, passed
@@ -57,8 +64,12 @@ class _Proposal:
 class ReflectiveMutation:
     """The mutation proposer (see the module docstring); ``proposer`` writes the prompts."""
 
-    def __init__(self, proposer: ReflectiveProposer) -> None:
+    def __init__(
+        self, proposer: ReflectiveProposer, screen_newer: bool = False, rebase_newer: bool = False
+    ) -> None:
         self.proposer = proposer
+        self.screen_newer = screen_newer
+        self.rebase_newer = rebase_newer
         self.view: ProposerView
         self.reflected: set[_Reflected] = set()
         self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
@@ -90,11 +101,19 @@ class ReflectiveMutation:
             return None
         parent_runs = len(minibatch) - len(view.known(parent.id, minibatch))
         worst = parent_runs + len(minibatch) + len(view.valset)
+        if self.screen_newer or self.rebase_newer:
+            worst += len(minibatch)  # a newer rival's minibatch
         if room is not None and worst > room:
             strategies.module_selector.update(view, parent, modules, ProposalOutcome("skipped"))
             return None
         proposal = _Proposal(
-            parent, modules, minibatch, key in self.reflected, parent_runs > 0, verdict
+            parent,
+            modules,
+            minibatch,
+            key in self.reflected,
+            parent_runs > 0,
+            verdict,
+            len(view.candidates),
         )
         self.reflected.add(key)
         work = Work("mutation", (parent.id,), modules, worst, lambda: self._run(proposal))
@@ -229,17 +248,58 @@ class ReflectiveMutation:
             assert invalid is not None
             outcome.rejection = (invalid.reason, invalid.detail, invalid.text)
             return outcome
-        child = outcome.child = parent.mutate_many(texts)
+        base, base_results = parent, parent_results
+        if self.rebase_newer:
+            rival = self._newer_rival(proposal)
+            if rival is not None and all(rival.prompts[m] == parent.prompts[m] for m in texts):
+                base, base_results = rival, await view.evaluate(rival, minibatch)
+        child = outcome.child = base.mutate_many(texts)
         if view.is_duplicate(child.id):
             outcome.rejection = self._duplicate(proposal, child)
             return outcome
         child_results = await view.evaluate(child, minibatch)
         outcome.child_minibatch = MinibatchRun(child, minibatch, child_results)
         proposal.status = "passed"
-        reason = view.strategies.acceptance.reject_reason(parent_results, child_results)
+        reason = view.strategies.acceptance.reject_reason(base_results, child_results)
         if reason is not None:
             outcome.rejection = ("not_better_on_minibatch", reason, shown(texts))
-            before = sum(r.score for r in parent_results)
+            before = sum(r.score for r in base_results)
             after = sum(r.score for r in child_results)
             proposal.status = "tied" if after == before else "worse"
+        elif self.screen_newer and base is parent:
+            await self._screen(proposal, outcome, texts)
         return outcome
+
+    async def _screen(self, proposal: _Proposal, outcome: Outcome, texts: dict[str, str]) -> None:
+        """Reject a minibatch winner that does not also beat the best newer descendant of its
+        parent (one that joined since the proposal was planned) on the same minibatch."""
+        rival = self._newer_rival(proposal)
+        if rival is None or outcome.child_minibatch is None:
+            return
+        view = self.view
+        rival_results = await view.evaluate(rival, proposal.minibatch)
+        child_results = outcome.child_minibatch.results
+        reason = view.strategies.acceptance.reject_reason(rival_results, child_results)
+        if reason is not None:
+            before = sum(r.score for r in rival_results)
+            after = sum(r.score for r in child_results)
+            detail = f"minibatch score {after:g} vs {before:g} of {rival.id}, newer than its parent"
+            outcome.rejection = ("superseded_on_minibatch", detail, shown(texts))
+            proposal.status = "tied" if after == before else "worse"
+
+    def _newer_rival(self, proposal: _Proposal) -> Candidate | None:
+        """The best candidate that joined since the proposal was planned, descends from its
+        parent and beats it on validation; None if there is none."""
+        view, parent_id = self.view, proposal.parent.id
+        if parent_id not in view.scores:
+            return None
+        lineage = {cid: c.parent_ids for cid, c in view.candidates.items()}
+        floor = view.mean(parent_id)
+        rivals = [
+            cid
+            for cid in list(view.candidates)[proposal.pool_size :]
+            if parent_id in ancestors(cid, lineage) and view.mean(cid) > floor
+        ]
+        if not rivals:
+            return None
+        return view.candidates[max(rivals, key=view.mean)]
