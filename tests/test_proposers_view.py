@@ -196,11 +196,11 @@ def test_screening_rejects_a_child_a_newer_sibling_already_beats_on_its_minibatc
     view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0]")
-    proposer.screen_newer = True
+    proposer.catch_up = True
     work = proposer.ask(view, None, True)
     assert work.rollouts == 3 + 3 + 2 + 3  # and a newer rival's minibatch
-    # While it runs, a sibling with a better idea joins the pool.
-    sibling = SEED.mutate_many({"b": "seed b [t0] [t1] [v0]"})
+    # While it runs, a sibling with a better rewrite of the same module joins the pool.
+    sibling = SEED.mutate_many({"a": "seed a [t0] [t1] [v0]"})
     view.join(sibling)
     outcome = asyncio.run(work.run())
     assert outcome.rejection[0] == "superseded_on_minibatch"
@@ -209,19 +209,20 @@ def test_screening_rejects_a_child_a_newer_sibling_already_beats_on_its_minibatc
 
 
 def test_screening_lets_through_a_child_that_beats_the_newer_sibling_too():
+    # The sibling rewrote the same module, so the child cannot be rebased onto it.
     view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0] [t1] [t2]")
-    proposer.screen_newer = True
+    proposer.catch_up = True
     work = proposer.ask(view, None, True)
-    view.join(SEED.mutate_many({"b": "seed b [t0] [v0]"}))
+    view.join(SEED.mutate_many({"a": "seed a [t0] [v0]"}))
     outcome = asyncio.run(work.run())
     assert outcome.rejection is None and outcome.child is not None
     # Without a newer sibling nothing extra runs: parent and child minibatches only.
     view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0] [t1] [t2]")
-    proposer.screen_newer = True
+    proposer.catch_up = True
     work = proposer.ask(view, None, True)
     assert asyncio.run(work.run()).rejection is None and len(view.ran) == 2
 
@@ -230,7 +231,7 @@ def test_rebasing_applies_the_rewrite_to_a_newer_sibling_that_left_its_module_al
     view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0]")
-    proposer.rebase_newer = True
+    proposer.catch_up = True
     work = proposer.ask(view, None, True)
     assert work.modules == ("a",)
     sibling = SEED.mutate_many({"b": "seed b [t1] [v0]"})  # joined while it ran

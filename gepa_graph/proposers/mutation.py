@@ -6,10 +6,13 @@ A child that won its minibatch is continued at once, while it is still being val
 sequential GEPA would most likely continue from the child it just accepted): the continuation's
 outcome asks the engine to wait for that verdict before validation (``Outcome.after``).
 
-With ``screen_newer``, a child that won its minibatch is also screened against the pool as it
-is now: if a better descendant of its parent joined while it ran (a sibling that had the same
-idea first), it must beat that one on the same minibatch too, or it is rejected before its
-validation is paid for (``superseded_on_minibatch``).
+With ``catch_up``, a proposal catches up with a pool that changed while it ran: when a better
+descendant of its parent joined meanwhile (a newer sibling), the rewrite is applied on top of
+that sibling if the sibling left the rewritten modules alone (a rebase: the child is judged
+against the sibling on the minibatch); otherwise a child that beat its parent must also beat
+the sibling on the same minibatch, or it is rejected before its validation is paid for
+(``superseded_on_minibatch``). Off by default: benchmarks/concurrency_quality.py shows no
+gain (the engine's report of issue 22).
 
 The proposer's memory: what it reflected on (a repeat is not paid for twice), the rewrites of a
 module that lost (shown to the reflection LM when ``rejected_attempts_shown`` is set), the
@@ -64,12 +67,9 @@ class _Proposal:
 class ReflectiveMutation:
     """The mutation proposer (see the module docstring); ``proposer`` writes the prompts."""
 
-    def __init__(
-        self, proposer: ReflectiveProposer, screen_newer: bool = False, rebase_newer: bool = False
-    ) -> None:
+    def __init__(self, proposer: ReflectiveProposer, catch_up: bool = False) -> None:
         self.proposer = proposer
-        self.screen_newer = screen_newer
-        self.rebase_newer = rebase_newer
+        self.catch_up = catch_up
         self.view: ProposerView
         self.reflected: set[_Reflected] = set()
         self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
@@ -101,7 +101,7 @@ class ReflectiveMutation:
             return None
         parent_runs = len(minibatch) - len(view.known(parent.id, minibatch))
         worst = parent_runs + len(minibatch) + len(view.valset)
-        if self.screen_newer or self.rebase_newer:
+        if self.catch_up:
             worst += len(minibatch)  # a newer rival's minibatch
         if room is not None and worst > room:
             strategies.module_selector.update(view, parent, modules, ProposalOutcome("skipped"))
@@ -249,7 +249,7 @@ class ReflectiveMutation:
             outcome.rejection = (invalid.reason, invalid.detail, invalid.text)
             return outcome
         base, base_results = parent, parent_results
-        if self.rebase_newer:
+        if self.catch_up:
             rival = self._newer_rival(proposal)
             if rival is not None and all(rival.prompts[m] == parent.prompts[m] for m in texts):
                 base, base_results = rival, await view.evaluate(rival, minibatch)
@@ -266,7 +266,7 @@ class ReflectiveMutation:
             before = sum(r.score for r in base_results)
             after = sum(r.score for r in child_results)
             proposal.status = "tied" if after == before else "worse"
-        elif self.screen_newer and base is parent:
+        elif self.catch_up and base is parent:
             await self._screen(proposal, outcome, texts)
         return outcome
 
