@@ -215,7 +215,7 @@ class Engine:
                 self._finished(True)
                 return
         proposer.tell(work, "validating")
-        self.strategies.module_selector.inherit(child.id, work.parent_ids[0])
+        self.strategies.module_selector.inherit(child.id, child.parent_ids[0])
         try:
             joined = await self.admit(child, iteration)
         except BudgetExhausted as exc:
