@@ -264,9 +264,7 @@ class ReflectiveMutation:
         reason = view.strategies.acceptance.reject_reason(base_results, child_results)
         if reason is not None:
             outcome.rejection = ("not_better_on_minibatch", reason, shown(texts))
-            before = sum(r.score for r in base_results)
-            after = sum(r.score for r in child_results)
-            proposal.status = "tied" if after == before else "worse"
+            proposal.status = _lost(base_results, child_results)
         elif self.catch_up and base is parent:
             await self._screen(proposal, outcome, texts)
         return outcome
@@ -286,7 +284,7 @@ class ReflectiveMutation:
             after = sum(r.score for r in child_results)
             detail = f"minibatch score {after:g} vs {before:g} of {rival.id}, newer than its parent"
             outcome.rejection = ("superseded_on_minibatch", detail, shown(texts))
-            proposal.status = "tied" if after == before else "worse"
+            proposal.status = _lost(rival_results, child_results)
 
     def _newer_rival(self, proposal: _Proposal) -> Candidate | None:
         """The best candidate that joined since the proposal was planned, descends from its
@@ -304,3 +302,9 @@ class ReflectiveMutation:
         if not rivals:
             return None
         return view.candidates[max(rivals, key=view.mean)]
+
+
+def _lost(base: Sequence[EvalResult], child: Sequence[EvalResult]) -> str:
+    """How a child that did not beat its baseline on the minibatch did, for the module
+    selector: "tied" or "worse"."""
+    return "tied" if sum(r.score for r in child) == sum(r.score for r in base) else "worse"
