@@ -290,7 +290,7 @@ async def _run(
         valset=val,
         evaluator=evaluator,
         reflection_lm=lm,
-        proposers=[Merge(), ReflectiveMutation(writer)],
+        proposers=[Merge(), ReflectiveMutation(writer, catch_up=config.catch_up)],
         config=config,
         budget=budget,
         bus=bus,

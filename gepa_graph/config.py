@@ -68,6 +68,12 @@ class OptimizeConfig(BaseModel):
         "slot is free. None: concurrency / (2 x minibatch_size); more buys wall time with "
         "rollouts (benchmarks/concurrency_quality.py); 1: the sequential GEPA loop",
     )
+    catch_up: bool = Field(
+        False,
+        description="a proposal whose pool changed while it ran is rebased onto a better newer "
+        "sibling that left its modules alone, else screened against it on the minibatch before "
+        "validation (off: no gain at C=16 in benchmarks/concurrency_quality.py)",
+    )
     seed: int = Field(
         0,
         description="seeds every random choice of the search (sampling, "

@@ -1,72 +1,55 @@
-"""The GEPA loop, steady state. It decides through its strategies and acts through its
-collaborators: the proposers (gepa_graph/proposers/: merge, reflective mutation) make children,
-the strategies (gepa_graph/strategies/) choose parent, modules, minibatch, acceptance,
-validation, merges and when to stop; the Evaluator runs rollouts, the EventBus tells listeners,
-the store persists. The engine itself runs the loop, admits children (validation, the pool) and
-stops.
+"""The GEPA loop: one run, from the seed to the stop. It decides through its strategies
+(gepa_graph/strategies/: parent, modules, minibatch, acceptance, validation, merges, stop) and
+acts through its collaborators: the proposers (gepa_graph/proposers/) plan children as data, the
+runner (runner.py) keeps rollout slots busy with their work, the pool (pool.py) holds candidates
+and scores, the Evaluator runs rollouts, the reporter (reporter.py) tells listeners, the store
+persists. Strategies and proposers read the search through the view (view.py), never the engine.
 
-Instead of rounds that wait for their slowest member, the engine keeps up to ``concurrency``
-rollouts in flight: whenever a slot frees it asks its proposers for the next work, from the pool
-as it is at that moment, and each piece settles on its own when its rollouts come back. Which proposal
-finishes first depends on timing, so every step that acts on the search takes a journaled turn
-(turns.py): a killed run resumes exactly, and with one proposal in flight (``concurrency=1``, or
+The engine alone acts on the search: it numbers each piece of work, holds and charges its
+rollouts, takes its journaled turns (turns.py), reports it, admits or rejects its child
+(validation, the pool), tells its proposer what became of it, and checkpoints. Which work
+finishes first depends on timing, so every step that acts on the search takes a turn: a killed
+run resumes exactly, and with one proposal in flight (``concurrency=1``, or
 ``parallel_proposals=1``) or a deterministic clock the same seed gives the same result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import math
-import random
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
-from gepa_graph import pareto
-from gepa_graph.budget import Budget, BudgetExhausted
+from gepa_graph.budget import Budget, BudgetExhausted, Hold
 from gepa_graph.candidate import Candidate
 from gepa_graph.config import OptimizeConfig
-from gepa_graph.evaluation import EvalResult, Evaluator
+from gepa_graph.evaluation import Evaluator
 from gepa_graph.events import (
-    BudgetUpdated,
     CandidateAccepted,
-    Event,
     EventBus,
-    MinibatchEvaluated,
     OptimizationFinished,
     OptimizationStarted,
-    ProposalRejected,
 )
 from gepa_graph.example import Example
 from gepa_graph.lm import ReflectionLM
-from gepa_graph.proposers.base import Proposer, shown
-from gepa_graph.result import CandidateRecord, Result
+from gepa_graph.pool import Pool
+from gepa_graph.proposers.base import Kind, Proposer, Work, shown
+from gepa_graph.records import Ledger
+from gepa_graph.reporter import Reporter
+from gepa_graph.result import Result
+from gepa_graph.runner import Runner
 from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import Strategies, build, contenders
 from gepa_graph.strategies.base import scores_of
 from gepa_graph.system import System, check_modules_used
 from gepa_graph.turns import Turns
-
-log = logging.getLogger("gepa_graph")
-
-# A proposal starts beside others already in flight only once they have run this long without
-# ending: work that finishes fast (a quick system, a cached minibatch) then goes one proposal
-# at a time, each seeing the last one's outcome, as sequential GEPA does; slow rollouts (a
-# remote LLM) fill the free slots after this short wait.
-OVERLAP_AFTER_S = 0.1
-# Proposals in a row from one parent that produced nothing new (its minibatch known, its child
-# a repeat) before the parent counts as exhausted and selection turns to other candidates.
-EXHAUSTED_AFTER = 5
+from gepa_graph.view import SearchView
 
 
 class Engine:
     """One optimization run: ``optimize`` builds it from its collaborators and awaits ``run``.
-
-    It is also the view the strategies read (``iteration``, ``best_id``, ``mean``, ``known``,
-    ``exhausted``, ``budget_stop_reason``, and the pool in ``candidates``/``scores``); those
-    reads see the search only as of the last turn taken, never mid-step.
-    """
+    Strategies and proposers see it through ``view`` (view.py)."""
 
     def __init__(
         self,
@@ -83,165 +66,60 @@ class Engine:
         store: RunStore,
         strategies: Strategies | None = None,
     ) -> None:
-        self.system = system
         self.trainset = list(trainset)
         self.valset = list(valset)
-        self.val_keys = [ex.key for ex in self.valset]
         self.evaluator = evaluator
         self.reflection_lm = reflection_lm
         self.proposers = list(proposers)  # asked in order for the next work: merge first
-        self.config = config
+        self.concurrency = config.concurrency
         self.budget = budget
-        self.bus = bus
         self.store = store
-        self.run_dir = store.directory
-        self.journal = store.journal
-        self.rng = random.Random(config.seed)
         self.strategies = strategies or build(config)
-        self.modules = list(seed_prompts)
         self.seed = Candidate(prompts=dict(seed_prompts))
-        self.turns = Turns(self.journal, self.journal.turns)
-        # Proposals in flight at most: by default enough for half the slots to run minibatches
-        # while the rest validate (benchmarks/concurrency_quality.py: more in flight buys wall
-        # time with rollouts, since proposals from a pool about to change repeat each other);
-        # 1 is the sequential GEPA loop.
-        self.proposal_cap = config.parallel_proposals or max(
-            1, math.ceil(config.concurrency / (2 * config.minibatch_size))
-        )
-        self.evaluator.on_rollout_done.append(self._on_rollout_done)
-        self._slot_waiters: list[asyncio.Future] = []
-        self._plans = 0  # planning steps taken (their turns are plan.0, plan.1, ...)
-        self._best_seen = -math.inf
-        self._started = time.monotonic()
-        self.validating: set[str] = set()  # candidates being validated now
-        self._known: dict[tuple[str, str], float] = {}  # (candidate, example uid) -> score
-
-        self.candidates: dict[str, Candidate] = {}
-        self.scores: dict[str, dict[str, float]] = {}
-        self.reflected: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
-        self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
-        self.proposed: set[str] = set()  # ids of every mutation child proposed so far
-        self.parent_idle: dict[str, int] = {}  # parent id -> proposals in a row with nothing new
-        self.stale_iterations = 0
-        self.idle_iterations = 0
+        self.turns = Turns(store.journal, store.journal.turns)
         self.state = OptimizerState(
             reflection_lm=reflection_lm.name,
             config=config.model_dump(mode="json"),
             seed_prompts=dict(seed_prompts),
             train_keys=[ex.key for ex in self.trainset],
-            val_keys=self.val_keys,
+            val_keys=[ex.key for ex in self.valset],
         )
-
-    # ---------------------------------------------------------------- the view strategies read
-
-    @property
-    def iteration(self) -> int:
-        """Proposals and merges started so far (each takes the next number; the seed is 0).
-        With several in flight, the highest started, not the last finished."""
-        return self.state.iteration
-
-    @property
-    def best_id(self) -> str:
-        """The pool's best candidate: highest mean validation score among those scored on
-        every validation example, the earliest on ties. Needs the seed in the pool."""
-        return pareto.best_candidate(self.scores, self.val_keys, list(self.scores))
-
-    def mean(self, candidate_id: str) -> float:
-        """Mean validation score of a pooled candidate over the examples it has run (a child
-        stopped early by screening has a partial mean); KeyError if it is not in the pool."""
-        return pareto.mean_score(self.scores[candidate_id], self.val_keys)
-
-    @property
-    def exhausted(self) -> set[str]:
-        """Candidates whose last proposals yielded nothing new: parent selection skips them
-        while others remain, so a run explores instead of stalling."""
-        return {cid for cid, idle in self.parent_idle.items() if idle >= EXHAUSTED_AFTER}
-
-    def known(self, candidate_id: str, examples: Sequence[Example]) -> dict[str, float]:
-        """Scores the search has seen: results reach it at a step's turn, never the moment a
-        rollout lands in the evaluator's cache, so decisions do not depend on timing."""
-        return {
-            ex.key: self._known[(candidate_id, ex.uid)]
-            for ex in examples
-            if (candidate_id, ex.uid) in self._known
-        }
-
-    def unknown(self, candidate: Candidate, examples: Sequence[Example]) -> int:
-        """How many of ``examples`` the search has not yet seen ``candidate`` run."""
-        return len(examples) - len(self.known(candidate.id, examples))
-
-    def budget_stop_reason(self) -> str | None:
-        """The budget limit reached (``max_rollouts``, ``max_cost_usd``, ``max_seconds``), or
-        None while every limit leaves room: for the stop strategy."""
-        return self.budget.stop_reason()
-
-    async def evaluate(self, candidate: Candidate, examples: Sequence[Example]) -> list[EvalResult]:
-        """Scores of a candidate on examples; the step after it waits for its turn. Raises
-        BudgetExhausted, spending nothing, once the cost or time budget is used up, so work
-        in flight stops at its next batch."""
-        reason = self.budget.stop_reason()
-        if reason in ("max_cost_usd", "max_seconds") and not self.turns.replaying:
-            raise BudgetExhausted(reason)
-        results = await self.evaluator.evaluate(candidate, examples)
-        await self.turns.take()
-        for example, result in zip(examples, results, strict=True):
-            self._known[(candidate.id, example.uid)] = result.score
-        return results
-
-    # ---------------------------------------------------------------- plumbing
-
-    def emit(self, event: Event) -> None:
-        """Tell listeners, except while a resumed run replays its journal (they were told)."""
-        if self.turns.replaying and not isinstance(
-            event, (OptimizationStarted, OptimizationFinished)
-        ):
-            return
-        self.bus.emit(event)
-
-    def _ledger(self):
-        self.state.ledger = self.budget.snapshot()
-        return self.state.ledger
-
-    def _checkpoint(self) -> None:
-        self._ledger()
-        self.store.save_state(self.state)
-
-    def reject(
-        self,
-        kind: str,
-        reason: str,
-        detail: str = "",
-        module: str | None = None,
-        parent_ids: tuple[str, ...] = (),
-        text: str | None = None,
-        iteration: int | None = None,
-    ) -> None:
-        """Record a proposal that does not join the pool (kept in the checkpoint) and tell
-        listeners; ``iteration`` defaults to the latest started."""
-        rejection = ProposalRejected(
-            iteration=self.state.iteration if iteration is None else iteration,
-            kind=kind,
-            reason=reason,
-            detail=detail,
-            module=module,
-            parent_ids=parent_ids,
-            proposed_text=text,
+        self.pool = Pool(self.state)
+        self.report = Reporter(bus, self.turns, self.state)
+        self.view = SearchView(
+            config=config,
+            trainset=self.trainset,
+            valset=self.valset,
+            modules=list(seed_prompts),
+            system=system,
+            strategies=self.strategies,
+            pool=self.pool,
+            state=self.state,
+            budget=budget,
+            evaluator=evaluator,
+            turns=self.turns,
         )
-        self.state.rejected.append(rejection)
-        self.emit(rejection)
+        self.runner = Runner(
+            config,
+            evaluator,
+            self.turns,
+            self._next_work,
+            lambda: self.strategies.stop.stop_reason(self.view),
+        )
+        self._started = time.monotonic()
 
-    # ---------------------------------------------------------------- the loop
+    # ---------------------------------------------------------------- the run
 
     async def run(self) -> Result:
-        """Evaluate the seed, then run proposals until the stop strategy or the budget ends
-        the search; the Result of the checkpoint as it stands. Call it once per Engine.
+        """Evaluate the seed, then run work until the stop strategy or the budget ends the
+        search; the Result of the checkpoint as it stands. Call it once per Engine.
 
         Emits OptimizationStarted first and OptimizationFinished last. On an error or an
         interrupt the exception propagates after the checkpoint is saved as ``running`` (so
         the run can resume); BudgetExhausted is a normal stop, not an error."""
-        self.emit(
+        self.report.emit(
             OptimizationStarted(
-                run_dir=str(self.run_dir) if self.run_dir else None,
+                run_dir=str(self.store.directory) if self.store.directory else None,
                 resumed=self.turns.replaying,
                 config=self.state.config,
                 seed_prompts=self.seed.prompts,
@@ -256,16 +134,13 @@ class Engine:
         try:
             self.turns.own("seed")
             await self.admit(self.seed, 0)
-            check_modules_used(
-                self.modules,
-                [
-                    result.trace
-                    for example in self.valset
-                    if (result := self.evaluator.cached(self.seed.id, example)) is not None
-                ],
-            )
-            self._best_seen = self.mean(self.best_id)
-            stop_reason = await self._steady_state()
+            seed_traces = [
+                cached.trace
+                for example in self.valset
+                if (cached := self.evaluator.cached(self.seed.id, example)) is not None
+            ]
+            check_modules_used(self.view.modules, seed_traces)
+            stop_reason = await self.runner.run()
             await self._complete_contenders()
         except BudgetExhausted:
             stop_reason = self.budget.stop_reason() or "max_rollouts"
@@ -283,171 +158,136 @@ class Engine:
                 if interrupted
                 else "running"
             )
-            if self.candidates:
+            if self.pool.candidates:
                 self._checkpoint()
-            self.journal.close()
-        result = self.state.to_result(self.run_dir)
-        self.emit(OptimizationFinished.of(result))
+            self.store.journal.close()
+        result = self.state.to_result(self.store.directory)
+        self.report.emit(OptimizationFinished.of(result))
         return result
 
-    async def _steady_state(self) -> str:
-        """Keep up to ``concurrency`` rollouts in flight: start a due merge or a proposal
-        (from a child being validated, else from the pool as it is now) whenever a slot is
-        free and fewer than ``proposal_cap`` are running; a proposal that ended is replaced
-        at once, and one starts beside others only once they outlast OVERLAP_AFTER_S. Each
-        settles on its own as its rollouts come back. Returns why the run stopped."""
-        tasks: dict[asyncio.Task, str] = {}
-        blocked = False  # nothing worth starting fit: wait for work in flight to end
-        owed = 0  # proposals that ended and are not yet replaced
-        burst = False  # work in flight outlasted OVERLAP_AFTER_S: fill the free slots now
-        last_start = -math.inf
-        clock = asyncio.get_running_loop()
-        try:
-            while True:
-                ended = _reap(tasks)
-                if ended:
-                    blocked, owed = False, owed + ended
-                label = f"plan.{self._plans}"
-                if self.turns.replaying:
-                    if self.turns.next == label:
-                        await self._start_next(tasks, label)
-                    elif self.turns.next_owner not in tasks.values():
-                        self.turns.diverge(
-                            f"the journal's step {self.turns.next} belongs to no work in flight"
-                        )
-                    else:
-                        await _first_of(tasks, self.turns.changed())
-                    continue
-                stop = self.strategies.stop.stop_reason(self)
-                wait = None
-                if stop is not None:
-                    if not tasks:
-                        return stop
-                elif (
-                    not blocked
-                    and len(tasks) < self.proposal_cap
-                    and self.evaluator.pending < self.config.concurrency
-                ):
-                    overlap = bool(tasks) and (
-                        burst or clock.time() - last_start >= OVERLAP_AFTER_S
-                    )
-                    if not tasks or owed or overlap:
-                        if await self._start_next(tasks, label):
-                            last_start = clock.time()
-                            burst, owed = overlap and not owed, max(owed - 1, 0)
-                            continue
-                        if not tasks:
-                            return "max_rollouts"
-                        blocked = True
-                    else:
-                        wait = OVERLAP_AFTER_S - (clock.time() - last_start)
-                burst = False
-                await _first_of(tasks, self._slot_freed(), wait)
-        finally:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _start_next(self, tasks: dict[asyncio.Task, str], label: str) -> bool:
-        """Ask the proposers, in order, for the next work and start it as a task named by its
-        iteration; False if none has work that fits the budget."""
-        await self.turns.take(label)
-        self._plans += 1
+    def _next_work(self, alone: bool) -> tuple[str, Coroutine[Any, Any, None]] | None:
+        """Ask the proposers, in order, for the next work; number it, hold its worst case and
+        announce it: its name (the iteration) and the coroutine that carries it out."""
         for proposer in self.proposers:
-            work = proposer.start(self, self.budget.available, not tasks)
+            work = proposer.ask(self.view, self.budget.available, alone)
             if work is not None:
-                tasks[asyncio.create_task(work)] = str(self.state.iteration)
-                return True
-        return False
+                self.state.iteration += 1
+                iteration = self.state.iteration
+                hold = self.budget.hold(work.rollouts)
+                self.report.started(iteration, work)
+                return str(iteration), self._carry_out(proposer, work, iteration, hold)
+        return None
 
-    def _slot_freed(self) -> asyncio.Future:
-        """A future done when the next rollout frees its slot."""
-        future = asyncio.get_running_loop().create_future()
-        self._slot_waiters.append(future)
-        return future
+    async def _carry_out(self, proposer: Proposer, work: Work, iteration: int, hold: Hold) -> None:
+        """Run one piece of work under its turns and hold, then settle it: reject its child or
+        validate it, and tell the proposer which."""
+        self.turns.own(str(iteration))
+        self.budget.charge(hold)
+        await self.turns.take()
+        try:
+            outcome = await work.run()
+        except BudgetExhausted as exc:
+            self._reject_work(work, iteration, ("budget_exhausted", str(exc), None))
+            proposer.tell(work, "unfinished")
+            return
+        finally:
+            self.budget.release(hold)
+        if outcome.novel is not None:
+            self.pool.note_proposal(work.parent_ids[0], outcome.novel)
+        for _, reflection in outcome.reflections:
+            for call in reflection.calls:  # the reflection, and its compression if it had one
+                self.budget.add_reflection_call()
+                self.budget.add_reflection_cost(call.response.usage.cost_usd)
+        self.report.found(iteration, work, outcome)
+        if outcome.rejection is not None:
+            self._reject_work(work, iteration, outcome.rejection)
+            proposer.tell(work, "rejected")
+            self._finished(outcome.productive)
+            return
+        child = outcome.child
+        if child is None:
+            raise RuntimeError(f"{work.kind} work ended with neither a child nor a rejection")
+        if outcome.after is not None:  # its parent was still being validated
+            parent_joined = await outcome.after
+            await self.turns.take()
+            if not parent_joined:
+                texts = {m: child.prompts[m] for m in child.changed_modules}
+                why = ("parent_rejected", "its parent did not join the pool", shown(texts))
+                self._reject_work(work, iteration, why)
+                proposer.tell(work, "parent_rejected")
+                self._finished(True)
+                return
+        proposer.tell(work, "validating")
+        self.strategies.module_selector.inherit(child.id, child.parent_ids[0])
+        try:
+            joined = await self.admit(child, iteration)
+        except BudgetExhausted as exc:
+            self._reject_work(work, iteration, ("budget_exhausted", str(exc), None))
+            proposer.tell(work, "unfinished")
+            return
+        proposer.tell(work, "joined" if joined else "not_joined")
+        self._finished(True)
 
-    def _on_rollout_done(self) -> None:
-        waiters, self._slot_waiters = self._slot_waiters, []
-        for future in waiters:
-            if not future.done():
-                future.set_result(None)
+    def _reject_work(
+        self, work: Work, iteration: int, rejection: tuple[str, str, str | None]
+    ) -> None:
+        reason, detail, text = rejection
+        module = "+".join(work.modules) or None
+        self.report.rejected(work.kind, reason, detail, module, work.parent_ids, text, iteration)
 
-    def finished(self, spent: bool) -> None:
-        """Book-keeping when a proposal or merge ends: the stale and idle counters the stop
-        conditions read, and the budget event."""
-        best = self.mean(self.best_id)
-        improved = best > self._best_seen
-        self._best_seen = max(best, self._best_seen)
-        self.stale_iterations = 0 if improved else self.stale_iterations + 1
-        self.idle_iterations = 0 if spent else self.idle_iterations + 1
-        self._emit_budget()
-
-    def _emit_budget(self) -> None:
-        best = self.best_id
+    def _finished(self, productive: bool) -> None:
+        """Book-keeping when work settles: the counters the stop conditions read, the budget
+        event."""
+        self.pool.settled(productive)
         elapsed = time.monotonic() - self._started
-        self.emit(
-            BudgetUpdated(
-                iteration=self.state.iteration,
-                ledger=self._ledger(),
-                best_score=self.mean(best),
-                best_id=best,
-                pool_size=len(self.candidates),
-                pareto_score=pareto.pareto_aggregate(self.scores, self.val_keys),
-                rollouts_in_flight=self.evaluator.running,
-                slot_utilization=(
-                    self.evaluator.busy_seconds / (self.config.concurrency * elapsed)
-                    if elapsed > 0
-                    else None
-                ),
-            )
-        )
+        self.report.budget(self._ledger(), self.pool, self.evaluator, self.concurrency * elapsed)
 
-    # ---------------------------------------------------------------- validation
+    # ---------------------------------------------------------------- admission
 
     async def admit(self, candidate: Candidate, iteration: int) -> bool:
         """Validate a candidate as the validation policy says and add it to the pool; True if
         it joined. Its validation's rollouts are held first, so work started meanwhile cannot
         take them; a candidate the budget cannot validate is rejected (the seed: the run
         stops with BudgetExhausted)."""
-        need = self.unknown(candidate, self.valset)
+        need = self.pool.unknown(candidate, self.valset)
+        kind: Kind = "merge" if candidate.origin == "merge" else "mutation"
         room = self.budget.available
+        changed = candidate.changed_modules
         if room is not None and need > room:
             if candidate.origin == "seed":
                 raise BudgetExhausted("the budget does not cover evaluating the seed")
-            self.reject(
-                candidate.origin,
+            self.report.rejected(
+                kind,
                 "budget_exhausted",
                 "no budget left to validate it",
-                next(iter(candidate.changed_modules), None),
+                next(iter(changed), None),
                 candidate.parent_ids,
-                iteration=iteration,
+                None,
+                iteration,
             )
             return False
         hold = self.budget.hold(need)
         self.budget.charge(hold)
-        self.validating.add(candidate.id)
+        self.pool.validating.add(candidate.id)
         try:
-            (verdict,) = await self.strategies.validation.validate(self, [candidate])
+            (verdict,) = await self.strategies.validation.validate(self.view, [candidate])
             # The policy may have run its steps in tasks of its own: act only at a turn taken
             # here, so nothing else moves between the last rollout and the pool changing.
             await self.turns.take()
         finally:
             self.budget.release(hold)
-            self.validating.discard(candidate.id)
+            self.pool.validating.discard(candidate.id)
         if verdict.rejection is None:
-            self._register(candidate, verdict.scores, iteration)
+            rollouts = self.budget.ledger.rollouts_used
+            record, is_best = self.pool.add(candidate, verdict.scores, iteration, rollouts)
+            self.report.emit(CandidateAccepted(candidate=record, is_best=is_best))
+            self._checkpoint()
             return True
         reason, detail = verdict.rejection
-        module = "+".join(candidate.changed_modules) or None
-        self.reject(
-            candidate.origin,
-            reason,
-            detail,
-            module,
-            candidate.parent_ids,
-            shown({m: candidate.prompts[m] for m in candidate.changed_modules}),
-            iteration=iteration,
+        texts = {m: candidate.prompts[m] for m in changed}
+        module = "+".join(changed) or None
+        self.report.rejected(
+            kind, reason, detail, module, candidate.parent_ids, shown(texts), iteration
         )
         return False
 
@@ -456,88 +296,20 @@ class Engine:
         (``strategies.contenders``) on the rest of the validation set, the most promising
         first, while the budget allows, so the best is the best on the whole set."""
         self.turns.own("final")
+        room = self.budget.available
         while fits := [
             c
-            for c in contenders(self)
-            if self.budget.available is None
-            or self.unknown(c, self.valset) <= self.budget.available
+            for c in contenders(self.view)
+            if room is None or self.pool.unknown(c, self.valset) <= room
         ]:
-            done = scores_of(await self.evaluate(fits[0], self.valset))
-            self.scores[fits[0].id] = done
-            at = next(i for i, r in enumerate(self.state.candidates) if r.id == fits[0].id)
-            self.state.candidates[at] = self.state.candidates[at].model_copy(
-                update={
-                    "val_scores": done,
-                    "mean_score": self.mean(fits[0].id),
-                    "rollouts_at_discovery": self.budget.ledger.rollouts_used,
-                }
-            )
-            self.state.best_id = self.best_id
+            scores = scores_of(await self.view.evaluate(fits[0], self.valset))
+            self.pool.complete(fits[0].id, scores, self.budget.ledger.rollouts_used)
+            room = self.budget.available
 
-    def _register(self, candidate: Candidate, scores: dict[str, float], iteration: int) -> None:
-        best_before = self.mean(self.best_id) if self.scores else None
-        self.candidates[candidate.id] = candidate
-        self.scores[candidate.id] = {k: scores[k] for k in self.val_keys if k in scores}
-        mean = self.mean(candidate.id)
-        record = CandidateRecord(
-            id=candidate.id,
-            prompts=candidate.prompts,
-            parent_ids=candidate.parent_ids,
-            origin=candidate.origin,
-            changed_modules=candidate.changed_modules,
-            val_scores=self.scores[candidate.id],
-            mean_score=mean,
-            iteration=iteration,
-            rollouts_at_discovery=self.budget.ledger.rollouts_used,
-        )
-        self.state.candidates.append(record)
-        self.state.best_id = self.best_id
-        complete = pareto.is_complete(self.scores[candidate.id], self.val_keys)
-        self.emit(
-            CandidateAccepted(
-                candidate=record,
-                is_best=best_before is None or (complete and mean > best_before),
-            )
-        )
-        self._checkpoint()
+    def _ledger(self) -> Ledger:
+        self.state.ledger = self.budget.snapshot()
+        return self.state.ledger
 
-    def emit_minibatch(
-        self,
-        iteration: int,
-        candidate: Candidate,
-        role: str,
-        examples: Sequence[Example],
-        results: Sequence[EvalResult],
-    ) -> None:
-        """Tell listeners how a candidate scored on a minibatch (``role``: parent or child)."""
-        self.emit(
-            MinibatchEvaluated(
-                iteration=iteration,
-                candidate_id=candidate.id,
-                role=role,
-                example_keys=tuple(ex.key for ex in examples),
-                scores=tuple(r.score for r in results),
-            )
-        )
-
-
-def _reap(tasks: dict[asyncio.Task, str]) -> int:
-    """Forget finished work (how many ended); an error in one (a bug, an interrupt) stops
-    the run."""
-    done = [t for t in tasks if t.done()]
-    for task in done:
-        del tasks[task]
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()
-    return len(done)
-
-
-async def _first_of(
-    tasks: dict[asyncio.Task, str], signal: Awaitable[None], timeout: float | None = None
-) -> None:
-    """Wait until some work in flight finishes or ``signal`` fires (or ``timeout`` passes)."""
-    waiter = asyncio.ensure_future(signal)
-    try:
-        await asyncio.wait([*tasks, waiter], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
+    def _checkpoint(self) -> None:
+        self._ledger()
+        self.store.save_state(self.state)

@@ -1,7 +1,7 @@
 import random
 
 from gepa_graph.candidate import Candidate
-from gepa_graph.proposers.merge import (
+from gepa_graph.lineage import (
     ancestors,
     balanced_subsample,
     find_merge,

@@ -4,58 +4,63 @@ minibatch is validated.
 
 A child that won its minibatch is continued at once, while it is still being validated (as
 sequential GEPA would most likely continue from the child it just accepted): the continuation's
-own child waits for that verdict before validation, and is rejected if its parent was.
+outcome asks the engine to wait for that verdict before validation (``Outcome.after``).
+
+With ``catch_up``, a proposal catches up with a pool that changed while it ran: when a better
+descendant of its parent joined meanwhile (a newer sibling), the rewrite is applied on top of
+that sibling if the sibling left the rewritten modules alone (a rebase: the child is judged
+against the sibling on the minibatch); otherwise a child that beat its parent must also beat
+the sibling on the same minibatch, or it is rejected before its validation is paid for
+(``superseded_on_minibatch``). Off by default: on benchmarks/concurrency_quality.py it left
+validation unchanged at concurrency 16 and raised it by 0.03-0.04 at 64, for 10-20 % more
+wall time.
+
+The proposer's memory: what it reflected on (a repeat is not paid for twice), the rewrites of a
+module that lost (shown to the reflection LM when ``rejected_attempts_shown`` is set), the
+children it proposed, and the children being validated that it has not yet continued.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gepa_graph import pareto
-from gepa_graph.budget import BudgetExhausted, Hold
 from gepa_graph.candidate import Candidate
-from gepa_graph.events import IterationStarted, ReflectionCalled
 from gepa_graph.example import Example
+from gepa_graph.lineage import ancestors
 from gepa_graph.lm import LMCallFailed
-from gepa_graph.proposers.base import shown
-from gepa_graph.proposers.reflective import Reflection, ReflectiveProposer
+from gepa_graph.proposers.base import MinibatchRun, Outcome, ProposerView, Told, Work, shown
+from gepa_graph.proposers.reflective import ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.strategies import ProposalOutcome
-from gepa_graph.system import node_of
 
 if TYPE_CHECKING:
-    from gepa_graph.engine import Engine
     from gepa_graph.evaluation import EvalResult
 
 # Minibatches drawn for one proposal before giving up on finding one not yet reflected on
 # for the same parent and modules.
 MINIBATCH_DRAWS = 4
 
+_Reflected = tuple[str, tuple[str, ...], tuple[str, ...]]  # parent, modules, minibatch keys
+
 
 @dataclass
-class _Plan:
-    iteration: int
+class _Proposal:
+    """One proposal's plan, and how it went so far (for ``tell``)."""
+
     parent: Candidate
     modules: tuple[str, ...]
     minibatch: list[Example]
-    repeat: bool = False  # every draw was a (parent, modules, minibatch) already reflected on
-    fresh: bool = False  # the parent had not yet run some of the minibatch
-    hold: Hold | None = None  # its worst case held: minibatches and the child's validation
+    repeat: bool  # every draw was a (parent, modules, minibatch) already reflected on
+    fresh: bool  # the parent had not yet run some of the minibatch
     # When its parent was still being validated as it started: whether the parent joined.
-    parent_verdict: asyncio.Future | None = None
-
-
-@dataclass
-class _Outcome:
-    plan: _Plan
-    parent_results: list[EvalResult]
-    reflections: list[tuple[str, Reflection]] = field(default_factory=list)
-    child: Candidate | None = None
-    child_results: list[EvalResult] | None = None
-    rejection: tuple[str, str, str | None] | None = None  # reason, detail, proposed text
+    parent_verdict: asyncio.Future[bool] | None
+    pool_size: int  # candidates in the pool when it was planned
+    outcome: Outcome | None = None
+    validating: bool = False  # its child's validation started (its verdict is awaited)
     status: str = "passed"  # for the module selector: skipped, invalid, tied, worse, passed
     implicated: tuple[str, ...] = ()
 
@@ -63,216 +68,176 @@ class _Outcome:
 class ReflectiveMutation:
     """The mutation proposer (see the module docstring); ``proposer`` writes the prompts."""
 
-    def __init__(self, proposer: ReflectiveProposer) -> None:
+    def __init__(self, proposer: ReflectiveProposer, catch_up: bool = False) -> None:
         self.proposer = proposer
-        self.search: Engine
+        self.catch_up = catch_up
+        self.view: ProposerView
+        self.reflected: set[_Reflected] = set()
+        self.attempts: dict[tuple[str, str], list[tuple[str, str]]] = {}  # rejected rewrites
+        self.proposed: set[str] = set()  # ids of every child proposed so far
         # Children that won their minibatch and are being validated, not yet continued.
         self._chain: list[Candidate] = []
-        self._verdicts: dict[str, asyncio.Future] = {}  # child id -> did it join the pool
+        self._verdicts: dict[str, asyncio.Future[bool]] = {}  # child id -> did it join
+        self._open: dict[Work, _Proposal] = {}  # work not yet settled
 
-    def start(
-        self, search: Engine, room: int | None, alone: bool
-    ) -> Coroutine[Any, Any, None] | None:
-        """A proposal from a child being validated, else from a parent the strategies pick."""
-        self.search = search
-        parent = self._chain.pop(0) if self._chain else None
-        plan = self._plan(room, alone, parent)
-        return None if plan is None else self._proposal(plan)
+    def ask(self, view: ProposerView, room: int | None, alone: bool) -> Work | None:
+        """A proposal from a child being validated, else from a parent the strategies pick.
 
-    def _plan(
-        self, room: int | None, alone: bool = True, parent: Candidate | None = None
-    ) -> _Plan | None:
-        """Parent, modules and minibatch of one proposal: every random draw happens here, in
-        the main task, when the proposal starts. None when the proposal's worst case (its
+        Parent, modules and minibatch are drawn now. None when the proposal's worst case (its
         minibatch rollouts and its child's full validation) does not fit in ``room``, or when
         it would only repeat a reflection while other work is in flight (``alone`` False):
         such a proposal cannot fill a slot usefully, so it waits for the pool to move."""
-        search = self.search
-        strategies = search.strategies
-        verdict = self._verdicts.get(parent.id) if parent is not None else None
-        parent = parent or strategies.parent_selector.select(search)
-        modules = strategies.module_selector.select(search, parent)
+        self.view = view
+        strategies = view.strategies
+        chained = self._chain.pop(0) if self._chain else None
+        verdict = self._verdicts.get(chained.id) if chained is not None else None
+        parent = chained or strategies.parent_selector.select(view)
+        modules = strategies.module_selector.select(view, parent)
         for _ in range(MINIBATCH_DRAWS):
-            minibatch = strategies.sampler.sample(search, parent)
+            minibatch = strategies.sampler.sample(view, parent)
             key = (parent.id, modules, tuple(sorted(ex.key for ex in minibatch)))
-            if key not in search.reflected:
+            if key not in self.reflected:
                 break
-        if key in search.reflected and not alone:
+        if key in self.reflected and not alone:
             return None
-        parent_runs = len(minibatch) - len(search.known(parent.id, minibatch))
-        worst = parent_runs + len(minibatch) + len(search.valset)
+        parent_runs = len(minibatch) - len(view.known(parent.id, minibatch))
+        worst = parent_runs + len(minibatch) + len(view.valset)
+        if self.catch_up:
+            worst += len(minibatch)  # a newer rival's minibatch
         if room is not None and worst > room:
-            strategies.module_selector.update(search, parent, modules, ProposalOutcome("skipped"))
+            strategies.module_selector.update(view, parent, modules, ProposalOutcome("skipped"))
             return None
-        search.state.iteration += 1
-        plan = _Plan(
-            search.state.iteration,
+        proposal = _Proposal(
             parent,
             modules,
             minibatch,
-            key in search.reflected,
-            fresh=parent_runs > 0,
-            hold=search.budget.hold(worst),
-            parent_verdict=verdict,
+            key in self.reflected,
+            parent_runs > 0,
+            verdict,
+            len(view.candidates),
         )
-        search.reflected.add(key)
-        search.emit(
-            IterationStarted(
-                iteration=plan.iteration,
-                kind="mutation",
-                parent_ids=(parent.id,),
-                module="+".join(modules),
-            )
-        )
-        return plan
+        self.reflected.add(key)
+        work = Work("mutation", (parent.id,), modules, worst, lambda: self._run(proposal))
+        self._open[work] = proposal
+        return work
 
-    async def _proposal(self, plan: _Plan) -> None:
-        """One proposal from start to end: minibatches and reflection, then (if its child
-        wins the minibatch) validation and the pool."""
-        search = self.search
-        search.turns.own(str(plan.iteration))
-        search.budget.charge(plan.hold)
-        await search.turns.take()
-        try:
-            outcome = await self._propose(plan)
-        except BudgetExhausted as exc:
-            search.reject(
-                "mutation",
-                "budget_exhausted",
-                str(exc),
-                "+".join(plan.modules),
-                (plan.parent.id,),
-                iteration=plan.iteration,
-            )
-            return
-        finally:
-            search.budget.release(plan.hold)
-        child = outcome.child
-        if self._settle(outcome):
-            if plan.parent_verdict is not None and not await self._parent_joined(plan):
-                search.reject(
-                    "mutation",
-                    "parent_rejected",
-                    "its parent did not join the pool",
-                    "+".join(plan.modules),
-                    (plan.parent.id,),
-                    shown({m: child.prompts[m] for m in child.changed_modules}),
-                    iteration=plan.iteration,
-                )
-                search.finished(spent=True)
-                return
-            verdict = asyncio.get_running_loop().create_future()
-            self._verdicts[child.id] = verdict
+    def tell(self, work: Work, told: Told) -> None:
+        """Continue a child from the moment its validation starts; tell the module selector
+        and the merge scheduler how the proposal ended; remember rewrites that lost."""
+        proposal = self._open[work]
+        child = proposal.outcome.child if proposal.outcome is not None else None
+        if told == "validating" and child is not None:
+            proposal.validating = True
+            self._verdicts[child.id] = asyncio.get_running_loop().create_future()
             self._chain.append(child)
-            search.strategies.module_selector.inherit(child.id, plan.parent.id)
-            joined = False
-            try:
-                joined = await search.admit(child, plan.iteration)
-            except BudgetExhausted as exc:
-                search.reject(
-                    "mutation",
-                    "budget_exhausted",
-                    str(exc),
-                    "+".join(plan.modules),
-                    (plan.parent.id,),
-                    iteration=plan.iteration,
-                )
-                return
-            finally:
-                if child in self._chain:
-                    self._chain.remove(child)
-                verdict.set_result(joined)
-                self._verdicts.pop(child.id)  # its continuations hold the future
+            return
+        del self._open[work]
+        if proposal.validating and child is not None:  # its validation ended
+            if child in self._chain:
+                self._chain.remove(child)
+            self._verdicts.pop(child.id).set_result(told == "joined")  # continuations hold it
+        if told == "rejected" and proposal.outcome is not None:
+            self._tell_selector(proposal, proposal.status)
+            reason, detail, _ = proposal.outcome.rejection or ("", "", None)
+            if child is not None and reason in ("not_better_on_minibatch", "duplicate_candidate"):
+                self._remember_attempt(proposal, child, detail)
+        elif told in ("joined", "not_joined") and child is not None:
+            view = self.view
             gain = 0.0
-            if joined:
-                keys = list(search.scores[child.id])
-                gain = search.mean(child.id) - pareto.mean_score(
-                    search.scores[plan.parent.id], keys
+            if told == "joined":
+                keys = list(view.scores[child.id])
+                gain = view.mean(child.id) - pareto.mean_score(
+                    view.scores[proposal.parent.id], keys
                 )
-            self._tell_selector(outcome, "accepted" if joined else "rejected", child.id, gain)
-            if not joined:
-                self._remember_attempt(plan, child, "worse on validation")
-            search.strategies.merge_scheduler.on_accepted(search, int(joined))
-        search.finished(spent=plan.fresh or outcome.child_results is not None)
-
-    async def _parent_joined(self, plan: _Plan) -> bool:
-        """Wait for the verdict on a speculative proposal's parent; act at a turn after it."""
-        search = self.search
-        joined = await plan.parent_verdict
-        await search.turns.take()
-        return joined
+            status = "accepted" if told == "joined" else "rejected"
+            self._tell_selector(proposal, status, child.id, gain)
+            if told == "not_joined":
+                self._remember_attempt(proposal, child, "worse on validation")
+            view.strategies.merge_scheduler.on_accepted(view, int(told == "joined"))
 
     def _tell_selector(
-        self, outcome: _Outcome, status: str, child_id: str | None = None, gain: float = 0.0
+        self, proposal: _Proposal, status: str, child_id: str | None = None, gain: float = 0.0
     ) -> None:
-        search = self.search
-        search.strategies.module_selector.update(
-            search,
-            outcome.plan.parent,
-            outcome.plan.modules,
-            ProposalOutcome(status, child_id, gain, outcome.implicated),
+        outcome = ProposalOutcome(status, child_id, gain, proposal.implicated)
+        self.view.strategies.module_selector.update(
+            self.view, proposal.parent, proposal.modules, outcome
         )
 
-    def _remember_attempt(self, plan: _Plan, child: Candidate, why: str) -> None:
-        search = self.search
-        for module in plan.modules:
-            if child.prompts[module] != plan.parent.prompts[module]:
-                search.attempts.setdefault((plan.parent.id, module), []).append(
+    def _remember_attempt(self, proposal: _Proposal, child: Candidate, why: str) -> None:
+        for module in proposal.modules:
+            if child.prompts[module] != proposal.parent.prompts[module]:
+                self.attempts.setdefault((proposal.parent.id, module), []).append(
                     (child.prompts[module], why)
                 )
 
     def _implicated(self, results: Sequence[EvalResult]) -> tuple[str, ...]:
         """Modules whose feedback names a failure on these results."""
-        search = self.search
-        perfect = search.config.perfect_score
+        perfect = self.view.config.perfect_score
         return tuple(
             m
-            for m in search.modules
+            for m in self.view.modules
             if any(r.score < perfect and r.feedback_for(m) for r in results)
         )
 
-    async def _propose(self, plan: _Plan) -> _Outcome:
-        """Parent minibatch, reflection(s), child minibatch. Emits nothing."""
-        search = self.search
-        parent = plan.parent
-        outcome = _Outcome(plan, await search.evaluate(parent, plan.minibatch))
-        outcome.implicated = self._implicated(outcome.parent_results)
-        if search.config.skip_perfect_score and all(
-            r.score >= search.config.perfect_score for r in outcome.parent_results
+    async def _run(self, proposal: _Proposal) -> Outcome:
+        """The proposal's rollouts and reflection; then what it brought is remembered."""
+        outcome = proposal.outcome = await self._propose(proposal)
+        child = outcome.child
+        outcome.novel = proposal.fresh or (child is not None and child.id not in self.proposed)
+        outcome.productive = proposal.fresh or outcome.child_minibatch is not None
+        outcome.after = proposal.parent_verdict
+        if child is not None:
+            self.proposed.add(child.id)
+            if outcome.rejection is None and self.view.is_duplicate(child.id):
+                outcome.rejection = self._duplicate(proposal, child)
+        return outcome
+
+    def _duplicate(self, proposal: _Proposal, child: Candidate) -> tuple[str, str, str | None]:
+        proposal.status = "invalid"
+        texts = {m: child.prompts[m] for m in child.changed_modules}
+        return ("duplicate_candidate", f"same prompts as {child.id}", shown(texts))
+
+    async def _propose(self, proposal: _Proposal) -> Outcome:
+        """Parent minibatch, reflection(s), child minibatch."""
+        view, parent, minibatch = self.view, proposal.parent, proposal.minibatch
+        parent_results = await view.evaluate(parent, minibatch)
+        outcome = Outcome(parent_minibatch=MinibatchRun(parent, minibatch, parent_results))
+        proposal.implicated = self._implicated(parent_results)
+        if view.config.skip_perfect_score and all(
+            r.score >= view.config.perfect_score for r in parent_results
         ):
             outcome.rejection = ("parent_perfect_on_minibatch", "nothing to learn from", None)
-            outcome.status = "skipped"
+            proposal.status = "skipped"
             return outcome
-        if plan.repeat:
+        proposal.status = "invalid"  # until a child runs its minibatch
+        if proposal.repeat:
             outcome.rejection = (
                 "already_reflected",
                 "the same parent, modules and minibatch were reflected on before",
                 None,
             )
-            outcome.status = "invalid"
             return outcome
-        keep = search.config.rejected_attempts_shown
+        keep = view.config.rejected_attempts_shown
         try:
             replies = await asyncio.gather(
                 *(
                     self.proposer.reflect(
                         parent,
                         module,
-                        node_of(search.system, module),
-                        plan.minibatch,
-                        outcome.parent_results,
-                        search.attempts.get((parent.id, module), [])[-keep:] if keep else (),
+                        view.node_of(module),
+                        minibatch,
+                        parent_results,
+                        self.attempts.get((parent.id, module), [])[-keep:] if keep else (),
                     )
-                    for module in plan.modules
+                    for module in proposal.modules
                 )
             )
         except LMCallFailed as exc:
-            await search.turns.take()
+            await view.turn()
             outcome.rejection = ("reflection_failed", str(exc), None)
-            outcome.status = "invalid"
             return outcome
-        await search.turns.take()
-        outcome.reflections = list(zip(plan.modules, replies, strict=True))
+        await view.turn()
+        outcome.reflections = list(zip(proposal.modules, replies, strict=True))
         texts: dict[str, str] = {}
         invalid: InvalidProposal | None = None
         for module, reflection in outcome.reflections:
@@ -281,77 +246,65 @@ class ReflectiveMutation:
             except InvalidProposal as exc:
                 invalid = invalid or exc
         if not texts:
+            assert invalid is not None
             outcome.rejection = (invalid.reason, invalid.detail, invalid.text)
-            outcome.status = "invalid"
             return outcome
-        child = outcome.child = parent.mutate_many(texts)
-        if child.id in search.candidates or child.id in search.validating:
-            outcome.rejection = ("duplicate_candidate", f"same prompts as {child.id}", shown(texts))
-            outcome.status = "invalid"
+        base, base_results = parent, parent_results
+        if self.catch_up:
+            rival = self._newer_rival(proposal)
+            if rival is not None and all(rival.prompts[m] == parent.prompts[m] for m in texts):
+                base, base_results = rival, await view.evaluate(rival, minibatch)
+        child = outcome.child = base.mutate_many(texts)
+        if view.is_duplicate(child.id):
+            outcome.rejection = self._duplicate(proposal, child)
             return outcome
-        outcome.child_results = await search.evaluate(child, plan.minibatch)
-        reason = search.strategies.acceptance.reject_reason(
-            outcome.parent_results, outcome.child_results
-        )
+        child_results = await view.evaluate(child, minibatch)
+        outcome.child_minibatch = MinibatchRun(child, minibatch, child_results)
+        proposal.status = "passed"
+        reason = view.strategies.acceptance.reject_reason(base_results, child_results)
         if reason is not None:
             outcome.rejection = ("not_better_on_minibatch", reason, shown(texts))
-            before = sum(r.score for r in outcome.parent_results)
-            after = sum(r.score for r in outcome.child_results)
-            outcome.status = "tied" if after == before else "worse"
+            proposal.status = _lost(base_results, child_results)
+        elif self.catch_up and base is parent:
+            await self._screen(proposal, outcome, texts)
         return outcome
 
-    def _settle(self, outcome: _Outcome) -> bool:
-        """Report a proposal's outcome; True if its child earned a validation run."""
-        search = self.search
-        plan, child = outcome.plan, outcome.child
-        new = plan.fresh or (child is not None and child.id not in search.proposed)
-        search.parent_idle[plan.parent.id] = (
-            0 if new else search.parent_idle.get(plan.parent.id, 0) + 1
-        )
-        if child is not None:
-            search.proposed.add(child.id)
-        search.emit_minibatch(
-            plan.iteration, plan.parent, "parent", plan.minibatch, outcome.parent_results
-        )
-        for module, reflection in outcome.reflections:
-            for call in reflection.calls:  # the reflection, and its compression if it had one
-                search.budget.add_reflection_call()
-                search.budget.add_reflection_cost(call.response.usage.cost_usd)
-                search.emit(
-                    ReflectionCalled(
-                        iteration=plan.iteration,
-                        module=module,
-                        parent_id=plan.parent.id,
-                        prompt=call.prompt,
-                        reply=call.response.text,
-                        cost_usd=call.response.usage.cost_usd,
-                    )
-                )
-        if outcome.child_results is not None:
-            search.emit_minibatch(
-                plan.iteration, child, "child", plan.minibatch, outcome.child_results
-            )
-        rejection = outcome.rejection
-        if rejection is None and (child.id in search.candidates or child.id in search.validating):
-            rejection = (
-                "duplicate_candidate",
-                f"same prompts as {child.id}",
-                shown({m: child.prompts[m] for m in child.changed_modules}),
-            )
-            outcome.status = "invalid"
-        if rejection is None:
-            return True
-        reason, detail, text = rejection
-        search.reject(
-            "mutation",
-            reason,
-            detail,
-            "+".join(plan.modules),
-            (plan.parent.id,),
-            text,
-            iteration=plan.iteration,
-        )
-        self._tell_selector(outcome, outcome.status)
-        if child is not None and reason in ("not_better_on_minibatch", "duplicate_candidate"):
-            self._remember_attempt(plan, child, detail)
-        return False
+    async def _screen(self, proposal: _Proposal, outcome: Outcome, texts: dict[str, str]) -> None:
+        """Reject a minibatch winner that does not also beat the best newer descendant of its
+        parent (one that joined since the proposal was planned) on the same minibatch."""
+        rival = self._newer_rival(proposal)
+        if rival is None or outcome.child_minibatch is None:
+            return
+        view = self.view
+        rival_results = await view.evaluate(rival, proposal.minibatch)
+        child_results = outcome.child_minibatch.results
+        reason = view.strategies.acceptance.reject_reason(rival_results, child_results)
+        if reason is not None:
+            before = sum(r.score for r in rival_results)
+            after = sum(r.score for r in child_results)
+            detail = f"minibatch score {after:g} vs {before:g} of {rival.id}, newer than its parent"
+            outcome.rejection = ("superseded_on_minibatch", detail, shown(texts))
+            proposal.status = _lost(rival_results, child_results)
+
+    def _newer_rival(self, proposal: _Proposal) -> Candidate | None:
+        """The best candidate that joined since the proposal was planned, descends from its
+        parent and beats it on validation; None if there is none."""
+        view, parent_id = self.view, proposal.parent.id
+        if parent_id not in view.scores:
+            return None
+        lineage = {cid: c.parent_ids for cid, c in view.candidates.items()}
+        floor = view.mean(parent_id)
+        rivals = [
+            cid
+            for cid in list(view.candidates)[proposal.pool_size :]
+            if parent_id in ancestors(cid, lineage) and view.mean(cid) > floor
+        ]
+        if not rivals:
+            return None
+        return view.candidates[max(rivals, key=view.mean)]
+
+
+def _lost(base: Sequence[EvalResult], child: Sequence[EvalResult]) -> str:
+    """How a child that did not beat its baseline on the minibatch did, for the module
+    selector: "tied" or "worse"."""
+    return "tied" if sum(r.score for r in child) == sum(r.score for r in base) else "worse"

@@ -18,11 +18,11 @@ from gepa_graph.example import Example
 
 if TYPE_CHECKING:
     from gepa_graph.evaluation import EvalResult
-    from gepa_graph.proposers.merge import MergePlan
+    from gepa_graph.lineage import MergePlan
 
 
 class Search(Protocol):
-    """The engine as the strategies see it."""
+    """The search as the strategies see it (``gepa_graph.view.SearchView`` in a run)."""
 
     config: OptimizeConfig
     rng: random.Random
@@ -51,9 +51,20 @@ class Search(Protocol):
         """Scores already paid for (cached) of a candidate on some examples, by key."""
         ...
 
-    iteration: int
-    stale_iterations: int  # iterations in a row without a new best
-    idle_iterations: int  # iterations in a row that produced nothing new
+    @property
+    def iteration(self) -> int:
+        """Proposals and merges started so far."""
+        ...
+
+    @property
+    def stale_iterations(self) -> int:
+        """Iterations in a row without a new best."""
+        ...
+
+    @property
+    def idle_iterations(self) -> int:
+        """Iterations in a row that produced nothing new."""
+        ...
 
     def budget_stop_reason(self) -> str | None:
         """Which budget (rollouts, cost, time) is used up, if any."""

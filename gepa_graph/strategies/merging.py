@@ -1,9 +1,10 @@
-"""Merge schedulers: when to try combining two frontier lineages (proposers/merge.py says how)."""
+"""Merge schedulers: when to try combining two frontier lineages (lineage.py finds one,
+proposers/merge.py runs it)."""
 
 from __future__ import annotations
 
 from gepa_graph import pareto
-from gepa_graph.proposers.merge import MergePlan, find_merge
+from gepa_graph.lineage import MergePlan, find_merge
 from gepa_graph.strategies.base import Search
 
 
