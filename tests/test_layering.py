@@ -19,7 +19,8 @@
 - **Nothing below ``api``** (all but ``api``, ``__init__`` and the CLI) imports ``api`` or the
   package root (which imports it): integrations and tracking resolve systems and write prompts
   through ``gepa_graph.adapters``. **Tracking** never imports integrations; **strategies** never
-  import proposers.
+  import proposers; **proposers and strategies** see the search only through their view, never
+  the engine, its runner or its pool.
 - **No cycle**: the import graph of every module, deferred and ``TYPE_CHECKING`` imports
   included, has no cycle; a failure names one cycle of each group of modules in a circle.
 
@@ -342,6 +343,11 @@ def test_tracking_never_imports_integrations():
 
 def test_strategies_never_import_proposers():
     assert _importers_of(("gepa_graph.proposers",), ("gepa_graph.strategies",)) == []
+
+
+def test_proposers_and_strategies_see_the_search_only_through_their_view():
+    engine = ("gepa_graph.engine", "gepa_graph.runner", "gepa_graph.pool", "gepa_graph.reporter")
+    assert _importers_of(engine, ("gepa_graph.proposers", "gepa_graph.strategies")) == []
 
 
 def test_the_cycle_finder_names_each_cycle(tmp_path):
