@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from gepa_graph.budget import Budget
-from gepa_graph.config import ConfigError, OptimizeConfig
+from gepa_graph.config import OptimizeConfig
 from gepa_graph.engine import Engine
-from gepa_graph.errors import InvalidInput, WrongType
+from gepa_graph.errors import ConfigError, InvalidInput, WrongType
 from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import EventBus, ListenerLike, OptimizationFinished, OptimizationStarted
+from gepa_graph.events import (
+    Event,
+    EventBus,
+    ListenerLike,
+    OptimizationFinished,
+    OptimizationStarted,
+    TestsetEvaluated,
+)
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
@@ -25,9 +32,11 @@ from gepa_graph.metric import Metric, metric_arity
 from gepa_graph.proposers.merge import Merge
 from gepa_graph.proposers.mutation import ReflectiveMutation
 from gepa_graph.proposers.reflective import ReflectiveProposer
+from gepa_graph.records import HeldOutScores
 from gepa_graph.redact import find_secret
 from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
+from gepa_graph.scoring import score_testset
 from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
@@ -254,7 +263,7 @@ async def _run(
             EvalResult.model_validate, LMResponse.model_validate, [*train, *val]
         )
 
-    bus = EventBus(listening)
+    bus = _EndLast(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
     if probe_cost is not None:  # the probe's runs are rollouts like any other
         budget.add_probe(min(PROBE_EXAMPLES, len(train)), probe_cost or None)
@@ -282,12 +291,27 @@ async def _run(
     )
     try:
         result = await engine.run()
-        await _score_testset(
-            system, metric, config, result, test, bus, executor, store, journaled_rollouts
+        result = await _testset(
+            result, None, system, metric, config, test, bus, executor, store, journaled_rollouts
         )
+        bus.end_held = False
+        bus.emit(OptimizationFinished.of(result))
         return result
     finally:
         bus.close()
+
+
+class _EndLast(EventBus):
+    """The engine's bus: it holds back the engine's OptimizationFinished (while ``end_held``),
+    so listeners hear the end once the testset is scored and saved, with the held-out scores in
+    the event's result (a tracker then records them with the rest)."""
+
+    end_held = True
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event``, unless it is the end and the end is held."""
+        if not (self.end_held and isinstance(event, OptimizationFinished)):
+            super().emit(event)
 
 
 async def _finished(
@@ -304,7 +328,8 @@ async def _finished(
 ) -> Result:
     """The result of a run that finished with these inputs, without a rollout: the listeners
     are told it started (resumed) and finished, as for a resume, so a tracker re-syncs what it
-    missed; testset rollouts come from the journal."""
+    missed. The held-out scores are the checkpoint's (those of an older run folder, or of
+    another testset, are scored again with the journal's rollouts)."""
     log.info("%s finished already with these inputs: its result, nothing run", store.directory)
     result = state.to_result(store.directory)
     journaled, _ = store.load_journal(EvalResult.model_validate, None, [*train, *val])
@@ -321,54 +346,56 @@ async def _finished(
                 reflection_lm=state.reflection_lm,
             )
         )
+        result = await _testset(
+            result, state.testset, system, metric, config, test, bus, executor, store, journaled
+        )
         bus.emit(OptimizationFinished.of(result))
-        await _score_testset(system, metric, config, result, test, bus, executor, store, journaled)
     finally:
         bus.close()
     return result
 
 
-async def _score_testset(
+async def _testset(
+    result: Result,
+    saved: HeldOutScores | None,
     system: System,
     metric: Metric,
     config: OptimizeConfig,
-    result: Result,
     test: list[Example],
     bus: EventBus,
-    executor: Executor | None = None,
-    store: RunStore | None = None,
-    journaled: dict | None = None,
-) -> None:
-    """Score the seed and the best candidate on held-out ``test`` examples once the search is
-    over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
-    TestsetEvaluated event for the listeners. The rollouts are journaled in ``store``, so a
-    resumed run takes them from ``journaled`` instead of paying again."""
+    executor: Executor | None,
+    store: RunStore,
+    journaled: dict[tuple[str, str], dict[str, Any]],
+) -> Result:
+    """``result`` with the held-out scores of its seed and best candidate on ``test``
+    (``saved`` when they are those of this testset and best candidate, else scored now,
+    outside the budget, and saved in the checkpoint), told to the listeners (TestsetEvaluated;
+    ``saved`` is told also when no testset is given).
+    The rollouts are journaled in ``store``, so a resumed run takes them from ``journaled``
+    instead of paying again."""
     if not test:
-        return
-    from gepa_graph.candidate import Candidate
-    from gepa_graph.events import TestsetEvaluated
-
-    free = config.model_copy(
-        update={"max_rollouts": 2 * len(test), "max_cost_usd": None, "max_seconds": None}
-    )
-    journal = (store or RunStore(None)).journal
-    evaluator = Evaluator(system, metric, free, Budget(free), journal, journaled, executor)
-    scores = {}
-    for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
-        outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)
-        scores[role] = {outcome.example_key: outcome.score for outcome in outcomes}
-    result.test_seed_score = sum(scores["seed"].values()) / len(test)
-    result.test_best_score = sum(scores["best"].values()) / len(test)
+        if saved is not None:  # a finished run resumed without its testset
+            bus.emit(TestsetEvaluated(**saved.model_dump()))
+        return result
     seed_id = next((c.id for c in result.candidates if not c.parent_ids), result.best_id)
-    bus.emit(
-        TestsetEvaluated(
-            seed_id=seed_id,
-            best_id=result.best_id,
-            seed_scores=scores["seed"],
-            best_scores=scores["best"],
-            seed_score=result.test_seed_score,
-            best_score=result.test_best_score,
+    keys = {example.key for example in test}
+    scores = saved
+    if scores is None or scores.best_id != result.best_id or set(scores.best_scores) != keys:
+        scores = await score_testset(
+            system,
+            metric,
+            config,
+            (seed_id, result.seed_candidate),
+            (result.best_id, result.best_candidate),
+            test,
+            executor=executor,
+            journal=store.journal,
+            journaled=journaled,
         )
+        store.save_testset(scores)
+    bus.emit(TestsetEvaluated(**scores.model_dump()))
+    return result.model_copy(
+        update={"test_seed_score": scores.seed_score, "test_best_score": scores.best_score}
     )
 
 
@@ -469,7 +496,7 @@ def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
     if not isinstance(source, Path) and (
         text.startswith("runs:/") or (_RUN_ID.fullmatch(text) and not Path(text).exists())
     ):
-        from gepa_graph.tracking.mlflow import load_result as from_mlflow
+        from gepa_graph.tracking.reader import load_result as from_mlflow
 
         return from_mlflow(text, tracking_uri)
     return RunStore(source).load_result()

@@ -25,8 +25,7 @@ The first tracking failure is logged once and switches tracking off for the rest
 optimization goes on. The parent run id is saved as attributes of the run folder (through
 ``gepa_graph.store.RunStore``, names in ``schema``) so ``resume=True`` continues that run.
 
-``load_result(run_id)`` reads an optimization's Result back from its run (``gg.load_result``
-with an MLflow run id comes here).
+``gepa_graph.tracking.reader`` reads an optimization's Result back from its run.
 """
 
 from __future__ import annotations
@@ -205,6 +204,7 @@ class MLflowTracker(Listener):
         self._dirty: set[str] = set()
         self._logged_tables: set[str] = set()
         self._children: dict[str, str] = {}  # candidate id -> nested run id
+        self._test: TestsetEvaluated | None = None  # held-out scores, told before the end
 
     def __repr__(self) -> str:
         return f"MLflowTracker(experiment={self.experiment!r}, tracking_uri={self.tracking_uri!r})"
@@ -671,10 +671,10 @@ class MLflowTracker(Listener):
                 S.MLFLOW_NOTE,
                 headline(event.seed_score, event.best_score, ledger.rollouts_used, ledger.cost_usd)
                 + f"; stopped by {event.stop_reason}; best candidate {event.best_id}. "
-                "Charts: step = rollouts used.",
+                "Charts: step = rollouts used." + self._test_note(),
             ),
         ]
-        client.log_batch(self.run_id, tags=tags)
+        client.log_batch(self.run_id, metrics=self._test_metrics(), tags=tags)
         result = event.result
         if result is not None:
             self._sync_candidates(result)
@@ -700,69 +700,36 @@ class MLflowTracker(Listener):
         client.set_experiment_tag(self.experiment_id, S.RUNS_VIEW_TAG, S.runs_view(self.run_id))
         self._finished = True
 
-    def _testset(self, event: Any) -> None:
-        """Held-out scores (``optimize(testset=...)``): metric ``test_score`` with the seed at
-        step 0 and the best candidate at the last step, a per-example table, the headline."""
-        now = int(time.time() * 1000)
-        client = self._client
-        client.log_batch(
-            self.run_id,
-            metrics=[
-                Metric(S.TEST_SCORE, _score(event.seed_score), now, 0),
-                Metric(S.TEST_SCORE, _score(event.best_score), now, max(self._sent_step, 1)),
-            ],
-        )
+    def _testset(self, event: TestsetEvaluated) -> None:
+        """Held-out scores (``optimize(testset=...)``), told before the end: the per-example
+        table now, the metric and the headline's sentence with the end (``_finish``)."""
+        self._test = event
         self._tables[S.TABLE_TEST_SCORES] = [
             {"example": key, "seed": event.seed_scores.get(key), "best": score}
             for key, score in event.best_scores.items()
         ]
         self._dirty.add(S.TABLE_TEST_SCORES)
         self._flush_tables()
-        note = client.get_run(self.run_id).data.tags.get(S.MLFLOW_NOTE, "")
-        client.set_tag(
-            self.run_id,
-            S.MLFLOW_NOTE,
-            note
-            + (
-                f" Held-out score {event.seed_score:.3f} (seed) -> {event.best_score:.3f} (best) on "
-                f"{len(event.best_scores)} test examples."
-            ),
+
+    def _test_metrics(self) -> list[Metric]:
+        """Metric ``test_score``: the seed's held-out score at step 0, the best candidate's at
+        the last step."""
+        if self._test is None:
+            return []
+        now = int(time.time() * 1000)
+        return [
+            Metric(S.TEST_SCORE, _score(self._test.seed_score), now, 0),
+            Metric(S.TEST_SCORE, _score(self._test.best_score), now, max(self._sent_step, 1)),
+        ]
+
+    def _test_note(self) -> str:
+        if self._test is None:
+            return ""
+        test = self._test
+        return (
+            f" Held-out score {test.seed_score:.3f} (seed) -> {test.best_score:.3f} (best) on "
+            f"{len(test.best_scores)} test examples."
         )
-
-
-def load_result(run: str, tracking_uri: str | None = None) -> Result:
-    """The Result of the optimization recorded in the MLflow run ``run`` (an id or
-    ``runs:/<id>``; a candidate run stands for its optimization), from ``tracking_uri`` (default:
-    MLflow's own): the run's ``result.json``, or, for a run that did not finish, the checkpoint
-    of its run folder when that folder is on this machine. LookupError if there is neither."""
-    from mlflow.exceptions import MlflowException
-
-    run_id = run.removeprefix("runs:/").strip("/").split("/")[0]
-    quiet_mlflow()
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        tags = client.get_run(run_id).data.tags
-    except MlflowException:
-        raise LookupError(f"no MLflow run {run_id!r} at {client.tracking_uri}") from None
-    if tags.get(S.TAG_KIND) == "candidate" and S.MLFLOW_PARENT_RUN in tags:
-        return load_result(tags[S.MLFLOW_PARENT_RUN], tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = client.download_artifacts(run_id, S.RESULT_FILE, tmp)
-        except Exception:
-            local = None
-        if local is not None:
-            return Result.model_validate_json(Path(local).read_text(encoding="utf-8"))
-    run_dir = tags.get(S.TAG_RUN_DIR)
-    if run_dir:
-        try:
-            return RunStore(run_dir).load_result()
-        except FileNotFoundError:
-            pass
-    raise LookupError(
-        f"MLflow run {run_id} holds no {S.RESULT_FILE} (it did not finish) and its run folder "
-        f"{run_dir or '(none recorded)'} has no checkpoint on this machine"
-    )
 
 
 def _check_reachable(uri: str | None, timeout_s: float = 3.0) -> None:
