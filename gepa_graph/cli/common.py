@@ -36,11 +36,6 @@ def main(
     quiet_mlflow(verbose)
 
 
-class CLIError(GepaGraphError):
-    """A bad command line (a flag combination, a JSONL line, a ``module:attr`` that does not
-    import): reported as one line, exit code 2."""
-
-
 def say(text: str) -> None:
     """Plain text on stdout (secrets masked): no rich markup, no highlighting, no wrapping."""
     console.print(redact_text(text), markup=False, highlight=False, soft_wrap=True)

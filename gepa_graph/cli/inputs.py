@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gepa_graph.cli.common import CLIError, one_line
+from gepa_graph.cli.common import one_line
+from gepa_graph.errors import CLIError
 from gepa_graph.executor import attribute_at
 
 
