@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from gepa_graph.errors import InvalidInput, UnknownName
 from gepa_graph.redact import redact_text
 from gepa_graph.store import RunStore
+from gepa_graph.templates import MUSTACHE_VARIABLE
 from gepa_graph.tracking import schema as S
 from gepa_graph.tracking.console import quiet_mlflow
 
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 _NAME_RULE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MLFLOW_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _HISTORY_MAX_CHARS = 4500  # MLflow keeps prompt tag values up to 5000 characters
 
 
@@ -78,9 +78,13 @@ def _escape_braces(text: str) -> str:
 
 
 def _mlflow_to_langchain(template: str) -> str:
+    """``{{var}}`` -> ``{var}``, other braces escaped; a dotted ``{{a.b}}`` has no f-string
+    equivalent and stays literal text."""
     parts: list[str] = []
     position = 0
-    for match in _MLFLOW_VAR.finditer(template):
+    for match in MUSTACHE_VARIABLE.finditer(template):
+        if not _IDENTIFIER.match(match.group(1)):
+            continue
         parts.append(_escape_braces(template[position : match.start()]))
         parts.append("{" + match.group(1) + "}")
         position = match.end()
@@ -94,7 +98,9 @@ def encode_template(template: str) -> tuple[str, str]:
         converted = _langchain_to_mlflow(template)
     except ValueError:
         return template, "verbatim"
-    if _mlflow_to_langchain(converted) != template:
+    if _mlflow_to_langchain(converted) != template or any(
+        not _IDENTIFIER.match(match.group(1)) for match in MUSTACHE_VARIABLE.finditer(converted)
+    ):  # not undone exactly, or literal text MLflow would read as a dotted variable
         return template, "verbatim"
     return converted, "double"
 
