@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -104,7 +104,7 @@ class GateDecision:
 
 def score_prompt_sets(
     system: Any,
-    prompt_sets: list[Mapping[str, str]],
+    prompt_sets: Sequence[Mapping[str, str]],
     examples: Iterable[Mapping[str, Any]],
     metric: Any,
     seed: int = 0,
@@ -256,7 +256,7 @@ def _record(
 ) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    from gepa_graph.tracking.mlflow import log_table, tag_tables
+    from gepa_graph.tracking.tables import log_table, tag_tables
 
     stats = decision.stats
     run = client.create_run(
