@@ -14,7 +14,7 @@ from gepa_graph.events import Ledger
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.tracking import registry
 from gepa_graph.tracking import schema as S
-from gepa_graph.tracking.registry import decode_template, encode_template
+from gepa_graph.tracking.braces import decode_template, encode_template
 
 
 @pytest.mark.parametrize(
