@@ -1,9 +1,9 @@
 """optimize(): the one entry point most users call. It wires the core to the integrations
-(LangGraph graphs are adapted automatically) and to tracking listeners."""
+(LangGraph graphs are adapted automatically) and to tracking listeners: the inputs are checked
+here (``gepa_graph.checks``), the run is assembled and run by ``gepa_graph.assembly``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import sys
@@ -11,37 +11,21 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gepa_graph.budget import Budget
+from gepa_graph.assembly import PROBE_EXAMPLES, finished_run, run_probe, run_search
+from gepa_graph.checks import checked_seed_prompts, merge_budgets, new_run_dir
 from gepa_graph.config import OptimizeConfig
-from gepa_graph.engine import Engine
 from gepa_graph.errors import ConfigError, InvalidInput, WrongType
-from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import (
-    Event,
-    EventBus,
-    ListenerLike,
-    OptimizationFinished,
-    OptimizationStarted,
-    TestsetEvaluated,
-)
+from gepa_graph.events import ListenerLike
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.executor import Executor, LocalExecutor, import_object
 from gepa_graph.fingerprint import fingerprint
-from gepa_graph.lm import LMResponse, ReflectionLM
+from gepa_graph.lm import ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
-from gepa_graph.proposers.merge import Merge
-from gepa_graph.proposers.mutation import ReflectiveMutation
-from gepa_graph.proposers.reflective import ReflectiveProposer
-from gepa_graph.records import HeldOutScores
-from gepa_graph.redact import find_secret
-from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
-from gepa_graph.scoring import score_testset
-from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
 from gepa_graph.system import System
-from gepa_graph.usercode import loop_deadline, run_watched
+from gepa_graph.usercode import run_watched
 
 log = logging.getLogger("gepa_graph")
 
@@ -84,7 +68,7 @@ def optimize(
     or an executor object such as ``gg.RayExecutor(address=...)``; the search, the journal,
     tracking and reflection stay here, and the results are the same.
     """
-    run_dir = run_dir if run_dir is not None else _new_run_dir()
+    run_dir = run_dir if run_dir is not None else new_run_dir()
     coroutine = aoptimize(
         system,
         trainset,
@@ -119,7 +103,7 @@ def interrupted(run_dir: str | Path) -> KeyboardInterrupt:
     KeyboardInterrupt whose message is the one line that says how to resume (and whose
     ``run_dir`` attribute is the folder)."""
     error = KeyboardInterrupt(f"interrupted, resume with resume=True and run_dir={str(run_dir)!r}")
-    error.run_dir = str(run_dir)
+    error.run_dir = str(run_dir)  # type: ignore[attr-defined]
     return error
 
 
@@ -146,9 +130,9 @@ async def aoptimize(
     executor: str | Executor = "local",
 ) -> Result:
     """``optimize`` for callers already inside an event loop."""
-    config = _merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
+    config = merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
     if mode is not None:
-        config = _merge_budgets(config.model_copy(update={"mode": mode}), None, None, None)
+        config = merge_budgets(config.model_copy(update={"mode": mode}), None, None, None)
     if config.mode == "search" and valset is not None:
         raise InvalidInput('mode="search" takes the tasks as trainset and no valset')
     chosen = build_strategies(config, strategies)
@@ -156,7 +140,11 @@ async def aoptimize(
     source = system if isinstance(system, str) else None
     system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
-    seeds = None if getattr(system, "needs_probe", False) else _seed_prompts(system, seed_prompts)
+    seeds = (
+        None
+        if getattr(system, "needs_probe", False)
+        else checked_seed_prompts(system, seed_prompts)
+    )
     if seeds is None and seed_prompts and hasattr(system, "check_names"):
         system.check_names(seed_prompts)  # a name no probe could make fails before paying
     train = as_dataset(trainset, "trainset")
@@ -192,7 +180,7 @@ async def aoptimize(
     )
     listening = _listeners(tracking, listeners, progress)
 
-    store = RunStore(Path(run_dir) if run_dir is not None else _new_run_dir())
+    store = RunStore(Path(run_dir) if run_dir is not None else new_run_dir())
     # A callable's name says little about the model behind it: only model strings must match.
     model = lm.name if isinstance(lm.lm, str) else None
     try:
@@ -206,16 +194,16 @@ async def aoptimize(
             finished = store.load_state() if resume else None
             if finished is not None and finished.status == "finished":
                 if finished.config == config.model_dump(mode="json"):  # no budget extended
-                    return await _finished(
+                    return await finished_run(
                         finished, system, train, val, metric, config, store, listening, test, runner
                     )
             lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
-                probe_cost = await _probe(system, train, config.rollout_timeout_s)
-                seeds = _seed_prompts(system, seed_prompts)
+                probe_cost = await run_probe(system, train, config.rollout_timeout_s)
+                seeds = checked_seed_prompts(system, seed_prompts)
                 store.check(resume, fingerprint(config, seeds, train, val, model, metric))
-            return await _run(
+            return await run_search(
                 system,
                 train,
                 val,
@@ -236,186 +224,6 @@ async def aoptimize(
     finally:
         if owned:  # an executor object the caller passed stays theirs to close
             runner.close()
-
-
-async def _run(
-    system: System,
-    train: list[Example],
-    val: list[Example],
-    metric: Metric,
-    lm: ReflectionLM,
-    config: OptimizeConfig,
-    chosen: Any,
-    seeds: dict[str, str],
-    store: RunStore,
-    resume: bool,
-    listening: list[ListenerLike],
-    test: list[Example],
-    probe_cost: float | None = None,
-    executor: Executor | None = None,
-) -> Result:
-    state = None
-    journaled_rollouts: dict = {}
-    journaled_reflections: dict = {}
-    if resume:
-        state = store.load_state()
-        journaled_rollouts, journaled_reflections = store.load_journal(
-            EvalResult.model_validate, LMResponse.model_validate, [*train, *val]
-        )
-
-    bus = _EndLast(listening)
-    budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
-    if probe_cost is not None:  # the probe's runs are rollouts like any other
-        budget.add_probe(min(PROBE_EXAMPLES, len(train)), probe_cost or None)
-    lm.deadline = budget.seconds_left
-    lm.budget = budget  # reflection retries and failures are counted in the ledger
-    evaluator = Evaluator(
-        system, metric, config, budget, store.journal, journaled_rollouts, executor=executor
-    )
-    writer = ReflectiveProposer(
-        lm, ReflectionReplay(store.journal, journaled_reflections), config.max_chars_per_field
-    )
-    engine = Engine(
-        system=system,
-        trainset=train,
-        valset=val,
-        evaluator=evaluator,
-        reflection_lm=lm,
-        proposers=[Merge(), ReflectiveMutation(writer)],
-        config=config,
-        budget=budget,
-        bus=bus,
-        seed_prompts=seeds,
-        store=store,
-        strategies=chosen,
-    )
-    try:
-        result = await engine.run()
-        result = await _testset(
-            result, None, system, metric, config, test, bus, executor, store, journaled_rollouts
-        )
-        bus.end_held = False
-        bus.emit(OptimizationFinished.of(result))
-        return result
-    finally:
-        bus.close()
-
-
-class _EndLast(EventBus):
-    """The engine's bus: it holds back the engine's OptimizationFinished (while ``end_held``),
-    so listeners hear the end once the testset is scored and saved, with the held-out scores in
-    the event's result (a tracker then records them with the rest)."""
-
-    end_held = True
-
-    def emit(self, event: Event) -> None:
-        """Deliver ``event``, unless it is the end and the end is held."""
-        if not (self.end_held and isinstance(event, OptimizationFinished)):
-            super().emit(event)
-
-
-async def _finished(
-    state: OptimizerState,
-    system: System,
-    train: list[Example],
-    val: list[Example],
-    metric: Metric,
-    config: OptimizeConfig,
-    store: RunStore,
-    listening: list[ListenerLike],
-    test: list[Example],
-    executor: Executor,
-) -> Result:
-    """The result of a run that finished with these inputs, without a rollout: the listeners
-    are told it started (resumed) and finished, as for a resume, so a tracker re-syncs what it
-    missed. The held-out scores are the checkpoint's (those of an older run folder, or of
-    another testset, are scored again with the journal's rollouts)."""
-    log.info("%s finished already with these inputs: its result, nothing run", store.directory)
-    result = state.to_result(store.directory)
-    journaled, _ = store.load_journal(EvalResult.model_validate, None, [*train, *val])
-    bus = EventBus(listening)
-    try:
-        bus.emit(
-            OptimizationStarted(
-                run_dir=str(store.directory),
-                resumed=True,
-                config=state.config,
-                seed_prompts=state.seed_prompts,
-                n_train=len(train),
-                n_val=len(val),
-                reflection_lm=state.reflection_lm,
-            )
-        )
-        result = await _testset(
-            result, state.testset, system, metric, config, test, bus, executor, store, journaled
-        )
-        bus.emit(OptimizationFinished.of(result))
-    finally:
-        bus.close()
-    return result
-
-
-async def _testset(
-    result: Result,
-    saved: HeldOutScores | None,
-    system: System,
-    metric: Metric,
-    config: OptimizeConfig,
-    test: list[Example],
-    bus: EventBus,
-    executor: Executor | None,
-    store: RunStore,
-    journaled: dict[tuple[str, str], dict[str, Any]],
-) -> Result:
-    """``result`` with the held-out scores of its seed and best candidate on ``test``
-    (``saved`` when they are those of this testset and best candidate, else scored now,
-    outside the budget, and saved in the checkpoint), told to the listeners (TestsetEvaluated;
-    ``saved`` is told also when no testset is given).
-    The rollouts are journaled in ``store``, so a resumed run takes them from ``journaled``
-    instead of paying again."""
-    if not test:
-        if saved is not None:  # a finished run resumed without its testset
-            bus.emit(TestsetEvaluated(**saved.model_dump()))
-        return result
-    seed_id = next((c.id for c in result.candidates if not c.parent_ids), result.best_id)
-    keys = {example.key for example in test}
-    scores = saved
-    if scores is None or scores.best_id != result.best_id or set(scores.best_scores) != keys:
-        scores = await score_testset(
-            system,
-            metric,
-            config,
-            (seed_id, result.seed_candidate),
-            (result.best_id, result.best_candidate),
-            test,
-            executor=executor,
-            journal=store.journal,
-            journaled=journaled,
-        )
-        store.save_testset(scores)
-    bus.emit(TestsetEvaluated(**scores.model_dump()))
-    return result.model_copy(
-        update={"test_seed_score": scores.seed_score, "test_best_score": scores.best_score}
-    )
-
-
-PROBE_EXAMPLES = 3
-"""Training examples a probe runs the seed on (``needs_probe``): what reaches a model in them
-decides a LangGraph system's modules."""
-
-
-async def _probe(system: System, train: list[Example], timeout: float | None) -> float | None:
-    """A system whose prompts only runs can show (``needs_probe``: a LangGraph agent) runs its
-    seed on the first ``PROBE_EXAMPLES`` training examples; the USD cost of those runs (0.0
-    where unknown), None when it had been probed already. An async node that blocks the loop
-    past a rollout's time limit stops the probe as it stops a rollout (``LoopBlocked``)."""
-    if getattr(system, "probe_report", None) is not None:
-        return None
-    with loop_deadline(timeout):
-        report = await system.aprobe(train[:PROBE_EXAMPLES])
-    for note in report.notes():
-        log.info("probe: %s", note)
-    return report.cost_usd or 0.0
 
 
 def as_system(system: Any) -> System:
@@ -555,58 +363,6 @@ def as_executor(executor: Any) -> tuple[Executor, bool]:
     )
 
 
-def _merge_budgets(
-    config: OptimizeConfig | Mapping[str, Any] | None,
-    max_rollouts: int | None,
-    max_cost_usd: float | None,
-    max_seconds: float | None,
-) -> OptimizeConfig:
-    """``config`` (an OptimizeConfig, a dict of its fields, or None) with the budgets given as
-    arguments on top; ConfigError in one line for anything invalid."""
-    if isinstance(config, OptimizeConfig):
-        base = config.model_dump(exclude_unset=False)
-    elif isinstance(config, Mapping):
-        base = dict(config)
-    elif config is None:
-        base = {}
-    else:
-        raise ConfigError(
-            f"config must be a gg.OptimizeConfig or a dict, got {type(config).__name__}"
-        )
-    for name, value in (
-        ("max_rollouts", max_rollouts),
-        ("max_cost_usd", max_cost_usd),
-        ("max_seconds", max_seconds),
-    ):
-        if value is not None:
-            base[name] = value
-    return OptimizeConfig(**base)
-
-
-def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[str, str]:
-    seeds = dict(system.modules())
-    if not seeds:
-        raise InvalidInput("the system has no modules (prompts) to optimize")
-    for name, text in (overrides or {}).items():
-        if name not in seeds:
-            raise InvalidInput(
-                f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}"
-            )
-        seeds[name] = text
-    for name, text in seeds.items():
-        if not isinstance(text, str):
-            raise ConfigError(
-                f"the seed prompt of module {name!r} is a {type(text).__name__}, not a str"
-            )
-        secret = find_secret(text)
-        if secret is not None:
-            raise ConfigError(
-                f"the seed prompt of module {name!r} holds {secret}; keep secrets out of "
-                "prompts (they would be sent to the reflection LM and stored)"
-            )
-    return seeds
-
-
 def _listeners(
     tracking: Any, extra: Iterable[ListenerLike] | None, progress: bool | None
 ) -> list[ListenerLike]:
@@ -625,8 +381,3 @@ def _listeners(
         listeners.append(tracking)
     listeners.extend(extra or ())
     return listeners
-
-
-def _new_run_dir() -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return Path("gepa_runs") / f"run-{stamp}"
