@@ -43,7 +43,7 @@ from gepa_graph.state import FORMAT, OptimizerState
 try:
     import fcntl
 except ImportError:  # Windows: no folder lock
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 STATE_FILE = "state.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -253,7 +253,8 @@ def _stored(state: OptimizerState) -> dict[str, Any]:
         rejection["detail"] = clip(rejection["detail"], MAX_REJECTED_CHARS)
         if rejection["proposed_text"] is not None:
             rejection["proposed_text"] = clip(rejection["proposed_text"], MAX_REJECTED_CHARS)
-    return redact(data)
+    masked: dict[str, Any] = redact(data)
+    return masked
 
 
 def _lock(run_dir: Path) -> IO[str]:

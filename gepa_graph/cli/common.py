@@ -62,6 +62,7 @@ USER_OS_ERRORS: tuple[type[OSError], ...] = (
     NotADirectoryError,
     FileExistsError,
 )
+USER_ERRORS: tuple[type[Exception], ...] = (GepaGraphError, *USER_OS_ERRORS)
 
 
 @contextmanager
@@ -71,7 +72,7 @@ def user_errors() -> Iterator[None]:
     exit code 130; every other exception propagates with its traceback."""
     try:
         yield
-    except (GepaGraphError, *USER_OS_ERRORS) as exc:
+    except USER_ERRORS as exc:
         fail(one_line(exc))
     except KeyboardInterrupt as exc:  # from optimize(): the checkpoint says "interrupted"
         if not hasattr(exc, "run_dir"):
