@@ -60,7 +60,8 @@ def optimize(
     without re-running finished rollouts. ``tracking`` is an experiment name or a listener such
     as ``gg.tracking.MLflowTracker``. ``progress`` shows a live display (default: on a terminal).
     ``testset`` (held-out examples) is scored for the seed and the best candidate at the end:
-    ``result.test_seed_score`` and ``result.test_best_score``, logged by the tracker.
+    ``result.test_seed_score`` and ``result.test_best_score``, saved with the run (so
+    ``load_result`` has them) and logged by the tracker.
     ``mode="search"`` (with no valset) searches for the best prompts for the tasks themselves
     (``result.best_by_example()``); ``strategies`` replaces named strategies with objects
     (see ``gepa_graph.strategies``). ``executor`` says where rollouts run: ``"local"`` (this

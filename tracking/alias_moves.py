@@ -21,6 +21,7 @@ _HISTORY_MAX_CHARS = 4500  # MLflow keeps prompt tag values up to 5000 character
 
 
 def history_of(prompt: Any) -> list[dict[str, Any]]:
+    """The alias moves recorded on a registry prompt, oldest first ([] if none or unreadable)."""
     try:
         return json.loads(prompt.tags.get(S.PROMPT_HISTORY, "[]"))
     except json.JSONDecodeError:
@@ -28,6 +29,8 @@ def history_of(prompt: Any) -> list[dict[str, Any]]:
 
 
 def append_history(client: MlflowClient, prompt_name: str, entry: dict[str, Any]) -> None:
+    """Append ``entry`` to the prompt's move history, dropping the oldest entries past the
+    tag's length limit."""
     entries = history_of(client.get_prompt(prompt_name)) + [entry]
     text = json.dumps(entries, separators=(",", ":"))
     while len(text) > _HISTORY_MAX_CHARS and len(entries) > 1:

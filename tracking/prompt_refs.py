@@ -29,6 +29,7 @@ def module_prompt_name(name: str, module: str) -> str:
 
 
 def check_name(name: str) -> None:
+    """InvalidInput for a registration name MLflow would refuse."""
     if not _NAME_RULE.match(name or ""):
         raise InvalidInput(
             f"registry name {name!r} is invalid: use letters, digits, '_', '-' and '.' only"
@@ -60,6 +61,7 @@ def client_for(tracking_uri: str | None) -> MlflowClient:
 
 
 def not_found(exc: Exception) -> bool:
+    """Whether an MLflow error says the thing asked for does not exist."""
     return getattr(exc, "error_code", None) in (
         "RESOURCE_DOES_NOT_EXIST",
         "NOT_FOUND",
@@ -102,6 +104,7 @@ def modules_of(client: MlflowClient, name: str) -> dict[str, Any]:
 
 
 def prompt_of(client: MlflowClient, name: str) -> Any | None:
+    """The registry prompt ``name``; None if there is none."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -113,6 +116,7 @@ def prompt_of(client: MlflowClient, name: str) -> Any | None:
 
 
 def at_alias(client: MlflowClient, prompt_name: str, alias: str) -> Any | None:
+    """The version of ``prompt_name`` at ``alias``; None if the prompt or alias is absent."""
     from mlflow.exceptions import MlflowException
 
     try:
