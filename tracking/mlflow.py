@@ -277,7 +277,9 @@ class MLflowTracker(Listener):
         }
         if event.run_dir:
             tags[S.TAG_RUN_DIR] = redact_text(event.run_dir)
-        tags.update({k: redact_text(v) for k, v in _seed_origin_tags(event.seed_prompts).items()})
+        from gepa_graph.tracking.registry import seed_origin_tags
+
+        tags.update({k: redact_text(v) for k, v in seed_origin_tags(event.seed_prompts).items()})
         run_name = self.run_name or f"{self.experiment}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
         self._live = _Live(client, run_id, experiment_id)
@@ -443,13 +445,3 @@ class _Live:
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.candidates = CandidateRuns(client, experiment_id, run_id)
-
-
-def _seed_origin_tags(seed_prompts: dict[str, str]) -> dict[str, str]:
-    """Where the seed came from, if ``seed_from_registry`` loaded it in this process."""
-    from gepa_graph.tracking.registry import seed_origin
-
-    origin = seed_origin(seed_prompts)
-    if origin is None:
-        return {}
-    return {S.TAG_SEED_FROM: origin.ref, S.TAG_SEED_VERSIONS: json.dumps(origin.versions)}

@@ -26,6 +26,7 @@ alias moves and their history (``alias_moves``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ __all__ = [
     "rollback",
     "seed_from_registry",
     "seed_origin",
+    "seed_origin_tags",
     "template_of",
     "with_registry_prompts",
 ]
@@ -314,6 +316,15 @@ def seed_origin(seed_prompts: dict[str, str]) -> SeedOrigin | None:
         if all(seed_prompts.get(m) == text for m, text in origin.prompts.items()):
             return origin
     return None
+
+
+def seed_origin_tags(seed_prompts: dict[str, str]) -> dict[str, str]:
+    """The tags of an optimization's run saying where its seed came from (``seed_from_registry``
+    in this process): the reference and the versions; none otherwise."""
+    origin = seed_origin(seed_prompts)
+    if origin is None:
+        return {}
+    return {S.TAG_SEED_FROM: origin.ref, S.TAG_SEED_VERSIONS: json.dumps(origin.versions)}
 
 
 def with_registry_prompts(graph: Any, ref: str, tracking_uri: str | None = None) -> Any:
