@@ -1,9 +1,9 @@
 """optimize(): the one entry point most users call. It wires the core to the integrations
-(LangGraph graphs are adapted automatically) and to tracking listeners."""
+(LangGraph graphs are adapted automatically) and to tracking listeners: the inputs are checked
+here (``gepa_graph.checks``), the run is assembled and run by ``gepa_graph.assembly``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import sys
@@ -11,30 +11,23 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gepa_graph.adapters import as_system, register, system_from_path
-from gepa_graph.budget import Budget
-from gepa_graph.config import ConfigError, OptimizeConfig
-from gepa_graph.engine import Engine
-from gepa_graph.errors import InvalidInput, WrongType
-from gepa_graph.evaluation import EvalResult, Evaluator
-from gepa_graph.events import EventBus, ListenerLike, OptimizationFinished, OptimizationStarted
+from gepa_graph.adapters import as_system, system_from_path
+from gepa_graph.adapters import register as register_adapter
+from gepa_graph.assembly import PROBE_EXAMPLES, finished_run, run_probe, run_search
+from gepa_graph.checks import checked_seed_prompts, merge_budgets, new_run_dir
+from gepa_graph.config import OptimizeConfig
+from gepa_graph.errors import ConfigError, InvalidInput, WrongType
+from gepa_graph.events import ListenerLike
 from gepa_graph.example import Example, as_dataset
 from gepa_graph.executor import Executor, LocalExecutor
 from gepa_graph.fingerprint import fingerprint
 from gepa_graph.guidance import Guidance
-from gepa_graph.lm import LMResponse, ReflectionLM
+from gepa_graph.lm import ReflectionLM
 from gepa_graph.metric import Metric, metric_arity
-from gepa_graph.proposers.merge import Merge
-from gepa_graph.proposers.mutation import ReflectiveMutation
-from gepa_graph.proposers.reflective import ReflectiveProposer
-from gepa_graph.redact import find_secret
-from gepa_graph.replay import ReflectionReplay
 from gepa_graph.result import Result
-from gepa_graph.state import OptimizerState
 from gepa_graph.store import RunStore
 from gepa_graph.strategies import build as build_strategies
-from gepa_graph.system import BaseSystem, System
-from gepa_graph.usercode import loop_deadline, run_watched
+from gepa_graph.usercode import run_watched
 
 log = logging.getLogger("gepa_graph")
 
@@ -45,7 +38,7 @@ def _register_integrations() -> None:
     from gepa_graph.integrations.adapters import ADAPTERS
 
     for adapter in ADAPTERS:
-        register(adapter)
+        register_adapter(adapter)
 
 
 _register_integrations()
@@ -81,7 +74,8 @@ def optimize(
     without re-running finished rollouts. ``tracking`` is an experiment name or a listener such
     as ``gg.tracking.MLflowTracker``. ``progress`` shows a live display (default: on a terminal).
     ``testset`` (held-out examples) is scored for the seed and the best candidate at the end:
-    ``result.test_seed_score`` and ``result.test_best_score``, logged by the tracker.
+    ``result.test_seed_score`` and ``result.test_best_score``, saved with the run (so
+    ``load_result`` has them) and logged by the tracker.
     ``mode="search"`` (with no valset) searches for the best prompts for the tasks themselves
     (``result.best_by_example()``); ``strategies`` replaces named strategies with objects
     (see ``gepa_graph.strategies``). ``executor`` says where rollouts run: ``"local"`` (this
@@ -89,7 +83,7 @@ def optimize(
     or an executor object such as ``gg.RayExecutor(address=...)``; the search, the journal,
     tracking and reflection stay here, and the results are the same.
     """
-    run_dir = run_dir if run_dir is not None else _new_run_dir()
+    run_dir = run_dir if run_dir is not None else new_run_dir()
     coroutine = aoptimize(
         system,
         trainset,
@@ -124,7 +118,7 @@ def interrupted(run_dir: str | Path) -> KeyboardInterrupt:
     KeyboardInterrupt whose message is the one line that says how to resume (and whose
     ``run_dir`` attribute is the folder)."""
     error = KeyboardInterrupt(f"interrupted, resume with resume=True and run_dir={str(run_dir)!r}")
-    error.run_dir = str(run_dir)
+    error.run_dir = str(run_dir)  # type: ignore[attr-defined]
     return error
 
 
@@ -151,9 +145,9 @@ async def aoptimize(
     executor: str | Executor = "local",
 ) -> Result:
     """``optimize`` for callers already inside an event loop."""
-    config = _merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
+    config = merge_budgets(config, max_rollouts, max_cost_usd, max_seconds)
     if mode is not None:
-        config = _merge_budgets(config.model_copy(update={"mode": mode}), None, None, None)
+        config = merge_budgets(config.model_copy(update={"mode": mode}), None, None, None)
     if config.mode == "search" and valset is not None:
         raise InvalidInput('mode="search" takes the tasks as trainset and no valset')
     chosen = build_strategies(config, strategies)
@@ -161,7 +155,7 @@ async def aoptimize(
     source = system if isinstance(system, str) else None
     system = system_from_path(source) if source is not None else as_system(system)
     # A system whose prompts only a run can confirm is probed once every input is checked.
-    seeds = None if system.needs_probe else _seed_prompts(system, seed_prompts)
+    seeds = None if system.needs_probe else checked_seed_prompts(system, seed_prompts)
     if seeds is not None:
         Guidance.of(config).check_seeds(seeds)  # a probed system's once the probe finds them
     if seeds is None and seed_prompts:
@@ -197,7 +191,7 @@ async def aoptimize(
     )
     listening = _listeners(tracking, listeners, progress)
 
-    store = RunStore(Path(run_dir) if run_dir is not None else _new_run_dir())
+    store = RunStore(Path(run_dir) if run_dir is not None else new_run_dir())
     # A callable's name says little about the model behind it: only model strings must match.
     model = lm.name if isinstance(lm.lm, str) else None
     try:
@@ -211,17 +205,17 @@ async def aoptimize(
             finished = store.load_state() if resume else None
             if finished is not None and finished.status == "finished":
                 if finished.config == config.model_dump(mode="json"):  # no budget extended
-                    return await _finished(
+                    return await finished_run(
                         finished, system, train, val, metric, config, store, listening, test, runner
                     )
             lm.check_credentials()  # the reflection LM's keys: before the probe and rollouts
             probe_cost = None
             if seeds is None:  # the probe runs here: it changes the system the workers get
-                probe_cost = await _probe(system, train, config.rollout_timeout_s)
-                seeds = _seed_prompts(system, seed_prompts)
+                probe_cost = await run_probe(system, train, config.rollout_timeout_s)
+                seeds = checked_seed_prompts(system, seed_prompts)
                 Guidance.of(config).check_seeds(seeds)
                 store.check(resume, fingerprint(config, seeds, train, val, model, metric))
-            return await _run(
+            return await run_search(
                 system,
                 train,
                 val,
@@ -244,171 +238,6 @@ async def aoptimize(
             runner.close()
 
 
-async def _run(
-    system: System,
-    train: list[Example],
-    val: list[Example],
-    metric: Metric,
-    lm: ReflectionLM,
-    config: OptimizeConfig,
-    chosen: Any,
-    seeds: dict[str, str],
-    store: RunStore,
-    resume: bool,
-    listening: list[ListenerLike],
-    test: list[Example],
-    probe_cost: float | None = None,
-    executor: Executor | None = None,
-) -> Result:
-    state = None
-    journaled_rollouts: dict = {}
-    journaled_reflections: dict = {}
-    if resume:
-        state = store.load_state()
-        journaled_rollouts, journaled_reflections = store.load_journal(
-            EvalResult.model_validate, LMResponse.model_validate, [*train, *val]
-        )
-
-    bus = EventBus(listening)
-    budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
-    if probe_cost is not None:  # the probe's runs are rollouts like any other
-        budget.add_probe(min(PROBE_EXAMPLES, len(train)), probe_cost or None)
-    lm.deadline = budget.seconds_left
-    lm.budget = budget  # reflection retries and failures are counted in the ledger
-    evaluator = Evaluator(
-        system, metric, config, budget, store.journal, journaled_rollouts, executor=executor
-    )
-    writer = ReflectiveProposer(
-        lm,
-        ReflectionReplay(store.journal, journaled_reflections),
-        config.max_chars_per_field,
-        Guidance.of(config),
-    )
-    engine = Engine(
-        system=system,
-        trainset=train,
-        valset=val,
-        evaluator=evaluator,
-        reflection_lm=lm,
-        proposers=[Merge(), ReflectiveMutation(writer, catch_up=config.catch_up)],
-        config=config,
-        budget=budget,
-        bus=bus,
-        seed_prompts=seeds,
-        store=store,
-        strategies=chosen,
-    )
-    try:
-        result = await engine.run()
-        await _score_testset(
-            system, metric, config, result, test, bus, executor, store, journaled_rollouts
-        )
-        return result
-    finally:
-        bus.close()
-
-
-async def _finished(
-    state: OptimizerState,
-    system: System,
-    train: list[Example],
-    val: list[Example],
-    metric: Metric,
-    config: OptimizeConfig,
-    store: RunStore,
-    listening: list[ListenerLike],
-    test: list[Example],
-    executor: Executor,
-) -> Result:
-    """The result of a run that finished with these inputs, without a rollout: the listeners
-    are told it started (resumed) and finished, as for a resume, so a tracker re-syncs what it
-    missed; testset rollouts come from the journal."""
-    log.info("%s finished already with these inputs: its result, nothing run", store.directory)
-    result = state.to_result(store.directory)
-    journaled, _ = store.load_journal(EvalResult.model_validate, None, [*train, *val])
-    bus = EventBus(listening)
-    try:
-        bus.emit(
-            OptimizationStarted(
-                run_dir=str(store.directory),
-                resumed=True,
-                config=state.config,
-                seed_prompts=state.seed_prompts,
-                n_train=len(train),
-                n_val=len(val),
-                reflection_lm=state.reflection_lm,
-            )
-        )
-        bus.emit(OptimizationFinished.of(result))
-        await _score_testset(system, metric, config, result, test, bus, executor, store, journaled)
-    finally:
-        bus.close()
-    return result
-
-
-async def _score_testset(
-    system: System,
-    metric: Metric,
-    config: OptimizeConfig,
-    result: Result,
-    test: list[Example],
-    bus: EventBus,
-    executor: Executor | None = None,
-    store: RunStore | None = None,
-    journaled: dict | None = None,
-) -> None:
-    """Score the seed and the best candidate on held-out ``test`` examples once the search is
-    over (outside its budget): ``result.test_seed_score``/``test_best_score`` and a
-    TestsetEvaluated event for the listeners. The rollouts are journaled in ``store``, so a
-    resumed run takes them from ``journaled`` instead of paying again."""
-    if not test:
-        return
-    from gepa_graph.candidate import Candidate
-    from gepa_graph.events import TestsetEvaluated
-
-    free = config.model_copy(
-        update={"max_rollouts": 2 * len(test), "max_cost_usd": None, "max_seconds": None}
-    )
-    journal = (store or RunStore(None)).journal
-    evaluator = Evaluator(system, metric, free, Budget(free), journal, journaled, executor)
-    scores = {}
-    for role, prompts in (("seed", result.seed_candidate), ("best", result.best_candidate)):
-        outcomes = await evaluator.evaluate(Candidate(prompts=prompts), test)
-        scores[role] = {outcome.example_key: outcome.score for outcome in outcomes}
-    result.test_seed_score = sum(scores["seed"].values()) / len(test)
-    result.test_best_score = sum(scores["best"].values()) / len(test)
-    seed_id = next((c.id for c in result.candidates if not c.parent_ids), result.best_id)
-    bus.emit(
-        TestsetEvaluated(
-            seed_id=seed_id,
-            best_id=result.best_id,
-            seed_scores=scores["seed"],
-            best_scores=scores["best"],
-            seed_score=result.test_seed_score,
-            best_score=result.test_best_score,
-        )
-    )
-
-
-PROBE_EXAMPLES = 3
-"""Training examples a probe runs the seed on (``needs_probe``): what reaches a model in them
-decides a LangGraph system's modules."""
-
-
-async def _probe(system: BaseSystem, train: list[Example], timeout: float | None) -> float | None:
-    """A system whose prompts only runs can show (``needs_probe``: a LangGraph agent) runs its
-    seed on the first ``PROBE_EXAMPLES`` training examples; the USD cost of those runs (0.0
-    where unknown), None when it had been probed already. An async node that blocks the loop
-    past a rollout's time limit stops the probe as it stops a rollout (``LoopBlocked``)."""
-    if system.probe_report is not None:
-        return None
-    with loop_deadline(timeout):
-        report = await system.aprobe(train[:PROBE_EXAMPLES])
-    for note in report.notes():
-        log.info("probe: %s", note)
-    return report.cost_usd or 0.0
-
-
 def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
     """The Result of a run, finished or not, without the system that ran it (it can still
     ``apply`` its prompts to a graph).
@@ -420,7 +249,7 @@ def load_result(source: str | Path, tracking_uri: str | None = None) -> Result:
     if not isinstance(source, Path) and (
         text.startswith("runs:/") or (_RUN_ID.fullmatch(text) and not Path(text).exists())
     ):
-        from gepa_graph.tracking.mlflow import load_result as from_mlflow
+        from gepa_graph.tracking.reader import load_result as from_mlflow
 
         return from_mlflow(text, tracking_uri)
     return RunStore(source).load_result()
@@ -458,58 +287,6 @@ def as_executor(executor: Any) -> tuple[Executor, bool]:
     )
 
 
-def _merge_budgets(
-    config: OptimizeConfig | Mapping[str, Any] | None,
-    max_rollouts: int | None,
-    max_cost_usd: float | None,
-    max_seconds: float | None,
-) -> OptimizeConfig:
-    """``config`` (an OptimizeConfig, a dict of its fields, or None) with the budgets given as
-    arguments on top; ConfigError in one line for anything invalid."""
-    if isinstance(config, OptimizeConfig):
-        base = config.model_dump(exclude_unset=False)
-    elif isinstance(config, Mapping):
-        base = dict(config)
-    elif config is None:
-        base = {}
-    else:
-        raise ConfigError(
-            f"config must be a gg.OptimizeConfig or a dict, got {type(config).__name__}"
-        )
-    for name, value in (
-        ("max_rollouts", max_rollouts),
-        ("max_cost_usd", max_cost_usd),
-        ("max_seconds", max_seconds),
-    ):
-        if value is not None:
-            base[name] = value
-    return OptimizeConfig(**base)
-
-
-def _seed_prompts(system: System, overrides: Mapping[str, str] | None) -> dict[str, str]:
-    seeds = dict(system.modules())
-    if not seeds:
-        raise InvalidInput("the system has no modules (prompts) to optimize")
-    for name, text in (overrides or {}).items():
-        if name not in seeds:
-            raise InvalidInput(
-                f"seed_prompts names unknown module {name!r}; modules are {sorted(seeds)}"
-            )
-        seeds[name] = text
-    for name, text in seeds.items():
-        if not isinstance(text, str):
-            raise ConfigError(
-                f"the seed prompt of module {name!r} is a {type(text).__name__}, not a str"
-            )
-        secret = find_secret(text)
-        if secret is not None:
-            raise ConfigError(
-                f"the seed prompt of module {name!r} holds {secret}; keep secrets out of "
-                "prompts (they would be sent to the reflection LM and stored)"
-            )
-    return seeds
-
-
 def _listeners(
     tracking: Any, extra: Iterable[ListenerLike] | None, progress: bool | None
 ) -> list[ListenerLike]:
@@ -528,8 +305,3 @@ def _listeners(
         listeners.append(tracking)
     listeners.extend(extra or ())
     return listeners
-
-
-def _new_run_dir() -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return Path("gepa_runs") / f"run-{stamp}"

@@ -7,11 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gepa_graph.errors import GepaGraphError
-
-
-class ConfigError(GepaGraphError, ValueError):
-    """A setting is invalid; the message is one line naming the field."""
+from gepa_graph.errors import ConfigError
 
 
 def one_line(exc: ValidationError) -> str:

@@ -1,6 +1,8 @@
-"""The base class of every error a user's input can cause (a bad setting, a corrupt or busy run
-folder, an LM that cannot work): ``except gg.GepaGraphError`` catches them all, and each message
-is one line that says what to change."""
+"""Every error a user's input can cause (a bad setting, a corrupt or busy run folder, an LM that
+cannot work), in one place: ``except gg.GepaGraphError`` catches them all, and each message is
+one line that says what to change. Each kind also derives from the built-in exception it was
+before it derived from GepaGraphError, so ``except ValueError`` (OSError, ...) in callers keeps
+working."""
 
 
 class GepaGraphError(Exception):
@@ -8,8 +10,7 @@ class GepaGraphError(Exception):
     where that is possible."""
 
 
-# The kinds of bad input, each also the built-in exception it was before it derived from
-# GepaGraphError, so ``except ValueError`` (TypeError, KeyError) in callers keeps working.
+# ---------------------------------------------------------------- bad input
 
 
 class InvalidInput(GepaGraphError, ValueError):
@@ -29,7 +30,72 @@ class UnknownName(GepaGraphError, KeyError):
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
+class ConfigError(GepaGraphError, ValueError):
+    """A setting is invalid; the message is one line naming the field."""
+
+
+class ImportPathError(GepaGraphError, ValueError):
+    """A ``module:attribute`` path that is malformed or names nothing importable."""
+
+
+class CLIError(GepaGraphError):
+    """A bad command line (a flag combination, a JSONL line, a ``module:attr`` that does not
+    import): reported as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------- the run folder and its result
+
+
+class RunDirError(GepaGraphError, OSError):
+    """The run folder cannot be used: not writable, a file, or held by another run."""
+
+
+class RunExists(GepaGraphError, FileExistsError):
+    """A new run asked for a folder that already holds one."""
+
+
+class ResumeMismatch(GepaGraphError, ValueError):
+    """A resume whose inputs or run folder do not match the run it would continue."""
+
+
+class CorruptRunDir(GepaGraphError, ValueError):
+    """A run directory's journal or checkpoint cannot be read."""
+
+
+class JournalWriteFailed(GepaGraphError, OSError):
+    """The journal could not be written (a full disk, a quota, a file size limit): the run
+    stops, the journal keeps every record written whole, and a resume re-pays none of them."""
+
+
+class ResultNotFound(GepaGraphError, LookupError):
+    """The run the user named holds no result that can be read here: no such MLflow run, or
+    one that did not finish and whose run folder is not on this machine."""
+
+
+# ---------------------------------------------------------------- running the user's code
+
+
+class HungThreads(GepaGraphError, RuntimeError):
+    """Too many calls of user code never returned after their time limit: their threads
+    cannot be killed, so the run stops before the process runs out of threads."""
+
+
+class LoopBlocked(GepaGraphError, RuntimeError):
+    """Async user code blocked the event loop past a time limit the loop had to enforce."""
+
+
 class SubstitutionLeak(GepaGraphError, RuntimeError):
     """A model call in a rollout still carried the seed text of a module the candidate
     changed: the candidate would be scored on text it did not run, so the optimization stops
     (raised by a System's ``arun``; the evaluation re-raises it instead of scoring it)."""
+
+
+# ---------------------------------------------------------------- the embedded local model
+
+
+class LocalModelError(GepaGraphError, RuntimeError):
+    """The local model cannot be used: parts missing, file missing, runtime not installed."""
+
+
+class ModelChecksumError(LocalModelError):
+    """The assembled model does not have the expected size or SHA-256."""

@@ -16,12 +16,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import ImportPathError
 from gepa_graph.system import Rollout, System
-
-
-class ImportPathError(GepaGraphError, ValueError):
-    """A ``module:attribute`` path that is malformed or names nothing importable."""
 
 
 @runtime_checkable

@@ -20,20 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gepa_graph.config import OptimizeConfig
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import ResumeMismatch, RunExists
 from gepa_graph.example import Example, stable_json
 
 BUDGET_FIELDS = frozenset(
     {"max_rollouts", "max_cost_usd", "max_seconds", "max_iterations", "max_stale_iterations"}
 )
-
-
-class ResumeMismatch(GepaGraphError, ValueError):
-    """A resume whose inputs or run folder do not match the run it would continue."""
-
-
-class RunExists(GepaGraphError, FileExistsError):
-    """A new run asked for a folder that already holds one."""
 
 
 def _digest(value: Any) -> str:

@@ -16,20 +16,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import CorruptRunDir, JournalWriteFailed, ResumeMismatch
 from gepa_graph.example import Example
-from gepa_graph.fingerprint import ResumeMismatch
 from gepa_graph.redact import redact_text
-
-
-class CorruptRunDir(GepaGraphError, ValueError):
-    """A run directory's journal or checkpoint cannot be read."""
-
-
-class JournalWriteFailed(GepaGraphError, OSError):
-    """The journal could not be written (a full disk, a quota, a file size limit): the run
-    stops, the journal keeps every record written whole, and a resume re-pays none of them."""
-
 
 Check = Callable[[dict[str, Any]], Any]
 

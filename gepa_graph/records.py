@@ -93,3 +93,23 @@ class Ledger(BaseModel):
     seconds: float = 0.0
     probe_rollouts: int = 0
     metric_calls: int = 0
+
+
+class HeldOutScores(BaseModel):
+    """A run's held-out scores (``optimize(testset=...)``): the seed and the best candidate run
+    on the testset once the search is over, outside its budget. The checkpoint keeps them, so a
+    run read back (``gg.load_result``) or resumed after it finished has them without a rollout.
+
+    Fields: ``seed_id`` and ``best_id`` (the candidates scored), ``seed_scores`` and
+    ``best_scores`` (example key -> score), ``seed_score`` and ``best_score`` (their means:
+    ``Result.test_seed_score`` and ``test_best_score``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    seed_id: str
+    best_id: str
+    seed_scores: dict[str, float]  # example key -> score
+    best_scores: dict[str, float]
+    seed_score: float  # means
+    best_score: float

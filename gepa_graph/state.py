@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gepa_graph.records import CandidateRecord, Ledger, Rejection
+from gepa_graph.records import CandidateRecord, HeldOutScores, Ledger, Rejection
 from gepa_graph.result import Result
 
 FORMAT = 1
@@ -26,7 +26,8 @@ class OptimizerState(BaseModel):
     OptimizeConfig as JSON), ``seed_prompts`` (module -> seed text), ``train_keys`` and
     ``val_keys`` (the examples' keys, in order: which data the run used),
     ``candidates`` (accepted, in the order they joined, the seed first), ``best_id`` (the
-    pool's best; None before the seed was evaluated). Written by the engine only.
+    pool's best; None before the seed was evaluated), ``testset`` (the held-out scores of a
+    finished run given a testset, else None). Written by the engine, but for ``testset``.
     """
 
     format: int = FORMAT
@@ -42,6 +43,7 @@ class OptimizerState(BaseModel):
     candidates: list[CandidateRecord] = Field(default_factory=list)
     rejected: list[Rejection] = Field(default_factory=list)
     best_id: str | None = None
+    testset: HeldOutScores | None = None
 
     def to_result(self, run_dir: Path | None) -> Result:
         """The Result this state amounts to; ValueError before any candidate was evaluated."""
@@ -63,4 +65,6 @@ class OptimizerState(BaseModel):
             stop_reason=self.stop_reason or "unknown",
             run_dir=str(run_dir) if run_dir is not None else None,
             val_keys=list(self.val_keys),
+            test_seed_score=self.testset.seed_score if self.testset else None,
+            test_best_score=self.testset.best_score if self.testset else None,
         )

@@ -7,7 +7,8 @@ Every file in a run folder is written here, nowhere else:
   (``gepa_graph.fingerprint`` decides; the store reads and writes);
 * ``journal.jsonl``: the append-only log of finished rollouts and reflection replies
   (``gepa_graph.journal`` is its format);
-* ``state.json``: the checkpoint, written atomically (write, fsync, rename);
+* ``state.json``: the checkpoint, written atomically (write, fsync, rename); once a run given a
+  testset finished, it holds the held-out scores too (``save_testset``);
 * ``attributes.json``: small named values others attach to the run, such as the MLflow run it
   writes to (``store.set_attribute("mlflow_run_id", ...)``). Folders written before the store
   kept the MLflow run in ``mlflow_run.json``; it is read as the attributes ``mlflow_<key>``.
@@ -32,9 +33,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from gepa_graph import fingerprint
-from gepa_graph.errors import GepaGraphError
-from gepa_graph.fingerprint import ResumeMismatch
-from gepa_graph.journal import CorruptRunDir, Journal
+from gepa_graph.errors import CorruptRunDir, ResumeMismatch, RunDirError
+from gepa_graph.journal import Journal
+from gepa_graph.records import HeldOutScores
 from gepa_graph.redact import clip, redact
 from gepa_graph.result import Result
 from gepa_graph.state import FORMAT, OptimizerState
@@ -42,7 +43,7 @@ from gepa_graph.state import FORMAT, OptimizerState
 try:
     import fcntl
 except ImportError:  # Windows: no folder lock
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 STATE_FILE = "state.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -54,10 +55,6 @@ LEGACY_ATTRIBUTE_FILES = {"mlflow_run.json": "mlflow_"}
 # A rejected proposal's text is kept for reading, not for resuming: bounded, so a run of huge
 # unusable replies cannot grow the checkpoint without limit.
 MAX_REJECTED_CHARS = 4000
-
-
-class RunDirError(GepaGraphError, OSError):
-    """The run folder cannot be used: not writable, a file, or held by another run."""
 
 
 class RunStore:
@@ -170,6 +167,13 @@ class RunStore:
             raise CorruptRunDir(f"checkpoint {path} has format {state.format}, expected {FORMAT}")
         return state
 
+    def save_testset(self, scores: HeldOutScores) -> None:
+        """Add the held-out ``scores`` to the checkpoint of the run that just finished, so the
+        Result read back has them (a run without a folder keeps them in its Result only)."""
+        state = self.load_state()
+        if state is not None:
+            self.save_state(state.model_copy(update={"testset": scores}))
+
     def load_result(self) -> Result:
         """The Result saved in the folder (finished or not); FileNotFoundError without a
         checkpoint."""
@@ -249,7 +253,8 @@ def _stored(state: OptimizerState) -> dict[str, Any]:
         rejection["detail"] = clip(rejection["detail"], MAX_REJECTED_CHARS)
         if rejection["proposed_text"] is not None:
             rejection["proposed_text"] = clip(rejection["proposed_text"], MAX_REJECTED_CHARS)
-    return redact(data)
+    masked: dict[str, Any] = redact(data)
+    return masked
 
 
 def _lock(run_dir: Path) -> IO[str]:

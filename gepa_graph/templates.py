@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 import string
 
-_MUSTACHE_FIELD = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+# A mustache variable, ``{{name}}`` or dotted ``{{user.name}}`` (a path into the inputs, as in
+# MLflow's prompt templates); group 1 is the name. The only mustache pattern: the Prompt
+# Registry's brace conversion (gepa_graph.tracking.registry) reads templates with it too.
+MUSTACHE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _MUSTACHE_ANY = re.compile(r"\{\{|\}\}")
 
 
@@ -21,7 +24,7 @@ def parse(text: str, template_format: str = "f-string") -> tuple[tuple[str, ...]
     Text that is not a template in ``template_format`` parses as one literal with no variables.
     """
     if template_format == "mustache":
-        pieces = _MUSTACHE_FIELD.split(text)
+        pieces = MUSTACHE_VARIABLE.split(text)
         if not any(_MUSTACHE_ANY.search(literal) for literal in pieces[0::2]):
             return tuple(pieces[0::2]), tuple(pieces[1::2])
         return (text,), ()

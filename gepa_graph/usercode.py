@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import HungThreads, LoopBlocked
 
 # Calls of user code abandoned at their time limit that may still hold a thread, at most: one
 # more and the run stops with HungThreads (a process has a thread limit; 100 is not rare).
@@ -38,15 +38,6 @@ LOOP_GRACE_S = 5.0
 # machine; the caller stops waiting only once the loop has not answered for this long (it is
 # blocked), or at a second Ctrl-C.
 INTERRUPT_GRACE_S = 10.0
-
-
-class HungThreads(GepaGraphError, RuntimeError):
-    """Too many calls of user code never returned after their time limit: their threads
-    cannot be killed, so the run stops before the process runs out of threads."""
-
-
-class LoopBlocked(GepaGraphError, RuntimeError):
-    """Async user code blocked the event loop past a time limit the loop had to enforce."""
 
 
 class UserCodeError(RuntimeError):

@@ -1,7 +1,7 @@
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.config import ConfigError
+from gepa_graph.errors import ConfigError
 from gepa_graph.example import as_dataset
 from gepa_graph.metric import MetricError, metric_arity, to_score
 

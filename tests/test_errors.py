@@ -34,8 +34,8 @@ def exception_classes():
 
 def test_every_exception_class_is_a_gepa_graph_error_or_internal():
     found = exception_classes()
-    assert "gepa_graph.local.errors.LocalModelError" in found
-    assert "gepa_graph.cli.common.CLIError" in found
+    assert "gepa_graph.errors.LocalModelError" in found
+    assert "gepa_graph.errors.CLIError" in found
     user_facing = sorted(
         name
         for name, cls in found.items()
@@ -60,3 +60,23 @@ def test_the_kinds_of_bad_input_keep_their_builtin_base():
     assert issubclass(UnknownName, KeyError)
     with pytest.raises(gepa_graph.GepaGraphError, match="trainset is empty"):
         gepa_graph.example.as_dataset([], "trainset")
+
+
+# User errors still defined beside the code that raises them, in modules other work owns this
+# round; each moves to gepa_graph.errors (and leaves this list) when that module is next edited.
+NOT_YET_IN_ERRORS = {
+    "gepa_graph.lm.LMConfigError",
+    "gepa_graph.system.PromptNeverUsed",
+    "gepa_graph.integrations.langgraph.discover.NoPromptsFound",
+    "gepa_graph.integrations.ray.executor.RayExecutorError",
+}
+
+
+def test_every_user_error_lives_in_the_errors_module():
+    found = exception_classes()
+    elsewhere = sorted(
+        name
+        for name, cls in found.items()
+        if issubclass(cls, GepaGraphError) and cls.__module__ != "gepa_graph.errors"
+    )
+    assert elsewhere == sorted(NOT_YET_IN_ERRORS & set(found))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.config import ConfigError
-from gepa_graph.executor import ImportPathError, LocalExecutor, import_object
+from gepa_graph.errors import ConfigError, ImportPathError
+from gepa_graph.executor import LocalExecutor, import_object
 from gepa_graph.testing.rules import RuleTask
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -98,3 +98,56 @@ def test_an_mlflow_run_id_loads_and_applies(tmp_path):
     sends_the_winner(gg.load_result(tracker.run_id, tracking_uri=uri))
     with pytest.raises(LookupError, match="no MLflow run"):
         gg.load_result("0" * 32, tracking_uri=uri)
+
+
+def test_a_run_with_a_testset_saves_its_held_out_scores(tmp_path):
+    """The testset is scored inside the run: saved with it (load_result equals the returned
+    Result, field by field), told to listeners before the end, and a finished run resumed
+    returns the saved scores without a rollout."""
+    calls = []
+    events = []
+
+    def run(prompts, example):
+        calls.append((prompts["m"], example["id"]))
+        return prompts["m"]
+
+    def metric(example, prediction):
+        return gg.Score(value=min(prediction.count("!") / 2, 1.0), feedback="more !")
+
+    def reflect(prompt):
+        current = re.search(r"(`{3,})\n(.*?)\n\1", prompt, re.S).group(2)
+        return f"```\n{current}!\n```"
+
+    def optimize_run(**kwargs):
+        return gg.optimize(
+            gg.FunctionSystem(modules={"m": "Say hi to {name}"}, fn=run),
+            [{"id": f"t{i}", "name": f"u{i}"} for i in range(3)],
+            metric=metric,
+            reflection_lm=reflect,
+            max_rollouts=30,
+            run_dir=tmp_path / "run",
+            progress=False,
+            testset=[{"id": f"held{i}", "name": f"v{i}"} for i in range(2)],
+            listeners=[events.append],
+            **kwargs,
+        )
+
+    result = optimize_run()
+    assert result.test_seed_score == 0.0 and result.test_best_score == 1.0
+    kinds = [type(event).__name__ for event in events]
+    assert kinds[-2:] == ["TestsetEvaluated", "OptimizationFinished"]
+    assert events[-1].result == result  # the end carries the held-out scores
+    assert events[-2].best_scores == {"held0": 1.0, "held1": 1.0}
+
+    loaded = gg.load_result(tmp_path / "run")
+    for field in type(result).model_fields:
+        assert getattr(loaded, field) == getattr(result, field), field
+
+    paid, events[:] = len(calls), []
+    again = optimize_run(resume=True)
+    assert len(calls) == paid  # nothing scored again
+    assert again == result
+    assert [type(event).__name__ for event in events][-2:] == [
+        "TestsetEvaluated",
+        "OptimizationFinished",
+    ]

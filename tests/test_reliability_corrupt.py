@@ -6,7 +6,7 @@ import json
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.journal import CorruptRunDir
+from gepa_graph.errors import CorruptRunDir
 
 
 def _args(tmp_path, calls):

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.store import RunDirError
+from gepa_graph.errors import RunDirError
 
 # A hang guard, not a timing: how long a call that must return may take. The limits under test
 # are 1-2 s; the guard holds on a machine loaded far beyond that (load average 8 and more).

@@ -107,7 +107,7 @@ def _legacy(run_dir):
 def test_an_older_journal_is_migrated_or_refused_in_one_line(tmp_path):
     import pytest
 
-    from gepa_graph.fingerprint import ResumeMismatch
+    from gepa_graph.errors import ResumeMismatch
 
     def run(train, val, run_dir, resume=False, seen=None):
         return gg.optimize(

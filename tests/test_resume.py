@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.journal import CorruptRunDir
+from gepa_graph.errors import CorruptRunDir
 
 SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading

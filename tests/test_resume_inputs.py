@@ -4,7 +4,7 @@ resume, a checkpoint without its journal (issue 14: every one of these used to r
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.fingerprint import ResumeMismatch, RunExists
+from gepa_graph.errors import ResumeMismatch, RunExists
 from gepa_graph.testing.rules import RuleTask
 
 TASK = RuleTask(n_types=3)

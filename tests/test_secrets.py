@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.config import ConfigError
+from gepa_graph.errors import ConfigError
 from gepa_graph.jsonable import to_jsonable
 from gepa_graph.redact import MASK, find_secret, redact_text
 

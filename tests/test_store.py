@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import gepa_graph as gg
+from gepa_graph.errors import RunDirError
 from gepa_graph.events import (
     BudgetUpdated,
     CandidateAccepted,
@@ -20,7 +21,7 @@ from gepa_graph.events import (
 )
 from gepa_graph.records import CandidateRecord, Ledger
 from gepa_graph.state import OptimizerState
-from gepa_graph.store import ATTRIBUTES_FILE, RunDirError, RunStore
+from gepa_graph.store import ATTRIBUTES_FILE, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = CandidateRecord(

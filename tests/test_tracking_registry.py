@@ -14,7 +14,7 @@ from gepa_graph.events import Ledger
 from gepa_graph.result import CandidateRecord, Result
 from gepa_graph.tracking import registry
 from gepa_graph.tracking import schema as S
-from gepa_graph.tracking.registry import decode_template, encode_template
+from gepa_graph.tracking.braces import decode_template, encode_template
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,19 @@ def test_untagged_registry_text_is_read_as_mlflow_template():
     # A prompt written by hand in the MLflow UI: {{var}} with spaces, literal single braces.
     text = decode_template('Hi {{ name }}, data: {"k": 1}', None)
     assert text == 'Hi {name}, data: {{"k": 1}}'
+
+
+def test_a_dotted_mustache_name_is_one_variable_everywhere():
+    """The core's template parser and the registry read ``{{user.name}}`` with one pattern:
+    a variable to the core (and to MLflow), so literal text that MLflow would read as one is
+    stored verbatim, and a hand-written one, which has no f-string equivalent, stays text."""
+    from gepa_graph import templates
+
+    assert templates.variables("Hi {{user.name}} and {{ x }}", "mustache") == ("user.name", "x")
+    literal = "literal {{{{user.name}}}} beside {x}"  # f-string text: {{user.name}} printed
+    assert encode_template(literal) == (literal, "verbatim")
+    assert decode_template(*encode_template(literal)) == literal
+    assert decode_template("Hi {{user.name}}, {{x}}", None) == "Hi {{{{user.name}}}}, {x}"
 
 
 def _result(prompts: dict[str, str], run_dir=None, score=0.75) -> Result:

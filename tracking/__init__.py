@@ -1,5 +1,5 @@
-"""Tracking: MLflow runs (``gepa_graph.tracking.mlflow``), the Prompt Registry
-(``gepa_graph.tracking.registry``), the promotion gate (``gate``, its statistics ``stats``),
+"""Tracking: MLflow runs (``gepa_graph.tracking.mlflow``, read back by ``reader``), the Prompt
+Registry (``gepa_graph.tracking.registry``), the promotion gate (``gate``, its statistics ``stats``),
 datasets from production traces (``traces``) and metrics from their feedback
 (``feedback_metrics``), prompt-trace links (``trace_link``), plots (``plots``), every MLflow
 name in one place (``schema``), MLflow's console output (``console``) and a local ``mlflow

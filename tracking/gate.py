@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -104,7 +104,7 @@ class GateDecision:
 
 def score_prompt_sets(
     system: Any,
-    prompt_sets: list[Mapping[str, str]],
+    prompt_sets: Sequence[Mapping[str, str]],
     examples: Iterable[Mapping[str, Any]],
     metric: Any,
     seed: int = 0,
@@ -112,22 +112,18 @@ def score_prompt_sets(
     """Per-example results (``EvalResult``: score and trace) of each prompt set on
     ``examples`` (modules a set does not name keep the system's own prompts), and the example
     keys. Every set runs on the same examples with the same seed; failures are scored as in an
-    optimization."""
+    optimization (``gepa_graph.scoring``, which scores ``optimize``'s testset too)."""
     from gepa_graph.adapters import as_system
-    from gepa_graph.budget import Budget
-    from gepa_graph.candidate import Candidate
     from gepa_graph.config import OptimizeConfig
-    from gepa_graph.evaluation import Evaluator
     from gepa_graph.example import as_dataset
-    from gepa_graph.journal import Journal
+    from gepa_graph.scoring import score_prompt_sets as score
 
     system = as_system(system)
     dataset = as_dataset(examples, "holdout")
     if not dataset:
         raise InvalidInput("the held-out set holds no examples")
-    config = OptimizeConfig(max_rollouts=len(dataset) * len(prompt_sets), seed=seed)
     own = dict(system.modules())
-    candidates = []
+    full_sets = []
     for prompts in prompt_sets:
         unknown = sorted(set(prompts) - set(own))
         if unknown:
@@ -135,13 +131,9 @@ def score_prompt_sets(
                 f"registry modules {unknown} are not prompts of this graph; its "
                 f"modules are {sorted(own)}"
             )
-        candidates.append(Candidate(prompts={**own, **prompts}))
-
-    async def run() -> list[list[Any]]:
-        evaluator = Evaluator(system, metric, config, Budget(config), Journal(None))
-        return [await evaluator.evaluate(candidate, dataset) for candidate in candidates]
-
-    return asyncio.run(run()), [example.key for example in dataset]
+        full_sets.append({**own, **prompts})
+    results = asyncio.run(score(system, metric, full_sets, dataset, OptimizeConfig(seed=seed)))
+    return results, [example.key for example in dataset]
 
 
 def _modules_called(result: Any) -> set[str]:
@@ -264,7 +256,7 @@ def _record(
 ) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    from gepa_graph.tracking.mlflow import log_table, tag_tables
+    from gepa_graph.tracking.tables import log_table, tag_tables
 
     stats = decision.stats
     run = client.create_run(

@@ -15,6 +15,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gepa_graph import pareto
 from gepa_graph.result import CandidateRecord, Result
 
 _ORIGIN_COLORS = {"seed": "#444444", "mutation": "#1f77b4", "merge": "#d62728"}
@@ -54,15 +55,24 @@ def score_history(result: Result) -> list[tuple[int, float, float]]:
     """
     history = []
     best = float("-inf")
-    frontier: dict[str, float] = {}
+    seen: dict[str, dict[str, float]] = {}
     for record in _by_discovery(result.candidates):
         best = max(best, record.mean_score)
-        for key, value in record.val_scores.items():
-            frontier[key] = max(frontier.get(key, float("-inf")), value)
-        keys = result.val_keys or list(frontier)
-        pareto = sum(frontier.get(k, 0.0) for k in keys) / max(len(keys), 1)
-        history.append((_x(record), best, pareto))
+        seen[record.id] = record.val_scores
+        keys = result.val_keys or sorted({k for scores in seen.values() for k in scores})
+        history.append((_x(record), best, pareto.pareto_aggregate(seen, keys) if keys else 0.0))
     return history
+
+
+def _keys(result: Result) -> list[str]:
+    """The validation examples' keys, in order (those the candidates ran, for an old result
+    without ``val_keys``)."""
+    return result.val_keys or sorted({k for r in result.candidates for k in r.val_scores})
+
+
+def _fronts(result: Result) -> dict[str, set[str]]:
+    """Validation example key -> ids of the candidates with the top score on it."""
+    return pareto.fronts({r.id: r.val_scores for r in result.candidates}, _keys(result))
 
 
 def _finish(figure: Figure, path: str | Path | None) -> Figure:
@@ -109,13 +119,10 @@ def plot_score_vs_rollouts(source: Result | str | Path, path: str | Path | None 
 
 def pareto_members(result: Result) -> dict[str, int]:
     """Candidate id -> number of validation examples on which it reaches the best score (> 0)."""
-    keys = result.val_keys or sorted({k for r in result.candidates for k in r.val_scores})
     wins: dict[str, int] = {}
-    for key in keys:
-        top = max(r.val_scores.get(key, float("-inf")) for r in result.candidates)
-        for record in result.candidates:
-            if record.val_scores.get(key) == top:
-                wins[record.id] = wins.get(record.id, 0) + 1
+    for members in _fronts(result).values():
+        for cid in members:
+            wins[cid] = wins.get(cid, 0) + 1
     return wins
 
 
@@ -123,17 +130,17 @@ def plot_pareto_front(source: Result | str | Path, path: str | Path | None = Non
     """Heatmap of every candidate's score on every validation example; dots mark per-example
     best scores, so rows with dots are the Pareto front."""
     result = load_source(source)
-    keys = result.val_keys or sorted({k for r in result.candidates for k in r.val_scores})
+    keys = _keys(result)
     rows = sorted(result.candidates, key=lambda r: r.mean_score, reverse=True)
     wins = pareto_members(result)
+    front = _fronts(result)
     matrix = [[r.val_scores.get(k, float("nan")) for k in keys] for r in rows]
     figure = Figure(figsize=(min(4 + 0.35 * len(keys), 16), 1.5 + 0.35 * len(rows)))
     axes = figure.add_subplot()
     image = axes.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
-    tops = {k: max(r.val_scores.get(k, float("-inf")) for r in rows) for k in keys}
     for i, record in enumerate(rows):
         for j, key in enumerate(keys):
-            if record.val_scores.get(key) == tops[key]:
+            if record.id in front.get(key, ()):
                 axes.plot(j, i, "o", color="white", markersize=3)
     axes.set_yticks(range(len(rows)))
     axes.set_yticklabels(

@@ -2,6 +2,7 @@
 one on a free port of 127.0.0.1 and stops it by its process id (tests, the screenshot script).
 
 One worker and ``LITELLM_LOCAL_MODEL_COST_MAP=True``: without them the server hangs offline.
+``check_reachable`` asks any server whether it answers, before a tracker relies on it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +104,17 @@ def local_server(root: str | Path, timeout_s: float = 120.0) -> Iterator[str]:
         yield uri
     finally:
         stop(process)
+
+
+def check_reachable(uri: str | None, timeout_s: float = 3.0) -> None:
+    """Fail at once for an MLflow server that does not answer: MLflow's own client retries a
+    refused connection for minutes, and the optimization would wait for it at the end."""
+    if not uri or not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answers (a proxy or auth in front of it): let MLflow's client deal with it
+    except OSError as exc:
+        raise ConnectionError(f"MLflow server {uri} does not answer ({exc})") from None

@@ -21,6 +21,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # Each module registers its commands on ``app`` when imported; the order is the help's order.
 from gepa_graph.cli import demo, improve, optimize, promote, runs  # noqa: F401
-from gepa_graph.cli.common import CLIError, app, main
+from gepa_graph.cli.common import app, main
+from gepa_graph.errors import CLIError
 
 __all__ = ["CLIError", "app", "main"]

@@ -36,11 +36,6 @@ def main(
     quiet_mlflow(verbose)
 
 
-class CLIError(GepaGraphError):
-    """A bad command line (a flag combination, a JSONL line, a ``module:attr`` that does not
-    import): reported as one line, exit code 2."""
-
-
 def say(text: str) -> None:
     """Plain text on stdout (secrets masked): no rich markup, no highlighting, no wrapping."""
     console.print(redact_text(text), markup=False, highlight=False, soft_wrap=True)
@@ -67,6 +62,7 @@ USER_OS_ERRORS: tuple[type[OSError], ...] = (
     NotADirectoryError,
     FileExistsError,
 )
+USER_ERRORS: tuple[type[Exception], ...] = (GepaGraphError, *USER_OS_ERRORS)
 
 
 @contextmanager
@@ -76,7 +72,7 @@ def user_errors() -> Iterator[None]:
     exit code 130; every other exception propagates with its traceback."""
     try:
         yield
-    except (GepaGraphError, *USER_OS_ERRORS) as exc:
+    except USER_ERRORS as exc:
         fail(one_line(exc))
     except KeyboardInterrupt as exc:  # from optimize(): the checkpoint says "interrupted"
         if not hasattr(exc, "run_dir"):

@@ -19,8 +19,9 @@ from typing import Any
 
 import typer
 
-from gepa_graph.cli.common import CLIError, app, options, say, user_errors
+from gepa_graph.cli.common import app, options, say, user_errors
 from gepa_graph.cli.inputs import load_object, read_jsonl, reflection_lm_from
+from gepa_graph.errors import CLIError
 
 STATE_FILE = "improve.json"
 SPLITS = ("train", "val", "test")

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gepa_graph.cli.common import CLIError, one_line
+from gepa_graph.cli.common import one_line
+from gepa_graph.errors import CLIError
 from gepa_graph.executor import attribute_at
 
 
@@ -27,6 +28,8 @@ def load_object(spec: str, what: str) -> Any:
             if not path.is_file():
                 raise CLIError(f"cannot import {what} {spec!r}: no file {path}")
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if module_spec is None or module_spec.loader is None:
+                raise CLIError(f"cannot import {what} {spec!r}: {path} is not a Python module")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:

@@ -123,7 +123,7 @@ def inspect_graph(
 ) -> None:
     """List the prompts (modules) of a graph: found in its code, or with --probe, observed."""
     with user_errors():
-        from gepa_graph.api import PROBE_EXAMPLES
+        from gepa_graph.assembly import PROBE_EXAMPLES
         from gepa_graph.integrations.langgraph import describe
 
         examples = read_jsonl(probe, "probe")[:PROBE_EXAMPLES] if probe is not None else None

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from gepa_graph.cli.common import CLIError, app, say, user_errors
+from gepa_graph.cli.common import app, say, user_errors
 from gepa_graph.cli.inputs import load_object, read_jsonl
+from gepa_graph.errors import CLIError
 
 
 @app.command()

@@ -3,9 +3,7 @@ prompts) and ``ui`` (the MLflow UI over the same store)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from gepa_graph.cli.common import CLIError, app, console, fail, say, user_errors
+from gepa_graph.cli.common import app, console, fail, say, user_errors
+from gepa_graph.errors import CLIError
 from gepa_graph.redact import redact_text
+from gepa_graph.result import Result
 
 
 def _render(
@@ -53,7 +53,7 @@ def _render(
         )
 
 
-def _rows_from_result(result: Any) -> list[dict[str, Any]]:
+def _rows_from_result(result: Result) -> list[dict[str, Any]]:
     return [
         {
             "id": c.id,
@@ -67,8 +67,9 @@ def _rows_from_result(result: Any) -> list[dict[str, Any]]:
     ]
 
 
-def show_result(result: Any, title: str) -> None:
-    """Print a Result: its candidates, a one-line summary and the best prompts."""
+def show_result(result: Result, title: str, header: str = "") -> None:
+    """Print a Result: its candidates, a one-line summary (after ``header``, if given) and the
+    best prompts."""
     summary = (
         f"best {result.best_id}: {result.best_score:.4f} (seed {result.seed_score:.4f}); "
         f"{result.rollouts_used} rollouts, {result.iterations} iterations, "
@@ -78,6 +79,8 @@ def show_result(result: Any, title: str) -> None:
         summary += (
             f"; held-out {result.test_seed_score:.4f} (seed) -> {result.test_best_score:.4f} (best)"
         )
+    if header:
+        summary = f"{header}\n{summary}"
     _render(title, _rows_from_result(result), result.best_id, result.best_candidate, summary)
 
 
@@ -106,52 +109,19 @@ def _existing_store(tracking_uri: str | None) -> str:
 
 
 def _show_mlflow_run(run_id: str, tracking_uri: str | None) -> None:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from gepa_graph.tracking import schema as S
+    from gepa_graph.api import load_result
+    from gepa_graph.tracking.reader import recorded_run
 
     uri = _existing_store(tracking_uri)
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise CLIError(f"no MLflow run {run_id!r} at {uri}") from None
-    tags = run.data.tags
-    if S.TAG_CANDIDATE_ID in tags:
-        parent = tags.get(S.MLFLOW_PARENT_RUN, "?")
+    run = recorded_run(run_id, uri)
+    if run.candidate_id is not None:
         raise CLIError(
-            f"run {run_id} is candidate {tags[S.TAG_CANDIDATE_ID]} of an "
-            f"optimization; show the optimization with --run-id {parent}"
+            f"run {run_id} is candidate {run.candidate_id} of an optimization; show the "
+            f"optimization with --run-id {run.parent_run_id or '?'}"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = client.download_artifacts(run_id, S.table_path(S.TABLE_CANDIDATES), tmp)
-        except Exception:
-            raise CLIError(f"MLflow run {run_id} has no gepa_graph candidates table") from None
-        payload = json.loads(Path(local).read_text(encoding="utf-8"))
-    records = [dict(zip(payload["columns"], row)) for row in payload["data"]]
-    rows = [
-        {
-            "id": r["candidate_id"],
-            "origin": r["origin"],
-            "parent_ids": [p for p in r["parent_ids"].split(",") if p],
-            "iteration": r["iteration"],
-            "rollouts": r["rollouts_at_discovery"],
-            "mean": r[S.VAL_SCORE],
-        }
-        for r in records
-    ]
-    best_id = tags.get(S.TAG_BEST_CANDIDATE) or max(rows, key=lambda r: r["mean"])["id"]
-    best_run = next(r["run_id"] for r in records if r["candidate_id"] == best_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(best_run, S.CANDIDATE_FILE, tmp)
-        prompts = json.loads(Path(local).read_text(encoding="utf-8"))["prompts"]
-    stop = tags.get(S.TAG_STOP_REASON)
-    summary = f"MLflow run {run_id} ({run.info.status}" + (f", stop: {stop})" if stop else ")")
-    if tags.get(S.MLFLOW_NOTE):
-        summary += f"\n{tags[S.MLFLOW_NOTE]}"
-    _render(f"candidates of {run.info.run_name}", rows, best_id, prompts, summary)
+    result = load_result(f"runs:/{run_id}", uri)
+    header = f"MLflow run {run_id} ({run.status})" + (f"\n{run.note}" if run.note else "")
+    show_result(result, f"candidates of {run.name}", header)
 
 
 @app.command()
@@ -165,10 +135,10 @@ def show(
         fail("give either a run folder or --run-id")
     with user_errors():
         if run_dir is not None:
-            from gepa_graph.store import load_result
+            from gepa_graph.api import load_result
 
             show_result(load_result(run_dir), f"candidates ({run_dir})")
-        else:
+        elif run_id is not None:
             _show_mlflow_run(run_id, tracking_uri)
 
 

@@ -15,8 +15,8 @@ sampling defaults), ``tool_calls`` (tool calls written as text), ``provider`` (L
 ``python -m gepa_graph.local [--check]`` assembles the model ahead of time (and asks it a question).
 """
 
+from gepa_graph.errors import LocalModelError, ModelChecksumError
 from gepa_graph.local.backends import ENV_BACKEND, backend_name, runtime_problem
-from gepa_graph.local.errors import LocalModelError, ModelChecksumError
 from gepa_graph.local.model import LocalEngine, engine, set_engine
 from gepa_graph.local.model_file import ENV_MODEL, model_path
 from gepa_graph.local.provider import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from gepa_graph.local.errors import LocalModelError
+from gepa_graph.errors import LocalModelError
 from gepa_graph.local.model import engine
 from gepa_graph.local.model_file import model_path
 

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from gepa_graph.local.errors import LocalModelError
+from gepa_graph.errors import LocalModelError
 
 ENV_BACKEND = "GEPA_GRAPH_LOCAL_BACKEND"
 ENV_N_CTX = "GEPA_GRAPH_LOCAL_N_CTX"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gepa_graph.local.errors import LocalModelError
+from gepa_graph.errors import LocalModelError
 from gepa_graph.local.model import SAMPLING_DEFAULTS, engine
 
 PROVIDER = "local"
