@@ -99,3 +99,19 @@ class LocalModelError(GepaGraphError, RuntimeError):
 
 class ModelChecksumError(LocalModelError):
     """The assembled model does not have the expected size or SHA-256."""
+
+
+class PromptNeverUsed(GepaGraphError, ValueError):
+    """A module's prompt reached no model in any of the seed's validation rollouts."""
+
+
+class LMConfigError(GepaGraphError, ValueError):
+    """The LM cannot work at all: unknown model, missing or bad credentials, bad request."""
+
+
+class RayExecutorError(GepaGraphError, RuntimeError):
+    """The cluster cannot be reached, or the system cannot reach its workers."""
+
+
+class NoPromptsFound(GepaGraphError, ValueError):
+    """The graph holds no prompt discovery can see."""

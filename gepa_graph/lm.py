@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gepa_graph.budget import call_limit
-from gepa_graph.errors import GepaGraphError, WrongType
+from gepa_graph.errors import LMConfigError, WrongType
 from gepa_graph.failures import class_names, is_config_error, is_transient
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.system import Usage
@@ -40,10 +40,6 @@ class LMCallFailed(Exception):
 
 class PromptTooLong(LMCallFailed):
     """The reflection prompt exceeds the model's context window: retry with a shorter one."""
-
-
-class LMConfigError(GepaGraphError, ValueError):
-    """The LM cannot work at all: unknown model, missing or bad credentials, bad request."""
 
 
 def _one_line(text: str, limit: int = 400) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
+from gepa_graph.errors import InvalidInput, PromptNeverUsed, WrongType
 from gepa_graph.failures import is_transient
 from gepa_graph.redact import clip, redact_text
 from gepa_graph.usercode import call_user, describe
@@ -271,10 +271,6 @@ def _check_signature(fn: Callable[..., Any]) -> bool:
             f"trace); its signature is {signature}"
         ) from None
     return wants_trace
-
-
-class PromptNeverUsed(GepaGraphError, ValueError):
-    """A module's prompt reached no model in any of the seed's validation rollouts."""
 
 
 def check_modules_used(modules: Sequence[str], traces: Sequence[Trace]) -> None:

@@ -62,16 +62,6 @@ def test_the_kinds_of_bad_input_keep_their_builtin_base():
         gepa_graph.example.as_dataset([], "trainset")
 
 
-# User errors still defined beside the code that raises them, in modules other work owns this
-# round; each moves to gepa_graph.errors (and leaves this list) when that module is next edited.
-NOT_YET_IN_ERRORS = {
-    "gepa_graph.lm.LMConfigError",
-    "gepa_graph.system.PromptNeverUsed",
-    "gepa_graph.integrations.langgraph.discover.NoPromptsFound",
-    "gepa_graph.integrations.ray.executor.RayExecutorError",
-}
-
-
 def test_every_user_error_lives_in_the_errors_module():
     found = exception_classes()
     elsewhere = sorted(
@@ -79,4 +69,4 @@ def test_every_user_error_lives_in_the_errors_module():
         for name, cls in found.items()
         if issubclass(cls, GepaGraphError) and cls.__module__ != "gepa_graph.errors"
     )
-    assert elsewhere == sorted(NOT_YET_IN_ERRORS & set(found))
+    assert elsewhere == []

@@ -15,6 +15,7 @@ from langgraph.types import interrupt
 
 import gepa_graph as gg
 from gepa_graph import Example
+from gepa_graph.errors import PromptNeverUsed
 from gepa_graph.integrations.langgraph import (
     LangGraphSystem,
     NoPromptsFound,
@@ -22,7 +23,6 @@ from gepa_graph.integrations.langgraph import (
     with_prompts,
 )
 from gepa_graph.integrations.langgraph.patterns import PromptPattern
-from gepa_graph.system import PromptNeverUsed
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
 

@@ -13,9 +13,9 @@ from langgraph.graph import START, StateGraph
 
 import gepa_graph as gg
 from gepa_graph import Example
+from gepa_graph.errors import PromptNeverUsed
 from gepa_graph.integrations.langgraph import LangGraphSystem, with_prompts
 from gepa_graph.integrations.langgraph.observe import constant_template
-from gepa_graph.system import PromptNeverUsed
 from tests.probe_helpers import EXAMPLES, TOPICS, Topic, echo, probed, single_node
 
 # -- what counts as an instruction

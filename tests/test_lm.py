@@ -7,7 +7,8 @@ import litellm
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.lm import LMCallFailed, LMConfigError, ReflectionLM
+from gepa_graph.errors import LMConfigError
+from gepa_graph.lm import LMCallFailed, ReflectionLM
 from gepa_graph.testing.reflection import ScriptedLiteLLM, current_prompt
 from gepa_graph.testing.rules import RuleTask
 

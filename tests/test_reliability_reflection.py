@@ -9,7 +9,7 @@ import litellm
 import pytest
 
 import gepa_graph as gg
-from gepa_graph.lm import LMConfigError
+from gepa_graph.errors import LMConfigError
 from gepa_graph.testing.reflection import ScriptedLiteLLM
 
 GOOD_REPLY = "```\nbetter\n```"

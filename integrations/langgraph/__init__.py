@@ -14,12 +14,9 @@ from langchain_core.runnables import Runnable
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
+from gepa_graph.errors import NoPromptsFound
 from gepa_graph.integrations.langgraph.declared import prompt
-from gepa_graph.integrations.langgraph.discover import (
-    NoPromptsFound,
-    PromptSlot,
-    discover,
-)
+from gepa_graph.integrations.langgraph.discover import PromptSlot, discover
 from gepa_graph.integrations.langgraph.probe import ProbeReport
 from gepa_graph.integrations.langgraph.production import apply, export, with_prompts
 from gepa_graph.integrations.langgraph.system import LangGraphSystem, describe

@@ -35,7 +35,7 @@ from langchain_core.runnables import Runnable
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from gepa_graph.errors import GepaGraphError, InvalidInput, WrongType
+from gepa_graph.errors import InvalidInput, NoPromptsFound, WrongType
 from gepa_graph.integrations.langgraph import boundary
 from gepa_graph.integrations.langgraph._internals import graphs, schemas
 from gepa_graph.integrations.langgraph.leaves import DeclaredLeaf, Leaf, field_leaves
@@ -47,10 +47,6 @@ HOW_TO_MARK = (
     "where the code uses it (or declare it: LangGraphSystem(graph, prompts={...})), or keep it in "
     "a constant or field whose name contains PROMPT, INSTRUCTIONS, TEMPLATE or SYSTEM."
 )
-
-
-class NoPromptsFound(GepaGraphError, ValueError):
-    """The graph holds no prompt discovery can see."""
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from typing import Any
 
 from langchain_core.runnables import Runnable
 
+from gepa_graph.errors import PromptNeverUsed
 from gepa_graph.integrations.langgraph import derive, observe
 from gepa_graph.integrations.langgraph.discover import PromptSlot
 from gepa_graph.integrations.langgraph.library_texts import LibraryTexts
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
-from gepa_graph.system import PromptNeverUsed, Rollout
+from gepa_graph.system import Rollout
 
 
 @dataclasses.dataclass

@@ -37,7 +37,7 @@ from ray.exceptions import (
 )
 
 from gepa_graph.adapters import system_from_path
-from gepa_graph.errors import GepaGraphError
+from gepa_graph.errors import RayExecutorError
 from gepa_graph.integrations.ray.pickling import dumps, loads, unpicklable_part
 from gepa_graph.system import MAX_ERROR_CHARS, Rollout, System, failed_rollout
 from gepa_graph.usercode import DaemonExecutor, describe
@@ -56,10 +56,6 @@ WORKER_DEATHS = (
 
 Payload = tuple[Any, ...]
 """How a system travels to the workers: ("pickle", bytes) or ("import", path, module names)."""
-
-
-class RayExecutorError(GepaGraphError, RuntimeError):
-    """The cluster cannot be reached, or the system cannot reach its workers."""
 
 
 class RayExecutor:
