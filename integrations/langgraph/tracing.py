@@ -62,7 +62,6 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-@dataclasses.dataclass
 class Attribution(Protocol):
     """What the collector needs of the run's ``boundary.Substitution``: which modules' prompts
     some texts carry (a protocol, so this module does not import the boundary that installs it)."""
@@ -72,6 +71,7 @@ class Attribution(Protocol):
         ...
 
 
+@dataclasses.dataclass
 class _Run:
     node: str | None
     record: TraceRecord | None = None
