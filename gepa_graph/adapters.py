@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from gepa_graph.config import ConfigError
-from gepa_graph.errors import WrongType
+from gepa_graph.errors import ConfigError, WrongType
 from gepa_graph.executor import import_object
 from gepa_graph.system import HOOKS, BaseSystem, Rollout, System
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gepa_graph.config import ConfigError, OptimizeConfig
+from gepa_graph.config import OptimizeConfig
+from gepa_graph.errors import ConfigError
 from gepa_graph.lm import LMResponse
 from gepa_graph.reflection import InvalidProposal, parse_proposal, render_compression_prompt
 

@@ -259,6 +259,7 @@ def _record(
     from gepa_graph.tracking.tables import log_table, tag_tables
 
     stats = decision.stats
+    assert stats is not None  # gate() records only a decision it has just compared
     run = client.create_run(
         _experiment_id(client, candidate, experiment),
         run_name=f"promote-{decision.name}-{dt.datetime.now():%Y%m%d-%H%M%S}",

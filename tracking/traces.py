@@ -222,9 +222,9 @@ def log_dataset(
     """Record ``examples`` as a dataset input of MLflow run ``run_id`` (its Datasets panel),
     named ``traces-<context>`` with ``context`` (train, val, test) as its input tag: one row
     per trace with its inputs, production output, expectations and feedback."""
-    import mlflow.data
     import pandas as pd
     from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -248,7 +248,7 @@ def log_dataset(
         tags={"gepa_graph.source": "mlflow_traces", "experiment_ids": ",".join(experiments)}
     )
     frame = pd.DataFrame(rows, columns=["trace_id", "inputs", "output", "expectations", "feedback"])
-    dataset = mlflow.data.from_pandas(frame, source=source, name=f"traces-{context}")
+    dataset = from_pandas(frame, source=source, name=f"traces-{context}")
     entry = DatasetInput(
         dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]
     )

@@ -58,11 +58,12 @@ class _Steps:
     def done(self, step: str) -> dict[str, Any] | None:
         return self.state.get(step)
 
-    def finish(self, step: str, record: dict[str, Any]) -> None:
+    def finish(self, step: str, record: dict[str, Any]) -> dict[str, Any]:
         self.state[step] = record
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
         temporary.replace(self.path)
+        return record
 
 
 def _write_jsonl(path: Path, examples: list[dict[str, Any]]) -> None:
@@ -124,7 +125,8 @@ def improve(
         say(f"run folder: {run_dir} (rerun with --run-dir {run_dir} to continue it)")
 
         # 1. The dataset: read once, then the run folder's copy.
-        if steps.done("dataset") is None:
+        record = steps.done("dataset")
+        if record is None:
             examples = traces.dataset_from_traces(
                 from_traces, filter_string, since, max_traces, tracking_uri
             )
@@ -137,7 +139,7 @@ def improve(
             run_dir.mkdir(parents=True, exist_ok=True)
             for split_name, part in zip(SPLITS, parts):
                 _write_jsonl(run_dir / f"{split_name}.jsonl", part)
-            steps.finish(
+            record = steps.finish(
                 "dataset",
                 {
                     "experiment": from_traces,
@@ -150,7 +152,6 @@ def improve(
             verb = "read"
         else:
             verb = "skipped, from the run folder:"
-        record = steps.done("dataset")
         data = {s: read_jsonl(run_dir / f"{s}.jsonl", s) if record[s] else [] for s in SPLITS}
         where = f" matching {record['filter']!r}" if record["filter"] else ""
         say(
@@ -160,7 +161,8 @@ def improve(
         )
 
         # 2. The optimization, seeded from production, its winner registered as candidate.
-        if steps.done("optimization") is None:
+        record = steps.done("optimization")
+        if record is None:
             try:
                 seed_prompts = registry.seed_from_registry(f"{name}@production", tracking_uri)
                 seeded = f"{name}@production"
@@ -185,19 +187,21 @@ def improve(
                 progress=progress,
                 seed_prompts=seed_prompts,
             )
+            run_id = tracker.run_id
+            assert run_id is not None  # the tracker opened its run when the optimization started
             client = registry.client_for(tracking_uri)
             for split_name in SPLITS:
                 if data[split_name]:
-                    traces.log_dataset(tracker.run_id, data[split_name], split_name, tracking_uri)
-            client.set_tag(tracker.run_id, S.TAG_IMPROVE_NAME, name)
-            client.set_tag(tracker.run_id, S.TAG_TRACES_EXPERIMENT, from_traces)
+                    traces.log_dataset(run_id, data[split_name], split_name, tracking_uri)
+            client.set_tag(run_id, S.TAG_IMPROVE_NAME, name)
+            client.set_tag(run_id, S.TAG_TRACES_EXPERIMENT, from_traces)
             if filter_string:
-                client.set_tag(tracker.run_id, S.TAG_TRACES_FILTER, filter_string)
-            done = registry.register(result, name, "candidate", tracking_uri, run_id=tracker.run_id)
-            steps.finish(
+                client.set_tag(run_id, S.TAG_TRACES_FILTER, filter_string)
+            done = registry.register(result, name, "candidate", tracking_uri, run_id=run_id)
+            record = steps.finish(
                 "optimization",
                 {
-                    "run_id": tracker.run_id,
+                    "run_id": run_id,
                     "seeded": seeded,
                     "seed_score": result.seed_score,
                     "best_score": result.best_score,
@@ -209,7 +213,6 @@ def improve(
             verb = "done"
         else:
             verb = "skipped, done earlier"
-        record = steps.done("optimization")
         versions = ", ".join(f"{m}=v{v}" for m, v in sorted(record["versions"].items()))
         say(
             f"2/4 optimize: {verb}: validation {record['seed_score']:.4f} -> "
@@ -219,7 +222,8 @@ def improve(
         )
 
         # 3. The gate on the held-out traces: decides and records, moves nothing.
-        if steps.done("gate") is None:
+        gate = steps.done("gate")
+        if gate is None:
             decision = promote_if_better(
                 name,
                 target,
@@ -237,8 +241,9 @@ def improve(
                     S.TAG_TRACES_EXPERIMENT: from_traces,
                 },
             )
+            assert decision.run_id is not None  # promote_if_better records every decision
             traces.log_dataset(decision.run_id, data["test"], "test", tracking_uri)
-            steps.finish(
+            gate = steps.finish(
                 "gate",
                 {
                     "run_id": decision.run_id,
@@ -250,7 +255,6 @@ def improve(
             verb = ""
         else:
             verb = "skipped, decided earlier: "
-        gate = steps.done("gate")
         say(f"3/4 gate: {verb}{gate['summary']}")
         say(f"   MLflow run: {gate['run_id']}")
 
@@ -261,7 +265,8 @@ def improve(
         if not promote:
             say(f"4/4 promote: the gate passed; rerun with --promote to move {name}@production")
             return
-        if steps.done("promotion") is None:
+        promotion = steps.done("promotion")
+        if promotion is None:
             current = registry.load_versions(f"{name}@candidate", tracking_uri)
             if {m: int(v.version) for m, v in current.items()} != gate["versions"]:
                 raise CLIError(
@@ -271,7 +276,6 @@ def improve(
             registry.client_for(tracking_uri).set_tag(
                 gate["run_id"], S.TAG_PROMOTION_DECISION, "promoted"
             )
-            steps.finish("promotion", {"versions": moved})
-        moved = steps.done("promotion")["versions"]
-        versions = ", ".join(f"{m}=v{v}" for m, v in sorted(moved.items()))
+            promotion = steps.finish("promotion", {"versions": moved})
+        versions = ", ".join(f"{m}=v{v}" for m, v in sorted(promotion["versions"].items()))
         say(f"4/4 promote: {name}@production -> {versions}")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from gepa_graph.errors import InvalidInput
 from gepa_graph.evaluation import EvalResult
+from gepa_graph.strategies.base import Acceptance
 
 
 class StrictImprovement:
@@ -61,7 +62,7 @@ class ConfidentImprovement:
         )
 
 
-ACCEPTANCES = {
+ACCEPTANCES: dict[str, type[Acceptance]] = {
     "strict_improvement": StrictImprovement,
     "confident_improvement": ConfidentImprovement,
 }

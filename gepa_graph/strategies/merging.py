@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gepa_graph import pareto
 from gepa_graph.lineage import MergePlan, find_merge
-from gepa_graph.strategies.base import Search
+from gepa_graph.strategies.base import MergeScheduler, Search
 
 
 def _find(search: Search, tried: set[str]) -> MergePlan | None:
@@ -71,4 +71,7 @@ def _disjoint(search: Search, plan: MergePlan) -> bool:
     return not any(left[m] != base[m] and right[m] != base[m] for m in base)
 
 
-MERGE_SCHEDULERS = {"after_accept": AfterAccept, "diversity": OnDiversity}
+MERGE_SCHEDULERS: dict[str, type[MergeScheduler]] = {
+    "after_accept": AfterAccept,
+    "diversity": OnDiversity,
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from gepa_graph.candidate import Candidate
-from gepa_graph.strategies.base import ProposalOutcome, Search
+from gepa_graph.strategies.base import ModuleSelector, ProposalOutcome, Search
 
 
 class RoundRobin:
@@ -121,7 +121,7 @@ class Bandit(RoundRobin):
             self._reward[module] += float(outcome.gain > 0)
 
 
-MODULE_SELECTORS = {
+MODULE_SELECTORS: dict[str, type[ModuleSelector]] = {
     "round_robin": RoundRobin,
     "all": AllModules,
     "adaptive": Adaptive,

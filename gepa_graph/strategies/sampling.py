@@ -6,7 +6,7 @@ from collections import Counter
 
 from gepa_graph.candidate import Candidate
 from gepa_graph.example import Example
-from gepa_graph.strategies.base import Search
+from gepa_graph.strategies.base import MinibatchSampler, Search
 
 
 class EpochSampler:
@@ -74,4 +74,7 @@ class FailureAwareSampler(EpochSampler):
         return [train[i] for i in picked]
 
 
-SAMPLERS = {"epoch": EpochSampler, "failure_aware": FailureAwareSampler}
+SAMPLERS: dict[str, type[MinibatchSampler]] = {
+    "epoch": EpochSampler,
+    "failure_aware": FailureAwareSampler,
+}

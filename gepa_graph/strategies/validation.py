@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from gepa_graph.candidate import Candidate
-from gepa_graph.strategies.base import Search, Verdict, scores_of
+from gepa_graph.example import Example
+from gepa_graph.strategies.base import Search, ValidationPolicy, Verdict, scores_of
 from gepa_graph.strategies.sequential import BestBound, Lazy, ParentTest, Predicted
 
 
@@ -27,7 +28,7 @@ class Screening(FullValidation):
     per-example best; the rest run on the other three quarters."""
 
     def __init__(self) -> None:
-        self._sample: list | None = None
+        self._sample: list[Example] | None = None
 
     async def validate(self, search: Search, candidates: Sequence[Candidate]) -> list[Verdict]:
         """Screen mutation children on the fixed quarter first, then run the survivors (and
@@ -97,14 +98,14 @@ class Racing:
         return Verdict(mine)
 
 
-def _tops(search: Search, keys) -> dict[str, float]:
+def _tops(search: Search, keys: Iterable[str]) -> dict[str, float]:
     """Per example, the top score any pool candidate has on it (-inf where none ran it)."""
     return {
         k: max((s[k] for s in search.scores.values() if k in s), default=-math.inf) for k in keys
     }
 
 
-VALIDATIONS: dict[str, type] = {
+VALIDATIONS: dict[str, type[ValidationPolicy]] = {
     "full": FullValidation,
     "screening": Screening,
     "racing": Racing,

@@ -49,8 +49,9 @@ def component(failure: BaseException) -> str:
     tb = cause.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    owner = tb.tb_frame.f_locals.get("self") if tb is not None else None
-    name = f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}" if owner is not None else None
+    name = None
+    if tb is not None and (owner := tb.tb_frame.f_locals.get("self")) is not None:
+        name = f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}"
     notes = [
         m.group(1) for note in getattr(cause, "__notes__", ()) if (m := _TASK_NOTE.search(note))
     ]

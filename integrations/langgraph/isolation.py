@@ -29,18 +29,20 @@ import copy
 import inspect
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    IndexConfig,
     Item,
     ListNamespacesOp,
     MatchCondition,
     Op,
     PutOp,
     Result,
+    SearchItem,
     SearchOp,
 )
 from langgraph.store.memory import InMemoryStore
@@ -51,6 +53,7 @@ from gepa_graph.integrations.langgraph._internals.run_context import current_con
 Key = tuple[tuple[str, ...], str]  # (namespace, key)
 _Request = tuple[BaseStore, list[Op]]  # ops for the user's store or for the layer
 _PAGE = 100  # items read at a time when checking that a namespace kept an item
+_ItemT = TypeVar("_ItemT", bound=Item)
 
 
 class LayeredStore(BaseStore):
@@ -121,8 +124,8 @@ class LayeredStore(BaseStore):
                     layer_ops.append((i, wide._replace(limit=masked)))
             elif isinstance(op, ListNamespacesOp):
                 emptied = {ns for (ns, _), live in changed.items() if not live}
-                wide = op._replace(offset=0, limit=op.offset + op.limit + len(emptied))
-                base_ops.append((i, wide))
+                listing = op._replace(offset=0, limit=op.offset + op.limit + len(emptied))
+                base_ops.append((i, listing))
             elif isinstance(op, PutOp):
                 puts[(op.namespace, op.key)] = op
             else:
@@ -130,41 +133,39 @@ class LayeredStore(BaseStore):
         base_results: dict[int, Result] = {}
         if base_ops:
             found = yield self.base, [op for _, op in base_ops]
-            base_results = {
-                i: self._served(result) for (i, _), result in zip(base_ops, found, strict=True)
-            }
+            base_results = {i: result for (i, _), result in zip(base_ops, found, strict=True)}
         layer_results: dict[int, Result] = {}
         if layer_ops:
             found = yield self._layer, [op for _, op in layer_ops]
             layer_results = {i: result for (i, _), result in zip(layer_ops, found, strict=True)}
         for i, op in enumerate(ops):
             if isinstance(op, GetOp):
-                results[i] = layer_results[i] if i in layer_results else base_results[i]
+                if i in layer_results:
+                    results[i] = layer_results[i]
+                else:
+                    got = base_results[i]
+                    results[i] = self._served(got) if isinstance(got, Item) else got
             elif isinstance(op, SearchOp):
-                results[i] = _merged_search(
-                    op, base_results[i] or [], layer_results.get(i) or [], changed
-                )
+                from_base = [self._served(item) for item in _search_items(base_results[i])]
+                from_layer = _search_items(layer_results.get(i))
+                results[i] = _merged_search(op, from_base, from_layer, changed)
             elif isinstance(op, ListNamespacesOp):
-                results[i] = yield from self._namespaces(op, base_results[i] or [], changed)
+                listed = _namespace_names(base_results[i])
+                results[i] = yield from self._namespaces(op, listed, changed)
         if puts:
             with self._lock:
                 self._changed.update({key: op.value is not None for key, op in puts.items()})
             yield self._layer, [op._replace(ttl=None) for op in puts.values()]
         return results
 
-    def _served(self, result: Result) -> Result:
-        """``result`` with the candidate's text in the fields of store prompts."""
-        if not self._prompts:
-            return result
-        if isinstance(result, list):
-            return [self._served(item) for item in result]
-        fields = (
-            self._prompts.get((result.namespace, result.key)) if isinstance(result, Item) else None
-        )
+    def _served(self, item: _ItemT) -> _ItemT:
+        """``item`` (read from the user's store) with the candidate's text in the fields of
+        store prompts."""
+        fields = self._prompts.get((item.namespace, item.key))
         if not fields:
-            return result
-        served = copy.copy(result)
-        served.value = {**result.value, **fields}
+            return item
+        served = copy.copy(item)
+        served.value = {**item.value, **fields}
         return served
 
     def _namespaces(
@@ -192,7 +193,7 @@ class LayeredStore(BaseStore):
         offset = 0
         while True:
             page = yield self.base, [SearchOp(name, limit=_PAGE, offset=offset, refresh_ttl=False)]
-            items = page[0] or []
+            items = _search_items(page[0])
             for item in items:
                 if (item.namespace == name or truncated) and changed.get(
                     (item.namespace, item.key), True
@@ -203,7 +204,19 @@ class LayeredStore(BaseStore):
             offset += _PAGE
 
 
-def _index_config(base: BaseStore) -> dict[str, Any] | None:
+def _search_items(result: Result) -> list[SearchItem]:
+    """A ``SearchOp``'s result (None: no items)."""
+    # BaseStore.batch answers each op with its kind's result; ``Result`` is the union of them all.
+    return cast("list[SearchItem]", result or [])
+
+
+def _namespace_names(result: Result) -> list[tuple[str, ...]]:
+    """A ``ListNamespacesOp``'s result (None: no namespaces)."""
+    # BaseStore.batch answers each op with its kind's result; ``Result`` is the union of them all.
+    return cast("list[tuple[str, ...]]", result or [])
+
+
+def _index_config(base: BaseStore) -> IndexConfig | None:
     """The embedding settings of ``base`` (InMemoryStore, SqliteStore, PostgresStore keep them
     as ``index_config`` and ``embeddings``), for a layer that scores its own items alike."""
     config = getattr(base, "index_config", None)
@@ -214,8 +227,11 @@ def _index_config(base: BaseStore) -> dict[str, Any] | None:
 
 
 def _merged_search(
-    op: SearchOp, from_base: list[Item], from_layer: list[Item], changed: dict[Key, bool]
-) -> list[Item]:
+    op: SearchOp,
+    from_base: list[SearchItem],
+    from_layer: list[SearchItem],
+    changed: dict[Key, bool],
+) -> list[SearchItem]:
     kept = [item for item in from_base if (item.namespace, item.key) not in changed]
     merged = [*from_layer, *kept]
     if op.query and any(getattr(item, "score", None) is not None for item in merged):
@@ -331,7 +347,9 @@ def install_tool_hook() -> None:
         ) -> Any:
             return await ainvoke(_standing_in(self, config), input, config, **kwargs)
 
-        BaseTool.invoke, BaseTool.ainvoke = hooked_invoke, hooked_ainvoke
+        # By name: mypy takes assigning to a method for a mistake, and this patch is meant.
+        for name, hook in (("invoke", hooked_invoke), ("ainvoke", hooked_ainvoke)):
+            setattr(BaseTool, name, hook)
         _hooked.append(True)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
-from langchain_core.prompts.chat import BaseMessagePromptTemplate
+from langchain_core.prompts.message import BaseMessagePromptTemplate
 from langchain_core.runnables import (
     Runnable,
     RunnableBinding,

@@ -52,7 +52,7 @@ def _sentinels() -> dict[int, tuple[str, str]]:
 
 class _Pickler(cloudpickle.CloudPickler):
     def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-untyped-call]
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._known = _sentinels()
 
     def persistent_id(self, obj: Any) -> Any:
@@ -68,7 +68,7 @@ class _Unpickler(pickle.Unpickler):
 def dumps(value: Any) -> bytes:
     """cloudpickle bytes of ``value``, module-level sentinels by reference."""
     buffer = io.BytesIO()
-    _Pickler(buffer).dump(value)  # type: ignore[no-untyped-call]
+    _Pickler(buffer).dump(value)
     return buffer.getvalue()
 
 
