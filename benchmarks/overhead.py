@@ -87,9 +87,9 @@ def _candidate(system: Any) -> dict[str, str]:
 
 
 def time_hooked_invoke(graph: Any, inputs: list[Any], repeats: int) -> float:
-    from gepa_graph.integrations.langgraph import boundary
+    from gepa_graph.integrations.langgraph import intercept
 
-    boundary.install()
+    intercept.install()
     return time_bare_invoke(graph, inputs, repeats)
 
 

@@ -10,7 +10,7 @@ from typing import TypedDict
 import litellm
 from langgraph.graph import START, StateGraph
 
-from gepa_graph.integrations.langgraph import boundary
+from gepa_graph.integrations.langgraph import boundary, intercept
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
 from gepa_graph.testing.chat_model import ScriptedChatModel
 
@@ -42,7 +42,7 @@ def one_node(work, is_async=False):
 
 def rollout(graph, prompts=None, question="q?"):
     """Run ``graph`` as a rollout does: a Substitution and a TraceCollector in its config."""
-    boundary.install()
+    intercept.install()
     substitution = boundary.Substitution(
         SEEDS, prompts if prompts is not None else {"planner": NEW}
     )

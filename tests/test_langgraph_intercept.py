@@ -12,7 +12,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import START, StateGraph
 
 from gepa_graph import Example
-from gepa_graph.integrations.langgraph import LangGraphSystem, boundary
+from gepa_graph.integrations.langgraph import LangGraphSystem, intercept
 from tests.intercept_helpers import (
     NEW,
     SEED,
@@ -91,7 +91,7 @@ def test_an_llm_generate_call_with_several_prompts_is_rewritten_for_each():
 
 
 def test_outside_a_run_nothing_is_rewritten():
-    boundary.install()
+    intercept.install()
     model = echo_system()
     assert model.invoke([SystemMessage(SEED)]).text == SEED
     assert model.generate([[SystemMessage(SEED)]]).generations[0][0].text == SEED

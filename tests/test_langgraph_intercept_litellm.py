@@ -10,7 +10,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_litellm import ChatLiteLLM
 
-from gepa_graph.integrations.langgraph import boundary
+from gepa_graph.integrations.langgraph import boundary, intercept
 from gepa_graph.integrations.langgraph.tracing import TraceCollector
 from tests.intercept_helpers import (
     NEW,
@@ -73,13 +73,13 @@ def test_disabled_puts_every_patched_method_back_until_it_ends(provider):
     from gepa_graph.integrations.langgraph import intercept
 
     completions = openai.resources.chat.completions.Completions
-    boundary.install()
+    intercept.install()
     patched = (litellm.completion.__code__, completions.create)
     with intercept.disabled():
         assert "batch" not in vars(BaseChatModel)  # inherited again
         assert litellm.completion.__code__ is not patched[0]
         assert completions.create is not patched[1]
-        boundary.install()  # a no-op while disabled
+        intercept.install()  # a no-op while disabled
         _, collector = rollout(one_node(lambda q: echo_system().invoke([SystemMessage(SEED)]).text))
         assert collector.calls[0].messages == (("system", SEED),)  # not rewritten
         assert "batch" not in vars(BaseChatModel)
@@ -117,7 +117,7 @@ def test_chat_litellm_is_rewritten_once_and_recorded_once(provider):
 def test_concurrent_rollouts_keep_their_own_prompts_on_the_sdk_path(provider):
     """Sync nodes run in worker threads, async ones in tasks: each run's LiteLLM call gets its
     own candidate, and each collector records only its own run's call."""
-    boundary.install()
+    intercept.install()
     sync_graph = one_node(lambda q: litellm.completion(f"{PROVIDER}/m", chat_messages(q)).id)
 
     async def work(question):
@@ -148,6 +148,6 @@ def test_concurrent_rollouts_keep_their_own_prompts_on_the_sdk_path(provider):
 
 
 def test_a_litellm_call_outside_a_run_is_untouched(provider):
-    boundary.install()
+    intercept.install()
     litellm.completion(model=f"{PROVIDER}/m", messages=chat_messages("q"))
     assert provider.received[0][0]["content"] == SEED
