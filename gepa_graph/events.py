@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gepa_graph.records import CandidateRecord, Ledger, Rejection
+from gepa_graph.records import CandidateRecord, HeldOutScores, Ledger, Rejection
 from gepa_graph.result import Result
 
 log = logging.getLogger("gepa_graph")
@@ -193,23 +193,12 @@ class OptimizationFinished(Event):
         )
 
 
-class TestsetEvaluated(Event):
+class TestsetEvaluated(HeldOutScores, Event):
     """Held-out examples (``optimize(testset=...)``) scored for the seed and the best candidate
-    once the search has finished; these rollouts are outside the search budget.
-
-    Fields: ``seed_id`` and ``best_id`` (the candidates scored), ``seed_scores`` and
-    ``best_scores`` (example key -> score), ``seed_score`` and ``best_score`` (their means over
-    the testset; also ``Result.test_seed_score`` and ``test_best_score``).
-    """
+    once the search has finished, outside the search budget: the run's ``HeldOutScores``
+    (saved with it), told to the listeners."""
 
     __test__ = False  # not a pytest test class
-
-    seed_id: str
-    best_id: str
-    seed_scores: dict[str, float]  # example key -> score
-    best_scores: dict[str, float]
-    seed_score: float  # means
-    best_score: float
 
 
 def hook_name(event_type: type[Event]) -> str:
