@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, command, fmt_mean_sd, machine, publish, table
+from benchmarks._common import RESULTS, command, fmt_mean_sd, machine, mean_sd, publish, table
 from benchmarks.rule_family import FAMILY, RuleTask
 
 # Engine settings compared: proposals in flight at most (the default: concurrency /
@@ -62,7 +63,7 @@ def run_one(
         await asyncio.sleep(latency)
         return task.student(prompts, example, trace)
 
-    async def metric(example: Any, prediction: Any, trace: Any = None) -> float:
+    async def metric(example: Any, prediction: Any, trace: Any = None) -> Any:
         return task.metric(example, prediction)
 
     async def main() -> tuple[Any, float]:
@@ -97,6 +98,7 @@ def run_one(
 
 
 def _run_job(job: tuple[str, int, int, str, dict[str, Any]]) -> dict[str, Any]:
+    """One run of (task, seed, concurrency, setting, params), in a worker process or here."""
     task, seed, concurrency, setting, p = job
     return run_one(
         RuleTask(FAMILY[task], data_seed=seed),
@@ -109,9 +111,9 @@ def _run_job(job: tuple[str, int, int, str, dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def mean(values: Any) -> float:
-    values = list(values)
-    return sum(values) / len(values)
+def mean(values: Iterable[float]) -> float:
+    """The mean of ``values`` (at least one)."""
+    return mean_sd(values)[0]
 
 
 def markdown(results: dict[str, Any]) -> str:
