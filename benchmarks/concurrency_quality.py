@@ -4,10 +4,11 @@ The search-efficiency benchmark (1) runs instant rollouts, where the engine goes
 a time; the wall-clock benchmark (2) runs one seed. This one runs the rule family (rule_family.py)
 with every rollout taking L seconds and every reflection R seconds on a virtual clock
 (``gepa_graph.testing.clock``): runs take no real time, and the wall time it reports is the
-virtual time the run would have taken. Per engine setting it reports, over seeds, the best
-validation and held-out test score at an equal budget of rollouts, and the wall time.
+virtual time the run would have taken. Per task, concurrency C and engine setting it reports,
+over seeds, the best validation and held-out test score at an equal budget of rollouts, the
+wall time and the slot use (busy slot-seconds over C x wall time).
 
-    python -m benchmarks.concurrency_quality              # 20 seeds, C=16, L=1 s, R=2 s (~2 min)
+    python -m benchmarks.concurrency_quality --jobs 2     # 20 seeds, C=16 and 64, L=1 s, R=2 s
     python -m benchmarks.concurrency_quality --quick      # seconds, for the tests
 """
 
@@ -16,19 +17,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, command, fmt_mean_sd, machine, publish, table
+from benchmarks._common import RESULTS, command, fmt_mean_sd, machine, mean_sd, publish, table
 from benchmarks.rule_family import FAMILY, RuleTask
 
 # Engine settings compared: proposals in flight at most (the default: concurrency /
 # (2 x minibatch_size), 3 at C=16; 1: the sequential GEPA loop; 6 = concurrency / minibatch_size
-# at C=16, every slot able to run a minibatch).
-SETTINGS = {
+# at C=16, every slot able to run a minibatch; catch_up: a proposal whose pool changed while it
+# ran is rebased onto, or screened against, a better newer sibling).
+SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "sequential": {"parallel_proposals": 1},
     "in flight <= 6": {"parallel_proposals": 6},
+    "catch_up": {"catch_up": True},
 }
 
 
@@ -50,11 +55,15 @@ def run_one(
         await asyncio.sleep(reflection_s)
         return reflect(prompt)
 
-    async def answer(prompts, example, trace):
+    rollouts_run = 0
+
+    async def answer(prompts: Any, example: Any, trace: Any) -> Any:
+        nonlocal rollouts_run
+        rollouts_run += 1
         await asyncio.sleep(latency)
         return task.student(prompts, example, trace)
 
-    async def metric(example, prediction, trace=None):
+    async def metric(example: Any, prediction: Any, trace: Any = None) -> Any:
         return task.metric(example, prediction)
 
     async def main() -> tuple[Any, float]:
@@ -76,51 +85,91 @@ def run_one(
         return result, clock.time() - started
 
     result, seconds = run_on_virtual_clock(main())
+    # Every rollout holds its slot exactly `latency` virtual seconds (the metric is instant), so
+    # the busy slot-seconds are counted here: the engine's BudgetUpdated.slot_utilization
+    # measures the evaluator's slots on the real monotonic clock, which a virtual run never moves.
     return {
         "val": result.best_score,
         "test": task.mean_score(result.best_candidate, task.test),
         "seconds": seconds,
         "rollouts": result.rollouts_used,
+        "slot_use": rollouts_run * latency / (concurrency * seconds) if seconds > 0 else 0.0,
     }
+
+
+def _run_job(job: tuple[str, int, int, str, dict[str, Any]]) -> dict[str, Any]:
+    """One run of (task, seed, concurrency, setting, params), in a worker process or here."""
+    task, seed, concurrency, setting, p = job
+    return run_one(
+        RuleTask(FAMILY[task], data_seed=seed),
+        seed,
+        p["budget"],
+        concurrency,
+        p["latency"],
+        p["reflection_s"],
+        SETTINGS[setting],
+    )
+
+
+def mean(values: Iterable[float]) -> float:
+    """The mean of ``values`` (at least one)."""
+    return mean_sd(values)[0]
 
 
 def markdown(results: dict[str, Any]) -> str:
     p = results["params"]
+    concurrencies = p["concurrency"] if isinstance(p["concurrency"], list) else [p["concurrency"]]
     lines = [
         (
             f"Rule family, {p['seeds']} seeds, budget {p['budget']} rollouts, concurrency "
-            f"{p['concurrency']}, every rollout {p['latency']} s and every reflection "
-            f"{p['reflection_s']} s on a virtual clock. val / test: best-on-validation candidate's "
-            f"scores (mean ± sd over seeds); wall: virtual seconds (mean); speed-up: the sequential "
-            f"loop's wall over this setting's."
+            f"{' and '.join(str(c) for c in concurrencies)}, every rollout {p['latency']} s and "
+            f"every reflection {p['reflection_s']} s on a virtual clock. val / test: "
+            f"best-on-validation candidate's scores (mean ± sd over seeds); val vs sequential: "
+            f"this setting's mean val minus the sequential loop's at the same C; wall: virtual "
+            f"seconds (mean); speed-up: the sequential loop's wall over this setting's; slot use: "
+            f"busy slot-seconds / (C × wall), mean over seeds."
         ),
         "",
     ]
     rows = []
-    for task, settings in results["rows"].items():
-        sequential = sum(r["seconds"] for r in settings["sequential"]) / len(settings["sequential"])
-        for name, runs in settings.items():
-            wall = sum(r["seconds"] for r in runs) / len(runs)
-            rows.append(
-                [
-                    task,
-                    name,
-                    fmt_mean_sd(r["val"] for r in runs),
-                    fmt_mean_sd(r["test"] for r in runs),
-                    f"{wall:.1f} s",
-                    f"{sequential / wall:.2f}x",
-                    f"{sum(r['rollouts'] for r in runs) / len(runs):.0f}",
-                ]
-            )
-    lines.append(table(["task", "engine", "val", "test", "wall", "speed-up", "rollouts"], rows))
+    for task, by_c in results["rows"].items():
+        for c, settings in _by_concurrency(by_c, concurrencies).items():
+            seq_val = mean(r["val"] for r in settings["sequential"])
+            seq_wall = mean(r["seconds"] for r in settings["sequential"])
+            for name, runs in settings.items():
+                wall = mean(r["seconds"] for r in runs)
+                slot_use = [r["slot_use"] for r in runs if "slot_use" in r]
+                rows.append(
+                    [
+                        task,
+                        c,
+                        name,
+                        fmt_mean_sd(r["val"] for r in runs),
+                        f"{mean(r['val'] for r in runs) - seq_val:+.3f}",
+                        fmt_mean_sd(r["test"] for r in runs),
+                        f"{wall:.1f} s",
+                        f"{seq_wall / wall:.2f}x",
+                        f"{mean(slot_use):.2f}" if slot_use else "-",
+                        f"{mean(r['rollouts'] for r in runs):.0f}",
+                    ]
+                )
+    header = ["task", "C", "engine", "val", "val vs sequential", "test", "wall", "speed-up"]
+    lines.append(table([*header, "slot use", "rollouts"], rows))
     return "\n".join(lines)
+
+
+def _by_concurrency(by_c: dict[str, Any], concurrencies: list[int]) -> dict[str, Any]:
+    """Rows keyed by concurrency; a result saved before the concurrency list had one C."""
+    if "sequential" in by_c:
+        return {str(concurrencies[0]): by_c}
+    return by_c
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=600)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per rollout")
     parser.add_argument("--reflection-s", type=float, default=2.0, help="seconds per reflection")
     parser.add_argument(
@@ -129,42 +178,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=["single", "two-module", "three-module-noisy"],
         choices=list(FAMILY),
     )
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     parser.add_argument("--quick", action="store_true", help="tiny run (seconds) for the tests")
     parser.add_argument("--out", default=str(RESULTS / "concurrency_quality.json"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.budget, args.tasks = 2, 120, ["two-module"]
-    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for name in args.tasks:
-        rows[name] = {}
-        for setting, options in SETTINGS.items():
-            rows[name][setting] = [
-                run_one(
-                    RuleTask(FAMILY[name], data_seed=seed),
-                    seed,
-                    args.budget,
-                    args.concurrency,
-                    args.latency,
-                    args.reflection_s,
-                    options,
-                )
-                for seed in range(args.seeds)
-            ]
-        print(f"{name}: done", flush=True)
+        # One C: at C=8 or 64 with this budget a run livelocks on the virtual clock (the
+        # runner's overlap wait shrinks below the clock's float resolution; see README 7).
+        args.seeds, args.budget, args.tasks, args.concurrency = 2, 120, ["two-module"], [16]
+    if "sequential" not in args.settings:
+        parser.error("--settings must include sequential (the reference of every row)")
+    params = {
+        "seeds": args.seeds,
+        "budget": args.budget,
+        "concurrency": args.concurrency,
+        "latency": args.latency,
+        "reflection_s": args.reflection_s,
+        "tasks": args.tasks,
+        "settings": {name: SETTINGS[name] for name in args.settings},
+        "quick": args.quick,
+    }
+    jobs = [
+        (task, seed, c, setting, params)
+        for task in args.tasks
+        for c in args.concurrency
+        for setting in args.settings
+        for seed in range(args.seeds)
+    ]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            runs = list(pool.map(_run_job, jobs, chunksize=4))
+    else:
+        runs = [_run_job(job) for job in jobs]
+    rows: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
+    for (task, _, c, setting, _), run in zip(jobs, runs, strict=True):
+        rows.setdefault(task, {}).setdefault(str(c), {}).setdefault(setting, []).append(run)
     results = {
         "benchmark": "concurrency_quality",
         "command": command("concurrency_quality", argv),
         "machine": machine(),
-        "params": {
-            "seeds": args.seeds,
-            "budget": args.budget,
-            "concurrency": args.concurrency,
-            "latency": args.latency,
-            "reflection_s": args.reflection_s,
-            "tasks": args.tasks,
-            "settings": SETTINGS,
-            "quick": args.quick,
-        },
+        "params": params,
         "rows": rows,
     }
     publish(args.out, results, markdown(results))

@@ -5,6 +5,7 @@ No timing is asserted here; the full runs live in benchmarks/ and benchmarks/REA
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -232,13 +233,26 @@ def test_concurrency_quality_quick(tmp_path):
     out = tmp_path / "cq.json"
     concurrency_quality.main(["--quick", "--out", str(out)])
     data = json.loads(out.read_text())
-    for settings in data["rows"].values():
-        assert set(settings) == set(concurrency_quality.SETTINGS)
-        for runs in settings.values():
-            assert len(runs) == data["params"]["seeds"]
-            assert all(0 <= r["val"] <= 1 and r["seconds"] > 0 for r in runs)
-            assert all(r["rollouts"] <= data["params"]["budget"] for r in runs)
-        # One proposal at a time is never faster than several in flight (virtual time).
-        wall = {name: sum(r["seconds"] for r in runs) for name, runs in settings.items()}
-        assert wall["sequential"] >= wall["default"]
-    assert "| task |" in concurrency_quality.markdown(data)
+    for by_c in data["rows"].values():
+        assert set(by_c) == {"16"}
+        for settings in by_c.values():
+            assert set(settings) == set(concurrency_quality.SETTINGS)
+            for runs in settings.values():
+                assert len(runs) == data["params"]["seeds"]
+                assert all(0 <= r["val"] <= 1 and 0 <= r["test"] <= 1 for r in runs)
+                assert all(r["seconds"] > 0 and 0 < r["slot_use"] <= 1 for r in runs)
+                assert all(r["rollouts"] <= data["params"]["budget"] for r in runs)
+            # One proposal at a time is never faster than several in flight (virtual time).
+            wall = {name: sum(r["seconds"] for r in runs) for name, runs in settings.items()}
+            assert wall["sequential"] >= wall["default"]
+    text = concurrency_quality.markdown(data)
+    header = next(line for line in text.splitlines() if line.startswith("| task |"))
+    for column in ("C", "val", "val vs sequential", "test", "wall", "slot use"):
+        assert f"| {column} |" in header
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| two-module |")]
+    assert len(rows) == len(concurrency_quality.SETTINGS)
+    for row in rows:
+        assert row[1] == "16"
+        assert re.fullmatch(r"[+-]\d\.\d{3}", row[4])  # val vs sequential
+        assert 0 < float(row[8]) <= 1  # slot use
+    assert all(row[4] == "+0.000" for row in rows if row[2] == "sequential")
