@@ -105,7 +105,9 @@ class Runner:
                             return "max_rollouts"
                         blocked = True
                     else:
-                        wait = OVERLAP_AFTER_S - (clock.time() - last_start)
+                        # At least a nanosecond: a wait the clock cannot resolve (float
+                        # rounding on a virtual clock) would wake the loop without time moving.
+                        wait = max(OVERLAP_AFTER_S - (clock.time() - last_start), 1e-9)
                 burst = False
                 await _first_of(tasks, self._slot_freed(), wait)
         finally:
