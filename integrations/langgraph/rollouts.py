@@ -79,7 +79,9 @@ class Rollouts:
         """One rollout, run as the graph runs: with ``ainvoke``, or ``invoke`` on a worker
         thread for a graph that supports only sync execution (found on its first rollout,
         usually the probe, when ``execution="auto"``)."""
-        intercept.install()  # cheap when done; reaches an SDK imported since the last run
+        # Every run of the graph comes here, in every process (a Ray worker too): the one place
+        # the interception is installed (cheap when done; reaches an SDK imported since).
+        intercept.install()
         sync = self._execution == "sync"
         rollout, collector, failure = await self._attempt(substitution, example, sync)
         if self._execution == "auto" and failure is not None and cannot_run_async(failure):

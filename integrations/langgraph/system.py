@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.pregel import Pregel
 
 from gepa_graph.errors import InvalidInput, UnknownName
-from gepa_graph.integrations.langgraph import boundary, intercept, isolation
+from gepa_graph.integrations.langgraph import boundary, isolation
 from gepa_graph.integrations.langgraph import graph_input as inputs
 from gepa_graph.integrations.langgraph import store_prompts as in_store
 from gepa_graph.integrations.langgraph._internals import graphs, schemas
@@ -76,7 +76,6 @@ class LangGraphSystem(Rollouts, BaseSystem):
         tools: Mapping[str, Any] | None = None,
         store_prompts: Iterable[Any] = (),
     ) -> None:
-        intercept.install()
         self.graph: Runnable = ensure_compiled(graph)
         self._store = isolation.store_source(store, default=getattr(self.graph, "store", None))
         self._execution = execution_mode(execution)
@@ -105,12 +104,6 @@ class LangGraphSystem(Rollouts, BaseSystem):
         self._context_schema = schemas.context_schema(self.graph)
         self._fields = schemas.input_fields(self.graph)
         self._run_graph = self._graph_for_rollouts()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickled in another process (a Ray worker): the prompt substitution at the model
-        boundary is installed there too, as ``__init__`` installs it here."""
-        intercept.install()
-        self.__dict__.update(state)
 
     def use_modules(self, names: Iterable[str]) -> None:
         """Make exactly ``names`` (found prompts) the modules: what a probe run in another
