@@ -14,7 +14,6 @@ from gepa_graph.config import OptimizeConfig
 from gepa_graph.engine import Engine
 from gepa_graph.evaluation import EvalResult, Evaluator
 from gepa_graph.events import (
-    Event,
     EventBus,
     ListenerLike,
     OptimizationFinished,
@@ -69,7 +68,7 @@ async def run_search(
             EvalResult.model_validate, LMResponse.model_validate, [*train, *val]
         )
 
-    bus = _EndLast(listening)
+    bus = EventBus(listening)
     budget = Budget(config, prior_seconds=state.ledger.seconds if state else 0.0)
     if probe_cost is not None:  # the probe's runs are rollouts like any other
         budget.add_probe(min(PROBE_EXAMPLES, len(train)), probe_cost or None)
@@ -97,30 +96,14 @@ async def run_search(
         seed_prompts=seeds,
         store=store,
         strategies=chosen,
+        finish=lambda result: _testset(
+            result, None, system, metric, config, test, bus, executor, store, journaled_rollouts
+        ),
     )
     try:
-        result = await engine.run()
-        result = await _testset(
-            result, None, system, metric, config, test, bus, executor, store, journaled_rollouts
-        )
-        bus.end_held = False
-        bus.emit(OptimizationFinished.of(result))
-        return result
+        return await engine.run()
     finally:
         bus.close()
-
-
-class _EndLast(EventBus):
-    """The engine's bus: it holds back the engine's OptimizationFinished (while ``end_held``),
-    so listeners hear the end once the testset is scored and saved, with the held-out scores in
-    the event's result (a tracker then records them with the rest)."""
-
-    end_held = True
-
-    def emit(self, event: Event) -> None:
-        """Deliver ``event``, unless it is the end and the end is held."""
-        if not (self.end_held and isinstance(event, OptimizationFinished)):
-            super().emit(event)
 
 
 async def finished_run(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from gepa_graph.budget import Budget, BudgetExhausted, Hold
@@ -65,8 +65,12 @@ class Engine:
         seed_prompts: dict[str, str],
         store: RunStore,
         strategies: Strategies | None = None,
+        finish: Callable[[Result], Awaitable[Result]] | None = None,
     ) -> None:
         self.trainset = list(trainset)
+        # A last step on the finished search's result before listeners hear the end (api: the
+        # held-out testset, scored and saved, so the end event carries its scores).
+        self.finish = finish
         self.valset = list(valset)
         self.evaluator = evaluator
         self.reflection_lm = reflection_lm
@@ -162,6 +166,8 @@ class Engine:
                 self._checkpoint()
             self.store.journal.close()
         result = self.state.to_result(self.store.directory)
+        if self.finish is not None:
+            result = await self.finish(result)
         self.report.emit(OptimizationFinished.of(result))
         return result
 
