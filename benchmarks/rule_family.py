@@ -9,6 +9,10 @@ prompt keeps the frequent rules: the optimum is below 1.0 and search quality sho
 ``coupled`` member every example needs one rule from each of two modules, so the modules must
 change together: a rewrite of one module alone never raises a score.
 
+The student reads a module's prompt only for the examples that need it, as an agent whose router
+sends each question to the specialists it concerns (gepa_graph reuses a rollout for a candidate
+that changed only prompts it never read: ``OptimizeConfig.reuse_rollouts``).
+
 The metric's feedback names what is missing (``missing rule-k``), per module. The scripted
 reflection LM reads *any* reflection prompt (gepa_graph's or gepa's): it takes the current
 instruction from the prompt's **first** fenced block and every ``missing rule-k`` line
@@ -131,11 +135,10 @@ class RuleTask:
     def student(
         self, prompts: Mapping[str, str], example: Mapping[str, Any], trace: gg.Trace | None = None
     ) -> str:
-        known = {m: self.honoured(prompts[m]) for m in self.spec.modules}
         parts = []
         for kind in example["types"]:
-            module = self.owner(kind)
-            part = f"answer-{kind}" if kind in known[module] else "guess"
+            module = self.owner(kind)  # as a router would: only this module's prompt is read
+            part = f"answer-{kind}" if kind in self.honoured(prompts[module]) else "guess"
             parts.append(part)
             if trace is not None:
                 trace.add(

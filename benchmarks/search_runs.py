@@ -37,7 +37,8 @@ BASELINE: dict[str, Any] = {
 }
 # Issue 22's validation economy: each policy on top of the defaults, and the defaults before it.
 ECONOMY: dict[str, dict[str, Any]] = {
-    "gg previous defaults": {"validation": "full"},
+    "gg previous defaults": {"validation": "full", "reuse_rollouts": False},
+    "gg reuse off": {"reuse_rollouts": False},
     **{
         f"gg validation={name}": {"validation": name}
         for name in ("parent_test", "best_bound", "predicted", "lazy")

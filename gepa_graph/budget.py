@@ -123,6 +123,10 @@ class Budget:
         """Count calls of the metric (``score_repeats`` per scored rollout; no rollout)."""
         self.ledger.metric_calls += count
 
+    def add_reused_rollout(self) -> None:
+        """Count one result a candidate took from another's rollout (no rollout: reuse.py)."""
+        self.ledger.reused_rollouts += 1
+
     def add_failed_rollout(self) -> None:
         """Count one rollout scored as a failure (the system or the metric failed)."""
         self.ledger.failed_rollouts += 1

@@ -64,6 +64,13 @@ class OptimizeConfig(BaseModel):
         "slot is free. None: concurrency / (2 x minibatch_size); more buys wall time with "
         "rollouts (benchmarks/concurrency_quality.py); 1: the sequential GEPA loop",
     )
+    reuse_rollouts: bool = Field(
+        True,
+        description="a candidate takes, instead of running it, another candidate's rollout on "
+        "the same example when the two agree on every prompt that rollout read (a "
+        "FunctionSystem notes what its function reads; a LangGraph rollout, the prompts its "
+        "model calls carried): exact, as the rollout never saw the prompts they differ in",
+    )
     catch_up: bool = Field(
         False,
         description="a proposal whose pool changed while it ran is rebased onto a better newer "

@@ -22,6 +22,7 @@ from gepa_graph.journal import Journal
 from gepa_graph.jsonable import to_jsonable
 from gepa_graph.metric import Metric, MetricError, Score, call_metric, metric_arity
 from gepa_graph.redact import clip, redact_text
+from gepa_graph.reuse import RolloutReuse
 from gepa_graph.system import (
     MAX_ERROR_CHARS,
     Rollout,
@@ -48,7 +49,9 @@ class EvalResult(BaseModel):
     masked and size-bounded), ``usage`` (tokens and USD of every attempt, retries included),
     ``metric_calls`` (how often the metric judged this output: ``score_repeats``, 0 when the
     system failed), ``samples`` (with ``score_repeats`` > 1, every value the metric gave, in
-    order: ``score`` is their mean, ``feedback`` the first call's; empty when scored once).
+    order: ``score`` is their mean, ``feedback`` the first call's; empty when scored once),
+    ``reused_from`` (the candidate whose rollout this is, taken without running: reuse.py;
+    None for a rollout of its own).
     """
 
     example_key: str
@@ -61,6 +64,7 @@ class EvalResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     metric_calls: int = 0
     samples: list[float] = Field(default_factory=list)
+    reused_from: str | None = None
 
     @property
     def score_count(self) -> int:
@@ -86,8 +90,9 @@ class Evaluator:
 
     It caches every result by (candidate id, example uid: see Example), so a candidate never
     runs twice on an example and a training and a validation example that share an id never
-    share a score, and takes rollouts a killed run already journaled (``journaled``) instead
-    of running them again. ``pending``, ``running`` and ``busy_seconds`` are what the engine
+    share a score, takes a result from another candidate that agrees with it on every prompt
+    that rollout read instead of running it (``config.reuse_rollouts``: reuse.py), and takes
+    rollouts a killed run already journaled (``journaled``) instead of running them again. ``pending``, ``running`` and ``busy_seconds`` are what the engine
     reads to fill slots and report their utilisation.
     """
 
@@ -110,6 +115,9 @@ class Evaluator:
         self.budget = budget
         self.journal = journal
         self._cache: dict[tuple[str, str], EvalResult] = {}
+        self._reuse: RolloutReuse[EvalResult] | None = (
+            RolloutReuse() if config.reuse_rollouts else None
+        )
         # Rollouts a killed run already paid for: free to run, but counted again when first
         # used so the resumed ledger matches an uninterrupted one exactly.
         self._journaled = dict(journaled or {})
@@ -134,7 +142,7 @@ class Evaluator:
         waiting: list[asyncio.Future[None]] = []
         for example in examples:
             key = (candidate.id, example.uid)
-            if key in self._cache or example.uid in missing:
+            if key in self._cache or example.uid in missing or self._reused(candidate, example):
                 continue
             if key in self._inflight:
                 waiting.append(self._inflight[key])
@@ -163,10 +171,25 @@ class Evaluator:
             await asyncio.gather(*waiting)
         return [self._cache[(candidate.id, ex.uid)] for ex in examples]
 
+    def _reused(self, candidate: Candidate, example: Example) -> bool:
+        """Cache a result another candidate's rollout gives this one (reuse.py), free: not
+        journaled (a resumed run reuses it again) and not charged; whether there was one."""
+        found = self._reuse.find(example.uid, candidate.prompts) if self._reuse else None
+        if found is None:
+            return False
+        source, result = found
+        self._cache[(candidate.id, example.uid)] = result.model_copy(
+            update={"reused_from": source, "usage": Usage()}
+        )
+        self.budget.add_reused_rollout()
+        return True
+
     def _remember(
         self, candidate: Candidate, example: Example, result: EvalResult, *, journal: bool
     ) -> None:
         self._cache[(candidate.id, example.uid)] = result
+        if self._reuse is not None and result.error is None:
+            self._reuse.add(example.uid, candidate.id, candidate.prompts, result.trace.read, result)
         self.budget.add_task_cost(result.usage.cost_usd)
         self.budget.add_metric_calls(result.metric_calls)
         if result.error is not None:

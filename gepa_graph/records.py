@@ -77,7 +77,9 @@ class Ledger(BaseModel):
     ``seconds`` (wall time including the time before a resume, as of the last snapshot),
     ``probe_rollouts`` (the seed runs a probe made to see which prompts reach a model: in
     ``rollouts_used``, but not in the journal, so a resumed run probes again), ``metric_calls``
-    (calls of the metric: one per scored rollout, ``score_repeats`` with repeated scoring).
+    (calls of the metric: one per scored rollout, ``score_repeats`` with repeated scoring),
+    ``reused_rollouts`` (results a candidate took from another candidate's rollout instead of
+    running it: not in ``rollouts_used``; see reuse.py).
     """
 
     rollouts_used: int = 0
@@ -93,6 +95,7 @@ class Ledger(BaseModel):
     seconds: float = 0.0
     probe_rollouts: int = 0
     metric_calls: int = 0
+    reused_rollouts: int = 0
 
 
 class HeldOutScores(BaseModel):

@@ -71,10 +71,16 @@ class TraceRecord(BaseModel):
 class Trace(BaseModel):
     """What happened during a rollout, the material reflection reads: ``records`` in the order
     they happened. ``by_prompt``: the system attributed each record to the modules whose prompt
-    it carried (``TraceRecord.modules``), so reflection reads exactly those."""
+    it carried (``TraceRecord.modules``), so reflection reads exactly those.
+
+    ``read``: the modules whose prompt could have shaped this rollout (a FunctionSystem records
+    the prompts its function read; a LangGraph rollout, those its model calls carried); None
+    when the system cannot tell. A candidate that differs only in other prompts would have run
+    exactly this rollout, so it takes this result instead of running again (``reuse.py``)."""
 
     records: list[TraceRecord] = Field(default_factory=list)
     by_prompt: bool = False
+    read: list[str] | None = None
 
     def add(self, kind: str, **fields: Any) -> TraceRecord:
         """Append a record (``TraceRecord`` fields as keywords) and return it."""
@@ -325,14 +331,109 @@ class FunctionSystem(BaseSystem):
         return dict(self._modules)
 
     async def arun(self, candidate: Mapping[str, str], example: Any) -> Rollout:
-        """Call ``fn`` with the candidate's prompts; a raise becomes a failed Rollout that keeps
-        what ``fn`` recorded in its trace."""
+        """Call ``fn`` with the candidate's prompts (a dict that notes which ones it reads:
+        ``Trace.read``); a raise becomes a failed Rollout that keeps what ``fn`` recorded in its
+        trace."""
         trace = Trace()
         kwargs = {"trace": trace} if self._wants_trace else {}
+        prompts = PromptReads(candidate)
         try:
-            value = await call_user(self._fn, dict(candidate), example, **kwargs)
+            value = await call_user(self._fn, prompts, example, **kwargs)
         except Exception as exc:  # keep what the trace recorded (the usage was paid for)
             return failed_rollout(exc, trace)
-        if isinstance(value, Rollout):
-            return value
-        return Rollout(output=value, trace=trace)
+        rollout = value if isinstance(value, Rollout) else Rollout(output=value, trace=trace)
+        if _holds(rollout.output, prompts):  # the metric may read them from the output
+            prompts.read.update(prompts.keys())
+        if rollout.trace.read is None:
+            rollout.trace.read = sorted(prompts.read)
+        return rollout
+
+
+def _holds(value: Any, target: object, depth: int = 0) -> bool:
+    """Whether ``target`` is ``value`` or inside it (containers, dataclasses, objects' fields)."""
+    if value is target:
+        return True
+    if depth > 8 or isinstance(value, str | bytes | int | float | bool | None):
+        return False
+    if isinstance(value, Mapping):
+        items: Iterable[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    else:
+        items = list(getattr(value, "__dict__", {}).values())
+    return any(_holds(item, target, depth + 1) for item in items)
+
+
+class PromptReads(dict[str, str]):
+    """The prompts a FunctionSystem's function receives: a plain dict that notes which ones
+    the function read (``read``). Reading one by name (``[]``, ``get``, ``pop``,
+    ``setdefault``) notes that one; anything that can see every value (iterating, ``items``,
+    ``values``, copying, comparing, printing, pickling) notes them all, so ``read`` never
+    misses a prompt the function could have used."""
+
+    def __init__(self, prompts: Mapping[str, str]) -> None:
+        super().__init__(prompts)
+        self.read: set[str] = set()
+
+    def _all(self) -> None:
+        self.read.update(dict.keys(self))
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.read.add(key)
+        return super().pop(key, *default)
+
+    def setdefault(self, key: str, default: str = "") -> str:
+        self.read.add(key)
+        return super().setdefault(key, default)
+
+    def __iter__(self) -> Any:
+        self._all()
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self._all()
+        return super().items()
+
+    def values(self) -> Any:
+        self._all()
+        return super().values()
+
+    def popitem(self) -> tuple[str, str]:
+        self._all()
+        return super().popitem()
+
+    def copy(self) -> dict[str, str]:
+        self._all()
+        return dict(super().items())
+
+    def __or__(self, other: Any) -> Any:
+        self._all()
+        return dict(super().items()) | other
+
+    def __ror__(self, other: Any) -> Any:
+        self._all()
+        return other | dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._all()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        self._all()
+        return super().__ne__(other)
+
+    def __repr__(self) -> str:
+        self._all()
+        return super().__repr__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self._all()
+        return (dict, (dict(super().items()),))

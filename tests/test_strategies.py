@@ -293,6 +293,9 @@ def test_strategies_given_as_objects_replace_the_named_ones(tmp_path):
         reflection_lm=task.reflection_lm(),
         max_rollouts=150,
         strategies={"parent_selector": chooser},
+        # One proposal at a time: a child being validated is continued without the selector
+        # when proposals overlap, which a loaded machine makes happen.
+        config=gg.OptimizeConfig(parallel_proposals=1),
         run_dir=tmp_path / "r",
         progress=False,
         listeners=[events.append],

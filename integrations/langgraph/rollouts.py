@@ -144,6 +144,12 @@ class Rollouts:
                 retryable=is_transient(exc),
             )
         else:
+            # What could have shaped this run (reuse.py): the modules its model calls carried,
+            # since a prompt in code reaches only the model boundary, and every prompt the
+            # store serves, since the agent reads those itself.
+            carried = {m for call in collector.calls for m in call.modules}
+            stored = {m for m in substitution.prompts if m.startswith(in_store.PREFIX)}
+            collector.trace.read = sorted(carried | stored)
             rollout = Rollout(output=output, trace=collector.trace)
         finally:
             if getattr(graph, "checkpointer", None) is not getattr(
