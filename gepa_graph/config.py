@@ -206,6 +206,12 @@ class OptimizeConfig(BaseModel):
         description="strict_improvement: the child's minibatch sum beats the parent's; "
         "confident_improvement: by more than the repeats' standard error (score_repeats > 1)",
     )
+    staged_minibatch: bool = Field(
+        False,
+        description="a child runs first the minibatch examples where its parent scored below "
+        "the top of score_range (the only ones where it can gain) and stops there when even the "
+        "top score on the rest would not pass the acceptance (score_range None: off)",
+    )
 
     @model_validator(mode="after")
     def _guidance_is_usable(self) -> OptimizeConfig:
