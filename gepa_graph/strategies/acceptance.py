@@ -69,10 +69,12 @@ def best_case(
     and no spread (its ``repeats`` values all at the top), keyed as the baseline's results in
     the same order: the completion most favourable to the child. An acceptance that rejects it
     rejects every completion (StrictImprovement: the sum can only fall; ConfidentImprovement:
-    and the pooled noise only rise), so the child can stop there."""
+    nor can the standard error), so the child can stop there."""
     samples = [top] * repeats if repeats > 1 else []
     return [
-        result or EvalResult(example_key=base.example_key, score=top, samples=samples)
+        EvalResult(example_key=base.example_key, score=top, samples=samples)
+        if result is None
+        else result
         for result, base in zip(results, baseline, strict=True)
     ]
 
