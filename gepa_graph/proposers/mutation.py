@@ -1,6 +1,8 @@
 """GEPA's reflective mutation as a proposer: a parent runs a minibatch, the reflection LM reads
 each chosen module's own traces and rewrites it, and the child that beats its parent on the same
-minibatch is validated.
+minibatch is validated. With ``staged_minibatch`` (the default) a child runs first where its
+parent fell short of the top score, and is rejected there when even the top score on the rest
+could not make it pass (``_child_minibatch``): most children lose, and they lose cheaper.
 
 A child that won its minibatch is continued at once, while it is still being validated (as
 sequential GEPA would most likely continue from the child it just accepted): the continuation's
