@@ -43,6 +43,7 @@ ECONOMY: dict[str, dict[str, Any]] = {
         f"gg validation={name}": {"validation": name}
         for name in ("parent_test", "best_bound", "predicted", "lazy")
     },
+    "gg without staged_minibatch": {"staged_minibatch": False},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     **ECONOMY,

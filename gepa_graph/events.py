@@ -103,7 +103,8 @@ class MinibatchEvaluated(Event):
     """A parent or child ran on a minibatch: the example keys and their scores.
 
     Fields: ``iteration`` (the proposal's number), ``candidate_id`` (the candidate that ran),
-    ``role`` ("parent" or "child"), ``example_keys`` and ``scores`` (in the same order).
+    ``role`` ("parent" or "child"), ``example_keys`` and ``scores`` (in the same order). A
+    child stopped early (``staged_minibatch``) has only the examples it ran.
     """
 
     iteration: int

@@ -60,7 +60,8 @@ def catching_up_run(budget: int = 400):
     from tests.test_steady_state import SleepySystem
 
     task = RuleTask(n_types=8, modules=("a", "b"))
-    config = gg.OptimizeConfig(seed=6, concurrency=16, max_rollouts=budget)
+    # Unstaged minibatches: the trajectory where both ways of catching up happen.
+    config = gg.OptimizeConfig(seed=6, concurrency=16, max_rollouts=budget, staged_minibatch=False)
     system, store, budget_ = SleepySystem(task), RunStore(None), Budget(config)
     reflect = task.reflection_lm()
 

@@ -241,8 +241,12 @@ def test_a_child_being_validated_is_continued_at_once_and_its_verdict_is_awaited
             progress=False,
             seed_prompts={"instructions": "Base. rule-0. rule-1. rule-2."},
             listeners=[events.append],
-            config=gg.OptimizeConfig(
-                seed=1, max_rollouts=300, concurrency=12, validation="screening"
+            config=gg.OptimizeConfig(  # unstaged minibatches: the timing this scenario needs
+                seed=1,
+                max_rollouts=300,
+                concurrency=12,
+                validation="screening",
+                staged_minibatch=False,
             ),
         )
     )

@@ -1,6 +1,8 @@
 """GEPA's reflective mutation as a proposer: a parent runs a minibatch, the reflection LM reads
 each chosen module's own traces and rewrites it, and the child that beats its parent on the same
-minibatch is validated.
+minibatch is validated. With ``staged_minibatch`` (the default) a child runs first where its
+parent fell short of the top score, and is rejected there when even the top score on the rest
+could not make it pass (``_child_minibatch``): most children lose, and they lose cheaper.
 
 A child that won its minibatch is continued at once, while it is still being validated (as
 sequential GEPA would most likely continue from the child it just accepted): the continuation's
@@ -36,6 +38,7 @@ from gepa_graph.proposers.base import MinibatchRun, Outcome, ProposerView, Told,
 from gepa_graph.proposers.reflective import ReflectiveProposer
 from gepa_graph.reflection import InvalidProposal
 from gepa_graph.strategies import ProposalOutcome
+from gepa_graph.strategies.acceptance import best_case
 
 if TYPE_CHECKING:
     from gepa_graph.evaluation import EvalResult
@@ -258,16 +261,48 @@ class ReflectiveMutation:
         if view.is_duplicate(child.id):
             outcome.rejection = self._duplicate(proposal, child)
             return outcome
-        child_results = await view.evaluate(child, minibatch)
-        outcome.child_minibatch = MinibatchRun(child, minibatch, child_results)
+        ran, child_results, stopped = await self._child_minibatch(child, minibatch, base_results)
+        outcome.child_minibatch = MinibatchRun(child, [minibatch[i] for i in ran], child_results)
         proposal.status = "passed"
-        reason = view.strategies.acceptance.reject_reason(base_results, child_results)
+        reason = stopped or view.strategies.acceptance.reject_reason(base_results, child_results)
         if reason is not None:
             outcome.rejection = ("not_better_on_minibatch", reason, shown(texts))
-            proposal.status = _lost(base_results, child_results)
+            proposal.status = _lost([base_results[i] for i in ran], child_results)
         elif self.catch_up and base is parent:
             await self._screen(proposal, outcome, texts)
         return outcome
+
+    async def _child_minibatch(
+        self, child: Candidate, minibatch: list[Example], baseline: Sequence[EvalResult]
+    ) -> tuple[list[int], list[EvalResult], str | None]:
+        """The child's minibatch: the positions it ran, their results, and why it stopped
+        early (None: it ran them all).
+
+        With ``staged_minibatch`` it runs first the examples where its baseline scored below
+        the top score, the only ones where it can gain, and the rest only if it could still
+        pass the acceptance with the top score on all of them (``best_case``); one wave when
+        every example or none is such a gain example."""
+        view, bounds = self.view, self.view.config.score_range
+        everything = list(range(len(minibatch)))
+        gains = [i for i, r in enumerate(baseline) if bounds and r.score < bounds[1]]
+        if not view.config.staged_minibatch or not bounds or len(gains) in (0, len(minibatch)):
+            return everything, await view.evaluate(child, minibatch), None
+        top = bounds[1]
+        first = dict(zip(gains, await view.evaluate(child, [minibatch[i] for i in gains])))
+        hoped = best_case(
+            [first.get(i) for i in everything], baseline, top, view.config.score_repeats
+        )
+        reason = view.strategies.acceptance.reject_reason(baseline, hoped)
+        if reason is not None:
+            rest = len(minibatch) - len(gains)
+            detail = (
+                f"stopped after {len(gains)} of {len(minibatch)} examples: at best (the top "
+                f"score on the {rest} not run) {reason}"
+            )
+            return gains, list(first.values()), detail
+        others = [i for i in everything if i not in first]
+        first.update(zip(others, await view.evaluate(child, [minibatch[i] for i in others])))
+        return everything, [first[i] for i in everything], None
 
     async def _screen(self, proposal: _Proposal, outcome: Outcome, texts: dict[str, str]) -> None:
         """Reject a minibatch winner that does not also beat the best newer descendant of its

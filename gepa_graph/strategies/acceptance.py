@@ -62,6 +62,23 @@ class ConfidentImprovement:
         )
 
 
+def best_case(
+    results: Sequence[EvalResult | None], baseline: Sequence[EvalResult], top: float, repeats: int
+) -> list[EvalResult]:
+    """A child's minibatch results with each example not yet run (None) at the ``top`` score
+    and no spread (its ``repeats`` values all at the top), keyed as the baseline's results in
+    the same order: the completion most favourable to the child. An acceptance that rejects it
+    rejects every completion (StrictImprovement: the sum can only fall; ConfidentImprovement:
+    nor can the standard error), so the child can stop there."""
+    samples = [top] * repeats if repeats > 1 else []
+    return [
+        EvalResult(example_key=base.example_key, score=top, samples=samples)
+        if result is None
+        else result
+        for result, base in zip(results, baseline, strict=True)
+    ]
+
+
 ACCEPTANCES: dict[str, type[Acceptance]] = {
     "strict_improvement": StrictImprovement,
     "confident_improvement": ConfidentImprovement,
