@@ -44,6 +44,8 @@ ECONOMY: dict[str, dict[str, Any]] = {
         for name in ("parent_test", "best_bound", "predicted", "lazy")
     },
     "gg without staged_minibatch": {"staged_minibatch": False},
+    "gg regression_screen=3": {"regression_screen": 3},
+    "gg regression_screen=6": {"regression_screen": 6},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     **ECONOMY,

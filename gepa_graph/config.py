@@ -71,6 +71,12 @@ class OptimizeConfig(BaseModel):
         "FunctionSystem notes what its function reads; a LangGraph rollout, the prompts its "
         "model calls carried): exact, as the rollout never saw the prompts they differ in",
     )
+    regression_screen: int = Field(
+        0,
+        ge=0,
+        description="a child that won its minibatch also runs this many training examples its "
+        "parent is known to get right, and must still win on them together before validation",
+    )
     catch_up: bool = Field(
         False,
         description="a proposal whose pool changed while it ran is rebased onto a better newer "

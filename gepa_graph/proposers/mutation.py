@@ -25,12 +25,13 @@ children it proposed, and the children being validated that it has not yet conti
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gepa_graph import pareto
-from gepa_graph.candidate import Candidate
+from gepa_graph.candidate import Candidate, content_id
 from gepa_graph.example import Example
 from gepa_graph.lineage import ancestors
 from gepa_graph.lm import LMCallFailed
@@ -104,7 +105,7 @@ class ReflectiveMutation:
         if key in self.reflected and not alone:
             return None
         parent_runs = len(minibatch) - len(view.known(parent.id, minibatch))
-        worst = parent_runs + len(minibatch) + len(view.valset)
+        worst = parent_runs + len(minibatch) + view.config.regression_screen + len(view.valset)
         if self.catch_up:
             worst += len(minibatch)  # a newer rival's minibatch
         if room is not None and worst > room:
@@ -200,6 +201,22 @@ class ReflectiveMutation:
         texts = {m: child.prompts[m] for m in child.changed_modules}
         return ("duplicate_candidate", f"same prompts as {child.id}", shown(texts))
 
+    def _can_gain(self, modules: tuple[str, ...], results: Sequence[EvalResult]) -> tuple[str, ...]:
+        """The modules whose rewrite could win this minibatch: those read by a rollout the
+        parent fell short of the top score on. A rollout that never read a module runs the
+        same for the child (reuse.py), and one at the top cannot rise, so a rewrite of any
+        other module could at best tie: its reflection call would be spent for nothing. Every
+        module when that cannot be known (reuse off, no top score, a failed rollout, a system
+        that cannot say what it read)."""
+        config = self.view.config
+        if not config.reuse_rollouts or config.score_range is None:
+            return modules
+        short = [r for r in results if r.score < config.score_range[1]]
+        if any(r.error is not None or r.trace.read is None for r in short):
+            return modules
+        read = {module for r in short for module in r.trace.read or ()}
+        return tuple(module for module in modules if module in read)
+
     async def _propose(self, proposal: _Proposal) -> Outcome:
         """Parent minibatch, reflection(s), child minibatch."""
         view, parent, minibatch = self.view, proposal.parent, proposal.minibatch
@@ -210,6 +227,13 @@ class ReflectiveMutation:
             r.score >= view.config.perfect_score for r in parent_results
         ):
             outcome.rejection = ("parent_perfect_on_minibatch", "nothing to learn from", None)
+            proposal.status = "skipped"
+            return outcome
+        modules = self._can_gain(proposal.modules, parent_results)
+        if not modules:
+            names = ", ".join(proposal.modules)
+            detail = f"no rollout its parent fell short on read {names}: no rewrite could win"
+            outcome.rejection = ("unread_where_parent_failed", detail, None)
             proposal.status = "skipped"
             return outcome
         proposal.status = "invalid"  # until a child runs its minibatch
@@ -232,7 +256,7 @@ class ReflectiveMutation:
                         parent_results,
                         self.attempts.get((parent.id, module), [])[-keep:] if keep else (),
                     )
-                    for module in proposal.modules
+                    for module in modules
                 )
             )
         except LMCallFailed as exc:
@@ -240,7 +264,7 @@ class ReflectiveMutation:
             outcome.rejection = ("reflection_failed", str(exc), None)
             return outcome
         await view.turn()
-        outcome.reflections = list(zip(proposal.modules, replies, strict=True))
+        outcome.reflections = list(zip(modules, replies, strict=True))
         texts: dict[str, str] = {}
         invalid: InvalidProposal | None = None
         for module, reflection in outcome.reflections:
@@ -268,9 +292,55 @@ class ReflectiveMutation:
         if reason is not None:
             outcome.rejection = ("not_better_on_minibatch", reason, shown(texts))
             proposal.status = _lost([base_results[i] for i in ran], child_results)
+            return outcome
+        regressed = await self._regressions(base, child, minibatch, base_results, child_results)
+        if regressed is not None:
+            outcome.rejection = ("regressed_on_screen", regressed, shown(texts))
+            proposal.status = "worse"
         elif self.catch_up and base is parent:
             await self._screen(proposal, outcome, texts)
         return outcome
+
+    async def _regressions(
+        self,
+        base: Candidate,
+        child: Candidate,
+        minibatch: list[Example],
+        base_results: list[EvalResult],
+        child_results: list[EvalResult],
+    ) -> str | None:
+        """With ``regression_screen`` = k: a minibatch winner also runs k training examples
+        its baseline is known to get right (the only ones where a rewrite can break something;
+        free for the baseline) and must still pass the acceptance on the minibatch and those
+        together; why not, or None. Examples whose known rollout never read the rewritten
+        modules are left out (they run the same: reuse.py); the k are fixed by the child's id,
+        not a random draw, so a replayed run picks the same."""
+        view, k = self.view, self.view.config.regression_screen
+        bounds = view.config.score_range
+        if not k or bounds is None:
+            return None
+        changed = {m for m in child.prompts if child.prompts[m] != base.prompts.get(m)}
+        taken = {ex.uid for ex in minibatch}
+        known = view.known(base.id, view.trainset)
+        passed = [
+            ex
+            for ex in view.trainset
+            if ex.uid not in taken and known.get(ex.key, -math.inf) >= bounds[1]
+        ]
+        results = dict(zip((ex.uid for ex in passed), await view.evaluate(base, passed)))
+        reads = {uid: result.trace.read for uid, result in results.items()}
+        exposed = [ex for ex in passed if (read := reads[ex.uid]) is None or changed & set(read)]
+        exposed.sort(key=lambda ex: content_id({"c": child.id, "e": ex.uid}))
+        screen = exposed[:k]
+        if not screen:
+            return None
+        child_screen = await view.evaluate(child, screen)
+        reason = view.strategies.acceptance.reject_reason(
+            [*base_results, *(results[ex.uid] for ex in screen)], [*child_results, *child_screen]
+        )
+        if reason is None:
+            return None
+        return f"on its minibatch and {len(screen)} examples its parent gets right: {reason}"
 
     async def _child_minibatch(
         self, child: Candidate, minibatch: list[Example], baseline: Sequence[EvalResult]
