@@ -114,7 +114,8 @@ def test_hung_user_code_does_not_hang_optimize(case, tmp_path, release):
     system = (
         _hang_on_child(release, spec["system"])
         if "system" in spec
-        else gg.FunctionSystem(modules={"m": "seed"}, fn=lambda prompts, example: "x")
+        # The prompt is read, so a rewrite could change the output and is reflected on.
+        else gg.FunctionSystem(modules={"m": "seed"}, fn=lambda prompts, example: prompts["m"])
     )
 
     def metric(example, prediction):

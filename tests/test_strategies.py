@@ -192,7 +192,8 @@ def test_never_reflects_twice_on_the_same_parent_module_and_minibatch(tmp_path, 
     events = []
     lm = ScriptedReflectionLM(lambda current, prompt: "same")
     result = gg.optimize(
-        gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: "x"),
+        # The prompt is read (a rewrite could matter), so every proposal is reflected on.
+        gg.FunctionSystem(modules={"m": "p"}, fn=lambda prompts, example: prompts["m"]),
         data,
         metric=lambda example, prediction: 0.0,
         reflection_lm=lm,
