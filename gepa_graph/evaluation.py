@@ -90,10 +90,11 @@ class Evaluator:
 
     It caches every result by (candidate id, example uid: see Example), so a candidate never
     runs twice on an example and a training and a validation example that share an id never
-    share a score, takes a result from another candidate that agrees with it on every prompt
-    that rollout read instead of running it (``config.reuse_rollouts``: reuse.py), and takes
-    rollouts a killed run already journaled (``journaled``) instead of running them again. ``pending``, ``running`` and ``busy_seconds`` are what the engine
-    reads to fill slots and report their utilisation.
+    share a score. It takes a result from another candidate that agrees with it on every
+    prompt that rollout read instead of running it (``config.reuse_rollouts``: reuse.py), and
+    rollouts a killed run already journaled (``journaled``) instead of running them again.
+    ``pending``, ``running`` and ``busy_seconds`` are what the engine reads to fill slots and
+    report their utilisation.
     """
 
     def __init__(
