@@ -10,7 +10,7 @@ task and configuration, as mean ± sd over seeds, is the winner's *true* (noise-
 the validation and test sets, the judged validation score it was chosen on, rollouts and
 metric calls, and the candidates that joined the pool.
 
-    python -m benchmarks.noisy_metric --seeds 10          # the table in benchmarks/README.md
+    python -m benchmarks.noisy_metric --seeds 20          # the table in benchmarks/README.md
     python -m benchmarks.noisy_metric --quick             # seconds, for the tests
 """
 
@@ -29,6 +29,7 @@ from benchmarks.rule_family import FAMILY, RuleTask
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "repeats 1, strict (default)": {},
+    "repeats 1, strict, unstaged minibatch": {"staged_minibatch": False},
     "repeats 3, strict": {"score_repeats": 3},
     "repeats 3, confident": {"score_repeats": 3, "acceptance": "confident_improvement"},
     "repeats 5, confident": {"score_repeats": 5, "acceptance": "confident_improvement"},

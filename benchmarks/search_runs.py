@@ -37,7 +37,7 @@ BASELINE: dict[str, Any] = {
 }
 # Issue 22's validation economy: each policy on top of the defaults, and the defaults before it.
 ECONOMY: dict[str, dict[str, Any]] = {
-    "gg previous defaults": {"validation": "full", "reuse_rollouts": False},
+    "gg previous defaults": {"reuse_rollouts": False, "staged_minibatch": False},
     "gg reuse off": {"reuse_rollouts": False},
     **{
         f"gg validation={name}": {"validation": name}
