@@ -201,6 +201,14 @@ class ReflectiveMutation:
         texts = {m: child.prompts[m] for m in child.changed_modules}
         return ("duplicate_candidate", f"same prompts as {child.id}", shown(texts))
 
+    def _below_top(self, results: Sequence[EvalResult]) -> tuple[float, list[int]] | None:
+        """The top score and the positions of the results below it, the only ones a rewrite
+        can raise; None without a ``score_range`` (no top to compare with)."""
+        bounds = self.view.config.score_range
+        if bounds is None:
+            return None
+        return bounds[1], [i for i, r in enumerate(results) if r.score < bounds[1]]
+
     def _can_gain(self, modules: tuple[str, ...], results: Sequence[EvalResult]) -> tuple[str, ...]:
         """The modules whose rewrite could win this minibatch: those read by a rollout the
         parent fell short of the top score on. A rollout that never read a module runs the
@@ -208,10 +216,10 @@ class ReflectiveMutation:
         other module could at best tie: its reflection call would be spent for nothing. Every
         module when that cannot be known (reuse off, no top score, a failed rollout, a system
         that cannot say what it read)."""
-        config = self.view.config
-        if not config.reuse_rollouts or config.score_range is None:
+        below = self._below_top(results)
+        if not self.view.config.reuse_rollouts or below is None:
             return modules
-        short = [r for r in results if r.score < config.score_range[1]]
+        short = [results[i] for i in below[1]]
         if any(r.error is not None or r.trace.read is None for r in short):
             return modules
         read = {module for r in short for module in r.trace.read or ()}
@@ -319,7 +327,7 @@ class ReflectiveMutation:
         bounds = view.config.score_range
         if not k or bounds is None:
             return None
-        changed = {m for m in child.prompts if child.prompts[m] != base.prompts.get(m)}
+        changed = set(child.changed_modules)
         taken = {ex.uid for ex in minibatch}
         known = view.known(base.id, view.trainset)
         passed = [
@@ -352,12 +360,11 @@ class ReflectiveMutation:
         the top score, the only ones where it can gain, and the rest only if it could still
         pass the acceptance with the top score on all of them (``best_case``); one wave when
         every example or none is such a gain example."""
-        view, bounds = self.view, self.view.config.score_range
+        view = self.view
         everything = list(range(len(minibatch)))
-        gains = [i for i, r in enumerate(baseline) if bounds and r.score < bounds[1]]
-        if not view.config.staged_minibatch or not bounds or len(gains) in (0, len(minibatch)):
+        top, gains = self._below_top(baseline) or (0.0, [])  # no top: one wave
+        if not view.config.staged_minibatch or len(gains) in (0, len(minibatch)):
             return everything, await view.evaluate(child, minibatch), None
-        top = bounds[1]
         first = dict(zip(gains, await view.evaluate(child, [minibatch[i] for i in gains])))
         hoped = best_case(
             [first.get(i) for i in everything], baseline, top, view.config.score_repeats
