@@ -28,12 +28,14 @@ from benchmarks.rule_family import FAMILY, RuleTask
 # Engine settings compared: proposals in flight at most (the default: concurrency /
 # (2 x minibatch_size), 3 at C=16; 1: the sequential GEPA loop; 6 = concurrency / minibatch_size
 # at C=16, every slot able to run a minibatch; catch_up: a proposal whose pool changed while it
-# ran is rebased onto, or screened against, a better newer sibling).
+# ran is rebased onto, or screened against, a better newer sibling; cancel_stale off: proposals
+# whose parent was superseded while they ran go on to the end, as before issue 22).
 SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "sequential": {"parallel_proposals": 1},
     "in flight <= 6": {"parallel_proposals": 6},
     "catch_up": {"catch_up": True},
+    "cancel_stale off": {"cancel_stale": False},
 }
 
 

@@ -35,6 +35,7 @@ class FakeSearch(SimpleNamespace):
             modules=["a", "b"],
             candidates={},
             scores={},
+            exhausted=set(),
         )
         self.outcomes = outcomes or {}  # candidate id -> example key -> score
         self.cache = cache or {}  # candidate id -> example key -> score

@@ -61,7 +61,14 @@ def catching_up_run(budget: int = 400):
 
     task = RuleTask(n_types=8, modules=("a", "b"))
     # Unstaged minibatches: the trajectory where both ways of catching up happen.
-    config = gg.OptimizeConfig(seed=6, concurrency=16, max_rollouts=budget, staged_minibatch=False)
+    # Stale proposals not cancelled: catching up is what handles them here.
+    config = gg.OptimizeConfig(
+        seed=6,
+        concurrency=16,
+        max_rollouts=budget,
+        staged_minibatch=False,
+        cancel_stale=False,
+    )
     system, store, budget_ = SleepySystem(task), RunStore(None), Budget(config)
     reflect = task.reflection_lm()
 

@@ -193,7 +193,7 @@ def test_room_below_a_merges_worst_case_plans_no_merge():
 
 
 def test_screening_rejects_a_child_a_newer_sibling_already_beats_on_its_minibatch():
-    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0, cancel_stale=False)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0]")
     proposer.catch_up = True
@@ -210,7 +210,7 @@ def test_screening_rejects_a_child_a_newer_sibling_already_beats_on_its_minibatc
 
 def test_screening_lets_through_a_child_that_beats_the_newer_sibling_too():
     # The sibling rewrote the same module, so the child cannot be rebased onto it.
-    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0, cancel_stale=False)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0] [t1] [t2]")
     proposer.catch_up = True
@@ -219,7 +219,7 @@ def test_screening_lets_through_a_child_that_beats_the_newer_sibling_too():
     outcome = asyncio.run(work.run())
     assert outcome.rejection is None and outcome.child is not None
     # Without a newer sibling nothing extra runs: parent and child minibatches only.
-    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0, cancel_stale=False)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0] [t1] [t2]")
     proposer.catch_up = True
@@ -227,8 +227,30 @@ def test_screening_lets_through_a_child_that_beats_the_newer_sibling_too():
     assert asyncio.run(work.run()).rejection is None and len(view.ran) == 2
 
 
-def test_rebasing_applies_the_rewrite_to_a_newer_sibling_that_left_its_module_alone():
+def test_a_proposal_whose_parent_a_newer_sibling_dominates_is_cancelled_before_reflecting():
     view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view.join(SEED)
+    proposer, lm = mutation(lambda current: current + " [t0]")
+    work = proposer.ask(view, None, True)
+    view.join(SEED.mutate_many({"b": "seed b [v0]"}))  # joined while it ran: SEED is dominated
+    outcome = asyncio.run(work.run())
+    assert outcome.rejection[0] == "parent_superseded" and outcome.child is None
+    assert not lm.calls and [(c, sorted(keys)) for c, keys in view.ran] == [
+        (SEED.id, ["t0", "t1", "t2"])  # its minibatch only
+    ]
+    # Not reflected on after all: the same proposal from SEED is not "already reflected".
+    assert not proposer.reflected
+    # A sibling that leaves SEED on a front of its own does not supersede it.
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0)
+    view.join(SEED.mutate_many({"a": "seed a [v1]"}))
+    proposer, lm = mutation(lambda current: current + " [t0]")
+    work = proposer.ask(view, None, True)
+    view.join(SEED.mutate_many({"b": "seed b [v0]"}))
+    assert asyncio.run(work.run()).rejection is None and lm.calls
+
+
+def test_rebasing_applies_the_rewrite_to_a_newer_sibling_that_left_its_module_alone():
+    view = FakeView(["t0", "t1", "t2"], ["v0", "v1"], minibatch_size=3, seed=0, cancel_stale=False)
     view.join(SEED)
     proposer, _ = mutation(lambda current: current + " [t0]")
     proposer.catch_up = True

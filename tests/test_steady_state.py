@@ -247,6 +247,7 @@ def test_a_child_being_validated_is_continued_at_once_and_its_verdict_is_awaited
                 concurrency=12,
                 validation="screening",
                 staged_minibatch=False,
+                cancel_stale=False,  # continuations run to the end (test_cancel_stale.py: not)
             ),
         )
     )

@@ -110,6 +110,17 @@ class ParentSelector(Protocol):
 
 
 @runtime_checkable
+class Selectable(Protocol):
+    """A parent selector that can say which candidates it could pick now: what lets a proposal
+    in flight notice that its parent has been superseded (``OptimizeConfig.cancel_stale``).
+    Optional: a selector without it never makes a proposal stale."""
+
+    def selectable(self, search: Search) -> set[str]:
+        """The ids ``select`` could return on the search as it is now."""
+        ...
+
+
+@runtime_checkable
 class ModuleSelector(Protocol):
     """Chooses which module(s) a proposal rewrites, learning from how earlier proposals ended."""
 

@@ -24,6 +24,12 @@ class ParetoSelector:
         scores = {cid: search.scores[cid] for cid in order}
         return search.candidates[pareto.sample_parent(scores, search.val_keys, order, search.rng)]
 
+    def selectable(self, search: Search) -> set[str]:
+        """The surviving front candidates among those not exhausted."""
+        order = _open(search)
+        scores = {cid: search.scores[cid] for cid in order}
+        return set(pareto.nondominated(scores, search.val_keys, order))
+
 
 class CurrentBestSelector:
     """Always the best mean: greedy hill climbing."""
@@ -31,6 +37,10 @@ class CurrentBestSelector:
     def select(self, search: Search) -> Candidate:
         """The candidate with the best mean."""
         return search.candidates[search.best_id]
+
+    def selectable(self, search: Search) -> set[str]:
+        """The best only."""
+        return {search.best_id}
 
 
 SELECTORS: dict[str, type[ParentSelector]] = {
