@@ -274,7 +274,8 @@ class ReflectiveMutation:
             proposal.status = "skipped"
             return outcome
         if self._cancelled(proposal, outcome, None):
-            self.reflected.discard(proposal.key)  # not reflected on after all
+            if not proposal.repeat:
+                self.reflected.discard(proposal.key)  # not reflected on after all
             return outcome
         modules = self._can_gain(proposal.modules, parent_results)
         if not modules:
