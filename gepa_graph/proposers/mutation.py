@@ -72,6 +72,7 @@ class _Proposal:
     outcome: Outcome | None = None
     validating: bool = False  # its child's validation started (its verdict is awaited)
     status: str = "passed"  # for the module selector: skipped, invalid, tied, worse, passed
+    cancelled: bool = False  # its parent was superseded while it ran (cancel_stale)
     implicated: tuple[str, ...] = ()
 
 
@@ -195,7 +196,7 @@ class ReflectiveMutation:
         outcome = proposal.outcome = await self._propose(proposal)
         child = outcome.child
         outcome.productive = proposal.fresh or outcome.child_minibatch is not None
-        if outcome.rejection is not None and outcome.rejection[0] == "parent_superseded":
+        if proposal.cancelled:
             return outcome  # says nothing of what its parent can still bring
         outcome.novel = proposal.fresh or (child is not None and child.id not in self.proposed)
         outcome.after = proposal.parent_verdict
@@ -229,7 +230,7 @@ class ReflectiveMutation:
         else:
             return False
         outcome.rejection = ("parent_superseded", why, shown(texts or {}))
-        proposal.status = "skipped"
+        proposal.status, proposal.cancelled = "skipped", True
         return True
 
     def _duplicate(self, proposal: _Proposal, child: Candidate) -> tuple[str, str, str | None]:

@@ -7,10 +7,10 @@ from gepa_graph.candidate import Candidate
 from gepa_graph.strategies.base import ParentSelector, Search
 
 
-def _open(search: Search) -> list[str]:
-    """Pool candidates in order, without the exhausted ones (unless all are)."""
-    order = [cid for cid in search.scores if cid not in search.exhausted]
-    return order or list(search.scores)
+def _open(search: Search) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Pool candidates in order, without the exhausted ones (unless all are), and their scores."""
+    order = [cid for cid in search.scores if cid not in search.exhausted] or list(search.scores)
+    return order, {cid: search.scores[cid] for cid in order}
 
 
 class ParetoSelector:
@@ -20,14 +20,12 @@ class ParetoSelector:
 
     def select(self, search: Search) -> Candidate:
         """A front candidate among those not exhausted, drawn with ``search.rng``."""
-        order = _open(search)
-        scores = {cid: search.scores[cid] for cid in order}
+        order, scores = _open(search)
         return search.candidates[pareto.sample_parent(scores, search.val_keys, order, search.rng)]
 
     def selectable(self, search: Search) -> set[str]:
         """The surviving front candidates among those not exhausted."""
-        order = _open(search)
-        scores = {cid: search.scores[cid] for cid in order}
+        order, scores = _open(search)
         return set(pareto.nondominated(scores, search.val_keys, order))
 
 
