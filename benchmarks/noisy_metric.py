@@ -68,7 +68,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         who = gg.Candidate(prompts=prompts).id
         return {"candidate": who, "answer": task.student(prompts, example)}
 
-    config = gg.OptimizeConfig(seed=job["seed"], max_rollouts=job["budget"], **job["options"])
+    # One proposal at a time, as in benchmark 1: with instant rollouts a second proposal would
+    # start only when the first outlasts the runner's 0.1 s, so the rows would follow the load.
+    config = gg.OptimizeConfig(
+        seed=job["seed"], max_rollouts=job["budget"], parallel_proposals=1, **job["options"]
+    )
     with tempfile.TemporaryDirectory(prefix="gg-noisy-") as tmp:
         result = gg.optimize(
             gg.FunctionSystem(modules=task.seed_prompts(), fn=answer),
