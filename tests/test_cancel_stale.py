@@ -2,7 +2,6 @@
 selector would no longer pick, or whose parent being validated did not join, stops before its
 next paid step, on the virtual clock with proposals in flight."""
 
-import asyncio
 from collections import defaultdict
 
 import gepa_graph as gg
@@ -10,10 +9,9 @@ from gepa_graph.candidate import Candidate
 from gepa_graph.events import MinibatchEvaluated, ProposalRejected, ReflectionCalled
 from gepa_graph.strategies import CurrentBestSelector, ParetoSelector, Selectable, Verdict
 from gepa_graph.strategies.base import scores_of
-from gepa_graph.testing.clock import run_on_virtual_clock
 from gepa_graph.testing.rules import RuleTask
 from tests.fake_search import FakeSearch
-from tests.test_steady_state import SleepySystem
+from tests.test_steady_state import optimize_on_clock
 
 
 def pool(search: FakeSearch, vectors: dict[str, dict[str, float]]) -> None:
@@ -48,31 +46,16 @@ def test_selectable_is_what_select_can_draw_and_never_a_dominated_candidate():
 
 def run(strategies=None, **config):
     """The two-module rule task with proposals in flight on the virtual clock: events, result,
-    and the rollouts the system ran."""
+    and the system (with the rollouts it ran). Reflections take 2 s, so proposals are still
+    reflecting when a sibling joins."""
     task = RuleTask(n_types=8, modules=("a", "b"))
-    system = SleepySystem(task)
-    reflect = task.reflection_lm()
-    events: list = []
-
-    async def reflection_lm(prompt):
-        await asyncio.sleep(2.0)  # proposals are still reflecting when a sibling joins
-        return reflect(prompt)
-
-    async def metric(example, prediction, trace=None):
-        return task.metric(example, prediction, trace)
-
-    result = run_on_virtual_clock(
-        gg.aoptimize(
-            system,
-            task.examples(24, seed=1, prefix="t"),
-            task.examples(16, seed=2, prefix="v"),
-            metric=metric,
-            reflection_lm=reflection_lm,
-            progress=False,
-            listeners=[events.append],
-            strategies=strategies,
-            config=gg.OptimizeConfig(seed=6, concurrency=32, max_rollouts=400, **config),
-        )
+    system, result, events, _ = optimize_on_clock(
+        task,
+        None,
+        reflection_s=2.0,
+        sizes=(24, 16),
+        strategies=strategies,
+        **{"seed": 6, "concurrency": 32, "max_rollouts": 400, **config},
     )
     return events, result, system
 

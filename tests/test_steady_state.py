@@ -38,13 +38,18 @@ class SleepySystem(gg.FunctionSystem):
         return self.task.answer(prompts, example, trace)
 
 
-def optimize_on_clock(task, run_dir, **config):
+def optimize_on_clock(
+    task, run_dir, *, reflection_s=0.3, sizes=(18, 12), strategies=None, **config
+):
+    """Optimize the rule task on the virtual clock: every reflection takes ``reflection_s``,
+    ``sizes`` are the training and validation examples, ``config`` overrides seed 3 and a
+    budget of 220 rollouts. The system, the result, the events and the virtual seconds."""
     system = SleepySystem(task)
     reflect = task.reflection_lm()
     events = []
 
     async def reflection_lm(prompt):
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(reflection_s)
         return reflect(prompt)
 
     async def metric(example, prediction, trace=None):
@@ -55,14 +60,15 @@ def optimize_on_clock(task, run_dir, **config):
         started = loop.time()
         result = await gg.aoptimize(
             system,
-            task.examples(18, seed=1, prefix="t"),
-            task.examples(12, seed=2, prefix="v"),
+            task.examples(sizes[0], seed=1, prefix="t"),
+            task.examples(sizes[1], seed=2, prefix="v"),
             metric=metric,
             reflection_lm=reflection_lm,
             run_dir=run_dir,
             progress=False,
             listeners=[events.append],
-            config=gg.OptimizeConfig(seed=3, max_rollouts=220, **config),
+            strategies=strategies,
+            config=gg.OptimizeConfig(**{"seed": 3, "max_rollouts": 220, **config}),
         )
         return result, loop.time() - started
 
